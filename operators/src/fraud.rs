@@ -1,0 +1,184 @@
+//! The fraud rule of SPEC §2, as Flink's walkthrough `FraudDetector` writes it.
+//!
+//! For each account, a transaction `L` raises an alert iff `L.amount > 500.00`, the
+//! transaction `S` immediately before it has `S.amount < 1.00`, and `L.ts − S.ts ≤ 60 s`.
+//! State machine: a small transaction sets a flag and a timer at `S.time + 60 000`; any
+//! transaction that finds the flag set cleans up (flag and timer); the timer clears the
+//! flag. Because a timer at `T` runs after every record with time `≤ T`, a large
+//! transaction exactly 60 000 ms after the small one alerts and one at 60 001 does not.
+//!
+//! ```
+//! use tidelake_operators::{harness, Event, FraudDetector, Transaction};
+//!
+//! let tx = |seq: u64, ts: u64, amount: f64| Event::new(ts, 0, seq, Transaction::new("7", ts, amount));
+//! // small → large 60 000 ms later alerts; small → large 60 001 ms later does not.
+//! let events = vec![tx(0, 0, 0.99), tx(1, 60_000, 500.01), tx(2, 100_000, 0.5), tx(3, 160_001, 600.0)];
+//! let run = harness::run(FraudDetector::new(), events, 1_000);
+//! assert_eq!(run.side.iter().map(|a| a.ts).collect::<Vec<_>>(), vec![60_000]);
+//! assert_eq!(run.main.iter().filter(|t| t.alert).count(), 1);
+//! ```
+
+use serde::ser::{SerializeStruct, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::keyed_process::{Collector, Context, KeyedProcessFunction};
+use crate::state::{KeyState, ValueState};
+use crate::time::format_millis;
+use crate::transaction::{AccountId, EnrichedTransaction, Transaction};
+
+/// Amounts strictly below this are small.
+pub const SMALL: f64 = 1.00;
+/// Amounts strictly above this are large.
+pub const LARGE: f64 = 500.00;
+/// The longest gap, in ms of rule time, from a small to a large transaction that alerts.
+pub const WINDOW: u64 = 60_000;
+
+/// A small transaction followed by a large one on the same account.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// The account.
+    pub account_id: AccountId,
+    /// Event time of the large transaction (ms).
+    pub ts: u64,
+    /// Event time of the small transaction (ms).
+    pub small_ts: u64,
+    /// The small amount.
+    pub small_amount: f64,
+    /// The large amount.
+    pub large_amount: f64,
+}
+
+/// Alerts serialise as the JSON line of SPEC §1, with RFC 3339 `dt` and `smallDt`.
+impl Serialize for Alert {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Alert", 7)?;
+        s.serialize_field("accountId", &self.account_id)?;
+        s.serialize_field("ts", &self.ts)?;
+        s.serialize_field("dt", &format_millis(self.ts))?;
+        s.serialize_field("smallTs", &self.small_ts)?;
+        s.serialize_field("smallDt", &format_millis(self.small_ts))?;
+        s.serialize_field("smallAmount", &self.small_amount)?;
+        s.serialize_field("largeAmount", &self.large_amount)?;
+        s.end()
+    }
+}
+
+/// The small transaction an account is waiting on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SmallTransaction {
+    /// Event time (ms).
+    pub ts: u64,
+    /// Amount.
+    pub amount: f64,
+}
+
+/// The fraud detector's state per account: Flink's flag state and timer state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FraudState {
+    /// Set by a small transaction: the one a large transaction would pair with.
+    pub flag: ValueState<SmallTransaction>,
+    /// The rule time of the clean-up timer registered with the flag.
+    pub timer: ValueState<u64>,
+}
+
+impl KeyState for FraudState {
+    fn is_empty(&self) -> bool {
+        self.flag.is_empty() && self.timer.is_empty()
+    }
+}
+
+/// The fraud rule: emits every transaction enriched with its verdict on the main output
+/// and an [`Alert`] on the side output for each small-then-large pair.
+#[derive(Clone, Debug, Default)]
+pub struct FraudDetector;
+
+impl FraudDetector {
+    /// The detector with the constants of SPEC §2.
+    pub fn new() -> Self {
+        FraudDetector
+    }
+}
+
+impl KeyedProcessFunction for FraudDetector {
+    type Key = AccountId;
+    type Input = Transaction;
+    type State = FraudState;
+    type Output = EnrichedTransaction;
+    type SideOutput = Alert;
+
+    #[inline]
+    fn key(input: &Transaction) -> &AccountId {
+        &input.account_id
+    }
+
+    #[inline]
+    fn process_element(
+        &mut self,
+        ctx: &mut Context<'_, AccountId, FraudState>,
+        tx: Transaction,
+        out: &mut Collector<'_, EnrichedTransaction, Alert>,
+    ) {
+        let mut alert = false;
+        if let Some(small) = ctx.state().flag.take() {
+            if tx.amount > LARGE {
+                alert = true;
+                out.emit_side(Alert {
+                    account_id: tx.account_id.clone(),
+                    ts: tx.ts,
+                    small_ts: small.ts,
+                    small_amount: small.amount,
+                    large_amount: tx.amount,
+                });
+            }
+            if let Some(time) = ctx.state().timer.take() {
+                ctx.timers().delete(time);
+            }
+        }
+        if tx.amount < SMALL {
+            let time = ctx.timestamp() + WINDOW;
+            ctx.state().flag.update(SmallTransaction {
+                ts: tx.ts,
+                amount: tx.amount,
+            });
+            ctx.state().timer.update(time);
+            ctx.timers().register(time);
+        }
+        out.emit(EnrichedTransaction {
+            account_id: tx.account_id,
+            ts: tx.ts,
+            amount: tx.amount,
+            alert,
+        });
+    }
+
+    fn on_timer(
+        &mut self,
+        ctx: &mut Context<'_, AccountId, FraudState>,
+        _time: u64,
+        _out: &mut Collector<'_, EnrichedTransaction, Alert>,
+    ) {
+        ctx.state().flag.clear();
+        ctx.state().timer.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_json_line_is_the_spec_form() {
+        let alert = Alert {
+            account_id: AccountId::from("3"),
+            ts: 1_546_310_520_000,
+            small_ts: 1_546_308_720_000,
+            small_amount: 0.8,
+            large_amount: 871.15,
+        };
+        assert_eq!(
+            serde_json::to_string(&alert).expect("serialises"),
+            r#"{"accountId":"3","ts":1546310520000,"dt":"2019-01-01T02:42:00.000Z","smallTs":1546308720000,"smallDt":"2019-01-01T02:12:00.000Z","smallAmount":0.8,"largeAmount":871.15}"#
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! The keyed-process API and the timely operator that runs it.
+//!
+//! A rule implements [`KeyedProcessFunction`]: `process_element` for each record,
+//! `on_timer` for each timer it registered, per-key [`KeyState`], and two outputs (main
+//! and side). [`KeyedProcess::keyed_process`] turns a stream of [`Event`]s into those two
+//! output streams:
+//!
+//! 1. records are exchanged by the [`StableHash`] of their key;
+//! 2. each worker buffers them by timely time (the tick of their rule time);
+//! 3. once the input frontier has passed a tick, its records and the timers due in it
+//!    run in exact-millisecond order: records by `(time, partition, seq)`, and a timer at
+//!    `T` after every record with time `≤ T` and before any with time `> T`.
+//!
+//! So the tick changes batching and latency, never results. Outputs are emitted at the
+//! tick being processed.
+
+use std::collections::BTreeMap;
+
+use timely::ExchangeData;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::{Stream, StreamVec};
+use timely::progress::operate::FrontierInterest;
+
+use crate::event::Event;
+use crate::key::StableHash;
+use crate::state::KeyState;
+use crate::store::KeyedStore;
+use crate::time::tick_of;
+use crate::timer::TimerService;
+
+/// A keyed rule, like Flink's `KeyedProcessFunction`.
+///
+/// The runtime routes every record to the worker that owns its key, keeps one
+/// [`State`](Self::State) per key, and calls `process_element` for each record and
+/// `on_timer` for each due timer, in the order described in the [module docs](self).
+pub trait KeyedProcessFunction: 'static {
+    /// The key records are partitioned and their state kept by.
+    type Key: Ord + Clone + StableHash + ExchangeData;
+    /// The records the rule consumes.
+    type Input: ExchangeData + Clone;
+    /// The state kept per key.
+    type State: KeyState;
+    /// Records of the main output.
+    type Output: Clone + 'static;
+    /// Records of the side output (alerts, late data, …; an enum for several kinds).
+    type SideOutput: Clone + 'static;
+
+    /// The key of a record.
+    fn key(input: &Self::Input) -> &Self::Key;
+
+    /// Processes one record of the current key.
+    fn process_element(
+        &mut self,
+        ctx: &mut Context<'_, Self::Key, Self::State>,
+        input: Self::Input,
+        out: &mut Collector<'_, Self::Output, Self::SideOutput>,
+    );
+
+    /// Runs the current key's timer at rule time `time`.
+    fn on_timer(
+        &mut self,
+        ctx: &mut Context<'_, Self::Key, Self::State>,
+        time: u64,
+        out: &mut Collector<'_, Self::Output, Self::SideOutput>,
+    );
+}
+
+/// What a rule sees of the current key: its state, its timers, and the current time.
+pub struct Context<'a, K: Ord, S> {
+    key: &'a K,
+    state: &'a mut S,
+    timers: TimerService<'a, K>,
+    timestamp: u64,
+    watermark: u64,
+}
+
+impl<'a, K: Ord + Clone, S> Context<'a, K, S> {
+    /// The current key.
+    pub fn key(&self) -> &K {
+        self.key
+    }
+
+    /// The current key's state.
+    pub fn state(&mut self) -> &mut S {
+        self.state
+    }
+
+    /// The current key's timer service.
+    pub fn timers(&mut self) -> &mut TimerService<'a, K> {
+        &mut self.timers
+    }
+
+    /// The rule time (ms) of the record being processed, or of the timer being run.
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+
+    /// The input frontier (ms): every record with a tick below it has arrived. `u64::MAX`
+    /// once the input has ended.
+    pub fn current_watermark(&self) -> u64 {
+        self.watermark
+    }
+}
+
+/// Where a rule emits: the main output and the side output.
+pub struct Collector<'a, O, S> {
+    main: &'a mut Vec<O>,
+    side: &'a mut Vec<S>,
+}
+
+impl<O, S> Collector<'_, O, S> {
+    /// Emits a record on the main output.
+    #[inline]
+    pub fn emit(&mut self, record: O) {
+        self.main.push(record);
+    }
+
+    /// Emits a record on the side output.
+    #[inline]
+    pub fn emit_side(&mut self, record: S) {
+        self.side.push(record);
+    }
+}
+
+/// The main and side output streams of a keyed operator.
+pub type KeyedOutputs<'s, O, S> = (StreamVec<'s, u64, O>, StreamVec<'s, u64, S>);
+
+/// Runs a [`KeyedProcessFunction`] on a stream of events.
+pub trait KeyedProcess<'s, R> {
+    /// Exchanges the events by key and runs `function` on them with frontier-driven
+    /// timers. `tick` (ms, ≥ 1) is the quantum of timely time: every event must arrive
+    /// at timely time `tick_of(event.time, tick)`.
+    fn keyed_process<F>(
+        self,
+        name: &str,
+        tick: u64,
+        function: F,
+    ) -> KeyedOutputs<'s, F::Output, F::SideOutput>
+    where
+        F: KeyedProcessFunction<Input = R>;
+}
+
+/// The records of one tick and the capabilities to emit at it, one per output.
+struct TickBatch<R> {
+    caps: [Capability<u64>; 2],
+    events: Vec<Event<R>>,
+}
+
+impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Event<R>>> {
+    fn keyed_process<F>(
+        self,
+        name: &str,
+        tick: u64,
+        mut function: F,
+    ) -> KeyedOutputs<'s, F::Output, F::SideOutput>
+    where
+        F: KeyedProcessFunction<Input = R>,
+    {
+        assert!(tick >= 1, "the tick must be at least 1 ms");
+        let mut builder = OperatorBuilder::new(name.to_owned(), self.scope());
+        let mut input = builder.new_input(
+            self,
+            Exchange::new(|e: &Event<R>| F::key(&e.record).stable_hash()),
+        );
+        builder.set_notify_for(0, FrontierInterest::IfCapability);
+        let (main_out, main_stream) = builder.new_output::<Vec<F::Output>>();
+        let (side_out, side_stream) = builder.new_output::<Vec<F::SideOutput>>();
+        let mut main_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<F::Output>>>::from(main_out);
+        let mut side_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<F::SideOutput>>>::from(side_out);
+
+        builder.build(move |initial| {
+            drop(initial);
+            let mut pending: BTreeMap<u64, TickBatch<R>> = BTreeMap::new();
+            // Capabilities at (or below) the tick of the earliest pending timer.
+            let mut timer_caps: Option<[Capability<u64>; 2]> = None;
+            let mut store: KeyedStore<F::Key, F::State> = KeyedStore::default();
+            let mut main_buf: Vec<F::Output> = Vec::new();
+            let mut side_buf: Vec<F::SideOutput> = Vec::new();
+
+            move |frontiers| {
+                input.for_each_stamp(|icap, data| {
+                    let Some(&t) = icap.least() else { return };
+                    let batch = pending.entry(t).or_insert_with(|| TickBatch {
+                        caps: [icap.delayed(&t, 0), icap.delayed(&t, 1)],
+                        events: Vec::new(),
+                    });
+                    for container in data {
+                        batch.events.append(container);
+                    }
+                });
+
+                let frontier = &frontiers[0];
+                let watermark = frontier.frontier().first().copied().unwrap_or(u64::MAX);
+                let mut main = main_out.activate();
+                let mut side = side_out.activate();
+                loop {
+                    let record_tick = pending.first_key_value().map(|(&t, _)| t);
+                    let timer_tick = store.next_timer().map(|t| tick_of(t, tick));
+                    let Some(k) = record_tick.into_iter().chain(timer_tick).min() else {
+                        break;
+                    };
+                    if frontier.less_equal(&k) {
+                        break;
+                    }
+                    let (caps, mut events) = match pending.first_entry() {
+                        Some(entry) if *entry.key() == k => {
+                            let batch = entry.remove();
+                            (batch.caps, batch.events)
+                        }
+                        _ => {
+                            let held = timer_caps
+                                .as_ref()
+                                .expect("a pending timer holds capabilities");
+                            ([held[0].delayed(&k), held[1].delayed(&k)], Vec::new())
+                        }
+                    };
+
+                    events.sort_unstable_by_key(Event::order);
+                    let mut out = Collector {
+                        main: &mut main_buf,
+                        side: &mut side_buf,
+                    };
+                    for event in events {
+                        fire_timers_before(
+                            &mut function,
+                            &mut store,
+                            event.time,
+                            watermark,
+                            &mut out,
+                        );
+                        store
+                            .entry(F::key(&event.record))
+                            .run(|key, state, timers| {
+                                let mut ctx = Context {
+                                    key,
+                                    state,
+                                    timers,
+                                    timestamp: event.time,
+                                    watermark,
+                                };
+                                function.process_element(&mut ctx, event.record, &mut out);
+                            });
+                    }
+                    fire_timers_before(
+                        &mut function,
+                        &mut store,
+                        k.saturating_add(tick),
+                        watermark,
+                        &mut out,
+                    );
+
+                    if !main_buf.is_empty() {
+                        main.session(&caps[0]).give_container(&mut main_buf);
+                        main_buf.clear();
+                    }
+                    if !side_buf.is_empty() {
+                        side.session(&caps[1]).give_container(&mut side_buf);
+                        side_buf.clear();
+                    }
+                    // Every timer below k + tick has run, so the rest are at ticks > k.
+                    timer_caps = store
+                        .next_timer()
+                        .map(|t| caps.each_ref().map(|cap| cap.delayed(&tick_of(t, tick))));
+                }
+            }
+        });
+        (main_stream, side_stream)
+    }
+}
+
+/// Runs, in `(time, key)` order, every registered timer with time below `bound`.
+fn fire_timers_before<F: KeyedProcessFunction>(
+    function: &mut F,
+    store: &mut KeyedStore<F::Key, F::State>,
+    bound: u64,
+    watermark: u64,
+    out: &mut Collector<'_, F::Output, F::SideOutput>,
+) {
+    while let Some((time, key)) = store.pop_timer_before(bound) {
+        store.entry(&key).run(|key, state, timers| {
+            let mut ctx = Context {
+                key,
+                state,
+                timers,
+                timestamp: time,
+                watermark,
+            };
+            function.on_timer(&mut ctx, time, out);
+        });
+    }
+}
