@@ -1,1 +1,113 @@
-fn main() {}
+//! The `tidelake` command: flags → validated job config → the runtime.
+
+mod cli;
+mod job_file;
+mod status;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+use cli::{Cli, Command, RunArgs};
+use tidelake_runtime::{Job, JobError};
+
+/// Exit code of a job that failed.
+const EXIT_FAILED: u8 = 1;
+/// Exit code of a usage or configuration error.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    tidelake_runtime::panic::abort_on_any_panic();
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match cli
+        .command
+        .unwrap_or_else(|| Command::Run(default_run_args()))
+    {
+        Command::Run(run_args) => run(&run_args),
+    }
+}
+
+/// Parses the command line, merging a `--config` job file under the flags given.
+fn parse(args: &[String]) -> anyhow::Result<Cli> {
+    let cli = Cli::try_parse_from(args)?;
+    let Some(Command::Run(run_args)) = &cli.command else {
+        return Ok(cli);
+    };
+    let Some(path) = &run_args.config else {
+        return Ok(cli);
+    };
+    let command = Cli::command();
+    let run_command = command
+        .find_subcommand("run")
+        .expect("the run subcommand exists");
+    let given = &args[2..];
+    let mut merged: Vec<String> = args[..2].to_vec();
+    merged.extend(job_file::flags_from_file(path, run_command, given)?);
+    merged.extend(given.iter().cloned());
+    Ok(Cli::try_parse_from(&merged)?)
+}
+
+fn default_run_args() -> RunArgs {
+    let matches = Cli::command().get_matches_from(["tidelake", "run"]);
+    match Cli::from_arg_matches(&matches).map(|c| c.command) {
+        Ok(Some(Command::Run(args))) => args,
+        _ => unreachable!("`tidelake run` parses"),
+    }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let config = match args.job_config() {
+        Ok(config) => config,
+        Err(message) => return usage_error(anyhow::anyhow!(message)),
+    };
+    let job = match Job::new(config) {
+        Ok(job) => job,
+        Err(e) => return usage_error(e.into()),
+    };
+    let control = job.control();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    // First Ctrl-C: stop reading and finish cleanly; second: exit at once.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ntidelake: stopping (Ctrl-C again to exit at once)");
+        control.request_stop();
+    });
+
+    let status = status::StatusLine::start(job.metrics(), args.quiet);
+    let result = job.run();
+    drop(status);
+    match result {
+        Ok(report) => {
+            eprintln!("{}", status::summary(&report));
+            ExitCode::SUCCESS
+        }
+        Err(e @ (JobError::Config(_) | JobError::Source(_))) => usage_error(e.into()),
+        Err(e) => {
+            eprintln!("tidelake: error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn usage_error(e: anyhow::Error) -> ExitCode {
+    if let Some(clap_error) = e.downcast_ref::<clap::Error>() {
+        let _ = clap_error.print();
+        return match clap_error.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                ExitCode::SUCCESS
+            }
+            _ => ExitCode::from(EXIT_USAGE),
+        };
+    }
+    eprintln!("tidelake: error: {e:#}");
+    ExitCode::from(EXIT_USAGE)
+}

@@ -132,8 +132,8 @@ pub type KeyedOutputs<'s, O, S> = (StreamVec<'s, u64, O>, StreamVec<'s, u64, S>)
 /// Runs a [`KeyedProcessFunction`] on a stream of events.
 pub trait KeyedProcess<'s, R> {
     /// Exchanges the events by key and runs `function` on them with frontier-driven
-    /// timers. `tick` (ms, ≥ 1) is the quantum of timely time: every event must arrive
-    /// at timely time `tick_of(event.time, tick)`.
+    /// timers. `tick` (ms, ≥ 1) is the quantum of timely time: an event runs at timely
+    /// time `tick_of(event.time, tick)` and must arrive no later than that.
     fn keyed_process<F>(
         self,
         name: &str,
@@ -186,12 +186,17 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
             move |frontiers| {
                 input.for_each_stamp(|icap, data| {
                     let Some(&t) = icap.least() else { return };
-                    let batch = pending.entry(t).or_insert_with(|| TickBatch {
-                        caps: [icap.delayed(&t, 0), icap.delayed(&t, 1)],
-                        events: Vec::new(),
-                    });
                     for container in data {
-                        batch.events.append(container);
+                        // Sources send each event at its own tick; anyone else may send
+                        // it earlier, and it still runs at its own tick.
+                        if container.iter().all(|e| tick_of(e.time, tick) <= t) {
+                            tick_batch(&mut pending, &icap, t).events.append(container);
+                        } else {
+                            for event in container.drain(..) {
+                                let k = tick_of(event.time, tick).max(t);
+                                tick_batch(&mut pending, &icap, k).events.push(event);
+                            }
+                        }
                     }
                 });
 
@@ -272,6 +277,18 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
         });
         (main_stream, side_stream)
     }
+}
+
+/// The batch of tick `k`, created with capabilities from `icap` if absent.
+fn tick_batch<'p, R>(
+    pending: &'p mut BTreeMap<u64, TickBatch<R>>,
+    icap: &timely::dataflow::operators::InputCapability<u64>,
+    k: u64,
+) -> &'p mut TickBatch<R> {
+    pending.entry(k).or_insert_with(|| TickBatch {
+        caps: [icap.delayed(&k, 0), icap.delayed(&k, 1)],
+        events: Vec::new(),
+    })
 }
 
 /// Runs, in `(time, key)` order, every registered timer with time below `bound`.

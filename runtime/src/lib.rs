@@ -1,1 +1,29 @@
-//! placeholder
+//! tidelake's runtime: job configuration, sources and watermarks, the fraud job's
+//! dataflow, metrics and job control.
+//!
+//! # Architecture
+//!
+//! - [`sources`]: partitioned sources (generator, walkthrough, CSV and JSON-lines files),
+//!   per-partition [`sources::Watermark`]s, and the timely [`sources::operator`] that
+//!   reads a worker's partitions and emits records at the tick of their rule time, with
+//!   bad and late records on a [`dead_letter`] output.
+//! - [`job`]: the fraud job — source → exchange by account → fraud operator (from
+//!   `tidelake-operators`) → alerts and enriched rows (sinks from `tidelake-sinks`) —
+//!   run on N worker threads by timely.
+//! - [`config`], [`control`], [`metrics`], [`clock`], [`panic`]: what a job is
+//!   configured with, how it is stopped, what it counts, the time it reads, and why a
+//!   panicking worker aborts the process.
+
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod dead_letter;
+pub mod job;
+pub mod metrics;
+pub mod panic;
+pub mod sources;
+
+pub use config::{AlertOutput, JobConfig, SourceConfig};
+pub use job::{Job, JobError, JobReport};
+
+pub use sources::operator::TimeMode;

@@ -1,1 +1,5 @@
+//! End-to-end tests: the fraud rule against a reference model, the job on every
+//! source, determinism across workers and ticks, and the command line.
 
+mod fraud_rule;
+mod reference;

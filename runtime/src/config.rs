@@ -1,0 +1,125 @@
+//! The job's configuration, validated: what to read, how to time it, where to write.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::sources::csv::CsvSource;
+use crate::sources::generator::{GeneratorConfig, GeneratorSource};
+use crate::sources::jsonl::JsonlSource;
+use crate::sources::operator::TimeMode;
+use crate::sources::walkthrough::{WalkthroughConfig, WalkthroughSource};
+use crate::sources::{Source, SourceError};
+
+/// Default byte range a large input file is split into.
+pub const DEFAULT_SPLIT_SIZE: u64 = 64 << 20;
+
+/// What the job reads.
+#[derive(Clone, Debug)]
+pub enum SourceConfig {
+    /// Synthetic transactions.
+    Generator(GeneratorConfig),
+    /// Flink's walkthrough data, cycled.
+    Walkthrough(WalkthroughConfig),
+    /// CSV files `account_id,ts_millis,amount`.
+    Csv {
+        /// Paths or globs.
+        inputs: Vec<String>,
+        /// Byte range each file is split into.
+        split_size: u64,
+    },
+    /// JSON lines files with `accountId`, `ts`, `amount`.
+    Jsonl {
+        /// Paths or globs.
+        inputs: Vec<String>,
+        /// Byte range each file is split into.
+        split_size: u64,
+    },
+}
+
+impl SourceConfig {
+    /// Builds the source: validates options and resolves files.
+    pub fn build(&self) -> Result<Arc<dyn Source>, SourceError> {
+        Ok(match self {
+            SourceConfig::Generator(config) => Arc::new(GeneratorSource::new(config.clone())?),
+            SourceConfig::Walkthrough(config) => Arc::new(WalkthroughSource::new(config.clone())?),
+            SourceConfig::Csv { inputs, split_size } => {
+                Arc::new(CsvSource::new(inputs, *split_size)?)
+            }
+            SourceConfig::Jsonl { inputs, split_size } => {
+                Arc::new(JsonlSource::new(inputs, *split_size)?)
+            }
+        })
+    }
+}
+
+/// Where alerts go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlertOutput {
+    /// JSON lines on stdout.
+    Stdout,
+    /// JSON lines in a file.
+    File(PathBuf),
+    /// Counted only.
+    Discard,
+}
+
+/// A fraud job.
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    /// The source.
+    pub source: SourceConfig,
+    /// Worker threads in this process.
+    pub workers: usize,
+    /// Event or ingestion time.
+    pub time: TimeMode,
+    /// The tick timely time is quantised to (ms, ≥ 1).
+    pub tick_ms: u64,
+    /// Out-of-orderness bound of each partition's watermark (ms).
+    pub out_of_orderness_ms: u64,
+    /// How long an idle partition of an unbounded source holds the watermark.
+    pub idle_timeout: Duration,
+    /// Where alerts go.
+    pub alerts: AlertOutput,
+    /// The dead-letter file.
+    pub dead_letters: PathBuf,
+    /// Where enriched transactions go as JSON lines, if anywhere.
+    pub enriched: Option<PathBuf>,
+    /// Records per source read call.
+    pub batch_size: usize,
+    /// Records a worker may read ahead of a frontier another worker holds back.
+    pub max_in_flight: u64,
+}
+
+impl JobConfig {
+    /// A job on `source` with the defaults of `tidelake run`.
+    pub fn new(source: SourceConfig) -> Self {
+        JobConfig {
+            source,
+            workers: 1,
+            time: TimeMode::Event,
+            tick_ms: 100,
+            out_of_orderness_ms: 0,
+            idle_timeout: Duration::from_secs(10),
+            alerts: AlertOutput::Stdout,
+            dead_letters: PathBuf::from("dead-letters.jsonl"),
+            enriched: None,
+            batch_size: 4096,
+            max_in_flight: 1 << 20,
+        }
+    }
+
+    /// Checks the options that do not depend on the source.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.workers == 0 {
+            return Err("--workers must be at least 1".into());
+        }
+        if self.tick_ms == 0 {
+            return Err("--tick must be at least 1ms".into());
+        }
+        if self.batch_size == 0 {
+            return Err("the batch size must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,206 @@
+//! The fraud job: builds its dataflow on every worker and runs it to the end.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use timely::dataflow::operators::{Inspect, Probe};
+use timely::dataflow::{ProbeHandle, Scope};
+
+use tidelake_operators::{FraudDetector, KeyedProcess};
+use tidelake_sinks::{JsonLinesWriter, SinkError, WriteJsonLines};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{AlertOutput, JobConfig};
+use crate::control::JobControl;
+use crate::metrics::{Metrics, Totals, add};
+use crate::panic;
+use crate::sources::operator::{SourceSettings, read_source};
+use crate::sources::{Source, SourceError};
+
+/// Why a job did not run to completion.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The source could not be set up.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// An output could not be written.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The job stopped on an error while running.
+    #[error("job failed: {0}")]
+    Failed(String),
+}
+
+/// What a finished job did.
+#[derive(Clone, Debug)]
+pub struct JobReport {
+    /// Counters summed over workers.
+    pub totals: Totals,
+    /// Wall time from start to end.
+    pub elapsed: Duration,
+    /// True when the job ended because a stop was requested rather than at the end of
+    /// its input.
+    pub stopped: bool,
+}
+
+impl JobReport {
+    /// Accepted records per second of wall time.
+    pub fn events_per_second(&self) -> f64 {
+        self.totals.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A configured fraud job, ready to run.
+pub struct Job {
+    config: JobConfig,
+    clock: Arc<dyn Clock>,
+    control: Arc<JobControl>,
+    metrics: Arc<Metrics>,
+}
+
+/// What every worker of the job shares.
+struct Shared {
+    source: Arc<dyn Source>,
+    settings: SourceSettings,
+    alerts: Option<Arc<JsonLinesWriter>>,
+    dead_letters: Arc<JsonLinesWriter>,
+    enriched: Option<Arc<JsonLinesWriter>>,
+    metrics: Arc<Metrics>,
+    control: Arc<JobControl>,
+}
+
+impl Job {
+    /// Validates `config` into a job.
+    pub fn new(config: JobConfig) -> Result<Self, JobError> {
+        config.validate().map_err(JobError::Config)?;
+        let metrics = Arc::new(Metrics::new(config.workers));
+        Ok(Job {
+            config,
+            clock: Arc::new(SystemClock),
+            control: Arc::new(JobControl::default()),
+            metrics,
+        })
+    }
+
+    /// Uses `clock` for ingestion time.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The handle that stops the job (Ctrl-C) and carries its first error.
+    pub fn control(&self) -> Arc<JobControl> {
+        Arc::clone(&self.control)
+    }
+
+    /// The job's live counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Runs the job on `workers` threads until its input ends or it is stopped.
+    pub fn run(&self) -> Result<JobReport, JobError> {
+        let config = &self.config;
+        let source = config.source.build()?;
+        let alerts = match &config.alerts {
+            AlertOutput::Stdout => Some(JsonLinesWriter::stdout()),
+            AlertOutput::File(path) => Some(JsonLinesWriter::create(path)?),
+            AlertOutput::Discard => None,
+        };
+        let dead_letters = JsonLinesWriter::create(&config.dead_letters)?;
+        let enriched = config
+            .enriched
+            .as_deref()
+            .map(JsonLinesWriter::create)
+            .transpose()?;
+        let shared = Arc::new(Shared {
+            source,
+            settings: SourceSettings {
+                time: config.time,
+                tick: config.tick_ms,
+                out_of_orderness: config.out_of_orderness_ms,
+                idle_timeout: config.idle_timeout,
+                batch_size: config.batch_size,
+                max_in_flight: config.max_in_flight,
+                clock: Arc::clone(&self.clock),
+            },
+            alerts: alerts.clone(),
+            dead_letters: Arc::clone(&dead_letters),
+            enriched: enriched.clone(),
+            metrics: Arc::clone(&self.metrics),
+            control: Arc::clone(&self.control),
+        });
+
+        panic::abort_on_worker_panic();
+        let started = Instant::now();
+        let workers = config.workers;
+        let guards = timely::execute(timely::Config::process(workers), move |worker| {
+            panic::mark_worker_thread();
+            let probe = ProbeHandle::new();
+            let slot = worker.index() % workers;
+            worker.dataflow::<u64, _, _>(|scope| fraud_dataflow(scope, &shared, slot, &probe));
+        })
+        .map_err(JobError::Failed)?;
+        for result in guards.join() {
+            result.map_err(JobError::Failed)?;
+        }
+        let elapsed = started.elapsed();
+
+        for writer in alerts.iter().chain([&dead_letters]).chain(enriched.iter()) {
+            writer.finish()?;
+        }
+        if let Some(error) = self.control.error() {
+            return Err(JobError::Failed(error));
+        }
+        Ok(JobReport {
+            totals: self.metrics.totals(),
+            elapsed,
+            stopped: self.control.should_stop(),
+        })
+    }
+}
+
+/// The fraud job on one worker: source → fraud detector → alerts, enriched rows.
+fn fraud_dataflow<'s>(scope: Scope<'s, u64>, job: &Shared, slot: usize, probe: &ProbeHandle<u64>) {
+    let (transactions, dead_letters) = read_source(
+        scope,
+        Arc::clone(&job.source),
+        job.settings.clone(),
+        probe.clone(),
+        Arc::clone(&job.metrics),
+        slot,
+        Arc::clone(&job.control),
+    );
+    dead_letters.write_json_lines("DeadLetters", Arc::clone(&job.dead_letters));
+
+    let (enriched, alerts) =
+        transactions.keyed_process("FraudDetector", job.settings.tick, FraudDetector::new());
+
+    let alerts = count_into(alerts, &job.metrics, slot, |w| &w.alerts).probe_with(probe);
+    if let Some(writer) = &job.alerts {
+        alerts.write_json_lines("Alerts", Arc::clone(writer));
+    }
+    let enriched = count_into(enriched, &job.metrics, slot, |w| &w.enriched).probe_with(probe);
+    if let Some(writer) = &job.enriched {
+        enriched.write_json_lines("Enriched", Arc::clone(writer));
+    }
+}
+
+/// Passes a stream through, adding the number of records to one of the worker's counters.
+fn count_into<'s, D: Clone + 'static>(
+    stream: timely::dataflow::StreamVec<'s, u64, D>,
+    metrics: &Arc<Metrics>,
+    slot: usize,
+    counter: fn(&crate::metrics::WorkerMetrics) -> &AtomicU64,
+) -> timely::dataflow::StreamVec<'s, u64, D> {
+    let metrics = Arc::clone(metrics);
+    stream.inspect_core(move |event| {
+        if let Ok((_, data)) = event {
+            add(counter(metrics.worker(slot)), data.len() as u64);
+        }
+    })
+}

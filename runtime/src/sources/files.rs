@@ -1,0 +1,788 @@
+//! File inputs: resolving paths and globs, splitting files into byte ranges, and
+//! reading the lines of one range (shared by the [`csv`](super::csv) and
+//! [`jsonl`](super::jsonl) sources).
+//!
+//! A file of `S` bytes is split into ranges `[k·R, min((k+1)·R, S))` of the split size
+//! `R`, whatever the worker count; an empty file has one empty range. Partitions are
+//! numbered in file order, so `(partition, byte offset)` is file order. A line belongs
+//! to the range its first byte lies in: the reader of `[s, e)` with `s > 0` skips the
+//! partial line before `s` (up to and including the first `\n` at or after `s − 1`),
+//! then reads every line that starts before `e`, the last one possibly ending past `e`.
+//! So every line of the file is read by exactly one partition.
+//!
+//! A format ([`RecordFormat`]) turns lines into records; [`RangeReader`] drives it
+//! over one range and hands the results to the [`Emitter`].
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use tidelake_operators::Transaction;
+
+use super::{Emitter, PartitionReader, ReadStatus, SourceError};
+use crate::dead_letter::Reason;
+
+/// The read buffer of a range reader.
+const BUF_SIZE: usize = 1 << 20;
+/// The smallest read buffer, for ranges much smaller than [`BUF_SIZE`].
+const MIN_BUF_SIZE: usize = 64 << 10;
+/// The UTF-8 byte order mark some tools write at the start of a text file.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Resolves inputs, each a path or a glob (it contains `*`, `?` or `[`), into files,
+/// in the given order; the matches of a glob are sorted by path.
+///
+/// Glob matching is shell-like: `*` does not cross `/` nor match a leading `.`, and
+/// directories matched by a glob are skipped. An input matching no file is
+/// [`SourceError::NoFiles`]; a path naming a directory is [`SourceError::Config`].
+pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, SourceError> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.contains(['*', '?', '[']) {
+            let options = glob::MatchOptions {
+                case_sensitive: true,
+                require_literal_separator: true,
+                require_literal_leading_dot: true,
+            };
+            let paths = glob::glob_with(input, options).map_err(|e| SourceError::Pattern {
+                pattern: input.clone(),
+                message: e.to_string(),
+            })?;
+            let mut matched = Vec::new();
+            for entry in paths {
+                let path = entry.map_err(|e| SourceError::Io {
+                    path: e.path().to_path_buf(),
+                    source: e.into(),
+                })?;
+                let meta = std::fs::metadata(&path).map_err(|source| io_error(&path, source))?;
+                if meta.is_file() {
+                    matched.push(path);
+                }
+            }
+            if matched.is_empty() {
+                return Err(SourceError::NoFiles(input.clone()));
+            }
+            matched.sort();
+            files.extend(matched);
+        } else {
+            let path = PathBuf::from(input);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => {
+                    return Err(SourceError::Config(format!(
+                        "input '{input}' is a directory; name its files or use a glob such as '{input}/*'"
+                    )));
+                }
+                Ok(_) => files.push(path),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(SourceError::NoFiles(input.clone()));
+                }
+                Err(source) => return Err(io_error(&path, source)),
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// One input file and the partitions it is split into.
+#[derive(Clone, Debug)]
+struct FileEntry {
+    path: PathBuf,
+    name: String,
+    size: u64,
+    first_partition: u32,
+    partitions: u32,
+}
+
+/// A byte range `[start, end)` of one file: one partition of a file source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    /// The file.
+    pub path: PathBuf,
+    /// The first byte of the range.
+    pub start: u64,
+    /// One past the last byte of the range (lines starting before it are read).
+    pub end: u64,
+}
+
+/// Resolved input files split into fixed byte ranges, one per partition.
+#[derive(Clone, Debug)]
+pub struct FileSet {
+    files: Vec<FileEntry>,
+    split_size: u64,
+    partitions: u32,
+}
+
+impl FileSet {
+    /// Resolves `inputs` (see [`resolve_inputs`]) and splits each file into ranges of
+    /// `split_size` bytes.
+    pub fn new(inputs: &[String], split_size: u64) -> Result<Self, SourceError> {
+        if split_size == 0 {
+            return Err(SourceError::Config(
+                "the split size must be at least 1 byte".to_owned(),
+            ));
+        }
+        let mut files = Vec::new();
+        let mut partitions: u32 = 0;
+        for path in resolve_inputs(inputs)? {
+            let size = std::fs::metadata(&path)
+                .map_err(|source| io_error(&path, source))?
+                .len();
+            let count = size.div_ceil(split_size).max(1);
+            let total = u64::from(partitions) + count;
+            let Ok(next) = u32::try_from(total) else {
+                return Err(SourceError::Config(format!(
+                    "splitting the input files at {split_size} bytes gives more than {} partitions; \
+                     use a larger split size",
+                    u32::MAX
+                )));
+            };
+            files.push(FileEntry {
+                name: path.display().to_string(),
+                path,
+                size,
+                first_partition: partitions,
+                partitions: next - partitions,
+            });
+            partitions = next;
+        }
+        Ok(FileSet {
+            files,
+            split_size,
+            partitions,
+        })
+    }
+
+    /// The number of partitions (byte ranges) over all files.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The split size in bytes.
+    pub fn split_size(&self) -> u64 {
+        self.split_size
+    }
+
+    /// The files, in partition order.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|f| f.path.as_path())
+    }
+
+    fn entry(&self, partition: u32) -> Option<&FileEntry> {
+        let index = self
+            .files
+            .partition_point(|f| f.first_partition <= partition);
+        let entry = self.files.get(index.checked_sub(1)?)?;
+        (partition - entry.first_partition < entry.partitions).then_some(entry)
+    }
+
+    /// The name of `partition`'s file as given or matched (its display form).
+    pub fn name(&self, partition: u32) -> Option<&str> {
+        self.entry(partition).map(|f| f.name.as_str())
+    }
+
+    /// The byte range of `partition`.
+    pub fn range(&self, partition: u32) -> Option<ByteRange> {
+        let entry = self.entry(partition)?;
+        let start = u64::from(partition - entry.first_partition) * self.split_size;
+        Some(ByteRange {
+            path: entry.path.clone(),
+            start,
+            end: start.saturating_add(self.split_size).min(entry.size),
+        })
+    }
+
+    /// Opens a reader of `partition` parsing its lines with `F`.
+    pub fn open<F: RecordFormat>(&self, partition: u32) -> Result<RangeReader<F>, SourceError> {
+        let range = self.range(partition).ok_or_else(|| {
+            SourceError::Config(format!(
+                "partition {partition} does not exist (the source has {})",
+                self.partitions
+            ))
+        })?;
+        RangeReader::open(range)
+    }
+}
+
+fn io_error(path: &Path, source: io::Error) -> SourceError {
+    SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Where a line starts, as [`LineReader::advance`] returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// Byte offset of the line's first byte in the file.
+    pub offset: u64,
+    /// The number of `\n` between the range start and the line (see [`LineNumbers`]).
+    pub newlines: u64,
+}
+
+/// Reads the lines of one byte range: `\n` terminated, a trailing `\r` stripped, the
+/// last line of the file possibly unterminated, a UTF-8 byte order mark at offset 0
+/// dropped. Lines that fit in the read buffer are not copied.
+pub struct LineReader {
+    path: PathBuf,
+    inner: BufReader<File>,
+    /// Offset of the next unread byte (the start of the next line).
+    pos: u64,
+    end: u64,
+    /// `\n` read in `[range start, pos)`.
+    newlines: u64,
+    /// Bytes of the current line (with terminator) still to consume from the buffer.
+    pending: usize,
+    /// Where the current line's bytes are.
+    current: Current,
+    /// A line that did not fit in the buffer.
+    spill: Vec<u8>,
+    eof: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Current {
+    Buffer { from: usize, to: usize },
+    Spill { from: usize, to: usize },
+}
+
+impl LineReader {
+    /// Opens `range` with a read buffer of up to `max_buf` bytes and skips the partial
+    /// line before its start.
+    pub fn open(range: &ByteRange, max_buf: usize) -> Result<Self, SourceError> {
+        let file = File::open(&range.path).map_err(|e| io_error(&range.path, e))?;
+        let len = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(usize::MAX);
+        let capacity = max_buf.min(len.max(MIN_BUF_SIZE));
+        let mut reader = LineReader {
+            path: range.path.clone(),
+            inner: BufReader::with_capacity(capacity, file),
+            pos: range.start,
+            end: range.end,
+            newlines: 0,
+            pending: 0,
+            current: Current::Buffer { from: 0, to: 0 },
+            spill: Vec::new(),
+            eof: false,
+        };
+        if range.start > 0 {
+            reader.skip_partial_line()?;
+        }
+        Ok(reader)
+    }
+
+    /// Skips up to and including the first `\n` at or after `start − 1`: the tail of
+    /// a line that belongs to the previous range.
+    fn skip_partial_line(&mut self) -> Result<(), SourceError> {
+        let before = self.pos - 1;
+        self.inner
+            .seek(SeekFrom::Start(before))
+            .map_err(|e| io_error(&self.path, e))?;
+        let mut skipped = 0;
+        let first = self
+            .inner
+            .fill_buf()
+            .map_err(|e| io_error(&self.path, e))?
+            .first()
+            .copied();
+        match first {
+            None => {
+                self.eof = true;
+                skipped = 1;
+            }
+            Some(b'\n') => {
+                self.inner.consume(1);
+                skipped = 1;
+            }
+            Some(_) => loop {
+                // `before` is not `\n`: the `\n` found lies at or after the start.
+                let buf = self.inner.fill_buf().map_err(|e| io_error(&self.path, e))?;
+                if buf.is_empty() {
+                    self.eof = true;
+                    break;
+                }
+                if let Some(i) = memchr::memchr(b'\n', buf) {
+                    self.inner.consume(i + 1);
+                    skipped += (i + 1) as u64;
+                    self.newlines += 1;
+                    break;
+                }
+                let n = buf.len();
+                self.inner.consume(n);
+                skipped += n as u64;
+            },
+        }
+        self.pos = before + skipped;
+        Ok(())
+    }
+
+    /// True when no line of the range is left.
+    pub fn at_end(&mut self) -> Result<bool, SourceError> {
+        self.release();
+        if self.eof || self.pos >= self.end {
+            return Ok(true);
+        }
+        let empty = self
+            .inner
+            .fill_buf()
+            .map_err(|e| io_error(&self.path, e))?
+            .is_empty();
+        self.eof = empty;
+        Ok(empty)
+    }
+
+    fn release(&mut self) {
+        self.inner.consume(self.pending);
+        self.pending = 0;
+    }
+
+    /// Moves to the next line of the range, whose bytes are then [`current`]; `None`
+    /// when the range has no more lines.
+    ///
+    /// [`current`]: LineReader::current
+    pub fn advance(&mut self) -> Result<Option<Line>, SourceError> {
+        if self.at_end()? {
+            return Ok(None);
+        }
+        let line = Line {
+            offset: self.pos,
+            newlines: self.newlines,
+        };
+        let buf = self.inner.fill_buf().map_err(|e| io_error(&self.path, e))?;
+        let (mut from, mut to, in_spill) = if let Some(i) = memchr::memchr(b'\n', buf) {
+            self.pending = i + 1;
+            self.pos += (i + 1) as u64;
+            self.newlines += 1;
+            (0, i, false)
+        } else {
+            self.read_long_line()?;
+            (0, self.spill.len(), true)
+        };
+        let bytes = if in_spill {
+            &self.spill[..to]
+        } else {
+            &self.inner.buffer()[..to]
+        };
+        if bytes.last() == Some(&b'\r') {
+            to -= 1;
+        }
+        if line.offset == 0 && bytes[..to].starts_with(UTF8_BOM) {
+            from = UTF8_BOM.len();
+        }
+        self.current = if in_spill {
+            Current::Spill { from, to }
+        } else {
+            Current::Buffer { from, to }
+        };
+        Ok(Some(line))
+    }
+
+    /// Copies a line that does not end in the buffer into `spill`.
+    fn read_long_line(&mut self) -> Result<(), SourceError> {
+        self.spill.clear();
+        loop {
+            let buf = self.inner.fill_buf().map_err(|e| io_error(&self.path, e))?;
+            if buf.is_empty() {
+                self.eof = true;
+                return Ok(());
+            }
+            if let Some(i) = memchr::memchr(b'\n', buf) {
+                self.spill.extend_from_slice(&buf[..i]);
+                self.inner.consume(i + 1);
+                self.pos += (i + 1) as u64;
+                self.newlines += 1;
+                return Ok(());
+            }
+            let n = buf.len();
+            self.spill.extend_from_slice(buf);
+            self.inner.consume(n);
+            self.pos += n as u64;
+        }
+    }
+
+    /// The bytes of the line [`advance`](LineReader::advance) moved to, without its
+    /// terminator.
+    pub fn current(&self) -> &[u8] {
+        match self.current {
+            Current::Buffer { from, to } => &self.inner.buffer()[from..to],
+            Current::Spill { from, to } => &self.spill[from..to],
+        }
+    }
+}
+
+/// Turns [`Line::newlines`] into 1-based line numbers. For a range that does not
+/// start at 0, the newlines before it are counted once, when first needed.
+#[derive(Debug)]
+pub struct LineNumbers {
+    path: PathBuf,
+    start: u64,
+    before: Option<u64>,
+}
+
+impl LineNumbers {
+    /// Line numbers for the range starting at `start` of `path`.
+    pub fn new(path: &Path, start: u64) -> Self {
+        LineNumbers {
+            path: path.to_path_buf(),
+            start,
+            before: (start == 0).then_some(0),
+        }
+    }
+
+    /// The 1-based line number of `line`.
+    pub fn number(&mut self, line: Line) -> Result<u64, SourceError> {
+        let before = match self.before {
+            Some(n) => n,
+            None => {
+                let n = count_newlines(&self.path, self.start)
+                    .map_err(|source| io_error(&self.path, source))?;
+                self.before = Some(n);
+                n
+            }
+        };
+        Ok(1 + before + line.newlines)
+    }
+}
+
+/// Counts the `\n` in the first `len` bytes of `path`.
+fn count_newlines(path: &Path, len: u64) -> io::Result<u64> {
+    let mut file = File::open(path)?.take(len);
+    let mut buf = vec![0; BUF_SIZE];
+    let mut count = 0;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => return Ok(count),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        count += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+    }
+}
+
+/// True for a line that is empty or only ASCII whitespace: not a record.
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+/// What a format made of the next record of a range.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// A blank line.
+    Blank,
+    /// A header line, skipped.
+    Header,
+    /// A valid transaction.
+    Valid(Transaction),
+    /// A bad record: the dead letter's reason and detail.
+    Invalid(Reason, String),
+}
+
+/// One record (or blank line or header) of a range.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    /// Its first line.
+    pub line: Line,
+    /// Its original bytes without the line terminator (lines joined with `\n`).
+    pub raw: &'a [u8],
+    /// What it is.
+    pub outcome: Outcome,
+}
+
+/// A line-based file format: reads the next record from the lines of a range.
+pub trait RecordFormat: Default + Send + 'static {
+    /// Parses the next record, taking one or more lines from `lines`; `None` when the
+    /// range has no more lines.
+    fn next_record<'a>(
+        &'a mut self,
+        lines: &'a mut LineReader,
+    ) -> Result<Option<Parsed<'a>>, SourceError>;
+}
+
+/// The [`PartitionReader`] of a line-based file format over one byte range.
+pub struct RangeReader<F> {
+    range: ByteRange,
+    lines: LineReader,
+    numbers: LineNumbers,
+    format: F,
+    first_ts: Option<Option<u64>>,
+}
+
+impl<F: RecordFormat> RangeReader<F> {
+    /// Opens `range`.
+    pub fn open(range: ByteRange) -> Result<Self, SourceError> {
+        let lines = LineReader::open(&range, BUF_SIZE)?;
+        Ok(RangeReader {
+            numbers: LineNumbers::new(&range.path, range.start),
+            range,
+            lines,
+            format: F::default(),
+            first_ts: None,
+        })
+    }
+
+    /// The byte range read.
+    pub fn range(&self) -> &ByteRange {
+        &self.range
+    }
+}
+
+impl<F: RecordFormat> PartitionReader for RangeReader<F> {
+    /// Scans the range with its own file handle for the first valid record, so the
+    /// reads are unaffected; the answer is cached.
+    fn first_ts(&mut self) -> Result<Option<u64>, SourceError> {
+        if let Some(ts) = self.first_ts {
+            return Ok(ts);
+        }
+        let mut lines = LineReader::open(&self.range, MIN_BUF_SIZE)?;
+        let mut format = F::default();
+        let mut found = None;
+        while let Some(parsed) = format.next_record(&mut lines)? {
+            if let Outcome::Valid(tx) = parsed.outcome {
+                found = Some(tx.ts);
+                break;
+            }
+        }
+        self.first_ts = Some(found);
+        Ok(found)
+    }
+
+    fn read(&mut self, max: usize, emit: &mut Emitter<'_>) -> Result<ReadStatus, SourceError> {
+        for _ in 0..max {
+            let Some(parsed) = self.format.next_record(&mut self.lines)? else {
+                return Ok(ReadStatus::Done);
+            };
+            let line = parsed.line;
+            match parsed.outcome {
+                Outcome::Blank => emit.blank_line(),
+                Outcome::Header => {}
+                Outcome::Valid(tx) => {
+                    if let Err(late) = emit.record(line.offset, tx) {
+                        let number = self.numbers.number(line)?;
+                        emit.reject(
+                            line.offset,
+                            Some(number),
+                            parsed.raw,
+                            Reason::Late,
+                            late.detail,
+                        );
+                    }
+                }
+                Outcome::Invalid(reason, detail) => {
+                    let number = self.numbers.number(line)?;
+                    emit.reject(line.offset, Some(number), parsed.raw, reason, detail);
+                }
+            }
+        }
+        Ok(if self.lines.at_end()? {
+            ReadStatus::Done
+        } else {
+            ReadStatus::More
+        })
+    }
+}
+
+/// Helpers for the file sources' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    use crate::sources::{Emitter, ReadBatch, ReadStatus, RuleTime, Source, Watermark};
+
+    /// Writes `content` to `dir/name` and returns the path as a string.
+    pub(crate) fn write_file(dir: &Path, name: &str, content: &[u8]) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, content).expect("write test file");
+        path.display().to_string()
+    }
+
+    /// A file of a few hundred lines of varying length, some CRLF, some blank, the
+    /// last without a newline; and its lines as (offset, bytes without terminator).
+    pub(crate) fn sample_lines() -> (Vec<u8>, Vec<(u64, Vec<u8>)>) {
+        let mut content = Vec::new();
+        let mut lines = Vec::new();
+        let mut seed: u64 = 7;
+        for k in 0..300u64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = seed >> 33;
+            let text = match r % 10 {
+                0 if k < 299 => String::new(),
+                1 if k < 299 => " \t ".to_owned(),
+                _ => format!(
+                    "acct{},{},{}.{}",
+                    "x".repeat((r % 23) as usize),
+                    1000 + k,
+                    r % 900,
+                    k % 100
+                ),
+            };
+            lines.push((content.len() as u64, text.clone().into_bytes()));
+            content.extend_from_slice(text.as_bytes());
+            if k < 299 {
+                content.extend_from_slice(if r % 3 == 0 { b"\r\n" } else { b"\n" });
+            }
+        }
+        (content, lines)
+    }
+
+    /// Reads every partition of `source` to the end, `max` records per call, each
+    /// partition with its own watermark of out-of-orderness `bound`.
+    pub(crate) fn read_all(source: &dyn Source, max: usize, bound: u64) -> Vec<ReadBatch> {
+        (0..source.partitions())
+            .map(|p| {
+                let name = source.source_name(p);
+                let mut reader = source.open(p).expect("open partition");
+                let mut watermark = Watermark::new(bound);
+                let mut batch = ReadBatch::default();
+                loop {
+                    let mut emit =
+                        Emitter::new(&name, p, RuleTime::Event, &mut watermark, 0, 1, &mut batch);
+                    match reader.read(max, &mut emit).expect("read") {
+                        ReadStatus::More => {}
+                        ReadStatus::Done => break,
+                        ReadStatus::Idle => panic!("a file partition is never idle"),
+                    }
+                }
+                batch
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_is_read_once_for_every_split_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (content, expected) = testing::sample_lines();
+        let path = testing::write_file(dir.path(), "lines.csv", &content);
+        for split in (1..=64).chain([1 << 20]) {
+            let files = FileSet::new(std::slice::from_ref(&path), split).expect("file set");
+            assert_eq!(
+                u64::from(files.partitions()),
+                (content.len() as u64).div_ceil(split)
+            );
+            let mut got = Vec::new();
+            let mut numbers_seen = Vec::new();
+            for p in 0..files.partitions() {
+                let range = files.range(p).expect("range");
+                let mut lines = LineReader::open(&range, BUF_SIZE).expect("open");
+                let mut numbers = LineNumbers::new(&range.path, range.start);
+                while let Some(line) = lines.advance().expect("advance") {
+                    assert!(line.offset >= range.start && line.offset < range.end);
+                    got.push((line.offset, lines.current().to_vec()));
+                    numbers_seen.push(numbers.number(line).expect("line number"));
+                }
+                assert!(lines.at_end().expect("at end"));
+            }
+            assert_eq!(got, expected, "split size {split}");
+            let want: Vec<u64> = (1..=expected.len() as u64).collect();
+            assert_eq!(numbers_seen, want, "line numbers, split size {split}");
+        }
+    }
+
+    #[test]
+    fn long_lines_spill_past_the_buffer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long = "y".repeat(3 * MIN_BUF_SIZE);
+        let content = format!("a\r\n{long}\r\nb\n\n{long}");
+        let path = testing::write_file(dir.path(), "long.txt", content.as_bytes());
+        let range = ByteRange {
+            path: path.into(),
+            start: 0,
+            end: content.len() as u64,
+        };
+        let mut lines = LineReader::open(&range, MIN_BUF_SIZE).expect("open");
+        let mut got = Vec::new();
+        while let Some(line) = lines.advance().expect("advance") {
+            got.push((line.offset, line.newlines, lines.current().to_vec()));
+        }
+        let second = 3;
+        let third = second + long.len() as u64 + 2;
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, b"a".to_vec()),
+                (second, 1, long.clone().into_bytes()),
+                (third, 2, b"b".to_vec()),
+                (third + 2, 3, Vec::new()),
+                (third + 3, 4, long.into_bytes()),
+            ]
+        );
+    }
+
+    #[test]
+    fn byte_order_mark_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path =
+            testing::write_file(dir.path(), "bom.csv", b"\xEF\xBB\xBFa,1,2\n\xEF\xBB\xBFb\n");
+        let files = FileSet::new(&[path], 1 << 20).expect("file set");
+        let mut lines = LineReader::open(&files.range(0).expect("range"), BUF_SIZE).expect("open");
+        assert_eq!(lines.advance().expect("line").map(|l| l.offset), Some(0));
+        assert_eq!(lines.current(), b"a,1,2");
+        assert_eq!(lines.advance().expect("line").map(|l| l.offset), Some(9));
+        assert_eq!(
+            lines.current(),
+            b"\xEF\xBB\xBFb",
+            "only at the start of the file"
+        );
+        assert_eq!(lines.advance().expect("end"), None);
+    }
+
+    #[test]
+    fn inputs_resolve_in_order_with_sorted_globs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let b = testing::write_file(d, "b.csv", b"0123456789");
+        let a = testing::write_file(d, "a.csv", b"");
+        let c = testing::write_file(d, "c.csv", b"0123");
+        testing::write_file(d, ".hidden.csv", b"x");
+        std::fs::create_dir(d.join("sub.csv")).expect("mkdir");
+        let glob = format!("{}/*.csv", d.display());
+        let files = FileSet::new(&[c.clone(), glob], 4).expect("file set");
+        let names: Vec<_> = (0..files.partitions())
+            .map(|p| files.name(p).expect("name"))
+            .collect();
+        assert_eq!(names, [&c, &a, &b, &b, &b, &c].map(String::as_str));
+        let ranges: Vec<_> = (0..files.partitions())
+            .map(|p| files.range(p).map(|r| (r.start, r.end)).expect("range"))
+            .collect();
+        assert_eq!(ranges, [(0, 4), (0, 0), (0, 4), (4, 8), (8, 10), (0, 4)]);
+        assert!(files.range(6).is_none() && files.name(6).is_none());
+        assert!(matches!(
+            files.open::<crate::sources::csv::CsvFormat>(6),
+            Err(SourceError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn bad_inputs_are_typed_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let a = testing::write_file(d, "a.csv", b"x\n");
+        let missing = format!("{}/missing.csv", d.display());
+        let nothing = format!("{}/*.jsonl", d.display());
+        assert!(
+            matches!(FileSet::new(std::slice::from_ref(&missing), 10), Err(SourceError::NoFiles(p)) if p == missing)
+        );
+        assert!(
+            matches!(FileSet::new(&[a.clone(), nothing.clone()], 10), Err(SourceError::NoFiles(p)) if p == nothing)
+        );
+        assert!(matches!(
+            FileSet::new(&["[a".to_owned()], 10),
+            Err(SourceError::Pattern { .. })
+        ));
+        assert!(matches!(
+            FileSet::new(std::slice::from_ref(&a), 0),
+            Err(SourceError::Config(_))
+        ));
+        let dir_input = d.display().to_string();
+        assert!(matches!(
+            FileSet::new(&[dir_input], 10),
+            Err(SourceError::Config(_))
+        ));
+        assert!(matches!(FileSet::new(&[a], u64::MAX), Ok(f) if f.partitions() == 1));
+    }
+}

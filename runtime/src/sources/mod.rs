@@ -1,0 +1,283 @@
+//! Sources: where transactions come from, split into partitions.
+//!
+//! A [`Source`] has a fixed number of partitions that does not depend on the worker
+//! count, so the data, its order within each partition and therefore lateness are the
+//! same for any number of workers. Each partition is read by one [`PartitionReader`],
+//! which parses and validates records and hands them to an [`Emitter`]; the emitter
+//! assigns the rule time (event or ingestion), applies the partition's
+//! [`Watermark`] and collects dead letters.
+//!
+//! Readers: [`generator`], [`walkthrough`], [`csv`] and [`jsonl`] files (split into
+//! fixed byte ranges by [`files`]).
+
+pub mod csv;
+pub mod files;
+pub mod generator;
+pub mod jsonl;
+pub mod operator;
+pub mod validate;
+pub mod walkthrough;
+
+use std::path::PathBuf;
+
+use tidelake_operators::time::tick_of;
+use tidelake_operators::{Event, Transaction};
+
+use crate::dead_letter::{DeadLetter, Reason};
+
+/// What a read left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// More input may be read right away.
+    More,
+    /// Nothing to read now (an unbounded source waiting for input, or a throttled rate).
+    Idle,
+    /// The partition is exhausted.
+    Done,
+}
+
+/// A source failure that stops the job (bad input never does: it goes to the dead letters).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A glob pattern is malformed.
+    #[error("bad file pattern '{pattern}': {message}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A pattern or path matched no file.
+    #[error("no input file matches '{0}'")]
+    NoFiles(String),
+    /// A source option is invalid.
+    #[error("invalid source option: {0}")]
+    Config(String),
+}
+
+/// A source of transactions with a fixed number of partitions.
+pub trait Source: Send + Sync {
+    /// The number of partitions (fixed for the source, whatever the worker count).
+    fn partitions(&self) -> u32;
+    /// True when every partition ends (files, a generator with a count).
+    fn bounded(&self) -> bool;
+    /// The name dead letters of `partition` carry as `source` (a file name, `generator`).
+    fn source_name(&self, partition: u32) -> String;
+    /// Opens a reader for `partition`.
+    fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError>;
+}
+
+/// Reads one partition.
+pub trait PartitionReader: Send {
+    /// The event time of the first record this reader will produce, if known without
+    /// consuming it. The source uses it to bound the times a partition it has not read
+    /// yet can produce, so that it need not hold the watermark at zero.
+    fn first_ts(&mut self) -> Result<Option<u64>, SourceError> {
+        Ok(None)
+    }
+
+    /// Reads up to `max` records (bad ones and blank lines included) into `emit`.
+    fn read(&mut self, max: usize, emit: &mut Emitter<'_>) -> Result<ReadStatus, SourceError>;
+}
+
+/// The per-partition watermark of SPEC §2: the greatest event time read so far minus
+/// the out-of-orderness bound.
+#[derive(Clone, Debug)]
+pub struct Watermark {
+    max_ts: Option<u64>,
+    bound: u64,
+}
+
+impl Watermark {
+    /// A watermark with out-of-orderness `bound` ms that has seen nothing.
+    pub fn new(bound: u64) -> Self {
+        Watermark {
+            max_ts: None,
+            bound,
+        }
+    }
+
+    /// The watermark, once a record has been read.
+    pub fn current(&self) -> Option<u64> {
+        self.max_ts.map(|m| m.saturating_sub(self.bound))
+    }
+
+    /// The out-of-orderness bound (ms).
+    pub fn bound(&self) -> u64 {
+        self.bound
+    }
+
+    /// Accepts `ts` and advances, or returns the watermark `ts` is below (late).
+    #[inline]
+    pub fn observe(&mut self, ts: u64) -> Result<(), u64> {
+        match self.current() {
+            Some(wm) if ts < wm => Err(wm),
+            _ => {
+                self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How the rule time of a record is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleTime {
+    /// The record's event time `ts`.
+    Event,
+    /// The wall-clock time (ms) at which this batch was read.
+    Ingestion(u64),
+}
+
+/// What readers produce in one call: events, dead letters and blank lines.
+#[derive(Debug, Default)]
+pub struct ReadBatch {
+    /// Records accepted, with rule time and position.
+    pub events: Vec<Event<Transaction>>,
+    /// Records rejected.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Blank lines skipped.
+    pub blank_lines: u64,
+}
+
+/// A record the watermark rejected: say so with [`Emitter::reject`] and reason
+/// [`Reason::Late`], passing `detail`.
+#[derive(Debug)]
+pub struct Late {
+    /// The sentence for the dead letter's `detail`.
+    pub detail: String,
+}
+
+/// Where a [`PartitionReader`] puts records, rejects and blank lines.
+pub struct Emitter<'a> {
+    source: &'a str,
+    partition: u32,
+    time: RuleTime,
+    watermark: &'a mut Watermark,
+    /// No record may be emitted at a tick below this (the worker's capability).
+    floor: u64,
+    tick: u64,
+    out: &'a mut ReadBatch,
+}
+
+impl<'a> Emitter<'a> {
+    /// An emitter for `partition` of `source`, adding to `out`.
+    pub fn new(
+        source: &'a str,
+        partition: u32,
+        time: RuleTime,
+        watermark: &'a mut Watermark,
+        floor: u64,
+        tick: u64,
+        out: &'a mut ReadBatch,
+    ) -> Self {
+        Emitter {
+            source,
+            partition,
+            time,
+            watermark,
+            floor,
+            tick,
+            out,
+        }
+    }
+
+    /// Emits a valid transaction at position `seq`, unless it is late.
+    #[inline]
+    pub fn record(&mut self, seq: u64, tx: Transaction) -> Result<(), Late> {
+        let time = match self.time {
+            RuleTime::Event => {
+                if let Err(wm) = self.watermark.observe(tx.ts) {
+                    return Err(Late {
+                        detail: format!(
+                            "ts {} is below the partition's watermark {} (out-of-orderness {} ms)",
+                            tx.ts,
+                            wm,
+                            self.watermark.bound()
+                        ),
+                    });
+                }
+                tx.ts
+            }
+            RuleTime::Ingestion(now) => now,
+        };
+        if tick_of(time, self.tick) < self.floor {
+            return Err(Late {
+                detail: format!(
+                    "ts {} is below the source's watermark {} (the partition was idle and stopped holding it)",
+                    time, self.floor
+                ),
+            });
+        }
+        self.out
+            .events
+            .push(Event::new(time, self.partition, seq, tx));
+        Ok(())
+    }
+
+    /// Sends a bad record to the dead letters.
+    pub fn reject(
+        &mut self,
+        position: u64,
+        line: Option<u64>,
+        raw: &[u8],
+        reason: Reason,
+        detail: String,
+    ) {
+        self.out.dead_letters.push(DeadLetter::new(
+            self.source,
+            self.partition,
+            position,
+            line,
+            reason,
+            detail,
+            raw,
+        ));
+    }
+
+    /// Counts a skipped blank line.
+    pub fn blank_line(&mut self) {
+        self.out.blank_lines += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_lateness_is_strict() {
+        let mut wm = Watermark::new(0);
+        assert_eq!(wm.observe(10), Ok(()));
+        assert_eq!(wm.observe(10), Ok(()), "equal is on time");
+        assert_eq!(wm.observe(9), Err(10));
+        let mut wm = Watermark::new(5);
+        assert_eq!(wm.observe(10), Ok(()));
+        assert_eq!(wm.observe(5), Ok(()));
+        assert_eq!(wm.observe(4), Err(5));
+        assert_eq!(wm.current(), Some(5));
+    }
+
+    #[test]
+    fn emitter_sends_late_records_back() {
+        let mut wm = Watermark::new(0);
+        let mut out = ReadBatch::default();
+        let mut emit = Emitter::new("s", 3, RuleTime::Event, &mut wm, 0, 100, &mut out);
+        assert!(emit.record(0, Transaction::new("a", 500, 1.0)).is_ok());
+        let late = emit
+            .record(1, Transaction::new("a", 499, 1.0))
+            .expect_err("late");
+        emit.reject(1, Some(2), b"a,499,1.0", Reason::Late, late.detail);
+        assert_eq!(out.events.len(), 1);
+        assert_eq!(out.events[0].order(), (500, 3, 0));
+        assert_eq!(out.dead_letters[0].reason, Reason::Late);
+    }
+}

@@ -1,0 +1,342 @@
+//! The source operator: reads one worker's partitions, applies watermarks and lateness,
+//! and emits each record at the tick of its rule time.
+//!
+//! Partition `p` is read by worker `p mod peers`, so the data and each partition's order
+//! do not depend on the worker count. The worker holds its capability at the tick of the
+//! least watermark over its partitions (SPEC §2): a partition not read yet holds it at
+//! its first record's time minus the out-of-orderness bound; a finished partition holds
+//! nothing; an unbounded partition that has been idle for the idle timeout stops
+//! holding it. The partition holding the watermark lowest is always read first, so
+//! time-ordered file ranges are read in order and interleaved generator partitions in
+//! turn.
+//!
+//! Flow control: timely has none, so a worker that has more than `max_in_flight` records
+//! beyond the probe's frontier, while another worker holds that frontier back, waits.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+
+use tidelake_operators::time::tick_of;
+use tidelake_operators::{Event, Transaction};
+
+use crate::clock::Clock;
+use crate::control::JobControl;
+use crate::dead_letter::DeadLetter;
+use crate::metrics::{Metrics, add};
+use crate::sources::{
+    Emitter, PartitionReader, ReadBatch, ReadStatus, RuleTime, Source, Watermark,
+};
+
+/// Which time the rule runs on (SPEC §2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeMode {
+    /// The record's event time `ts`.
+    #[default]
+    Event,
+    /// The wall-clock time at which the source read the record.
+    Ingestion,
+}
+
+/// How the source operator reads.
+#[derive(Clone)]
+pub struct SourceSettings {
+    /// Event or ingestion time.
+    pub time: TimeMode,
+    /// The tick (ms) timely time is quantised to.
+    pub tick: u64,
+    /// The out-of-orderness bound of each partition's watermark (ms).
+    pub out_of_orderness: u64,
+    /// How long an unbounded partition may have no input before it stops holding the
+    /// watermark.
+    pub idle_timeout: Duration,
+    /// Records per read call.
+    pub batch_size: usize,
+    /// Records a worker may have beyond the probe's frontier while another worker holds
+    /// the frontier back.
+    pub max_in_flight: u64,
+    /// The clock of ingestion time and idleness.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Records read per activation before yielding to the rest of the dataflow.
+const READ_BUDGET: usize = 65_536;
+
+/// One partition being read.
+struct Partition {
+    index: u32,
+    name: String,
+    reader: Box<dyn PartitionReader>,
+    watermark: Watermark,
+    /// What the partition holds the watermark at before its first record.
+    initial_hold: u64,
+    idle_since: Option<Instant>,
+    done: bool,
+}
+
+impl Partition {
+    /// The event time this partition holds the worker's watermark at, if any.
+    fn hold(&self, unbounded: bool, idle_timeout: Duration) -> Option<u64> {
+        let idle = unbounded
+            && self
+                .idle_since
+                .is_some_and(|since| since.elapsed() >= idle_timeout);
+        if self.done || idle {
+            return None;
+        }
+        Some(self.watermark.current().unwrap_or(self.initial_hold))
+    }
+}
+
+/// Reads `source` on this worker: returns the stream of accepted events and the stream
+/// of dead letters. The source stops, releasing its capabilities, when its partitions
+/// are exhausted or `control` asks it to stop. `metrics_slot` is this worker's local
+/// index in `metrics`; `probe` observes the end of the dataflow, for flow control.
+pub fn read_source<'s>(
+    scope: Scope<'s, u64>,
+    source: Arc<dyn Source>,
+    settings: SourceSettings,
+    probe: ProbeHandle<u64>,
+    metrics: Arc<Metrics>,
+    metrics_slot: usize,
+    control: Arc<JobControl>,
+) -> (
+    StreamVec<'s, u64, Event<Transaction>>,
+    StreamVec<'s, u64, DeadLetter>,
+) {
+    let mut builder = OperatorBuilder::new("Source".to_owned(), scope);
+    let info = builder.operator_info();
+    let activator = scope.activator_for(info.address.clone());
+    let (events_out, events) = builder.new_output::<Vec<Event<Transaction>>>();
+    let (dead_out, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
+    let mut events_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Event<Transaction>>>>::from(events_out);
+    let mut dead_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
+    let (worker, peers) = (scope.index(), scope.peers());
+
+    builder.build(move |initial| {
+        let mut caps: Option<Vec<Capability<u64>>> = Some(initial);
+        let mut partitions: Option<Vec<Partition>> = None;
+        let mut in_flight: VecDeque<(u64, u64)> = VecDeque::new();
+        let mut in_flight_total = 0u64;
+        let mut last_now = 0u64;
+        let mut batch = ReadBatch::default();
+        let unbounded = !source.bounded();
+        let tick = settings.tick;
+
+        move |_frontiers| {
+            let counters = metrics.worker(metrics_slot);
+            let Some(held) = caps.as_mut() else { return };
+            let finish = |caps: &mut Option<Vec<Capability<u64>>>| {
+                *caps = None;
+                counters
+                    .watermark
+                    .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+            };
+            if control.should_stop() {
+                finish(&mut caps);
+                return;
+            }
+            let parts = match partitions.as_mut() {
+                Some(parts) => parts,
+                None => {
+                    match open_partitions(source.as_ref(), worker, peers, settings.out_of_orderness)
+                    {
+                        Ok(parts) => partitions.insert(parts),
+                        Err(message) => {
+                            control.fail(message);
+                            finish(&mut caps);
+                            return;
+                        }
+                    }
+                }
+            };
+
+            // Flow control: wait while far ahead of a frontier another worker holds back.
+            while let Some(&(t, n)) = in_flight.front() {
+                if probe.less_equal(&t) {
+                    break;
+                }
+                in_flight.pop_front();
+                in_flight_total -= n;
+            }
+            let floor = *held[0].time();
+            if in_flight_total > settings.max_in_flight && probe.less_than(&floor) {
+                activator.activate_after(Duration::from_micros(200));
+                return;
+            }
+
+            let now = settings.clock.now_ms().max(last_now);
+            last_now = now;
+            let rule_time = match settings.time {
+                TimeMode::Event => RuleTime::Event,
+                TimeMode::Ingestion => RuleTime::Ingestion(now),
+            };
+            let mut budget = READ_BUDGET;
+            let mut skipped = vec![false; parts.len()];
+            let mut more = false;
+            while budget > 0 {
+                let next = (0..parts.len())
+                    .filter(|&i| !parts[i].done && !skipped[i])
+                    .min_by_key(|&i| {
+                        parts[i]
+                            .watermark
+                            .current()
+                            .unwrap_or(parts[i].initial_hold)
+                    });
+                let Some(i) = next else { break };
+                let part = &mut parts[i];
+                let before =
+                    batch.events.len() + batch.dead_letters.len() + batch.blank_lines as usize;
+                let max = settings.batch_size.min(budget);
+                let mut emit = Emitter::new(
+                    &part.name,
+                    part.index,
+                    rule_time,
+                    &mut part.watermark,
+                    floor,
+                    tick,
+                    &mut batch,
+                );
+                let status = match part.reader.read(max, &mut emit) {
+                    Ok(status) => status,
+                    Err(e) => {
+                        control.fail(format!(
+                            "source {} (partition {}): {e}",
+                            part.name, part.index
+                        ));
+                        finish(&mut caps);
+                        return;
+                    }
+                };
+                let read =
+                    batch.events.len() + batch.dead_letters.len() + batch.blank_lines as usize
+                        - before;
+                budget = budget.saturating_sub(read.max(1));
+                if read > 0 {
+                    part.idle_since = None;
+                }
+                match status {
+                    ReadStatus::More => more = true,
+                    ReadStatus::Idle => {
+                        if read == 0 && part.idle_since.is_none() {
+                            part.idle_since = Some(Instant::now());
+                        }
+                        skipped[i] = true;
+                    }
+                    ReadStatus::Done => part.done = true,
+                }
+            }
+
+            // Emit: events at the tick of their rule time, dead letters at the watermark.
+            add(&counters.events, batch.events.len() as u64);
+            add(&counters.dead_letters, batch.dead_letters.len() as u64);
+            add(&counters.blank_lines, batch.blank_lines);
+            batch.blank_lines = 0;
+            if !batch.dead_letters.is_empty() {
+                dead_out
+                    .activate()
+                    .session(&held[1])
+                    .give_container(&mut batch.dead_letters);
+                batch.dead_letters.clear();
+            }
+            if !batch.events.is_empty() {
+                let events = &mut batch.events;
+                if !events.is_sorted_by_key(|e| tick_of(e.time, tick)) {
+                    events.sort_by_key(|e| tick_of(e.time, tick));
+                }
+                let mut out = events_out.activate();
+                while let Some(last) = events.last() {
+                    let t = tick_of(last.time, tick);
+                    let start = events.partition_point(|e| tick_of(e.time, tick) < t);
+                    let count = (events.len() - start) as u64;
+                    let cap = held[0].delayed(&t);
+                    if start == 0 {
+                        out.session(&cap).give_container(events);
+                        events.clear();
+                    } else {
+                        let mut run = events.split_off(start);
+                        out.session(&cap).give_container(&mut run);
+                    }
+                    match in_flight.back_mut() {
+                        Some((back, n)) if *back == t => *n += count,
+                        _ => in_flight.push_back((t, count)),
+                    }
+                    in_flight_total += count;
+                }
+                in_flight.make_contiguous().sort_unstable();
+            }
+
+            // Advance the watermark, or end.
+            if parts.iter().all(|p| p.done) {
+                finish(&mut caps);
+                return;
+            }
+            let watermark = match settings.time {
+                TimeMode::Ingestion => now,
+                TimeMode::Event => parts
+                    .iter()
+                    .filter_map(|p| p.hold(unbounded, settings.idle_timeout))
+                    .min()
+                    // Every partition is idle: follow the wall clock, less the timeout.
+                    .unwrap_or_else(|| {
+                        now.saturating_sub(settings.idle_timeout.as_millis() as u64)
+                    }),
+            };
+            let new_time = tick_of(watermark, tick);
+            if new_time > floor {
+                for cap in held.iter_mut() {
+                    cap.downgrade(&new_time);
+                }
+            }
+            counters
+                .watermark
+                .store(watermark.max(floor), std::sync::atomic::Ordering::Relaxed);
+            if more {
+                activator.activate();
+            } else {
+                activator.activate_after(Duration::from_millis(tick.clamp(1, 10)));
+            }
+        }
+    });
+    (events, dead_letters)
+}
+
+/// Opens the partitions this worker reads, with their initial watermark holds.
+fn open_partitions(
+    source: &dyn Source,
+    worker: usize,
+    peers: usize,
+    bound: u64,
+) -> Result<Vec<Partition>, String> {
+    let mut parts = Vec::new();
+    for index in (0..source.partitions()).filter(|p| *p as usize % peers == worker) {
+        let name = source.source_name(index);
+        let fail =
+            |e: crate::sources::SourceError| format!("source {name} (partition {index}): {e}");
+        let mut reader = source.open(index).map_err(fail)?;
+        let initial_hold = match reader.first_ts().map_err(fail)? {
+            Some(ts) => ts.saturating_sub(bound),
+            // A bounded partition without a valid record can produce no on-time record.
+            None if source.bounded() => u64::MAX,
+            None => 0,
+        };
+        parts.push(Partition {
+            index,
+            name,
+            reader,
+            watermark: Watermark::new(bound),
+            initial_hold,
+            idle_since: None,
+            done: false,
+        });
+    }
+    Ok(parts)
+}

@@ -1,0 +1,123 @@
+//! Field validation shared by the file readers (SPEC §1).
+
+use tidelake_operators::{AccountId, Transaction};
+
+use crate::dead_letter::Reason;
+
+/// The first event time that is out of range: year 10000.
+pub const MAX_TS: u64 = 253_402_300_800_000;
+/// The longest account id, in bytes.
+pub const MAX_ACCOUNT_ID_BYTES: usize = 128;
+
+/// Why a field is bad: the dead letter's reason and detail.
+pub type Invalid = (Reason, String);
+
+/// Checks an account id: UTF-8, 1–128 bytes.
+pub fn account_id(bytes: &[u8]) -> Result<AccountId, Invalid> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        (
+            Reason::Encoding,
+            format!("account id is not valid UTF-8 ({e})"),
+        )
+    })?;
+    if text.is_empty() {
+        return Err((Reason::AccountId, "account id is empty".to_owned()));
+    }
+    if text.len() > MAX_ACCOUNT_ID_BYTES {
+        return Err((
+            Reason::AccountId,
+            format!(
+                "account id is {} bytes, more than {MAX_ACCOUNT_ID_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    Ok(AccountId::from(text))
+}
+
+/// Parses an event time in ms: an integer in `0 ≤ ts < 253402300800000`.
+pub fn ts(bytes: &[u8]) -> Result<u64, Invalid> {
+    let text = field_text(bytes, "ts")?;
+    let value: i128 = text.parse().map_err(|_| {
+        (
+            Reason::Parse,
+            format!("ts '{text}' is not an integer number of milliseconds"),
+        )
+    })?;
+    ts_in_range(value)
+}
+
+/// Checks that an event time is in `0 ≤ ts < 253402300800000`.
+pub fn ts_in_range(value: i128) -> Result<u64, Invalid> {
+    if value < 0 || value >= i128::from(MAX_TS) {
+        return Err((
+            Reason::Ts,
+            format!("ts {value} is outside 0 ≤ ts < {MAX_TS} (before 1970 or after 9999)"),
+        ));
+    }
+    Ok(value as u64)
+}
+
+/// Parses an amount: a finite number.
+pub fn amount(bytes: &[u8]) -> Result<f64, Invalid> {
+    let text = field_text(bytes, "amount")?;
+    let value: f64 = text
+        .parse()
+        .map_err(|_| (Reason::Parse, format!("amount '{text}' is not a number")))?;
+    finite_amount(value)
+}
+
+/// Checks that an amount is finite.
+pub fn finite_amount(value: f64) -> Result<f64, Invalid> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err((Reason::Amount, format!("amount {value} is not finite")))
+    }
+}
+
+/// Builds a transaction from the three raw fields, checking each.
+pub fn transaction(
+    account: &[u8],
+    ts_field: &[u8],
+    amount_field: &[u8],
+) -> Result<Transaction, Invalid> {
+    let account_id = account_id(account)?;
+    let ts = ts(ts_field)?;
+    let amount = amount(amount_field)?;
+    Ok(Transaction {
+        account_id,
+        ts,
+        amount,
+    })
+}
+
+fn field_text<'b>(bytes: &'b [u8], name: &str) -> Result<&'b str, Invalid> {
+    std::str::from_utf8(bytes)
+        .map(str::trim)
+        .map_err(|e| (Reason::Encoding, format!("{name} is not valid UTF-8 ({e})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields() {
+        assert_eq!(account_id(b"").map_err(|e| e.0), Err(Reason::AccountId));
+        assert_eq!(
+            account_id(&[b'a'; 129]).map_err(|e| e.0),
+            Err(Reason::AccountId)
+        );
+        assert!(account_id(&[b'a'; 128]).is_ok());
+        assert_eq!(account_id(b"\xff").map_err(|e| e.0), Err(Reason::Encoding));
+        assert_eq!(ts(b" 42 "), Ok(42));
+        assert_eq!(ts(b"-1").map_err(|e| e.0), Err(Reason::Ts));
+        assert_eq!(ts(b"253402300800000").map_err(|e| e.0), Err(Reason::Ts));
+        assert_eq!(ts(b"1.5").map_err(|e| e.0), Err(Reason::Parse));
+        assert_eq!(amount(b"NaN").map_err(|e| e.0), Err(Reason::Amount));
+        assert_eq!(amount(b"inf").map_err(|e| e.0), Err(Reason::Amount));
+        assert_eq!(amount(b"12x").map_err(|e| e.0), Err(Reason::Parse));
+        assert_eq!(amount(b"0.5"), Ok(0.5));
+    }
+}

@@ -1,0 +1,298 @@
+//! Command-line flags, parsed with clap, and their translation into a job config.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
+use tidelake_runtime::sources::generator::GeneratorConfig;
+use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
+use tidelake_runtime::{AlertOutput, JobConfig, SourceConfig, TimeMode};
+
+/// tidelake: fraud detection on timely dataflow, into Delta Lake, exactly once.
+///
+/// Exit codes: 0 ok, 1 the job failed, 2 usage or configuration error.
+#[derive(Debug, Parser)]
+#[command(name = "tidelake", version, about, long_about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the fraud-detection job (the default, on embedded defaults).
+    Run(RunArgs),
+}
+
+/// Which source to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// Synthetic transactions, deterministic from --seed.
+    Generator,
+    /// Flink's 50-transaction walkthrough list, cycled.
+    Walkthrough,
+    /// CSV files `account_id,ts_millis,amount` (--input).
+    Csv,
+    /// JSON lines with accountId, ts, amount (--input).
+    Jsonl,
+}
+
+/// Which time the rule runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TimeArg {
+    /// The transaction's own timestamp.
+    Event,
+    /// The wall-clock time the source read it.
+    Ingestion,
+}
+
+/// `tidelake run`: flags. Every long flag is also a key of the `--config` TOML file.
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// A TOML job file whose keys are these long flags (e.g. `workers = 2`,
+    /// `tick = "10ms"`, `input = ["a.csv", "b.csv"]`); flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The source.
+    #[arg(long, value_enum, default_value = "generator", help_heading = "Source")]
+    pub source: SourceKind,
+    /// Input files or globs, for csv and jsonl.
+    #[arg(long, value_name = "PATH", num_args = 1.., action = clap::ArgAction::Append, help_heading = "Source")]
+    pub input: Vec<String>,
+    /// Byte range a large input file is split into, read in parallel.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, help_heading = "Source")]
+    pub split_size: Option<u64>,
+    /// Records to produce (generator, walkthrough), or `unbounded`. The generator
+    /// produces a fixed default count; the walkthrough cycles forever by default.
+    #[arg(long, value_name = "N|unbounded", value_parser = parse_count, help_heading = "Source")]
+    pub count: Option<Count>,
+    /// Records per second of wall time (generator, walkthrough), or `unthrottled`.
+    /// Generator default unthrottled; walkthrough default 10.
+    #[arg(long, value_name = "N|unthrottled", value_parser = parse_rate, help_heading = "Source")]
+    pub rate: Option<Rate>,
+    /// Generator: seed of the pseudo-random data.
+    #[arg(long, default_value_t = GeneratorConfig::default().seed, help_heading = "Generator")]
+    pub seed: u64,
+    /// Generator: number of accounts.
+    #[arg(long, default_value_t = GeneratorConfig::default().accounts, help_heading = "Generator")]
+    pub accounts: u64,
+    /// Generator: events per second of event time.
+    #[arg(long, default_value_t = GeneratorConfig::default().density, help_heading = "Generator")]
+    pub density: u64,
+    /// Generator: start of event time, RFC 3339 (`2024-05-01T00:00:00Z`) or epoch
+    /// milliseconds. Default: now, rounded down to the second.
+    #[arg(long, value_name = "TIME", value_parser = parse_start, help_heading = "Generator")]
+    pub start: Option<u64>,
+    /// Generator: logical partitions (the data is the same for any worker count).
+    #[arg(long, default_value_t = GeneratorConfig::default().partitions, help_heading = "Generator")]
+    pub partitions: u32,
+    /// Generator: share of small amounts (< 1.00).
+    #[arg(long, default_value_t = GeneratorConfig::default().small_share, help_heading = "Generator")]
+    pub small_share: f64,
+    /// Generator: share of large amounts (> 500.00).
+    #[arg(long, default_value_t = GeneratorConfig::default().large_share, help_heading = "Generator")]
+    pub large_share: f64,
+    /// Generator: inject a small→large fraud pair every N records of a partition (0: none).
+    #[arg(long, default_value_t = GeneratorConfig::default().fraud_every.unwrap_or(0), help_heading = "Generator")]
+    pub fraud_every: u64,
+    /// Generator: shift each record's ts back by up to this much (out-of-order data).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0ms", help_heading = "Generator")]
+    pub disorder: Duration,
+
+    /// Worker threads.
+    #[arg(long, default_value_t = 1, help_heading = "Processing")]
+    pub workers: usize,
+    /// The rule's time: the transaction's timestamp, or the time it was read.
+    #[arg(long, value_enum, default_value = "event", help_heading = "Processing")]
+    pub time: TimeArg,
+    /// Timely time is the rule's time quantised to this tick (batching and latency, never
+    /// results).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms", help_heading = "Processing")]
+    pub tick: Duration,
+    /// Out-of-orderness bound of each partition's watermark; records further behind are
+    /// late and go to the dead letters.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0ms", help_heading = "Processing")]
+    pub out_of_orderness: Duration,
+    /// An unbounded source's partition with no input for this long stops holding the
+    /// watermark back.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", help_heading = "Processing")]
+    pub idle_timeout: Duration,
+
+    /// Where alerts go as JSON lines: `-` for stdout, or a file.
+    #[arg(
+        long,
+        value_name = "-|FILE",
+        default_value = "-",
+        help_heading = "Outputs"
+    )]
+    pub alerts: String,
+    /// Where bad and late records go as JSON lines.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "dead-letters.jsonl",
+        help_heading = "Outputs"
+    )]
+    pub dead_letters: PathBuf,
+    /// Also write every enriched transaction as JSON lines to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub enriched: Option<PathBuf>,
+    /// Do not print the live status line (it is shown only when stderr is a terminal).
+    #[arg(long, help_heading = "Outputs")]
+    pub quiet: bool,
+}
+
+/// A record count, or no end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    /// Exactly this many records.
+    Finite(u64),
+    /// No end.
+    Unbounded,
+}
+
+/// A rate limit, or none.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rate {
+    /// Records per second of wall time.
+    PerSecond(f64),
+    /// As fast as possible.
+    Unthrottled,
+}
+
+impl RunArgs {
+    /// The job config these flags describe.
+    pub fn job_config(&self) -> Result<JobConfig, String> {
+        let count = |default: Option<u64>| match self.count {
+            Some(Count::Finite(n)) => Some(n),
+            Some(Count::Unbounded) => None,
+            None => default,
+        };
+        let rate = |default: Option<f64>| match self.rate {
+            Some(Rate::PerSecond(r)) => Some(r),
+            Some(Rate::Unthrottled) => None,
+            None => default,
+        };
+        let split_size = self.split_size.unwrap_or(DEFAULT_SPLIT_SIZE);
+        let needs_input = matches!(self.source, SourceKind::Csv | SourceKind::Jsonl);
+        if needs_input && self.input.is_empty() {
+            return Err(format!(
+                "--source {} needs --input FILE (one or more files or globs)",
+                self.source
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default()
+            ));
+        }
+        if !needs_input && !self.input.is_empty() {
+            return Err("--input is only for --source csv or jsonl".into());
+        }
+        let source = match self.source {
+            SourceKind::Generator => SourceConfig::Generator(GeneratorConfig {
+                seed: self.seed,
+                partitions: self.partitions,
+                accounts: self.accounts,
+                count: count(GeneratorConfig::default().count),
+                density: self.density,
+                rate: rate(None),
+                start_ms: self.start.unwrap_or_else(now_rounded_to_second),
+                small_share: self.small_share,
+                large_share: self.large_share,
+                fraud_every: (self.fraud_every > 0).then_some(self.fraud_every),
+                out_of_orderness_ms: millis(self.disorder),
+            }),
+            SourceKind::Walkthrough => SourceConfig::Walkthrough(WalkthroughConfig {
+                rate: rate(Some(10.0)),
+                count: count(None),
+            }),
+            SourceKind::Csv => SourceConfig::Csv {
+                inputs: self.input.clone(),
+                split_size,
+            },
+            SourceKind::Jsonl => SourceConfig::Jsonl {
+                inputs: self.input.clone(),
+                split_size,
+            },
+        };
+        let mut config = JobConfig::new(source);
+        config.workers = self.workers;
+        config.time = match self.time {
+            TimeArg::Event => TimeMode::Event,
+            TimeArg::Ingestion => TimeMode::Ingestion,
+        };
+        config.tick_ms = millis(self.tick);
+        config.out_of_orderness_ms = millis(self.out_of_orderness);
+        config.idle_timeout = self.idle_timeout;
+        config.alerts = match self.alerts.as_str() {
+            "-" => AlertOutput::Stdout,
+            path => AlertOutput::File(PathBuf::from(path)),
+        };
+        config.dead_letters = self.dead_letters.clone();
+        config.enriched = self.enriched.clone();
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+fn now_rounded_to_second() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_secs() * 1000
+}
+
+/// Parses a duration such as `250ms`, `10s` or `168h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration like 250ms, 10s or 168h ({e})"))
+}
+
+/// Parses a size such as `128MiB` or `64MB`.
+pub fn parse_size_arg(text: &str) -> Result<u64, String> {
+    parse_size::parse_size(text)
+        .map_err(|e| format!("'{text}' is not a size like 128MiB or 64MB ({e})"))
+}
+
+fn parse_count(text: &str) -> Result<Count, String> {
+    match text {
+        "unbounded" => Ok(Count::Unbounded),
+        n => n
+            .replace('_', "")
+            .parse()
+            .map(Count::Finite)
+            .map_err(|_| format!("'{text}' is not a count (a whole number, or `unbounded`)")),
+    }
+}
+
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    match text {
+        "unthrottled" => Ok(Rate::Unthrottled),
+        n => match n.replace('_', "").parse::<f64>() {
+            Ok(r) if r.is_finite() && r > 0.0 => Ok(Rate::PerSecond(r)),
+            _ => Err(format!(
+                "'{text}' is not a rate (records per second > 0, or `unthrottled`)"
+            )),
+        },
+    }
+}
+
+fn parse_start(text: &str) -> Result<u64, String> {
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+        .ok_or_else(|| {
+            format!("'{text}' is neither RFC 3339 (2024-05-01T00:00:00Z) nor epoch milliseconds")
+        })
+}
