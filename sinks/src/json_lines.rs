@@ -6,7 +6,7 @@
 //! write error is kept and reported by [`JsonLinesWriter::finish`].
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +30,8 @@ pub enum SinkError {
 
 struct Output {
     out: Box<dyn Write + Send>,
+    /// Written before each batch: on a terminal, clears a status line left on it.
+    prefix: &'static [u8],
     error: Option<io::Error>,
     lines: u64,
 }
@@ -53,9 +55,16 @@ impl JsonLinesWriter {
         ))
     }
 
-    /// Writes to the process's stdout.
+    /// Writes to the process's stdout. On a terminal, each batch first clears the
+    /// current line, where a status line (on stderr) may stand.
     pub fn stdout() -> Arc<Self> {
-        Self::new("stdout".to_owned(), Box::new(io::stdout()))
+        let writer = Self::new("stdout".to_owned(), Box::new(io::stdout()));
+        if io::stdout().is_terminal()
+            && let Ok(mut output) = writer.output.lock()
+        {
+            output.prefix = b"\r\x1b[2K";
+        }
+        writer
     }
 
     /// Writes to `out`, naming it `target` in errors.
@@ -64,6 +73,7 @@ impl JsonLinesWriter {
             target,
             output: Mutex::new(Output {
                 out,
+                prefix: b"",
                 error: None,
                 lines: 0,
             }),

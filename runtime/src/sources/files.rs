@@ -619,7 +619,7 @@ pub(crate) mod testing {
             lines.push((content.len() as u64, text.clone().into_bytes()));
             content.extend_from_slice(text.as_bytes());
             if k < 299 {
-                content.extend_from_slice(if r % 3 == 0 { b"\r\n" } else { b"\n" });
+                content.extend_from_slice(if r.is_multiple_of(3) { b"\r\n" } else { b"\n" });
             }
         }
         (content, lines)

@@ -42,16 +42,14 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
 
 use rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
-use tidelake_operators::Transaction;
 
+use super::synthetic::{Throttle, emit_record};
 use super::validate::MAX_TS;
 use super::{Emitter, PartitionReader, ReadStatus, Source, SourceError};
-use crate::dead_letter::Reason;
 
 /// The gaps (ms) from an injected small transaction to its large partner, cycled so
 /// that both sides of the rule's 60 000 ms boundary are exercised.
@@ -245,33 +243,6 @@ impl Source for GeneratorSource {
     }
 }
 
-/// Emits records at a wall-clock rate: record `n` (from 0) is due `n / rate` seconds
-/// after the first call, so the first is due at once.
-#[derive(Clone, Debug)]
-pub(crate) struct Throttle {
-    per_second: f64,
-    started: Option<Instant>,
-}
-
-impl Throttle {
-    /// A throttle of `per_second` records per second of wall time.
-    pub(crate) fn new(per_second: f64) -> Self {
-        Throttle {
-            per_second,
-            started: None,
-        }
-    }
-
-    /// How many records are due now, `emitted` having been emitted so far.
-    pub(crate) fn allowance(&mut self, emitted: u64) -> u64 {
-        let now = Instant::now();
-        let started = *self.started.get_or_insert(now);
-        let due = (now.duration_since(started).as_secs_f64() * self.per_second).floor();
-        // `as` saturates; the record at time 0 is due at once.
-        (due as u64).saturating_add(1).saturating_sub(emitted)
-    }
-}
-
 /// An account id being built on the stack: `"<n>"` or `"f<partition>-<pair>"`.
 #[derive(Clone, Copy, Debug)]
 struct AccountBuf {
@@ -339,16 +310,6 @@ struct Generated {
     account: AccountBuf,
     ts: u64,
     amount: f64,
-}
-
-/// Emits `record`; a late one goes to the dead letters as the CSV line
-/// `account_id,ts,amount`.
-#[inline]
-pub(crate) fn emit_record(emit: &mut Emitter<'_>, seq: u64, account: &str, ts: u64, amount: f64) {
-    if let Err(late) = emit.record(seq, Transaction::new(account, ts, amount)) {
-        let raw = format!("{account},{ts},{amount}");
-        emit.reject(seq, None, raw.as_bytes(), Reason::Late, late.detail);
-    }
 }
 
 /// `x` scaled to `0..n` (multiply-high: unbiased enough for `n ≤ 2^64`).
@@ -595,6 +556,9 @@ impl PartitionReader for GeneratorReader {
 
 #[cfg(test)]
 mod tests {
+    use tidelake_operators::Transaction;
+
+    use crate::dead_letter::Reason;
     use std::collections::HashMap;
 
     use tidelake_operators::fraud::{LARGE, SMALL, WINDOW};

@@ -15,6 +15,7 @@ pub mod files;
 pub mod generator;
 pub mod jsonl;
 pub mod operator;
+mod synthetic;
 pub mod validate;
 pub mod walkthrough;
 

@@ -340,3 +340,66 @@ fn open_partitions(
     }
     Ok(parts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Silent;
+
+    impl PartitionReader for Silent {
+        fn read(
+            &mut self,
+            _max: usize,
+            _emit: &mut Emitter<'_>,
+        ) -> Result<ReadStatus, crate::sources::SourceError> {
+            Ok(ReadStatus::Idle)
+        }
+    }
+
+    fn partition(initial_hold: u64) -> Partition {
+        Partition {
+            index: 0,
+            name: "test".into(),
+            reader: Box::new(Silent),
+            watermark: Watermark::new(100),
+            initial_hold,
+            idle_since: None,
+            done: false,
+        }
+    }
+
+    #[test]
+    fn a_partition_holds_its_watermark_until_idle_or_done() {
+        let timeout = Duration::from_secs(1);
+        let mut p = partition(5_000);
+        assert_eq!(
+            p.hold(true, timeout),
+            Some(5_000),
+            "before any record: its first ts less the bound"
+        );
+        p.watermark.observe(9_000).expect("on time");
+        assert_eq!(p.hold(true, timeout), Some(8_900));
+
+        p.idle_since = Instant::now().checked_sub(Duration::from_secs(2));
+        assert_eq!(
+            p.hold(true, timeout),
+            None,
+            "idle past the timeout: holds nothing"
+        );
+        assert_eq!(
+            p.hold(false, timeout),
+            Some(8_900),
+            "bounded sources never use the idle timeout"
+        );
+        p.idle_since = Some(Instant::now());
+        assert_eq!(
+            p.hold(true, timeout),
+            Some(8_900),
+            "idle, but not for long yet"
+        );
+
+        p.done = true;
+        assert_eq!(p.hold(false, timeout), None);
+    }
+}

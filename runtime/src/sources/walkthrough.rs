@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::generator::{Throttle, emit_record};
+use super::synthetic::{Throttle, emit_record};
 use super::validate::MAX_TS;
 use super::{Emitter, PartitionReader, ReadStatus, Source, SourceError};
 
