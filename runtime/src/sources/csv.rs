@@ -10,52 +10,16 @@
 use csv_core::{ReadRecordResult, Terminator};
 
 use super::files::{
-    FileSet, Line, LineReader, Outcome, Parsed, RangeReader, RecordFormat, is_blank,
+    FileSource, Line, LineReader, Outcome, Parsed, RangeReader, RecordFormat, is_blank,
 };
-use super::{PartitionReader, Source, SourceError, validate};
+use super::{SourceError, validate};
 use crate::dead_letter::Reason;
 
 /// The column names, in order.
 pub const COLUMNS: [&str; 3] = ["account_id", "ts_millis", "amount"];
 
 /// CSV files of transactions, split into byte ranges.
-#[derive(Clone, Debug)]
-pub struct CsvSource {
-    files: FileSet,
-}
-
-impl CsvSource {
-    /// Resolves `inputs` (paths or globs) and splits the files into ranges of
-    /// `split_size` bytes.
-    pub fn new(inputs: &[String], split_size: u64) -> Result<Self, SourceError> {
-        Ok(CsvSource {
-            files: FileSet::new(inputs, split_size)?,
-        })
-    }
-
-    /// The files and their ranges.
-    pub fn files(&self) -> &FileSet {
-        &self.files
-    }
-}
-
-impl Source for CsvSource {
-    fn partitions(&self) -> u32 {
-        self.files.partitions()
-    }
-
-    fn bounded(&self) -> bool {
-        true
-    }
-
-    fn source_name(&self, partition: u32) -> String {
-        self.files.name(partition).unwrap_or_default().to_owned()
-    }
-
-    fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError> {
-        Ok(Box::new(self.files.open::<CsvFormat>(partition)?))
-    }
-}
+pub type CsvSource = FileSource<CsvFormat>;
 
 /// The reader of one CSV partition.
 pub type CsvReader = RangeReader<CsvFormat>;
@@ -259,6 +223,7 @@ fn wrong_field_count(found: usize) -> Outcome {
 mod tests {
     use super::*;
     use crate::dead_letter::DeadLetter;
+    use crate::sources::Source;
     use crate::sources::files::testing::{read_all, sample_lines, write_file};
     use crate::sources::{Emitter, ReadBatch, ReadStatus, RuleTime, Watermark};
 

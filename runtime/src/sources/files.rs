@@ -15,11 +15,12 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use tidelake_operators::Transaction;
 
-use super::{Emitter, PartitionReader, ReadStatus, SourceError};
+use super::{Emitter, PartitionReader, ReadStatus, Source, SourceError};
 use crate::dead_letter::Reason;
 
 /// The read buffer of a range reader.
@@ -102,6 +103,46 @@ pub struct ByteRange {
     pub start: u64,
     /// One past the last byte of the range (lines starting before it are read).
     pub end: u64,
+}
+
+/// A file source: input files split into byte ranges, each read with format `F`.
+pub struct FileSource<F> {
+    files: FileSet,
+    format: PhantomData<fn() -> F>,
+}
+
+impl<F: RecordFormat> FileSource<F> {
+    /// Resolves `inputs` (paths or globs) and splits the files into ranges of
+    /// `split_size` bytes.
+    pub fn new(inputs: &[String], split_size: u64) -> Result<Self, SourceError> {
+        Ok(FileSource {
+            files: FileSet::new(inputs, split_size)?,
+            format: PhantomData,
+        })
+    }
+
+    /// The files and their ranges.
+    pub fn files(&self) -> &FileSet {
+        &self.files
+    }
+}
+
+impl<F: RecordFormat> Source for FileSource<F> {
+    fn partitions(&self) -> u32 {
+        self.files.partitions()
+    }
+
+    fn bounded(&self) -> bool {
+        true
+    }
+
+    fn source_name(&self, partition: u32) -> String {
+        self.files.name(partition).unwrap_or_default().to_owned()
+    }
+
+    fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError> {
+        Ok(Box::new(self.files.open::<F>(partition)?))
+    }
 }
 
 /// Resolved input files split into fixed byte ranges, one per partition.

@@ -10,49 +10,13 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::files::{FileSet, LineReader, Outcome, Parsed, RangeReader, RecordFormat, is_blank};
-use super::{PartitionReader, Source, SourceError, validate};
+use super::files::{FileSource, LineReader, Outcome, Parsed, RangeReader, RecordFormat, is_blank};
+use super::{SourceError, validate};
 use crate::dead_letter::Reason;
 use tidelake_operators::{AccountId, Transaction};
 
 /// JSON-lines files of transactions, split into byte ranges.
-#[derive(Clone, Debug)]
-pub struct JsonlSource {
-    files: FileSet,
-}
-
-impl JsonlSource {
-    /// Resolves `inputs` (paths or globs) and splits the files into ranges of
-    /// `split_size` bytes.
-    pub fn new(inputs: &[String], split_size: u64) -> Result<Self, SourceError> {
-        Ok(JsonlSource {
-            files: FileSet::new(inputs, split_size)?,
-        })
-    }
-
-    /// The files and their ranges.
-    pub fn files(&self) -> &FileSet {
-        &self.files
-    }
-}
-
-impl Source for JsonlSource {
-    fn partitions(&self) -> u32 {
-        self.files.partitions()
-    }
-
-    fn bounded(&self) -> bool {
-        true
-    }
-
-    fn source_name(&self, partition: u32) -> String {
-        self.files.name(partition).unwrap_or_default().to_owned()
-    }
-
-    fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError> {
-        Ok(Box::new(self.files.open::<JsonlFormat>(partition)?))
-    }
-}
+pub type JsonlSource = FileSource<JsonlFormat>;
 
 /// The reader of one JSON-lines partition.
 pub type JsonlReader = RangeReader<JsonlFormat>;
@@ -329,6 +293,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::Source;
     use crate::sources::files::testing::{read_all, write_file};
 
     const LINES: [&[u8]; 16] = [
