@@ -1,9 +1,11 @@
 //! A second rule on the keyed-process API: more than 3 transactions of one account
-//! within 10 s. The dataflow is built by hand from the runtime's source operator and
+//! within 10 s, on 200 000 generated transactions over 20 000 accounts (one every 20 s
+//! per account on average, so bursts are rare). The dataflow is built by hand from the runtime's source operator and
 //! the operators crate's `keyed_process`, on 2 workers.
 //!
 //! `cargo run --release --example velocity`
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +23,7 @@ use tidelake_runtime::sources::operator::{SourceSettings, TimeMode, read_source}
 fn main() -> anyhow::Result<()> {
     let generator = GeneratorConfig {
         count: Some(200_000),
-        accounts: 2_000,
+        accounts: 20_000,
         density: 1_000,
         ..GeneratorConfig::default()
     };
@@ -55,7 +57,10 @@ fn main() -> anyhow::Result<()> {
             let (_passed, alerts) =
                 transactions.keyed_process("Velocity", 100, VelocityRule::new(3, 10_000));
             alerts
-                .inspect(|alert| println!("{}", serde_json::to_string(alert).unwrap_or_default()))
+                .inspect(|alert| {
+                    let line = serde_json::to_string(alert).unwrap_or_default();
+                    let _ = writeln!(std::io::stdout().lock(), "{line}");
+                })
                 .probe_with(&probe);
         });
     })

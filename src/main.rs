@@ -50,7 +50,17 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
     let mut merged: Vec<String> = args[..2].to_vec();
     merged.extend(job_file::flags_from_file(path, run_command, given)?);
     merged.extend(given.iter().cloned());
-    Ok(Cli::try_parse_from(&merged)?)
+    // The command line alone parsed, so an error now comes from the job file's values.
+    Cli::try_parse_from(&merged).map_err(|e| {
+        anyhow::anyhow!(
+            "in job file {}: {}",
+            path.display(),
+            e.render()
+                .to_string()
+                .trim_start_matches("error: ")
+                .trim_end()
+        )
+    })
 }
 
 fn default_run_args() -> RunArgs {

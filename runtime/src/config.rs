@@ -109,7 +109,8 @@ impl JobConfig {
         }
     }
 
-    /// Checks the options that do not depend on the source.
+    /// Checks the options that do not depend on the source, and that every output's
+    /// directory exists (before any output is created).
     pub fn validate(&self) -> Result<(), String> {
         if self.workers == 0 {
             return Err("--workers must be at least 1".into());
@@ -119,6 +120,26 @@ impl JobConfig {
         }
         if self.batch_size == 0 {
             return Err("the batch size must be at least 1".into());
+        }
+        let alerts = match &self.alerts {
+            AlertOutput::File(path) => Some(path),
+            AlertOutput::Stdout | AlertOutput::Discard => None,
+        };
+        for path in alerts
+            .into_iter()
+            .chain([&self.dead_letters])
+            .chain(self.enriched.as_ref())
+        {
+            if let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+                && !dir.is_dir()
+            {
+                return Err(format!(
+                    "cannot write {}: the directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                ));
+            }
         }
         Ok(())
     }
