@@ -10,7 +10,7 @@
 //! - [`job`]: the fraud job — source → exchange by account → fraud operator (from
 //!   `tidelake-operators`) → alerts and enriched rows (sinks from `tidelake-sinks`) —
 //!   run on N worker threads by timely.
-//! - [`config`], [`control`], [`metrics`], [`clock`], [`panic`]: what a job is
+//! - [`config`], [`control`], [`metrics`], [`clock`], [`panic`](mod@panic): what a job is
 //!   configured with, how it is stopped, what it counts, the time it reads, and why a
 //!   panicking worker aborts the process.
 

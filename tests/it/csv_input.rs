@@ -6,11 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use crate::reference::{self, RefAlert, Tx};
 use crate::support::{
-    DeadLine, assert_exit, base64_decode, describe, read_alerts, read_lines, tidelake,
+    DeadLine, EnrichedLine, assert_exit, base64_decode, describe, read_alerts, read_lines, tidelake,
 };
 
 /// What a line of the test file is.
@@ -168,16 +166,6 @@ fn jsonl_entries() -> Vec<Entry> {
         entries.insert(late - 1, line(&pad, Blank));
     }
     entries
-}
-
-/// An enriched row JSON line.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct EnrichedLine {
-    account_id: String,
-    ts: u64,
-    amount: f64,
-    alert: bool,
 }
 
 /// The dead letter of a bad line, as far as it is known in advance (`detail` is only

@@ -7,26 +7,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
 use tidelake_runtime::sources::generator::{GeneratorConfig, GeneratorSource, SOURCE_NAME};
 use tidelake_runtime::sources::{Emitter, ReadBatch, ReadStatus, RuleTime, Source, Watermark};
 use tidelake_runtime::{AlertOutput, Job, JobConfig, SourceConfig};
 
 use crate::reference::{self, RefAlert, Tx};
-use crate::support::{DeadLine, epoch_ms, read_alerts, read_lines};
+use crate::support::{DeadLine, EnrichedLine, epoch_ms, read_alerts, read_lines};
 
 /// Records generated per run.
 const COUNT: u64 = 200_000;
-
-/// An enriched row JSON line.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct EnrichedLine {
-    account_id: String,
-    ts: u64,
-    amount: f64,
-    alert: bool,
-}
 
 /// An enriched row, comparable: `(account, ts, amount bits, alert)`.
 type Row = (String, u64, u64, bool);

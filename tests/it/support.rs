@@ -173,3 +173,13 @@ fn base64_decoder_decodes() {
     );
     assert_eq!(epoch_ms("2024-05-01T00:00:00Z"), 1_714_521_600_000);
 }
+
+/// An enriched row JSON line.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnrichedLine {
+    pub account_id: String,
+    pub ts: u64,
+    pub amount: f64,
+    pub alert: bool,
+}
