@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -114,11 +114,6 @@ impl JsonLinesWriter {
             .flush()
             .map_err(|source| SinkError::Io { target, source })?;
         Ok(output.lines)
-    }
-
-    /// The file this writes to, if it is a file.
-    pub fn path(&self) -> Option<PathBuf> {
-        (self.target != "stdout").then(|| PathBuf::from(&self.target))
     }
 }
 
