@@ -1,0 +1,362 @@
+//! A Delta table in an object store: creating it, opening it against the schema a writer
+//! expects, reading its snapshot and committing to it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+
+use super::DeltaError;
+use super::actions::{Action, CommitInfo, Format, Metadata, Protocol};
+use super::log::{CommitOutcome, read_commit, write_commit};
+use super::schema::Schema;
+use super::snapshot::Snapshot;
+
+/// A Delta table at `root` in `store`.
+#[derive(Clone, Debug)]
+pub struct DeltaTable {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    location: String,
+}
+
+impl DeltaTable {
+    /// The table at `root` in `store`; `location` names it in messages.
+    pub fn new(store: Arc<dyn ObjectStore>, root: Path, location: impl Into<String>) -> Self {
+        DeltaTable {
+            store,
+            root,
+            location: location.into(),
+        }
+    }
+
+    /// The table at `url`: a plain path or `file://` URL (the directory is created), or
+    /// `memory://` (a new, empty in-memory store).
+    pub fn open_url(url: &str) -> Result<Self, DeltaError> {
+        let bad = |message: String| DeltaError::Url {
+            url: url.to_owned(),
+            message,
+        };
+        if url.starts_with("memory://") {
+            return Ok(DeltaTable::new(
+                Arc::new(InMemory::new()),
+                Path::default(),
+                url,
+            ));
+        }
+        let local = match url.strip_prefix("file://") {
+            Some(path) => path,
+            None if !url.contains("://") => url,
+            None => {
+                return Err(bad(
+                    "only local paths, file:// and memory:// are supported so far".into(),
+                ));
+            }
+        };
+        std::fs::create_dir_all(local)
+            .map_err(|e| bad(format!("cannot create the directory: {e}")))?;
+        let store = LocalFileSystem::new_with_prefix(local).map_err(|e| bad(e.to_string()))?;
+        Ok(DeltaTable::new(Arc::new(store), Path::default(), url))
+    }
+
+    /// The table's location, as given.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The object store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The table root in the store.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The latest snapshot, or `None` if no table exists here yet.
+    pub async fn snapshot(&self) -> Result<Option<Snapshot>, DeltaError> {
+        Snapshot::load(self.store.as_ref(), &self.root).await
+    }
+
+    /// The actions of commit `version`.
+    pub async fn read_commit(&self, version: u64) -> Result<Vec<Action>, DeltaError> {
+        read_commit(self.store.as_ref(), &self.root, version).await
+    }
+
+    /// Writes `actions` as commit `version` if that version does not exist yet.
+    pub async fn try_commit(
+        &self,
+        version: u64,
+        actions: &[Action],
+    ) -> Result<CommitOutcome, DeltaError> {
+        write_commit(self.store.as_ref(), &self.root, version, actions).await
+    }
+
+    /// Opens the table, creating it (version 0: protocol reader 1 / writer 2 and
+    /// `metaData`) if there is none, and checks that its schema and partition columns are
+    /// the ones given. Two writers creating the same table at once agree: the loser
+    /// opens the winner's table.
+    pub async fn create_or_open(
+        &self,
+        schema: &Schema,
+        partition_columns: &[&str],
+        configuration: BTreeMap<String, String>,
+        engine_info: &str,
+    ) -> Result<Snapshot, DeltaError> {
+        if let Some(snapshot) = self.snapshot().await? {
+            return self.check(snapshot, schema, partition_columns);
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let metadata = Metadata {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: None,
+            description: None,
+            format: Format {
+                provider: "parquet".to_owned(),
+                options: BTreeMap::new(),
+            },
+            schema_string: schema.to_schema_string(),
+            partition_columns: partition_columns.iter().map(|c| (*c).to_owned()).collect(),
+            created_time: Some(now),
+            configuration,
+        };
+        let info = CommitInfo {
+            timestamp: Some(now),
+            operation: Some("CREATE TABLE".to_owned()),
+            engine_info: Some(engine_info.to_owned()),
+            txn_id: Some(uuid::Uuid::new_v4().to_string()),
+            ..CommitInfo::default()
+        };
+        let actions = [
+            Action::Protocol(Protocol::reader1_writer2()),
+            Action::Metadata(metadata),
+            Action::CommitInfo(info),
+        ];
+        // Whoever wins version 0, the table now exists: read it back and check it.
+        self.try_commit(0, &actions).await?;
+        let snapshot = self.snapshot().await?.ok_or_else(|| {
+            DeltaError::Corrupt(format!(
+                "{}: version 0 vanished right after it was written",
+                self.location
+            ))
+        })?;
+        self.check(snapshot, schema, partition_columns)
+    }
+
+    fn check(
+        &self,
+        snapshot: Snapshot,
+        schema: &Schema,
+        partition_columns: &[&str],
+    ) -> Result<Snapshot, DeltaError> {
+        let metadata = snapshot.metadata.as_ref().ok_or_else(|| {
+            DeltaError::Corrupt(format!("{}: the log has no metaData", self.location))
+        })?;
+        let table_schema = Schema::from_schema_string(&metadata.schema_string).map_err(|e| {
+            DeltaError::Corrupt(format!(
+                "{}: metaData.schemaString does not parse: {e}",
+                self.location
+            ))
+        })?;
+        let mut problems: Vec<String> = schema.mismatch(&table_schema).into_iter().collect();
+        if metadata.partition_columns != partition_columns {
+            problems.push(format!(
+                "the table is partitioned by {:?}, this writer partitions by {partition_columns:?}",
+                metadata.partition_columns
+            ));
+        }
+        if problems.is_empty() {
+            Ok(snapshot)
+        } else {
+            Err(DeltaError::SchemaMismatch {
+                table: self.location.clone(),
+                detail: problems.join("; "),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::actions::{Add, Remove, Txn};
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    fn schema() -> Schema {
+        Schema::of(&[
+            ("dt", "timestamp"),
+            ("accountId", "string"),
+            ("amount", "double"),
+            ("date", "string"),
+        ])
+    }
+
+    fn add(path: &str) -> Action {
+        Action::Add(Add {
+            path: path.to_owned(),
+            partition_values: BTreeMap::from([("date".to_owned(), Some("2024-05-01".to_owned()))]),
+            size: 10,
+            modification_time: 1,
+            data_change: true,
+            stats: None,
+            tags: None,
+        })
+    }
+
+    fn txn(app: &str, version: i64) -> Action {
+        Action::Txn(Txn {
+            app_id: app.to_owned(),
+            version,
+            last_updated: Some(1),
+        })
+    }
+
+    #[test]
+    fn create_commit_and_replay() {
+        block_on(async {
+            let table = DeltaTable::open_url("memory://t").expect("open");
+            assert_eq!(table.snapshot().await.expect("load"), None, "no table yet");
+            let v0 = table
+                .create_or_open(&schema(), &["date"], BTreeMap::new(), "tidelake-test")
+                .await
+                .expect("create");
+            assert_eq!(v0.version, 0);
+            assert_eq!(v0.protocol, Some(Protocol::reader1_writer2()));
+            assert_eq!(
+                v0.metadata.as_ref().map(|m| m.partition_columns.clone()),
+                Some(vec!["date".to_owned()])
+            );
+
+            assert_eq!(
+                table
+                    .try_commit(1, &[add("a"), add("b"), txn("job-w0", 3)])
+                    .await
+                    .expect("commit"),
+                CommitOutcome::Committed
+            );
+            assert_eq!(
+                table.try_commit(1, &[add("c")]).await.expect("commit"),
+                CommitOutcome::VersionTaken,
+                "put-if-absent: version 1 is taken"
+            );
+            let remove = Action::Remove(Remove {
+                path: "a".into(),
+                deletion_timestamp: Some(2),
+                data_change: false,
+                extended_file_metadata: Some(true),
+                partition_values: None,
+                size: Some(10),
+            });
+            table
+                .try_commit(2, &[remove, add("d"), txn("job-w0", 4), txn("job-w1", 1)])
+                .await
+                .expect("commit");
+
+            let snapshot = table.snapshot().await.expect("load").expect("exists");
+            assert_eq!(snapshot.version, 2);
+            assert_eq!(snapshot.files.keys().collect::<Vec<_>>(), ["b", "d"]);
+            assert_eq!(snapshot.tombstones.keys().collect::<Vec<_>>(), ["a"]);
+            assert_eq!(snapshot.txn_version("job-w0"), Some(4));
+            assert_eq!(snapshot.txn_version("job-w1"), Some(1));
+            assert_eq!(snapshot.txn_version("job-w2"), None);
+
+            // Opening again checks the schema and creates nothing.
+            let again = table
+                .create_or_open(&schema(), &["date"], BTreeMap::new(), "t")
+                .await
+                .expect("open");
+            assert_eq!(again.version, 2);
+        });
+    }
+
+    #[test]
+    fn a_schema_mismatch_is_refused_naming_the_columns() {
+        block_on(async {
+            let table = DeltaTable::open_url("memory://t").expect("open");
+            table
+                .create_or_open(&schema(), &["date"], BTreeMap::new(), "t")
+                .await
+                .expect("create");
+            let other = Schema::of(&[
+                ("dt", "timestamp"),
+                ("accountId", "long"),
+                ("amount", "double"),
+                ("date", "string"),
+            ]);
+            let err = table
+                .create_or_open(&other, &["date"], BTreeMap::new(), "t")
+                .await
+                .expect_err("mismatch");
+            assert!(
+                err.to_string()
+                    .contains("`accountId` is string in the table but long here"),
+                "{err}"
+            );
+            let err = table
+                .create_or_open(&schema(), &[], BTreeMap::new(), "t")
+                .await
+                .expect_err("partitioning");
+            assert!(err.to_string().contains("partitioned by"), "{err}");
+        });
+    }
+
+    #[test]
+    fn local_tables_are_files_in_delta_log() {
+        block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = dir.path().join("lake/tx").display().to_string();
+            let table = DeltaTable::open_url(&url).expect("open");
+            table
+                .create_or_open(&schema(), &["date"], BTreeMap::new(), "t")
+                .await
+                .expect("create");
+            table.try_commit(1, &[add("x")]).await.expect("commit");
+            assert_eq!(
+                table.try_commit(1, &[add("y")]).await.expect("commit"),
+                CommitOutcome::VersionTaken
+            );
+            let log = dir.path().join("lake/tx/_delta_log");
+            let first = std::fs::read_to_string(log.join("00000000000000000000.json")).expect("v0");
+            assert!(first.lines().next().is_some_and(|l| {
+                l.starts_with(r#"{"protocol":{"minReaderVersion":1,"minWriterVersion":2}"#)
+            }));
+            let file_url = format!("file://{url}");
+            let reopened = DeltaTable::open_url(&file_url).expect("open");
+            assert_eq!(
+                reopened.snapshot().await.expect("load").map(|s| s.version),
+                Some(1)
+            );
+        });
+    }
+
+    #[test]
+    fn gaps_and_missing_early_commits_are_reported() {
+        block_on(async {
+            let table = DeltaTable::open_url("memory://t").expect("open");
+            table
+                .create_or_open(&schema(), &["date"], BTreeMap::new(), "t")
+                .await
+                .expect("create");
+            table.try_commit(2, &[add("x")]).await.expect("commit");
+            let err = table.snapshot().await.expect_err("gap");
+            assert!(err.to_string().contains("from version 0 to 2"), "{err}");
+
+            let cleaned = DeltaTable::open_url("memory://u").expect("open");
+            cleaned.try_commit(5, &[add("x")]).await.expect("commit");
+            assert!(matches!(
+                cleaned.snapshot().await,
+                Err(DeltaError::CheckpointRequired { version: 5 })
+            ));
+        });
+    }
+}
