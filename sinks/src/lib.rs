@@ -9,5 +9,6 @@
 
 pub mod delta;
 pub mod json_lines;
+pub mod rows;
 
 pub use json_lines::{JsonLinesWriter, SinkError, WriteJsonLines};

@@ -3,10 +3,14 @@
 //! [`table`] that ties them to an object store.
 
 pub mod actions;
+pub mod checkpoint;
 pub mod log;
 pub mod schema;
 pub mod snapshot;
+pub mod stats;
+pub mod store;
 pub mod table;
+pub mod writer;
 
 pub use actions::{Action, Add, CommitInfo, Metadata, Protocol, Remove, Txn};
 pub use log::CommitOutcome;
@@ -38,14 +42,13 @@ pub enum DeltaError {
     /// The log is not a valid Delta log.
     #[error("corrupt Delta log: {0}")]
     Corrupt(String),
-    /// The earliest commit left is not version 0, so the state must come from a Parquet
-    /// checkpoint.
-    #[error(
-        "the log starts at version {version}: reading Parquet checkpoints is the next step of the Delta sink"
-    )]
-    CheckpointRequired {
-        /// The earliest commit in the log.
-        version: u64,
+    /// A Parquet checkpoint (or `_last_checkpoint`) cannot be written or read.
+    #[error("checkpoint {path}: {detail}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: String,
+        /// What is wrong.
+        detail: String,
     },
     /// The table exists with another schema or partitioning.
     #[error("table {table} does not match what this job writes: {detail}")]
@@ -63,4 +66,7 @@ pub enum DeltaError {
         /// Why.
         message: String,
     },
+    /// A data file could not be written.
+    #[error(transparent)]
+    DataFile(#[from] writer::WriterError),
 }

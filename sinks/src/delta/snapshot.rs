@@ -1,8 +1,10 @@
 //! A snapshot: the table's state at one version, replayed from its log.
 //!
-//! Replay applies commits in version order: the latest `protocol` and `metaData` win, an
-//! `add` makes a file live (and clears its tombstone), a `remove` turns it into a
-//! tombstone, and each `txn` sets its application's version.
+//! Replay starts from the newest Parquet checkpoint, if there is one (see
+//! [`super::checkpoint`]), and applies the JSON commits after it in version order: the
+//! latest `protocol` and `metaData` win, an `add` makes a file live (and clears its
+//! tombstone), a `remove` turns it into a tombstone, and each `txn` sets its
+//! application's version.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,7 +13,8 @@ use object_store::path::Path;
 
 use super::DeltaError;
 use super::actions::{Action, Add, Metadata, Protocol, Remove, Txn};
-use super::log::{list_commits, read_commit};
+use super::checkpoint::{list_log, read_checkpoint_files, read_last_checkpoint, usable_checkpoint};
+use super::log::read_commit;
 
 /// The state of a table at [`version`](Self::version).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,29 +63,302 @@ impl Snapshot {
     }
 
     /// Reads the latest snapshot of the table at `root`, or `None` if there is no table
-    /// (no commit) there.
+    /// (no commit and no checkpoint) there.
+    ///
+    /// Starts from the newest complete classic checkpoint: the one `_last_checkpoint`
+    /// names (or a newer one listed after it), else, if `_last_checkpoint` is missing,
+    /// unreadable or names a missing checkpoint, the newest found by listing `_delta_log/`.
+    /// Then applies the JSON commits after it, which must be contiguous. Without a
+    /// checkpoint, replay starts at version 0, which must exist.
     pub async fn load(
         store: &dyn ObjectStore,
         root: &Path,
     ) -> Result<Option<Snapshot>, DeltaError> {
-        let versions = list_commits(store, root).await?;
-        let Some(&first) = versions.first() else {
-            return Ok(None);
+        let hint = match read_last_checkpoint(store, root).await {
+            Ok(hint) => hint,
+            // A `_last_checkpoint` that does not parse is only a hint: list instead.
+            Err(DeltaError::Checkpoint { .. }) => None,
+            Err(e) => return Err(e),
         };
-        if first != 0 {
-            // Earlier commits were cleaned up behind a Parquet checkpoint.
-            return Err(DeltaError::CheckpointRequired { version: first });
+        let mut listing = None;
+        if let Some(version) = hint {
+            let listed = list_log(store, root, Some(version)).await?;
+            let files = listed.checkpoints.get(&version).map(Vec::as_slice);
+            if usable_checkpoint(files.unwrap_or_default())?.is_some() {
+                listing = Some(listed);
+            }
         }
-        let mut snapshot = Snapshot::default();
-        for (expected, &version) in versions.iter().enumerate() {
-            if version != expected as u64 {
+        let listing = match listing {
+            Some(listing) => listing,
+            None => list_log(store, root, None).await?,
+        };
+
+        let mut start = None;
+        for (&version, files) in listing.checkpoints.iter().rev() {
+            if let Some(parts) = usable_checkpoint(files)? {
+                start = Some((version, parts));
+                break;
+            }
+        }
+        let (mut snapshot, mut next) = match start {
+            Some((version, parts)) => (
+                read_checkpoint_files(store, version, &parts).await?,
+                version + 1,
+            ),
+            None => match listing.commits.first() {
+                None => return Ok(None),
+                Some(0) => (Snapshot::default(), 0),
+                Some(&first) => {
+                    return Err(DeltaError::Corrupt(format!(
+                        "the log starts at version {first} and has no checkpoint: versions 0 to {} are missing",
+                        first - 1
+                    )));
+                }
+            },
+        };
+        let first = next;
+        for &version in listing.commits.iter().filter(|&&v| v >= first) {
+            if version != next {
                 return Err(DeltaError::Corrupt(format!(
-                    "the log jumps from version {} to {version}: commits must be contiguous",
-                    expected as u64 - 1
+                    "the log jumps from version {} to {version}: versions {next} to {} are missing, and commits must be contiguous",
+                    next - 1,
+                    version - 1
                 )));
             }
             snapshot.apply(version, read_commit(store, root, version).await?);
+            next += 1;
         }
         Ok(Some(snapshot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    use super::*;
+    use crate::delta::checkpoint::tests::{block_on, sample_table};
+    use crate::delta::checkpoint::{checkpoint_path, last_checkpoint_path, write_checkpoint};
+    use crate::delta::log::commit_path;
+    use crate::delta::table::DeltaTable;
+
+    async fn delete_commits(
+        store: &dyn ObjectStore,
+        root: &Path,
+        versions: std::ops::RangeInclusive<u64>,
+    ) {
+        for version in versions {
+            store
+                .delete(&commit_path(root, version))
+                .await
+                .expect("delete");
+        }
+    }
+
+    fn add(path: &str) -> Action {
+        Action::Add(Add {
+            path: path.to_owned(),
+            partition_values: BTreeMap::new(),
+            size: 1,
+            modification_time: 1,
+            data_change: true,
+            stats: None,
+            tags: None,
+        })
+    }
+
+    fn txn(app: &str, version: i64) -> Action {
+        Action::Txn(Txn {
+            app_id: app.to_owned(),
+            version,
+            last_updated: None,
+        })
+    }
+
+    #[test]
+    fn load_starts_from_the_checkpoint_once_older_commits_are_cleaned_up() {
+        block_on(async {
+            let table = DeltaTable::open_url("memory://t").expect("open");
+            let (store, root) = (table.store().as_ref(), table.root());
+            let replayed = sample_table(&table).await;
+            write_checkpoint(store, root, &replayed)
+                .await
+                .expect("checkpoint");
+            assert_eq!(
+                Snapshot::load(store, root).await.expect("load"),
+                Some(replayed.clone())
+            );
+            delete_commits(store, root, 0..=5).await;
+            assert_eq!(
+                Snapshot::load(store, root).await.expect("load"),
+                Some(replayed)
+            );
+        });
+    }
+
+    #[test]
+    fn load_applies_the_commits_after_the_checkpoint() {
+        block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let table = DeltaTable::open_url(&dir.path().display().to_string()).expect("open");
+            let (store, root) = (table.store().as_ref(), table.root());
+            let replayed = sample_table(&table).await;
+            write_checkpoint(store, root, &replayed)
+                .await
+                .expect("checkpoint");
+            delete_commits(store, root, 0..=4).await;
+            table
+                .try_commit(6, &[add("e"), txn("job-w0", 7)])
+                .await
+                .expect("commit");
+            table.try_commit(7, &[add("f")]).await.expect("commit");
+
+            let mut expected = replayed;
+            expected.apply(6, [add("e"), txn("job-w0", 7)]);
+            expected.apply(7, [add("f")]);
+            let loaded = Snapshot::load(store, root).await.expect("load");
+            assert_eq!(loaded.as_ref(), Some(&expected));
+            let loaded = loaded.expect("exists");
+            assert_eq!(loaded.version, 7);
+            assert_eq!(loaded.txn_version("job-w0"), Some(7));
+            assert_eq!(loaded.txn_version("job-w1"), Some(3));
+            assert!(loaded.files.contains_key("e") && loaded.files.contains_key("f"));
+        });
+    }
+
+    #[test]
+    fn without_a_usable_last_checkpoint_listing_finds_the_checkpoint() {
+        block_on(async {
+            let table = DeltaTable::open_url("memory://t").expect("open");
+            let (store, root) = (table.store().as_ref(), table.root());
+            let replayed = sample_table(&table).await;
+            write_checkpoint(store, root, &replayed)
+                .await
+                .expect("checkpoint");
+            delete_commits(store, root, 0..=5).await;
+            let last = last_checkpoint_path(root);
+
+            store.delete(&last).await.expect("delete");
+            assert_eq!(
+                Snapshot::load(store, root)
+                    .await
+                    .expect("no _last_checkpoint"),
+                Some(replayed.clone())
+            );
+
+            // Pointing at a checkpoint that does not exist.
+            let missing = br#"{"version":3,"size":4}"#;
+            store
+                .put(&last, PutPayload::from_static(missing))
+                .await
+                .expect("put");
+            assert_eq!(
+                Snapshot::load(store, root)
+                    .await
+                    .expect("stale _last_checkpoint"),
+                Some(replayed.clone())
+            );
+
+            // Unparseable.
+            store
+                .put(&last, PutPayload::from_static(b"{nope"))
+                .await
+                .expect("put");
+            assert_eq!(
+                Snapshot::load(store, root)
+                    .await
+                    .expect("bad _last_checkpoint"),
+                Some(replayed)
+            );
+        });
+    }
+
+    #[test]
+    fn a_newer_checkpoint_than_last_checkpoint_names_is_used() {
+        block_on(async {
+            let table = DeltaTable::open_url("memory://t").expect("open");
+            let (store, root) = (table.store().as_ref(), table.root());
+            let mut snapshot = sample_table(&table).await;
+            write_checkpoint(store, root, &snapshot)
+                .await
+                .expect("checkpoint 5");
+            let last = store
+                .get(&last_checkpoint_path(root))
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("bytes");
+            table.try_commit(6, &[add("e")]).await.expect("commit");
+            table.try_commit(7, &[add("f")]).await.expect("commit");
+            snapshot.apply(6, [add("e")]);
+            snapshot.apply(7, [add("f")]);
+            write_checkpoint(store, root, &snapshot)
+                .await
+                .expect("checkpoint 7");
+            // `_last_checkpoint` lags behind (a writer died between the two PUTs).
+            store
+                .put(&last_checkpoint_path(root), PutPayload::from(last))
+                .await
+                .expect("put");
+            delete_commits(store, root, 0..=7).await;
+            assert_eq!(
+                Snapshot::load(store, root).await.expect("load"),
+                Some(snapshot)
+            );
+        });
+    }
+
+    #[test]
+    fn gaps_after_the_checkpoint_and_uncovered_early_versions_are_corrupt() {
+        block_on(async {
+            let table = DeltaTable::open_url("memory://t").expect("open");
+            let (store, root) = (table.store().as_ref(), table.root());
+            let replayed = sample_table(&table).await;
+            write_checkpoint(store, root, &replayed)
+                .await
+                .expect("checkpoint");
+            delete_commits(store, root, 0..=5).await;
+            table.try_commit(8, &[add("x")]).await.expect("commit");
+            let err = Snapshot::load(store, root).await.expect_err("gap");
+            assert!(
+                matches!(err, DeltaError::Corrupt(_))
+                    && err.to_string().contains("from version 5 to 8")
+                    && err.to_string().contains("versions 6 to 7 are missing"),
+                "{err}"
+            );
+
+            // Without the checkpoint, the log starts at version 8.
+            store
+                .delete(&checkpoint_path(root, 5))
+                .await
+                .expect("delete");
+            let err = Snapshot::load(store, root)
+                .await
+                .expect_err("no checkpoint");
+            assert!(
+                matches!(err, DeltaError::Corrupt(_))
+                    && err.to_string().contains("versions 0 to 7 are missing"),
+                "{err}"
+            );
+        });
+    }
+
+    #[test]
+    fn no_commit_and_no_checkpoint_is_no_table() {
+        block_on(async {
+            let table = DeltaTable::open_url("memory://t").expect("open");
+            let (store, root) = (table.store().as_ref(), table.root());
+            assert_eq!(Snapshot::load(store, root).await.expect("load"), None);
+            // A stray `_last_checkpoint` alone is not a table either.
+            store
+                .put(
+                    &last_checkpoint_path(root),
+                    PutPayload::from_static(br#"{"version":3,"size":4}"#),
+                )
+                .await
+                .expect("put");
+            assert_eq!(Snapshot::load(store, root).await.expect("load"), None);
+        });
     }
 }

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
-use object_store::memory::InMemory;
 use object_store::path::Path;
 
 use super::DeltaError;
@@ -14,6 +12,7 @@ use super::actions::{Action, CommitInfo, Format, Metadata, Protocol};
 use super::log::{CommitOutcome, read_commit, write_commit};
 use super::schema::Schema;
 use super::snapshot::Snapshot;
+use super::store::open_store;
 
 /// A Delta table at `root` in `store`.
 #[derive(Clone, Debug)]
@@ -33,33 +32,10 @@ impl DeltaTable {
         }
     }
 
-    /// The table at `url`: a plain path or `file://` URL (the directory is created), or
-    /// `memory://` (a new, empty in-memory store).
+    /// The table at `url` (see [`open_store`] for the URLs supported).
     pub fn open_url(url: &str) -> Result<Self, DeltaError> {
-        let bad = |message: String| DeltaError::Url {
-            url: url.to_owned(),
-            message,
-        };
-        if url.starts_with("memory://") {
-            return Ok(DeltaTable::new(
-                Arc::new(InMemory::new()),
-                Path::default(),
-                url,
-            ));
-        }
-        let local = match url.strip_prefix("file://") {
-            Some(path) => path,
-            None if !url.contains("://") => url,
-            None => {
-                return Err(bad(
-                    "only local paths, file:// and memory:// are supported so far".into(),
-                ));
-            }
-        };
-        std::fs::create_dir_all(local)
-            .map_err(|e| bad(format!("cannot create the directory: {e}")))?;
-        let store = LocalFileSystem::new_with_prefix(local).map_err(|e| bad(e.to_string()))?;
-        Ok(DeltaTable::new(Arc::new(store), Path::default(), url))
+        let (store, root) = open_store(url)?;
+        Ok(DeltaTable::new(store, root, url))
     }
 
     /// The table's location, as given.
@@ -353,10 +329,12 @@ mod tests {
 
             let cleaned = DeltaTable::open_url("memory://u").expect("open");
             cleaned.try_commit(5, &[add("x")]).await.expect("commit");
-            assert!(matches!(
-                cleaned.snapshot().await,
-                Err(DeltaError::CheckpointRequired { version: 5 })
-            ));
+            let err = cleaned.snapshot().await.expect_err("no checkpoint");
+            assert!(
+                matches!(err, DeltaError::Corrupt(_))
+                    && err.to_string().contains("versions 0 to 4 are missing"),
+                "{err}"
+            );
         });
     }
 }

@@ -1,0 +1,1154 @@
+//! Parquet data files for a Delta table: rows in, uploaded files and their `add`
+//! actions out.
+//!
+//! A [`DataFileWriter`] groups the rows it is given by partition, encodes each
+//! partition's rows into an in-memory Parquet file, and uploads a file with one PUT
+//! when it reaches the target size or at [`DataFileWriter::finish`] — so a file is
+//! only ever visible complete. Each uploaded file becomes an [`Add`] with its exact
+//! size and stats, ready to be committed; committing is the caller's business.
+//!
+//! The files follow `shared/notes/delta-writer.md` §5: data page V1, zstd by default
+//! (snappy on request), dictionary encoding (parquet's default, for every column),
+//! timestamps as the Arrow schema gives them (`Timestamp(Microsecond, "UTC")` becomes
+//! INT64 `TIMESTAMP(MICROS, isAdjustedToUTC=true)`), partition columns left out.
+//!
+//! # Paths
+//!
+//! A file is stored at `<root>/<col>=<value>/…/part-<writer:05>-<uuid>-c000.<codec>.parquet`,
+//! where the writer index (e.g. the global worker index) and a v4 UUID keep names
+//! unique across workers and runs. Two layers of escaping apply (notes §2):
+//! 1. *On disk*, partition column names and values are percent-encoded (`%XX`,
+//!    uppercase, UTF-8 bytes) except for `A-Z a-z 0-9 . _ -`; a null or empty value is
+//!    `__HIVE_DEFAULT_PARTITION__`. So `a b/c:d%e` is stored under
+//!    `date=a%20b%2Fc%3Ad%25e/`.
+//! 2. *In the log*, `add.path` is that relative path URI-encoded again, so every `%`
+//!    becomes `%25`: `date=a%2520b%252Fc%253Ad%2525e/part-…`. Readers decode it once to
+//!    find the object.
+//!
+//! Values made of `A-Z a-z 0-9 . _ -` (such as `date=2024-05-01`) are unchanged by
+//! both layers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::properties::{WriterProperties, WriterVersion};
+
+use super::actions::Add;
+use super::stats::FileStats;
+use crate::rows::ArrowRows;
+
+/// The directory name of a null partition value.
+pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// The compression codec of data files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// Zstandard at the given level (1–22; parquet's default is 1). What the Delta
+    /// protocol says writers should default to; files are named `*.zstd.parquet`.
+    Zstd {
+        /// The compression level.
+        level: i32,
+    },
+    /// Snappy, the conventional choice of Spark; files are named `*.snappy.parquet`.
+    Snappy,
+}
+
+impl Default for Codec {
+    fn default() -> Self {
+        Codec::Zstd {
+            level: ZstdLevel::default().compression_level(),
+        }
+    }
+}
+
+impl Codec {
+    fn suffix(self) -> &'static str {
+        match self {
+            Codec::Zstd { .. } => "zstd.parquet",
+            Codec::Snappy => "snappy.parquet",
+        }
+    }
+}
+
+/// How data files are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// A file is completed and uploaded once its estimated encoded size reaches this
+    /// many bytes (default 128 MiB). The estimate counts the page being encoded at its
+    /// uncompressed size, so with targets of a few pages files come out smaller.
+    pub target_file_size: usize,
+    /// The compression codec (default zstd).
+    pub codec: Codec,
+    /// Rows buffered per partition in Arrow builders before they are encoded as one
+    /// batch (default 8192); the target size is checked after each batch.
+    pub batch_rows: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            target_file_size: 128 * 1024 * 1024,
+            codec: Codec::default(),
+            batch_rows: 8192,
+        }
+    }
+}
+
+/// Writing data files failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    /// The row type's Arrow schema, Delta schema and partition columns disagree.
+    #[error("the row type's schemas disagree: {0}; fix its ArrowRows implementation")]
+    Schema(String),
+    /// The options cannot be used.
+    #[error("invalid data file writer options: {0}")]
+    Options(String),
+    /// The row type built an invalid batch.
+    #[error(
+        "building the Arrow batch for {path} failed: {source}; the row type's ArrowRows implementation is wrong"
+    )]
+    Arrow {
+        /// The data file (relative to the table root, as stored).
+        path: String,
+        /// Arrow's error.
+        source: ArrowError,
+    },
+    /// Parquet encoding failed; the writer cannot be used any more.
+    #[error("encoding the Parquet file {path} failed: {source}")]
+    Parquet {
+        /// The data file (relative to the table root, as stored).
+        path: String,
+        /// Parquet's error.
+        source: ParquetError,
+    },
+    /// Uploading a completed file failed. The file stays in the writer: the next
+    /// `write` or `finish` uploads it again.
+    #[error(
+        "uploading the data file {path} failed: {source}; the file is kept and retried on the next write or finish"
+    )]
+    Store {
+        /// The object.
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+}
+
+/// Writes rows of type `R` as Parquet data files of a Delta table; see the
+/// [module docs](self).
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use tidelake_sinks::delta::writer::{DataFileWriter, WriterError, WriterOptions};
+/// # use tidelake_sinks::rows::ArrowRows;
+/// # async fn run<R: ArrowRows>(store: Arc<dyn object_store::ObjectStore>, rows: Vec<R>)
+/// #     -> Result<(), WriterError> {
+/// let mut writer = DataFileWriter::<R>::new(store, Default::default(), 0, WriterOptions::default())?;
+/// writer.write(&rows).await?;
+/// let adds = writer.finish().await?; // commit these with a txn
+/// # Ok(()) }
+/// ```
+pub struct DataFileWriter<R: ArrowRows> {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    writer_index: usize,
+    options: WriterOptions,
+    properties: WriterProperties,
+    schema: SchemaRef,
+    /// The file being written for each partition.
+    open: BTreeMap<R::Partition, OpenFile<R>>,
+    /// Completed files not uploaded yet (a failed upload stays here).
+    completed: Vec<CompletedFile>,
+    /// Files uploaded since the last `finish`.
+    adds: Vec<Add>,
+}
+
+/// A file being written.
+struct OpenFile<R: ArrowRows> {
+    /// Relative to the table root, as stored (Hive-escaped).
+    relative: String,
+    partition_values: BTreeMap<String, Option<String>>,
+    builders: R::Builders,
+    buffered_rows: usize,
+    writer: ArrowWriter<Vec<u8>>,
+    stats: FileStats,
+}
+
+/// A complete file waiting for its upload.
+struct CompletedFile {
+    relative: String,
+    partition_values: BTreeMap<String, Option<String>>,
+    bytes: Bytes,
+    stats: String,
+}
+
+impl<R: ArrowRows> DataFileWriter<R> {
+    /// A writer of files under table `root` in `store`. `writer_index` (e.g. the global
+    /// worker index) goes into every file name.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        root: Path,
+        writer_index: usize,
+        options: WriterOptions,
+    ) -> Result<Self, WriterError> {
+        check_schemas::<R>()?;
+        if options.target_file_size == 0 || options.batch_rows == 0 {
+            return Err(WriterError::Options(
+                "target_file_size and batch_rows must be positive".into(),
+            ));
+        }
+        let compression = match options.codec {
+            Codec::Zstd { level } => Compression::ZSTD(
+                ZstdLevel::try_new(level).map_err(|e| WriterError::Options(e.to_string()))?,
+            ),
+            Codec::Snappy => Compression::SNAPPY,
+        };
+        let properties = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_1_0)
+            .set_compression(compression)
+            .set_dictionary_enabled(true)
+            // `created_by` stays parquet-rs's own: parquet-mr ignores the binary column
+            // statistics of files whose writer string it cannot parse.
+            .build();
+        Ok(DataFileWriter {
+            store,
+            root,
+            writer_index,
+            options,
+            properties,
+            schema: R::arrow_schema(),
+            open: BTreeMap::new(),
+            completed: Vec::new(),
+            adds: Vec::new(),
+        })
+    }
+
+    /// Buffers `rows`, encoding them into their partitions' files; completes and
+    /// uploads the files that reach the target size.
+    ///
+    /// On an upload error every row is still held (in a buffered or completed file):
+    /// a later `write` or `finish` retries the upload.
+    pub async fn write(&mut self, rows: &[R]) -> Result<(), WriterError> {
+        for row in rows {
+            let key = row.partition();
+            let file = match self.open.get_mut(&key) {
+                Some(file) => file,
+                None => {
+                    let file = self.open_file(&key)?;
+                    self.open.entry(key.clone()).or_insert(file)
+                }
+            };
+            row.append(&mut file.builders);
+            file.buffered_rows += 1;
+            if file.buffered_rows >= self.options.batch_rows {
+                file.encode_buffered()?;
+                let size = file.writer.bytes_written() + file.writer.in_progress_size();
+                if size >= self.options.target_file_size
+                    && let Some(file) = self.open.remove(&key)
+                {
+                    self.completed.push(file.complete()?);
+                }
+            }
+        }
+        self.upload_completed().await
+    }
+
+    /// Completes every open file, uploads every completed file, and returns the `add`
+    /// actions of all files uploaded since the last successful `finish` (in upload
+    /// order). On an upload error nothing is lost: call `finish` again to retry.
+    pub async fn finish(&mut self) -> Result<Vec<Add>, WriterError> {
+        for (_, file) in std::mem::take(&mut self.open) {
+            self.completed.push(file.complete()?);
+        }
+        self.upload_completed().await?;
+        Ok(std::mem::take(&mut self.adds))
+    }
+
+    /// The table root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Rows buffered or encoded in files that are not complete yet.
+    pub fn open_rows(&self) -> u64 {
+        self.open
+            .values()
+            .map(|f| f.stats.num_records() + f.buffered_rows as u64)
+            .sum()
+    }
+
+    fn open_file(&self, key: &R::Partition) -> Result<OpenFile<R>, WriterError> {
+        let columns = R::partition_columns();
+        let values = R::partition_values(key);
+        let mut relative = String::new();
+        let mut partition_values = BTreeMap::new();
+        for (i, column) in columns.iter().enumerate() {
+            let value = values.get(i).cloned().flatten().filter(|v| !v.is_empty());
+            let dir = value.as_deref().map_or(NULL_PARTITION.into(), hive_escape);
+            let _ = write!(relative, "{}={dir}/", hive_escape(column));
+            partition_values.insert((*column).to_owned(), value);
+        }
+        let _ = write!(
+            relative,
+            "part-{:05}-{}-c000.{}",
+            self.writer_index,
+            uuid::Uuid::new_v4(),
+            self.options.codec.suffix()
+        );
+        let writer = ArrowWriter::try_new(
+            Vec::new(),
+            self.schema.clone(),
+            Some(self.properties.clone()),
+        )
+        .map_err(|source| WriterError::Parquet {
+            path: relative.clone(),
+            source,
+        })?;
+        Ok(OpenFile {
+            partition_values,
+            builders: R::new_builders(self.options.batch_rows),
+            buffered_rows: 0,
+            writer,
+            stats: FileStats::new(&self.schema),
+            relative,
+        })
+    }
+
+    /// Uploads the completed files, in order, each with one PUT.
+    async fn upload_completed(&mut self) -> Result<(), WriterError> {
+        while let Some(file) = self.completed.first() {
+            let location = self.location(&file.relative)?;
+            let size = file.bytes.len();
+            self.store
+                .put(&location, PutPayload::from_bytes(file.bytes.clone()))
+                .await
+                .map_err(|source| WriterError::Store {
+                    path: location.to_string(),
+                    source,
+                })?;
+            let file = self.completed.remove(0);
+            self.adds.push(Add {
+                path: log_escape(&file.relative),
+                partition_values: file.partition_values,
+                size: size as i64,
+                modification_time: chrono::Utc::now().timestamp_millis(),
+                data_change: true,
+                stats: Some(file.stats),
+                tags: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// The object of a path relative to the root (already escaped: parsed, not encoded).
+    fn location(&self, relative: &str) -> Result<Path, WriterError> {
+        let full = if self.root.as_ref().is_empty() {
+            relative.to_owned()
+        } else {
+            format!("{}/{relative}", self.root)
+        };
+        Path::parse(&full).map_err(|e| WriterError::Options(format!("bad object path {full}: {e}")))
+    }
+}
+
+impl<R: ArrowRows> OpenFile<R> {
+    /// Encodes the rows in the builders into the file.
+    fn encode_buffered(&mut self) -> Result<(), WriterError> {
+        if self.buffered_rows == 0 {
+            return Ok(());
+        }
+        let batch = R::finish(&mut self.builders).map_err(|source| WriterError::Arrow {
+            path: self.relative.clone(),
+            source,
+        })?;
+        self.buffered_rows = 0;
+        self.writer
+            .write(&batch)
+            .map_err(|source| WriterError::Parquet {
+                path: self.relative.clone(),
+                source,
+            })?;
+        self.stats.update(&batch);
+        Ok(())
+    }
+
+    /// Encodes the rest and the footer.
+    fn complete(mut self) -> Result<CompletedFile, WriterError> {
+        self.encode_buffered()?;
+        let bytes = self
+            .writer
+            .into_inner()
+            .map_err(|source| WriterError::Parquet {
+                path: self.relative.clone(),
+                source,
+            })?;
+        Ok(CompletedFile {
+            stats: self.stats.to_json(),
+            relative: self.relative,
+            partition_values: self.partition_values,
+            bytes: Bytes::from(bytes),
+        })
+    }
+}
+
+/// Checks that the Arrow schema is the Delta schema without the partition columns, and
+/// that the partition columns come last.
+fn check_schemas<R: ArrowRows>() -> Result<(), WriterError> {
+    let arrow = R::arrow_schema();
+    let delta = R::delta_schema();
+    let partitions = R::partition_columns();
+    let expected: Vec<&str> = arrow
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .chain(partitions.iter().copied())
+        .collect();
+    let actual: Vec<&str> = delta.fields.iter().map(|f| f.name.as_str()).collect();
+    if expected != actual {
+        return Err(WriterError::Schema(format!(
+            "the Delta schema has columns {actual:?}, but the data file's columns followed by the partition columns are {expected:?}"
+        )));
+    }
+    for (field, delta_field) in arrow.fields().iter().zip(&delta.fields) {
+        if let Some(expected) = delta_type(field.data_type())
+            && delta_field.data_type.as_str() != Some(expected)
+        {
+            return Err(WriterError::Schema(format!(
+                "column `{}` is {} in Arrow, which is Delta `{expected}`, but the Delta schema says {}",
+                field.name(),
+                field.data_type(),
+                delta_field.data_type
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The Delta primitive type of an Arrow type, where there is one.
+fn delta_type(data_type: &DataType) -> Option<&'static str> {
+    Some(match data_type {
+        DataType::Boolean => "boolean",
+        DataType::Int8 => "byte",
+        DataType::Int16 => "short",
+        DataType::Int32 => "integer",
+        DataType::Int64 => "long",
+        DataType::Float32 => "float",
+        DataType::Float64 => "double",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string",
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary",
+        DataType::Date32 => "date",
+        DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if !tz.is_empty() => "timestamp",
+        DataType::Timestamp(TimeUnit::Microsecond, _) => "timestamp_ntz",
+        DataType::Dictionary(_, values) => return delta_type(values),
+        _ => return None,
+    })
+}
+
+/// Percent-encodes (`%XX`, uppercase) every byte of `text`'s UTF-8 except those in
+/// `keep` and ASCII letters and digits.
+fn percent_encode(text: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &byte in text.as_bytes() {
+        if byte.is_ascii_alphanumeric() || keep.contains(&byte) {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+/// A partition column name or value as a directory name component (layer 1): every
+/// byte but `A-Z a-z 0-9 . _ -` percent-encoded.
+pub fn hive_escape(text: &str) -> String {
+    percent_encode(text, b"._-")
+}
+
+/// A stored path relative to the table root as `add.path` (layer 2): a URI path, so
+/// every byte but unreserved characters, `/` and `=` is percent-encoded (after layer 1,
+/// that is every `%`).
+pub fn log_escape(relative: &str) -> String {
+    percent_encode(relative, b"._-~/=")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use arrow::array::{Array, AsArray, StringBuilder};
+    use arrow::datatypes::{Field, Schema as ArrowSchema, TimestampMicrosecondType};
+    use arrow::record_batch::RecordBatch;
+    use futures::TryStreamExt;
+    use object_store::local::LocalFileSystem;
+    use object_store::memory::InMemory;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::{Encoding, LogicalType, PageType, Type as PhysicalType};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::delta::Schema;
+    use crate::rows::test_rows::{MICROS_PER_DAY, TestRow, date_of_day};
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    /// A small deterministic generator (splitmix64).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// 2024-05-01.
+    const FIRST_DAY: i64 = 19_844;
+
+    /// `n` rows over `days` days from 2024-05-01, microsecond times.
+    fn rows(n: usize, days: i64, seed: u64) -> Vec<TestRow> {
+        let mut rng = Rng(seed);
+        (0..n)
+            .map(|_| TestRow {
+                dt_micros: (FIRST_DAY + rng.below(days as u64) as i64) * MICROS_PER_DAY
+                    + rng.below(MICROS_PER_DAY as u64) as i64,
+                account_id: format!("acct-{}", rng.below(700)),
+                amount: rng.below(100_000) as f64 / 100.0,
+                alert: rng.below(10) == 0,
+            })
+            .collect()
+    }
+
+    fn sort(rows: &mut [TestRow]) {
+        rows.sort_by(|a, b| {
+            (a.dt_micros, &a.account_id, a.amount.to_bits(), a.alert).cmp(&(
+                b.dt_micros,
+                &b.account_id,
+                b.amount.to_bits(),
+                b.alert,
+            ))
+        });
+    }
+
+    async fn object(store: &dyn ObjectStore, root: &Path, add: &Add) -> (Path, Bytes) {
+        // What a reader does: URI-decode add.path once, then take it as a store key.
+        let relative = Path::from_url_path(&add.path).expect("add.path decodes");
+        let location = Path::parse(if root.as_ref().is_empty() {
+            relative.to_string()
+        } else {
+            format!("{root}/{relative}")
+        })
+        .expect("key");
+        let bytes = store
+            .get(&location)
+            .await
+            .expect("the add's file exists")
+            .bytes()
+            .await
+            .expect("read");
+        (location, bytes)
+    }
+
+    fn read_rows(bytes: &Bytes) -> Vec<TestRow> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        let mut out = Vec::new();
+        for batch in reader {
+            let batch = batch.expect("batch");
+            assert_eq!(batch.schema(), TestRow::arrow_schema(), "no `date` column");
+            let dt = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+            let account = batch.column(1).as_string::<i32>();
+            let amount = batch
+                .column(2)
+                .as_primitive::<arrow::datatypes::Float64Type>();
+            let alert = batch.column(3).as_boolean();
+            for i in 0..batch.num_rows() {
+                out.push(TestRow {
+                    dt_micros: dt.value(i),
+                    account_id: account.value(i).to_owned(),
+                    amount: amount.value(i),
+                    alert: alert.value(i),
+                });
+            }
+        }
+        out
+    }
+
+    /// The stats of `rows`, computed by plain iteration.
+    fn expected_stats(rows: &[TestRow]) -> Value {
+        let ms = |micros: i64| {
+            chrono::DateTime::from_timestamp_millis(micros.div_euclid(1000))
+                .expect("time")
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string()
+        };
+        let mut min_dt = i64::MAX;
+        let mut max_dt = i64::MIN;
+        let mut min_acct = None::<&str>;
+        let mut max_acct = None::<&str>;
+        let mut min_amount = f64::INFINITY;
+        let mut max_amount = f64::NEG_INFINITY;
+        let mut any_alert = false;
+        let mut all_alert = true;
+        let mut nan = false;
+        for r in rows {
+            min_dt = min_dt.min(r.dt_micros);
+            max_dt = max_dt.max(r.dt_micros);
+            if min_acct.is_none_or(|m| r.account_id.as_str() < m) {
+                min_acct = Some(&r.account_id);
+            }
+            if max_acct.is_none_or(|m| r.account_id.as_str() > m) {
+                max_acct = Some(&r.account_id);
+            }
+            if r.amount.is_nan() {
+                nan = true;
+            } else {
+                min_amount = min_amount.min(r.amount);
+                max_amount = max_amount.max(r.amount);
+            }
+            any_alert |= r.alert;
+            all_alert &= r.alert;
+        }
+        let mut min =
+            serde_json::json!({"dt": ms(min_dt), "accountId": min_acct, "alert": all_alert});
+        let mut max =
+            serde_json::json!({"dt": ms(max_dt), "accountId": max_acct, "alert": any_alert});
+        if !nan {
+            min["amount"] = min_amount.into();
+            max["amount"] = max_amount.into();
+        }
+        serde_json::json!({
+            "numRecords": rows.len(),
+            "minValues": min,
+            "maxValues": max,
+            "nullCount": {"dt": 0, "accountId": 0, "amount": 0, "alert": 0},
+        })
+    }
+
+    /// Checks every add against its object and returns the rows read back, per date.
+    async fn check_files(
+        store: &dyn ObjectStore,
+        root: &Path,
+        adds: &[Add],
+        suffix: &str,
+    ) -> BTreeMap<String, Vec<TestRow>> {
+        let mut by_date: BTreeMap<String, Vec<TestRow>> = BTreeMap::new();
+        let mut names = std::collections::HashSet::new();
+        for add in adds {
+            let date = add.partition_values["date"].clone().expect("date");
+            assert_eq!(add.partition_values.len(), 1);
+            let (location, bytes) = object(store, root, add).await;
+            let name = location.filename().expect("name").to_owned();
+            assert!(names.insert(name.clone()), "unique names: {name}");
+            assert!(
+                name.starts_with("part-00007-") && name.ends_with(&format!("-c000.{suffix}")),
+                "{name}"
+            );
+            assert_eq!(add.path, format!("date={date}/{name}"));
+            assert_eq!(add.size, bytes.len() as i64, "size is exact");
+            assert_eq!(
+                store.head(&location).await.expect("head").size,
+                add.size as u64
+            );
+            assert!(add.data_change);
+            assert!(add.modification_time > 1_700_000_000_000);
+
+            let rows = read_rows(&bytes);
+            for row in &rows {
+                assert_eq!(date_of_day(row.dt_micros.div_euclid(MICROS_PER_DAY)), date);
+            }
+            let stats: Value =
+                serde_json::from_str(add.stats.as_deref().expect("stats")).expect("JSON");
+            assert_eq!(stats, expected_stats(&rows), "{}", add.path);
+            by_date.entry(date).or_default().extend(rows);
+        }
+        by_date
+    }
+
+    fn check_parquet_layout(bytes: Bytes, compression: Compression) {
+        let reader = SerializedFileReader::new(bytes).expect("parquet");
+        let meta = reader.metadata();
+        let schema = meta.file_metadata().schema_descr();
+        let names: Vec<_> = schema
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        assert_eq!(names, ["dt", "accountId", "amount", "alert"]);
+        let dt = schema.column(0);
+        assert_eq!(dt.physical_type(), PhysicalType::INT64);
+        assert_eq!(
+            dt.logical_type_ref(),
+            Some(&LogicalType::timestamp(
+                true,
+                parquet::basic::TimeUnit::MICROS
+            ))
+        );
+        assert_eq!(schema.column(1).physical_type(), PhysicalType::BYTE_ARRAY);
+        assert_eq!(
+            schema.column(1).logical_type_ref(),
+            Some(&LogicalType::String)
+        );
+        assert_eq!(schema.column(2).physical_type(), PhysicalType::DOUBLE);
+        assert_eq!(schema.column(3).physical_type(), PhysicalType::BOOLEAN);
+        let mut dictionary_pages = 0;
+        for g in 0..reader.num_row_groups() {
+            let group = meta.row_group(g);
+            for c in 0..group.num_columns() {
+                assert_eq!(group.column(c).compression(), compression);
+            }
+            let account = group.column(1);
+            assert!(account.dictionary_page_offset().is_some());
+            assert!(account.encodings().any(|e| e == Encoding::RLE_DICTIONARY));
+            // Every page is a dictionary page or a V1 data page; accountId's data pages
+            // are dictionary-encoded.
+            let row_group = reader.get_row_group(g).expect("row group");
+            for c in 0..group.num_columns() {
+                let pages = row_group.get_column_page_reader(c).expect("pages");
+                for page in pages {
+                    let page = page.expect("page");
+                    assert!(
+                        matches!(
+                            page.page_type(),
+                            PageType::DATA_PAGE | PageType::DICTIONARY_PAGE
+                        ),
+                        "{:?}",
+                        page.page_type()
+                    );
+                    if c == 1 && page.page_type() == PageType::DATA_PAGE {
+                        assert_eq!(page.encoding(), Encoding::RLE_DICTIONARY);
+                        dictionary_pages += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            dictionary_pages > 0,
+            "accountId has dictionary-encoded data pages"
+        );
+    }
+
+    async fn write_and_check(store: Arc<dyn ObjectStore>, root: Path) -> Vec<Add> {
+        let mut input = rows(5_000, 3, 1);
+        let mut writer = DataFileWriter::<TestRow>::new(
+            store.clone(),
+            root.clone(),
+            7,
+            WriterOptions::default(),
+        )
+        .expect("writer");
+        for chunk in input.chunks(777) {
+            writer.write(chunk).await.expect("write");
+        }
+        assert_eq!(writer.open_rows(), 5_000);
+        let adds = writer.finish().await.expect("finish");
+        assert_eq!(writer.open_rows(), 0);
+        assert_eq!(adds.len(), 3, "one file per date");
+        assert_eq!(
+            writer.finish().await.expect("finish").len(),
+            0,
+            "nothing new"
+        );
+
+        let mut by_date = check_files(store.as_ref(), &root, &adds, "zstd.parquet").await;
+        assert_eq!(
+            by_date.keys().collect::<Vec<_>>(),
+            ["2024-05-01", "2024-05-02", "2024-05-03"]
+        );
+        let mut read: Vec<TestRow> = by_date.values_mut().flat_map(std::mem::take).collect();
+        sort(&mut read);
+        sort(&mut input);
+        assert_eq!(read, input, "the rows read back are the rows written");
+
+        for add in &adds {
+            let (_, bytes) = object(store.as_ref(), &root, add).await;
+            check_parquet_layout(bytes, Compression::ZSTD(ZstdLevel::default()));
+        }
+        // Nothing else was written.
+        let listed: Vec<_> = store.list(Some(&root)).try_collect().await.expect("list");
+        assert_eq!(listed.len(), 3);
+        adds
+    }
+
+    #[test]
+    fn rows_over_three_dates_round_trip_through_an_in_memory_store() {
+        block_on(async {
+            let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+            write_and_check(store, Path::parse("lake/transactions").expect("root")).await;
+        });
+    }
+
+    #[test]
+    fn rows_over_three_dates_round_trip_through_a_local_directory() {
+        block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store: Arc<dyn ObjectStore> =
+                Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("store"));
+            let adds = write_and_check(store, Path::default()).await;
+            for add in adds {
+                let file = dir.path().join(&add.path);
+                assert_eq!(
+                    std::fs::metadata(&file).expect("on disk").len(),
+                    add.size as u64
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn a_small_target_size_splits_files_whose_rows_add_up() {
+        block_on(async {
+            let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+            let target = 64 * 1024;
+            let options = WriterOptions {
+                target_file_size: target,
+                batch_rows: 1024,
+                codec: Codec::Snappy,
+            };
+            let mut writer =
+                DataFileWriter::<TestRow>::new(store.clone(), Path::default(), 7, options)
+                    .expect("writer");
+            let mut input = rows(60_000, 2, 2);
+            writer.write(&input).await.expect("write");
+            let early = writer.finish().await.expect("finish");
+            assert!(early.len() >= 6, "{} files", early.len());
+            let by_date =
+                check_files(store.as_ref(), &Path::default(), &early, "snappy.parquet").await;
+            let mut total = 0;
+            let mut sizes = Vec::new();
+            let mut per_date: HashMap<&str, usize> = HashMap::new();
+            for add in &early {
+                let stats: Value =
+                    serde_json::from_str(add.stats.as_deref().expect("stats")).expect("JSON");
+                let n = stats["numRecords"].as_u64().expect("count") as usize;
+                total += n;
+                *per_date
+                    .entry(add.partition_values["date"].as_deref().expect("date"))
+                    .or_default() += n;
+                assert!(add.size < 2 * target as i64, "{} bytes", add.size);
+                sizes.push(add.size);
+                let (_, bytes) = object(store.as_ref(), &Path::default(), add).await;
+                check_parquet_layout(bytes, Compression::SNAPPY);
+            }
+            assert_eq!(total, input.len());
+            // Only the last file of each date may be much smaller than the target.
+            sizes.sort_unstable();
+            assert!(sizes[2] > target as i64 / 2, "{sizes:?}");
+            assert_eq!(per_date.len(), 2);
+            let mut read: Vec<TestRow> = by_date.into_values().flatten().collect();
+            sort(&mut read);
+            sort(&mut input);
+            assert_eq!(read, input);
+        });
+    }
+
+    #[test]
+    fn files_reaching_the_target_are_uploaded_by_write_before_finish() {
+        block_on(async {
+            let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+            let options = WriterOptions {
+                target_file_size: 16 * 1024,
+                batch_rows: 512,
+                ..WriterOptions::default()
+            };
+            let mut writer =
+                DataFileWriter::<TestRow>::new(store.clone(), Path::default(), 7, options)
+                    .expect("writer");
+            writer.write(&rows(20_000, 1, 3)).await.expect("write");
+            let listed: Vec<_> = store.list(None).try_collect().await.expect("list");
+            assert!(!listed.is_empty(), "complete files are uploaded early");
+            assert!(writer.open_rows() < 20_000);
+            let adds = writer.finish().await.expect("finish");
+            assert_eq!(adds.len(), listed.len() + 1);
+        });
+    }
+
+    #[test]
+    fn nan_amounts_leave_the_amount_bounds_out() {
+        block_on(async {
+            let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+            let mut writer = DataFileWriter::<TestRow>::new(
+                store.clone(),
+                Path::default(),
+                7,
+                WriterOptions::default(),
+            )
+            .expect("writer");
+            let mut input = rows(100, 1, 4);
+            input[50].amount = f64::NAN;
+            writer.write(&input).await.expect("write");
+            let adds = writer.finish().await.expect("finish");
+            let stats: Value =
+                serde_json::from_str(adds[0].stats.as_deref().expect("stats")).expect("JSON");
+            assert_eq!(stats, expected_stats(&input));
+            assert_eq!(stats["minValues"].get("amount"), None);
+            assert_eq!(stats["maxValues"].get("amount"), None);
+            assert!(stats["minValues"].get("dt").is_some());
+            assert_eq!(stats["numRecords"], 100);
+        });
+    }
+
+    /// A row partitioned by an arbitrary (possibly null) string, for the escaping rules.
+    struct KeyedRow {
+        key: Option<String>,
+        n: Option<i64>,
+    }
+
+    impl ArrowRows for KeyedRow {
+        type Builders = arrow::array::Int64Builder;
+        type Partition = Option<String>;
+
+        fn arrow_schema() -> SchemaRef {
+            Arc::new(ArrowSchema::new(vec![Field::new(
+                "n",
+                DataType::Int64,
+                true,
+            )]))
+        }
+        fn delta_schema() -> Schema {
+            Schema::of(&[("n", "long"), ("date", "string")])
+        }
+        fn partition_columns() -> &'static [&'static str] {
+            &["date"]
+        }
+        fn partition(&self) -> Option<String> {
+            self.key.clone()
+        }
+        fn partition_values(key: &Option<String>) -> Vec<Option<String>> {
+            vec![key.clone()]
+        }
+        fn new_builders(capacity: usize) -> Self::Builders {
+            arrow::array::Int64Builder::with_capacity(capacity)
+        }
+        fn append(&self, builders: &mut Self::Builders) {
+            builders.append_option(self.n);
+        }
+        fn finish(builders: &mut Self::Builders) -> Result<RecordBatch, ArrowError> {
+            RecordBatch::try_new(Self::arrow_schema(), vec![Arc::new(builders.finish())])
+        }
+    }
+
+    #[test]
+    fn partition_values_are_hive_escaped_on_disk_and_uri_escaped_in_the_log() {
+        assert_eq!(hive_escape("a b/c:d%e"), "a%20b%2Fc%3Ad%25e");
+        assert_eq!(hive_escape("2024-05-01"), "2024-05-01");
+        assert_eq!(hive_escape("é~=#?*[]\n"), "%C3%A9%7E%3D%23%3F%2A%5B%5D%0A");
+        assert_eq!(
+            log_escape("date=a%20b%2Fc%3Ad%25e/part-00000-x-c000.zstd.parquet"),
+            "date=a%2520b%252Fc%253Ad%2525e/part-00000-x-c000.zstd.parquet"
+        );
+        assert_eq!(
+            log_escape("date=2024-05-01/p.parquet"),
+            "date=2024-05-01/p.parquet"
+        );
+
+        block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let local: Arc<dyn ObjectStore> =
+                Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("store"));
+            let memory: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+            for store in [local, memory] {
+                let mut writer = DataFileWriter::<KeyedRow>::new(
+                    store.clone(),
+                    Path::default(),
+                    3,
+                    WriterOptions::default(),
+                )
+                .expect("writer");
+                let keys = [Some("a b/c:d%e"), None, Some(""), Some("2024-05-01")];
+                let input: Vec<KeyedRow> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| KeyedRow {
+                        key: k.map(str::to_owned),
+                        n: (i != 1).then_some(i as i64),
+                    })
+                    .collect();
+                writer.write(&input).await.expect("write");
+                let adds = writer.finish().await.expect("finish");
+                // Null and empty values both go to the null partition (in two files:
+                // the row type's keys differ).
+                assert_eq!(adds.len(), 4);
+                let mut seen: BTreeMap<String, Vec<_>> = BTreeMap::new();
+                for add in &adds {
+                    let (dir_part, name) = add.path.rsplit_once('/').expect("dir");
+                    let on_disk = Path::from_url_path(&add.path).expect("decodes");
+                    let (location, bytes) = object(store.as_ref(), &Path::default(), add).await;
+                    assert_eq!(location, on_disk);
+                    assert_eq!(bytes.len() as i64, add.size);
+                    assert!(name.starts_with("part-00003-"), "{name}");
+                    seen.entry(dir_part.to_owned()).or_default().push((
+                        add.partition_values["date"].clone(),
+                        on_disk.as_ref().rsplit_once('/').expect("dir").0.to_owned(),
+                        add.stats.clone().expect("stats"),
+                    ));
+                }
+                assert_eq!(
+                    seen["date=a%2520b%252Fc%253Ad%2525e"],
+                    [(
+                        Some("a b/c:d%e".to_owned()),
+                        "date=a%20b%2Fc%3Ad%25e".to_owned(),
+                        r#"{"numRecords":1,"minValues":{"n":0},"maxValues":{"n":0},"nullCount":{"n":0}}"#
+                            .to_owned()
+                    )]
+                );
+                let mut nulls = seen["date=__HIVE_DEFAULT_PARTITION__"].clone();
+                nulls.sort();
+                assert_eq!(
+                    nulls,
+                    [
+                        (
+                            None,
+                            "date=__HIVE_DEFAULT_PARTITION__".to_owned(),
+                            r#"{"numRecords":1,"minValues":{"n":2},"maxValues":{"n":2},"nullCount":{"n":0}}"#
+                                .to_owned()
+                        ),
+                        (
+                            None,
+                            "date=__HIVE_DEFAULT_PARTITION__".to_owned(),
+                            r#"{"numRecords":1,"minValues":{},"maxValues":{},"nullCount":{"n":1}}"#
+                                .to_owned()
+                        ),
+                    ]
+                );
+                assert_eq!(seen["date=2024-05-01"][0].1, "date=2024-05-01");
+                assert_eq!(seen.len(), 3);
+            }
+            // The file is really in a directory named with the layer-1 escape.
+            let escaped = dir.path().join("date=a%20b%2Fc%3Ad%25e");
+            let files: Vec<_> = std::fs::read_dir(&escaped)
+                .expect("the escaped directory exists")
+                .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+                .collect();
+            assert_eq!(files.len(), 1);
+            assert!(
+                files[0].starts_with("part-00003-") && files[0].ends_with("-c000.zstd.parquet")
+            );
+        });
+    }
+
+    #[test]
+    fn a_failed_upload_keeps_the_file_and_the_next_finish_retries_it() {
+        block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store: Arc<dyn ObjectStore> =
+                Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("store"));
+            // A plain file where the partition directory must go makes the PUT fail.
+            let blocker = dir.path().join("date=2024-05-02");
+            std::fs::write(&blocker, b"x").expect("blocker");
+            let mut writer = DataFileWriter::<TestRow>::new(
+                store.clone(),
+                Path::default(),
+                7,
+                WriterOptions::default(),
+            )
+            .expect("writer");
+            let input = rows(300, 2, 5);
+            writer.write(&input).await.expect("write buffers only");
+            let err = writer.finish().await.expect_err("upload fails");
+            let message = err.to_string();
+            assert!(
+                message.contains("date=2024-05-02/part-00007-") && message.contains("retried"),
+                "{message}"
+            );
+            std::fs::remove_file(&blocker).expect("unblock");
+            let adds = writer.finish().await.expect("retry");
+            assert_eq!(
+                adds.len(),
+                2,
+                "both files, including the one uploaded before the error"
+            );
+            let by_date =
+                check_files(store.as_ref(), &Path::default(), &adds, "zstd.parquet").await;
+            assert_eq!(by_date.values().map(Vec::len).sum::<usize>(), 300);
+        });
+    }
+
+    #[test]
+    fn inconsistent_row_types_and_options_are_refused() {
+        struct Bad;
+        impl ArrowRows for Bad {
+            type Builders = StringBuilder;
+            type Partition = ();
+            fn arrow_schema() -> SchemaRef {
+                Arc::new(ArrowSchema::new(vec![Field::new(
+                    "s",
+                    DataType::Utf8,
+                    true,
+                )]))
+            }
+            fn delta_schema() -> Schema {
+                Schema::of(&[("s", "long"), ("date", "string")])
+            }
+            fn partition_columns() -> &'static [&'static str] {
+                &["date"]
+            }
+            fn partition(&self) {}
+            fn partition_values(_: &()) -> Vec<Option<String>> {
+                vec![None]
+            }
+            fn new_builders(capacity: usize) -> StringBuilder {
+                StringBuilder::with_capacity(capacity, capacity)
+            }
+            fn append(&self, builders: &mut StringBuilder) {
+                builders.append_null();
+            }
+            fn finish(builders: &mut StringBuilder) -> Result<RecordBatch, ArrowError> {
+                let array = builders.finish();
+                assert_eq!(array.null_count(), array.len());
+                RecordBatch::try_new(Self::arrow_schema(), vec![Arc::new(array)])
+            }
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let err =
+            DataFileWriter::<Bad>::new(store.clone(), Path::default(), 0, WriterOptions::default())
+                .err()
+                .expect("type mismatch");
+        assert!(err.to_string().contains("column `s` is Utf8"), "{err}");
+        let err = DataFileWriter::<TestRow>::new(
+            store,
+            Path::default(),
+            0,
+            WriterOptions {
+                codec: Codec::Zstd { level: 99 },
+                ..WriterOptions::default()
+            },
+        )
+        .err()
+        .expect("bad level");
+        assert!(matches!(err, WriterError::Options(_)), "{err}");
+    }
+
+    #[test]
+    fn the_write_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let mut writer =
+            DataFileWriter::<TestRow>::new(store, Path::default(), 0, WriterOptions::default())
+                .expect("writer");
+        let rows = rows(1, 1, 6);
+        assert_send(&writer.write(&rows));
+        assert_send(&writer.finish());
+    }
+}
