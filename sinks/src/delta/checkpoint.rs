@@ -17,13 +17,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, Int32Builder, Int64Array,
-    Int64Builder, ListArray, ListBuilder, MapArray, MapBuilder, MapFieldNames, StringArray,
-    StringBuilder, StructArray,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Builder, Int64Builder, ListArray,
+    ListBuilder, MapArray, MapBuilder, MapFieldNames, PrimitiveArray, StringArray, StringBuilder,
+    StructArray,
 };
 use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Fields, Int32Type, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Fields, Int32Type, Int64Type, Schema, SchemaRef,
+};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -670,39 +672,24 @@ impl Strings {
     }
 }
 
-/// A field read as 64-bit integers, whatever its integer width.
-struct Longs(Option<Int64Array>);
+/// A field read as integers of type `T`, whatever integer width the file uses.
+struct Primitives<T: ArrowPrimitiveType>(Option<PrimitiveArray<T>>);
 
-impl Longs {
-    fn new(array: Option<&ArrayRef>) -> Result<Self, ArrowError> {
-        Ok(Longs(
-            array
-                .map(|a| cast(a, &DataType::Int64).map(|c| c.as_primitive::<Int64Type>().clone()))
-                .transpose()?,
-        ))
-    }
-
-    fn get(&self, i: usize) -> Option<i64> {
-        self.0
-            .as_ref()
-            .filter(|a| a.is_valid(i))
-            .map(|a| a.value(i))
-    }
-}
-
+/// A field read as 64-bit integers.
+type Longs = Primitives<Int64Type>;
 /// A field read as 32-bit integers.
-struct Ints(Option<Int32Array>);
+type Ints = Primitives<Int32Type>;
 
-impl Ints {
+impl<T: ArrowPrimitiveType> Primitives<T> {
     fn new(array: Option<&ArrayRef>) -> Result<Self, ArrowError> {
-        Ok(Ints(
+        Ok(Primitives(
             array
-                .map(|a| cast(a, &DataType::Int32).map(|c| c.as_primitive::<Int32Type>().clone()))
+                .map(|a| cast(a, &T::DATA_TYPE).map(|c| c.as_primitive::<T>().clone()))
                 .transpose()?,
         ))
     }
 
-    fn get(&self, i: usize) -> Option<i32> {
+    fn get(&self, i: usize) -> Option<T::Native> {
         self.0
             .as_ref()
             .filter(|a| a.is_valid(i))
@@ -1157,6 +1144,7 @@ pub(super) mod tests {
     use crate::delta::actions::CommitInfo;
     use crate::delta::schema::Schema as TableSchema;
     use crate::delta::table::DeltaTable;
+    use arrow::array::Int64Array;
 
     pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
