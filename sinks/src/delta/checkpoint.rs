@@ -1144,14 +1144,8 @@ pub(super) mod tests {
     use crate::delta::actions::CommitInfo;
     use crate::delta::schema::Schema as TableSchema;
     use crate::delta::table::DeltaTable;
+    pub(crate) use crate::delta::testing::block_on;
     use arrow::array::Int64Array;
-
-    pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-            .block_on(future)
-    }
 
     fn add(path: &str, date: Option<&str>, data_change: bool) -> Add {
         Add {

@@ -10,6 +10,8 @@ pub mod snapshot;
 pub mod stats;
 pub mod store;
 pub mod table;
+#[cfg(test)]
+mod testing;
 pub mod writer;
 
 pub use actions::{Action, Add, CommitInfo, Metadata, Protocol, Remove, Txn};

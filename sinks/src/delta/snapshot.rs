@@ -134,6 +134,7 @@ impl Snapshot {
 
 #[cfg(test)]
 mod tests {
+    use crate::delta::testing::{add, txn};
     use object_store::{ObjectStoreExt, PutPayload};
 
     use super::*;
@@ -153,26 +154,6 @@ mod tests {
                 .await
                 .expect("delete");
         }
-    }
-
-    fn add(path: &str) -> Action {
-        Action::Add(Add {
-            path: path.to_owned(),
-            partition_values: BTreeMap::new(),
-            size: 1,
-            modification_time: 1,
-            data_change: true,
-            stats: None,
-            tags: None,
-        })
-    }
-
-    fn txn(app: &str, version: i64) -> Action {
-        Action::Txn(Txn {
-            app_id: app.to_owned(),
-            version,
-            last_updated: None,
-        })
     }
 
     #[test]

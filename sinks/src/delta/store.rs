@@ -99,14 +99,7 @@ pub async fn check_put_if_absent(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(future)
-    }
+    use crate::delta::testing::block_on;
 
     #[test]
     fn local_and_memory_stores_honour_put_if_absent() {

@@ -159,14 +159,8 @@ impl DeltaTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delta::actions::{Add, Remove, Txn};
-
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-            .block_on(future)
-    }
+    use crate::delta::actions::Remove;
+    use crate::delta::testing::{add, block_on, txn};
 
     fn schema() -> Schema {
         Schema::of(&[
@@ -175,26 +169,6 @@ mod tests {
             ("amount", "double"),
             ("date", "string"),
         ])
-    }
-
-    fn add(path: &str) -> Action {
-        Action::Add(Add {
-            path: path.to_owned(),
-            partition_values: BTreeMap::from([("date".to_owned(), Some("2024-05-01".to_owned()))]),
-            size: 10,
-            modification_time: 1,
-            data_change: true,
-            stats: None,
-            tags: None,
-        })
-    }
-
-    fn txn(app: &str, version: i64) -> Action {
-        Action::Txn(Txn {
-            app_id: app.to_owned(),
-            version,
-            last_updated: Some(1),
-        })
     }
 
     #[test]

@@ -482,6 +482,7 @@ pub fn log_escape(relative: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::delta::testing::block_on;
     use std::collections::HashMap;
 
     use arrow::array::{Array, AsArray, StringBuilder};
@@ -498,13 +499,6 @@ mod tests {
     use super::*;
     use crate::delta::Schema;
     use crate::rows::test_rows::{MICROS_PER_DAY, TestRow, date_of_day};
-
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-            .block_on(future)
-    }
 
     /// A small deterministic generator (splitmix64).
     struct Rng(u64);
