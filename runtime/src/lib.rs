@@ -13,6 +13,8 @@
 //! - [`config`], [`control`], [`metrics`], [`clock`], [`panic`](mod@panic): what a job is
 //!   configured with, how it is stopped, what it counts, the time it reads, and why a
 //!   panicking worker aborts the process.
+//! - [`transactions_table`]: the `transactions` Delta table's row: how an enriched
+//!   transaction is written (schema, `date` partition).
 
 pub mod clock;
 pub mod config;
@@ -22,6 +24,7 @@ pub mod job;
 pub mod metrics;
 pub mod panic;
 pub mod sources;
+pub mod transactions_table;
 
 pub use config::{AlertOutput, JobConfig, SourceConfig};
 pub use job::{Job, JobError, JobReport};
