@@ -2,7 +2,6 @@
 //! put-if-absent.
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
@@ -28,25 +27,6 @@ pub fn commit_version(file_name: &str) -> Option<u64> {
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())
         .flatten()
-}
-
-/// The versions of every commit file in the log, sorted.
-pub async fn list_commits(store: &dyn ObjectStore, root: &Path) -> Result<Vec<u64>, DeltaError> {
-    let dir = log_dir(root);
-    let objects: Vec<_> = store
-        .list(Some(&dir))
-        .try_collect()
-        .await
-        .map_err(|source| DeltaError::Store {
-            path: dir.to_string(),
-            source,
-        })?;
-    let mut versions: Vec<u64> = objects
-        .iter()
-        .filter_map(|meta| meta.location.filename().and_then(commit_version))
-        .collect();
-    versions.sort_unstable();
-    Ok(versions)
 }
 
 /// Reads and parses commit `version`.
