@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
-use tidelake_runtime::{AlertOutput, JobConfig, SourceConfig, TimeMode};
+use tidelake_runtime::{AlertOutput, JobConfig, LakeConfig, SourceConfig, TimeMode};
+use tidelake_sinks::delta::writer::WriterOptions;
 
 /// tidelake: fraud detection on timely dataflow, into Delta Lake, exactly once.
 ///
@@ -25,7 +26,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the fraud-detection job (the default, on embedded defaults).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Read a Delta table back: its history, its files, or whether it is valid.
+    ///
+    /// Exit codes: 0 ok, 1 `validate` found problems, 2 the table cannot be opened or read.
+    Table(crate::table_cmd::TableArgs),
 }
 
 /// Which source to read.
@@ -145,6 +150,37 @@ pub struct RunArgs {
     /// Do not print the live status line (it is shown only when stderr is a terminal).
     #[arg(long, help_heading = "Outputs")]
     pub quiet: bool,
+
+    /// The transactions Delta table: a path, file://, s3://bucket/path (configured from
+    /// the AWS_* environment variables) or memory://.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "./lake/transactions",
+        help_heading = "Lake"
+    )]
+    pub table: String,
+    /// Do not write the transactions table.
+    #[arg(long, help_heading = "Lake")]
+    pub no_table: bool,
+    /// Also write the alerts to this Delta table.
+    #[arg(long, value_name = "URL", help_heading = "Lake")]
+    pub alerts_table: Option<String>,
+    /// Also write the transactions as rolling Parquet files (Flink's FileSink) under
+    /// this directory or URL, rolled at the target size and every commit interval.
+    #[arg(long, value_name = "URL", help_heading = "Lake")]
+    pub parquet_dir: Option<String>,
+    /// Names this job's table writers (`<job id>-w<worker>`) for exactly-once: a re-run
+    /// with the same id and input commits nothing twice. Default: a fresh id per run.
+    #[arg(long, value_name = "ID", help_heading = "Lake")]
+    pub job_id: Option<String>,
+    /// Each worker commits the rows of each epoch of this much rule time once the
+    /// watermark passes it; a multiple of --tick.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", help_heading = "Lake")]
+    pub commit_interval: Duration,
+    /// A data file is completed (and a new one started) at about this size.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "128MiB", help_heading = "Lake")]
+    pub target_file_size: u64,
 }
 
 /// A record count, or no end.
@@ -234,6 +270,18 @@ impl RunArgs {
         };
         config.dead_letters = self.dead_letters.clone();
         config.enriched = self.enriched.clone();
+        config.lake = LakeConfig {
+            transactions: (!self.no_table).then(|| self.table.clone()),
+            alerts: self.alerts_table.clone(),
+            parquet_dir: self.parquet_dir.clone(),
+            job_id: self.job_id.clone(),
+            commit_interval_ms: millis(self.commit_interval),
+            writer: WriterOptions {
+                target_file_size: usize::try_from(self.target_file_size)
+                    .map_err(|_| "--target-file-size is too large".to_owned())?,
+                ..WriterOptions::default()
+            },
+        };
         config.validate()?;
         Ok(config)
     }

@@ -3,6 +3,7 @@
 mod cli;
 mod job_file;
 mod status;
+mod table_cmd;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,9 +28,10 @@ fn main() -> ExitCode {
     };
     match cli
         .command
-        .unwrap_or_else(|| Command::Run(default_run_args()))
+        .unwrap_or_else(|| Command::Run(Box::new(default_run_args())))
     {
         Command::Run(run_args) => run(&run_args),
+        Command::Table(table_args) => table_cmd::run(&table_args),
     }
 }
 
@@ -66,7 +68,7 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
 fn default_run_args() -> RunArgs {
     let matches = Cli::command().get_matches_from(["tidelake", "run"]);
     match Cli::from_arg_matches(&matches).map(|c| c.command) {
-        Ok(Some(Command::Run(args))) => args,
+        Ok(Some(Command::Run(args))) => *args,
         _ => unreachable!("`tidelake run` parses"),
     }
 }

@@ -73,6 +73,31 @@ pub fn summary(report: &JobReport) -> String {
         group(t.dead_letters),
         group(t.blank_lines),
     );
+    let tables: Vec<&str> = [&report.transactions_table, &report.alerts_table]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    if !tables.is_empty() || t.files > 0 {
+        text.push_str(&format!(
+            "\n  lake: {} commits, {} files, {} as job id {}",
+            group(t.commits),
+            group(t.files),
+            megabytes(t.bytes),
+            report.job_id
+        ));
+        if !tables.is_empty() {
+            text.push_str(&format!(" to {}", tables.join(" and ")));
+        }
+    }
+    if t.epochs_skipped > 0 {
+        text.push_str(&format!(
+            "\n  {} epochs ({} rows) were already committed by job id {}: skipped, nothing written twice",
+            group(t.epochs_skipped),
+            group(t.rows_skipped),
+            report.job_id
+        ));
+    }
     if t.events_per_worker.len() > 1 {
         let per_worker: Vec<String> = t
             .events_per_worker
@@ -91,8 +116,13 @@ pub fn summary(report: &JobReport) -> String {
     text
 }
 
+/// Bytes as MB with one decimal.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
 /// `1234567` as `1,234,567`.
-fn group(n: u64) -> String {
+pub(crate) fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tidelake_sinks::delta::writer::WriterOptions;
+
 use crate::sources::csv::CsvSource;
 use crate::sources::generator::{GeneratorConfig, GeneratorSource};
 use crate::sources::jsonl::JsonlSource;
@@ -64,6 +66,39 @@ pub enum AlertOutput {
     Discard,
 }
 
+/// The job's lake outputs: Delta tables and rolling Parquet files, committed in epochs
+/// of the rule's time (SPEC §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LakeConfig {
+    /// The `transactions` Delta table (a path or object-store URL).
+    pub transactions: Option<String>,
+    /// The `alerts` Delta table.
+    pub alerts: Option<String>,
+    /// A directory of rolling Parquet files of the transactions (Flink's FileSink).
+    pub parquet_dir: Option<String>,
+    /// Names the writers for exactly-once (`<job id>-w<worker>`); a fresh id per run if
+    /// `None`.
+    pub job_id: Option<String>,
+    /// The commit epoch (ms of rule time), a multiple of the tick; also the roll
+    /// interval of the Parquet file sink.
+    pub commit_interval_ms: u64,
+    /// How data files are written (target size, codec).
+    pub writer: WriterOptions,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        LakeConfig {
+            transactions: None,
+            alerts: None,
+            parquet_dir: None,
+            job_id: None,
+            commit_interval_ms: 10_000,
+            writer: WriterOptions::default(),
+        }
+    }
+}
+
 /// A fraud job.
 #[derive(Clone, Debug)]
 pub struct JobConfig {
@@ -85,6 +120,8 @@ pub struct JobConfig {
     pub dead_letters: PathBuf,
     /// Where enriched transactions go as JSON lines, if anywhere.
     pub enriched: Option<PathBuf>,
+    /// Delta tables and Parquet files.
+    pub lake: LakeConfig,
     /// Records per source read call.
     pub batch_size: usize,
     /// Records a worker may read ahead of a frontier another worker holds back.
@@ -104,6 +141,7 @@ impl JobConfig {
             alerts: AlertOutput::Stdout,
             dead_letters: PathBuf::from("dead-letters.jsonl"),
             enriched: None,
+            lake: LakeConfig::default(),
             batch_size: 4096,
             max_in_flight: 1 << 20,
         }
@@ -117,6 +155,26 @@ impl JobConfig {
         }
         if self.tick_ms == 0 {
             return Err("--tick must be at least 1ms".into());
+        }
+        let interval = self.lake.commit_interval_ms;
+        if interval == 0 || !interval.is_multiple_of(self.tick_ms) {
+            return Err(format!(
+                "--commit-interval ({interval}ms) must be a positive multiple of --tick ({}ms)",
+                self.tick_ms
+            ));
+        }
+        if self.lake.writer.target_file_size == 0 {
+            return Err("--target-file-size must be positive".into());
+        }
+        if let Some(id) = &self.lake.job_id
+            && (id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        {
+            return Err(format!(
+                "--job-id {id:?}: use letters, digits, '-', '_' and '.' only"
+            ));
         }
         if self.batch_size == 0 {
             return Err("the batch size must be at least 1".into());

@@ -4,19 +4,26 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Inspect, Probe};
-use timely::dataflow::{ProbeHandle, Scope};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use tidelake_operators::{FraudDetector, KeyedProcess};
+use tidelake_sinks::delta::DeltaError;
+use tidelake_sinks::epochs::{EpochOutcome, EpochReport, EpochWriter, WriteEpochs};
 use tidelake_sinks::{JsonLinesWriter, SinkError, WriteJsonLines};
+
+use crate::alerts_table::AlertRow;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AlertOutput, JobConfig};
 use crate::control::JobControl;
-use crate::metrics::{Metrics, Totals, add};
+use crate::lake::Lake;
+use crate::metrics::{Metrics, Totals, WorkerMetrics, add};
 use crate::panic;
 use crate::sources::operator::{SourceSettings, read_source};
 use crate::sources::{Source, SourceError};
+use crate::transactions_table::TransactionRow;
 
 /// Why a job did not run to completion.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +37,9 @@ pub enum JobError {
     /// An output could not be written.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A table could not be opened or created.
+    #[error(transparent)]
+    Table(#[from] DeltaError),
     /// The job stopped on an error while running.
     #[error("job failed: {0}")]
     Failed(String),
@@ -45,6 +55,12 @@ pub struct JobReport {
     /// True when the job ended because a stop was requested rather than at the end of
     /// its input.
     pub stopped: bool,
+    /// The job id the table writers committed as.
+    pub job_id: String,
+    /// The transactions table, if written.
+    pub transactions_table: Option<String>,
+    /// The alerts table, if written.
+    pub alerts_table: Option<String>,
 }
 
 impl JobReport {
@@ -69,6 +85,7 @@ struct Shared {
     alerts: Option<Arc<JsonLinesWriter>>,
     dead_letters: Arc<JsonLinesWriter>,
     enriched: Option<Arc<JsonLinesWriter>>,
+    lake: Lake,
     metrics: Arc<Metrics>,
     control: Arc<JobControl>,
 }
@@ -117,6 +134,12 @@ impl Job {
             .as_deref()
             .map(JsonLinesWriter::create)
             .transpose()?;
+        let lake = Lake::open(&config.lake)?;
+        let (job_id, transactions_table, alerts_table) = (
+            lake.job_id().to_owned(),
+            lake.transactions_location().map(str::to_owned),
+            lake.alerts_location().map(str::to_owned),
+        );
         let shared = Arc::new(Shared {
             source,
             settings: SourceSettings {
@@ -131,6 +154,7 @@ impl Job {
             alerts: alerts.clone(),
             dead_letters: Arc::clone(&dead_letters),
             enriched: enriched.clone(),
+            lake,
             metrics: Arc::clone(&self.metrics),
             control: Arc::clone(&self.control),
         });
@@ -141,8 +165,11 @@ impl Job {
         let guards = timely::execute(timely::Config::process(workers), move |worker| {
             panic::mark_worker_thread();
             let probe = ProbeHandle::new();
+            let committed = ProbeHandle::new();
             let slot = worker.index() % workers;
-            worker.dataflow::<u64, _, _>(|scope| fraud_dataflow(scope, &shared, slot, &probe));
+            worker.dataflow::<u64, _, _>(|scope| {
+                fraud_dataflow(scope, &shared, slot, &probe, &committed)
+            });
         })
         .map_err(JobError::Failed)?;
         for result in guards.join() {
@@ -160,12 +187,23 @@ impl Job {
             totals: self.metrics.totals(),
             elapsed,
             stopped: self.control.should_stop(),
+            job_id,
+            transactions_table,
+            alerts_table,
         })
     }
 }
 
-/// The fraud job on one worker: source → fraud detector → alerts, enriched rows.
-fn fraud_dataflow<'s>(scope: Scope<'s, u64>, job: &Shared, slot: usize, probe: &ProbeHandle<u64>) {
+/// The fraud job on one worker: source → fraud detector → alerts and enriched rows →
+/// JSON lines, Delta tables and Parquet files. `probe` sees the end of the dataflow (for
+/// flow control), `committed` the epochs the lake sinks made durable.
+fn fraud_dataflow<'s>(
+    scope: Scope<'s, u64>,
+    job: &Shared,
+    slot: usize,
+    probe: &ProbeHandle<u64>,
+    committed: &ProbeHandle<u64>,
+) {
     let (transactions, dead_letters) = read_source(
         scope,
         Arc::clone(&job.source),
@@ -182,12 +220,73 @@ fn fraud_dataflow<'s>(scope: Scope<'s, u64>, job: &Shared, slot: usize, probe: &
 
     let alerts = count_into(alerts, &job.metrics, slot, |w| &w.alerts).probe_with(probe);
     if let Some(writer) = &job.alerts {
-        alerts.write_json_lines("Alerts", Arc::clone(writer));
+        alerts
+            .clone()
+            .write_json_lines("Alerts", Arc::clone(writer));
     }
     let enriched = count_into(enriched, &job.metrics, slot, |w| &w.enriched).probe_with(probe);
     if let Some(writer) = &job.enriched {
-        enriched.write_json_lines("Enriched", Arc::clone(writer));
+        enriched
+            .clone()
+            .write_json_lines("Enriched", Arc::clone(writer));
     }
+
+    let worker = scope.index();
+    if let Some(sink) = job.lake.transactions_sink(worker) {
+        let rows = enriched.clone().map(TransactionRow);
+        write_lake(rows, "TransactionsTable", sink, job, slot, committed);
+    }
+    if let Some(sink) = job.lake.parquet_sink(worker) {
+        let rows = enriched.map(TransactionRow);
+        write_lake(rows, "ParquetFiles", sink, job, slot, committed);
+    }
+    if let Some(sink) = job.lake.alerts_sink(worker) {
+        write_lake(
+            alerts.map(AlertRow),
+            "AlertsTable",
+            sink,
+            job,
+            slot,
+            committed,
+        );
+    }
+}
+
+/// Writes `rows` with a lake sink (or fails the job if the sink could not be made),
+/// counting what it commits into the worker's metrics.
+fn write_lake<'s, W: EpochWriter>(
+    rows: StreamVec<'s, u64, W::Row>,
+    name: &str,
+    sink: Result<W, DeltaError>,
+    job: &Shared,
+    slot: usize,
+    committed: &ProbeHandle<u64>,
+) {
+    let sink = match sink {
+        Ok(sink) => sink,
+        Err(e) => return job.control.fail(format!("{name}: {e}")),
+    };
+    let control = Arc::clone(&job.control);
+    let prefix = name.to_owned();
+    let on_error = move |e: String| control.fail(format!("{prefix}: {e}"));
+    let metrics = Arc::clone(&job.metrics);
+    rows.write_epochs(name, job.lake.commit_interval_ms(), sink, on_error)
+        .inspect(move |report| count_epoch(metrics.worker(slot), report))
+        .probe_with(committed);
+}
+
+/// Adds a sealed epoch to the worker's counters.
+fn count_epoch(counters: &WorkerMetrics, report: &EpochReport) {
+    match report.outcome {
+        EpochOutcome::Committed { .. } => add(&counters.commits, 1),
+        EpochOutcome::AlreadyCommitted => {
+            add(&counters.epochs_skipped, 1);
+            add(&counters.rows_skipped, report.rows);
+        }
+        EpochOutcome::Written | EpochOutcome::Empty => {}
+    }
+    add(&counters.files, report.files);
+    add(&counters.bytes, report.bytes);
 }
 
 /// Passes a stream through, adding the number of records to one of the worker's counters.

@@ -15,18 +15,22 @@
 //!   panicking worker aborts the process.
 //! - [`transactions_table`]: the `transactions` Delta table's row: how an enriched
 //!   transaction is written (schema, `date` partition).
+//! - [`alerts_table`]: the `alerts` Delta table's row: how an alert is written (schema,
+//!   `date` partition of the large transaction's time).
 
+pub mod alerts_table;
 pub mod clock;
 pub mod config;
 pub mod control;
 pub mod dead_letter;
 pub mod job;
+pub mod lake;
 pub mod metrics;
 pub mod panic;
 pub mod sources;
 pub mod transactions_table;
 
-pub use config::{AlertOutput, JobConfig, SourceConfig};
+pub use config::{AlertOutput, JobConfig, LakeConfig, SourceConfig};
 pub use job::{Job, JobError, JobReport};
 
 pub use sources::operator::TimeMode;

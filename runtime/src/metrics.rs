@@ -20,6 +20,16 @@ pub struct WorkerMetrics {
     pub alerts: AtomicU64,
     /// Enriched transactions the worker's fraud operator emitted.
     pub enriched: AtomicU64,
+    /// Commits the worker's table sinks made.
+    pub commits: AtomicU64,
+    /// Data files the worker's lake sinks wrote (committed or made visible).
+    pub files: AtomicU64,
+    /// Bytes of those files.
+    pub bytes: AtomicU64,
+    /// Epochs the worker skipped because the table already held them (a re-run).
+    pub epochs_skipped: AtomicU64,
+    /// Rows of those epochs.
+    pub rows_skipped: AtomicU64,
 }
 
 /// Counters of every worker of this process.
@@ -41,6 +51,16 @@ pub struct Totals {
     pub alerts: u64,
     /// Enriched transactions emitted.
     pub enriched: u64,
+    /// Table commits.
+    pub commits: u64,
+    /// Data files written.
+    pub files: u64,
+    /// Bytes of data files written.
+    pub bytes: u64,
+    /// Epochs skipped as already committed.
+    pub epochs_skipped: u64,
+    /// Rows of the epochs skipped.
+    pub rows_skipped: u64,
     /// The least source watermark over workers still reading (`None` when all ended).
     pub watermark: Option<u64>,
     /// Records accepted per worker, by local worker index.
@@ -70,6 +90,11 @@ impl Metrics {
             totals.blank_lines += load(&w.blank_lines);
             totals.alerts += load(&w.alerts);
             totals.enriched += load(&w.enriched);
+            totals.commits += load(&w.commits);
+            totals.files += load(&w.files);
+            totals.bytes += load(&w.bytes);
+            totals.epochs_skipped += load(&w.epochs_skipped);
+            totals.rows_skipped += load(&w.rows_skipped);
             totals.events_per_worker.push(load(&w.events));
             let wm = load(&w.watermark);
             if wm != u64::MAX {

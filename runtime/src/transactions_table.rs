@@ -14,6 +14,36 @@ use tidelake_sinks::rows::ArrowRows;
 
 const MILLIS_PER_DAY: u64 = 86_400_000;
 
+/// The Arrow type of event-time columns: `Timestamp(Microsecond, "UTC")`, which Parquet
+/// stores as INT64 `TIMESTAMP(MICROS, isAdjustedToUTC=true)` and Delta reads as
+/// `timestamp` (shared by every table of the job).
+pub(crate) fn utc_micros() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Event time `ts` (ms since the epoch) in µs, as event-time columns store it.
+#[inline]
+pub(crate) fn micros(ts: u64) -> i64 {
+    // ts < year 10000 (validated at the source), so micros fit in i64.
+    ts as i64 * 1_000
+}
+
+/// The `date` partition of event time `ts` (ms): days since the Unix epoch, UTC.
+#[inline]
+pub(crate) fn day_of(ts: u64) -> u64 {
+    ts / MILLIS_PER_DAY
+}
+
+/// The partition values of a `date` partition: day `day` since the epoch as
+/// `yyyy-MM-dd`.
+pub(crate) fn date_partition_values(day: u64) -> Vec<Option<String>> {
+    let date = i64::try_from(day * 86_400)
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .map(|t| t.format("%Y-%m-%d").to_string());
+    vec![date]
+}
+
 /// An enriched transaction as a row of the `transactions` table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransactionRow(pub EnrichedTransaction);
@@ -33,11 +63,7 @@ impl ArrowRows for TransactionRow {
 
     fn arrow_schema() -> SchemaRef {
         Arc::new(ArrowSchema::new(vec![
-            Field::new(
-                "dt",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            ),
+            Field::new("dt", utc_micros(), true),
             Field::new("accountId", DataType::Utf8, true),
             Field::new("amount", DataType::Float64, true),
             Field::new("alert", DataType::Boolean, true),
@@ -60,15 +86,11 @@ impl ArrowRows for TransactionRow {
 
     #[inline]
     fn partition(&self) -> u64 {
-        self.0.ts / MILLIS_PER_DAY
+        day_of(self.0.ts)
     }
 
     fn partition_values(day: &u64) -> Vec<Option<String>> {
-        let date = i64::try_from(day * 86_400)
-            .ok()
-            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
-            .map(|t| t.format("%Y-%m-%d").to_string());
-        vec![date]
+        date_partition_values(*day)
     }
 
     fn new_builders(capacity: usize) -> TransactionBuilders {
@@ -82,8 +104,7 @@ impl ArrowRows for TransactionRow {
 
     #[inline]
     fn append(&self, b: &mut TransactionBuilders) {
-        // ts < year 10000 (validated at the source), so micros fit in i64.
-        b.dt.append_value(self.0.ts as i64 * 1_000);
+        b.dt.append_value(micros(self.0.ts));
         b.account_id.append_value(&self.0.account_id);
         b.amount.append_value(self.0.amount);
         b.alert.append_value(self.0.alert);

@@ -8,7 +8,9 @@
 //! Sinks know nothing of sources or of fraud: they write any record the caller gives.
 
 pub mod delta;
+pub mod epochs;
 pub mod json_lines;
+pub mod parquet_files;
 pub mod rows;
 
 pub use json_lines::{JsonLinesWriter, SinkError, WriteJsonLines};

@@ -196,11 +196,14 @@ fn no_arguments_runs_the_generator_and_prints_alerts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = tidelake(dir.path(), &[]);
     assert_exit(&output, 0);
-    assert_eq!(files_in(dir.path()), ["dead-letters.jsonl"]);
+    assert_eq!(files_in(dir.path()), ["dead-letters.jsonl", "lake"]);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).expect("read"),
         ""
     );
+    // The transactions table, at its default place, is whole.
+    let validate = tidelake(dir.path(), &["table", "validate", "lake/transactions"]);
+    assert_exit(&validate, 0);
     let stdout = String::from_utf8(output.stdout.clone()).expect("UTF-8 stdout");
     let alerts: Vec<AlertLine> = parse_lines(&stdout, "stdout");
     // 2 000 000 records with a fraud pair every 5 000 per partition: hundreds of alerts.

@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::reference::{self, RefAlert, Tx};
-use crate::support::{AlertLine, assert_exit, describe, read_lines, tidelake};
+use crate::support::{AlertLine, Rng, assert_exit, describe, read_lines, tidelake};
 
 /// Lines in the file.
 const LINES: usize = 300_000;
@@ -14,27 +14,6 @@ const LINES: usize = 300_000;
 const ACCOUNTS: u64 = 2_000;
 /// Gaps of the injected pairs, cycled.
 const PAIR_GAPS: [u64; 7] = [59_999, 60_000, 60_001, 0, 1, 30_000, 120_000];
-
-/// splitmix64: a small deterministic PRNG.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-}
 
 fn cents(c: u64) -> String {
     format!("{}.{:02}", c / 100, c % 100)

@@ -1,11 +1,17 @@
 //! End-to-end tests: the fraud rule against a reference model, the job on every
-//! source, determinism across workers and ticks, and the command line.
+//! source, determinism across workers and ticks, the command line, and Delta tables
+//! read back by real readers (delta-rs, pyarrow, polars) locally and on S3 (moto).
 
 mod cli;
 mod csv_input;
 mod csv_reference;
+mod delta_s3;
+mod delta_sink;
 mod determinism;
 mod fraud_rule;
+mod moto;
+mod python;
 mod reference;
 mod support;
+mod table_cmd;
 mod walkthrough;

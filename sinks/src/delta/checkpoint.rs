@@ -575,6 +575,12 @@ pub async fn write_checkpoint(
             path: path.to_string(),
             source,
         })?;
+    // Another writer may have checkpointed a later version meanwhile: keep its hint.
+    if let Ok(Some(newer)) = read_last_checkpoint(store, root).await
+        && newer > snapshot.version
+    {
+        return Ok(());
+    }
     let last_path = last_checkpoint_path(root);
     let json = serde_json::to_vec(&last).map_err(|e| DeltaError::Checkpoint {
         path: last_path.to_string(),

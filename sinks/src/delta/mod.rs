@@ -1,17 +1,23 @@
 //! Delta Lake, named after the protocol: [`actions`] of the log, the [`log`] directory
 //! and its put-if-absent commits, [`snapshot`] replay, table [`schema`]s, and the
-//! [`table`] that ties them to an object store.
+//! [`table`] that ties them to an object store; reading a table back: its [`history`],
+//! the [`layout`] of its files, and [`validate`] against the store.
 
 pub mod actions;
 pub mod checkpoint;
+pub mod commit;
+pub mod history;
+pub mod layout;
 pub mod log;
 pub mod schema;
+pub mod sink;
 pub mod snapshot;
 pub mod stats;
 pub mod store;
 pub mod table;
 #[cfg(test)]
 mod testing;
+pub mod validate;
 pub mod writer;
 
 pub use actions::{Action, Add, CommitInfo, Metadata, Protocol, Remove, Txn};
@@ -67,6 +73,16 @@ pub enum DeltaError {
         url: String,
         /// Why.
         message: String,
+    },
+    /// A concurrent commit conflicts with ours, or committing kept losing races.
+    #[error("cannot commit to {table} (at version {version}): {detail}")]
+    Conflict {
+        /// The table.
+        table: String,
+        /// The version where the conflict was seen.
+        version: u64,
+        /// What happened.
+        detail: String,
     },
     /// A data file could not be written.
     #[error(transparent)]

@@ -74,8 +74,19 @@ impl Snapshot {
         store: &dyn ObjectStore,
         root: &Path,
     ) -> Result<Option<Snapshot>, DeltaError> {
+        Self::load_version(store, root, None).await
+    }
+
+    /// Like [`load`](Self::load), but replays the log only up to `version` (if given):
+    /// the table as it was at that version.
+    pub async fn load_version(
+        store: &dyn ObjectStore,
+        root: &Path,
+        version: Option<u64>,
+    ) -> Result<Option<Snapshot>, DeltaError> {
+        let until = version.unwrap_or(u64::MAX);
         let hint = match read_last_checkpoint(store, root).await {
-            Ok(hint) => hint,
+            Ok(hint) => hint.filter(|&v| v <= until),
             // A `_last_checkpoint` that does not parse is only a hint: list instead.
             Err(DeltaError::Checkpoint { .. }) => None,
             Err(e) => return Err(e),
@@ -94,7 +105,7 @@ impl Snapshot {
         };
 
         let mut start = None;
-        for (&version, files) in listing.checkpoints.iter().rev() {
+        for (&version, files) in listing.checkpoints.range(..=until).rev() {
             if let Some(parts) = usable_checkpoint(files)? {
                 start = Some((version, parts));
                 break;
@@ -117,7 +128,11 @@ impl Snapshot {
             },
         };
         let first = next;
-        for &version in listing.commits.iter().filter(|&&v| v >= first) {
+        for &version in listing
+            .commits
+            .iter()
+            .filter(|&&v| v >= first && v <= until)
+        {
             if version != next {
                 return Err(DeltaError::Corrupt(format!(
                     "the log jumps from version {} to {version}: versions {next} to {} are missing, and commits must be contiguous",

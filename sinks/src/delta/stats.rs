@@ -215,6 +215,18 @@ pub fn stats_json(schema: &Schema, batches: &[RecordBatch]) -> String {
     stats.to_json()
 }
 
+/// The `numRecords` of an `add.stats` string, or `None` if the stats leave it out.
+/// An error if the string is not a JSON object (readers refuse such a table) or its
+/// `numRecords` is not a non-negative integer.
+pub fn parse_num_records(stats: &str) -> Result<Option<u64>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Counted {
+        #[serde(rename = "numRecords")]
+        num_records: Option<u64>,
+    }
+    Ok(serde_json::from_str::<Counted>(stats)?.num_records)
+}
+
 /// The bounds of one array, with arrow's aggregate kernels.
 fn bounds_of(array: &ArrayRef) -> Bounds {
     fn range(min: Option<Bound>, max: Option<Bound>) -> Bounds {
@@ -535,5 +547,24 @@ mod tests {
         assert_eq!(stats["nullCount"]["bin"], 0);
         assert_eq!(stats["nullCount"].get("st"), None);
         assert_eq!(stats["minValues"].get("st"), None);
+    }
+
+    #[test]
+    fn num_records_is_read_back_from_the_stats_string() {
+        let schema = Schema::new(vec![Field::new("n", DataType::Int64, true)]);
+        let written = stats_json(
+            &schema,
+            &[batch(vec![(
+                "n",
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+            )])],
+        );
+        assert_eq!(parse_num_records(&written).expect("parses"), Some(3));
+        assert_eq!(
+            parse_num_records(r#"{"nullCount":{}}"#).expect("parses"),
+            None
+        );
+        assert!(parse_num_records("{nope").is_err());
+        assert!(parse_num_records(r#"{"numRecords":-1}"#).is_err());
     }
 }

@@ -20,6 +20,16 @@ use super::DeltaError;
 ///   `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 ///   `AWS_ALLOW_HTTP=true` for a local endpoint, `AWS_CONDITIONAL_PUT`).
 pub fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), DeltaError> {
+    open(url, true)
+}
+
+/// Like [`open_store`], but a local directory must exist already: for commands that
+/// only read a table.
+pub fn open_existing_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), DeltaError> {
+    open(url, false)
+}
+
+fn open(url: &str, create: bool) -> Result<(Arc<dyn ObjectStore>, Path), DeltaError> {
     let bad = |message: String| DeltaError::Url {
         url: url.to_owned(),
         message,
@@ -50,7 +60,12 @@ pub fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path), DeltaError>
             ));
         }
     };
-    std::fs::create_dir_all(local).map_err(|e| bad(format!("cannot create the directory: {e}")))?;
+    if create {
+        std::fs::create_dir_all(local)
+            .map_err(|e| bad(format!("cannot create the directory: {e}")))?;
+    } else if !std::path::Path::new(local).is_dir() {
+        return Err(bad("no such directory".into()));
+    }
     let store = LocalFileSystem::new_with_prefix(local).map_err(|e| bad(e.to_string()))?;
     Ok((Arc::new(store), Path::default()))
 }
@@ -114,6 +129,22 @@ mod tests {
             .map(|d| d.collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "the probe is deleted");
+    }
+
+    #[test]
+    fn opening_an_existing_store_creates_no_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing").display().to_string();
+        for url in [missing.clone(), format!("file://{missing}")] {
+            let err = open_existing_store(&url).expect_err("missing");
+            assert!(
+                err.to_string().contains(&url) && err.to_string().contains("no such directory"),
+                "{err}"
+            );
+        }
+        assert!(!dir.path().join("missing").exists());
+        open_existing_store(&dir.path().display().to_string()).expect("exists");
+        open_existing_store("memory://t").expect("memory");
     }
 
     #[test]

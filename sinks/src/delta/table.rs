@@ -12,7 +12,7 @@ use super::actions::{Action, CommitInfo, Format, Metadata, Protocol};
 use super::log::{CommitOutcome, read_commit, write_commit};
 use super::schema::Schema;
 use super::snapshot::Snapshot;
-use super::store::open_store;
+use super::store::{open_existing_store, open_store};
 
 /// A Delta table at `root` in `store`.
 #[derive(Clone, Debug)]
@@ -38,6 +38,13 @@ impl DeltaTable {
         Ok(DeltaTable::new(store, root, url))
     }
 
+    /// The table at `url`, for reading: unlike [`open_url`](Self::open_url), a local
+    /// directory is not created (see [`open_existing_store`]).
+    pub fn open_existing_url(url: &str) -> Result<Self, DeltaError> {
+        let (store, root) = open_existing_store(url)?;
+        Ok(DeltaTable::new(store, root, url))
+    }
+
     /// The table's location, as given.
     pub fn location(&self) -> &str {
         &self.location
@@ -56,6 +63,19 @@ impl DeltaTable {
     /// The latest snapshot, or `None` if no table exists here yet.
     pub async fn snapshot(&self) -> Result<Option<Snapshot>, DeltaError> {
         Snapshot::load(self.store.as_ref(), &self.root).await
+    }
+
+    /// The latest snapshot; an error naming the table if there is none.
+    pub async fn existing_snapshot(&self) -> Result<Snapshot, DeltaError> {
+        self.snapshot().await?.ok_or_else(|| self.no_table())
+    }
+
+    /// The error for a location that holds no table.
+    pub(super) fn no_table(&self) -> DeltaError {
+        DeltaError::Url {
+            url: self.location.clone(),
+            message: "no Delta table here (_delta_log/ holds no commit or checkpoint)".into(),
+        }
     }
 
     /// The actions of commit `version`.
@@ -176,6 +196,12 @@ mod tests {
         block_on(async {
             let table = DeltaTable::open_url("memory://t").expect("open");
             assert_eq!(table.snapshot().await.expect("load"), None, "no table yet");
+            let err = table.existing_snapshot().await.expect_err("no table");
+            assert!(
+                err.to_string()
+                    .contains("cannot open table memory://t: no Delta table here"),
+                "{err}"
+            );
             let v0 = table
                 .create_or_open(&schema(), &["date"], BTreeMap::new(), "tidelake-test")
                 .await

@@ -480,6 +480,16 @@ pub fn log_escape(relative: &str) -> String {
     percent_encode(relative, b"._-~/=")
 }
 
+/// The object an `add.path` (or `remove.path`) of the table at `root` names: the inverse
+/// of [`log_escape`], which percent-decodes the URI path once and parses the result
+/// (already Hive-escaped, so not encoded again) relative to the root.
+pub fn data_file_location(root: &Path, log_path: &str) -> Result<Path, object_store::path::Error> {
+    let relative = Path::from_url_path(log_path)?;
+    let mut location = root.clone();
+    location.extend(relative.parts());
+    Ok(location)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::delta::testing::block_on;
@@ -956,6 +966,16 @@ mod tests {
             log_escape("date=2024-05-01/p.parquet"),
             "date=2024-05-01/p.parquet"
         );
+        let stored = "date=a%20b%2Fc%3Ad%25e/part-00000-x-c000.zstd.parquet";
+        assert_eq!(
+            data_file_location(&Path::from("lake/t"), &log_escape(stored)).expect("decodes"),
+            Path::parse(format!("lake/t/{stored}")).expect("path")
+        );
+        assert_eq!(
+            data_file_location(&Path::default(), &log_escape(stored)).expect("decodes"),
+            Path::parse(stored).expect("path")
+        );
+        assert!(data_file_location(&Path::default(), "s3://bucket/x.parquet").is_err());
 
         block_on(async {
             let dir = tempfile::tempdir().expect("tempdir");

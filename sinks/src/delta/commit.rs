@@ -1,0 +1,587 @@
+//! Exactly-once commits of one writer's epochs: `add`s + `txn(appId, epoch)` +
+//! `commitInfo`, put-if-absent at the next version, retried on conflict.
+//!
+//! An [`EpochCommitter`] is one application (`appId`, e.g. `<job id>-w<worker>`) of one
+//! table. It remembers the next version it expects to be free and the latest `txn`
+//! version of its `appId`, and follows `shared/notes/delta-writer.md` §2–§3:
+//!
+//! 1. An epoch not above the `txn` version already in the log is committed: skip it.
+//! 2. Otherwise put the commit at the next version, if absent.
+//! 3. If the version is taken, read every commit from there to the newest and check it:
+//!    a `protocol` or `metaData` change fails the commit (the table changed under the
+//!    writer), a `txn` of our `appId` either shows the epoch is committed already (its
+//!    version ≥ the epoch: skip) or that another writer uses our `appId` (fail). Adds
+//!    and removes of other writers never conflict with a blind append. Then retry at the
+//!    next free version at once, without rewriting any file. Before reading the
+//!    winners it backs off a little (jittered, doubling), so that writers racing for
+//!    the same version spread out.
+//! 4. If the outcome of a put is unknown (timeout, 5xx), read that version back: our
+//!    `txnId` there means the commit landed.
+//!
+//! After committing a version that is a multiple of the checkpoint interval, the
+//! committer writes a checkpoint of that version and `_last_checkpoint`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+use super::DeltaError;
+use super::actions::{Action, Add, CommitInfo, Txn};
+use super::checkpoint::write_checkpoint;
+use super::log::CommitOutcome;
+use super::snapshot::Snapshot;
+use super::table::DeltaTable;
+
+/// Failed puts or reads of one commit (not lost races) before the error is returned.
+const MAX_STORE_ERRORS: u32 = 5;
+
+/// How an [`EpochCommitter`] commits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitOptions {
+    /// Written as `commitInfo.engineInfo`, e.g. `tidelake/0.1.0`.
+    pub engine_info: String,
+    /// Written as `commitInfo.operationParameters.queryId`: the job id.
+    pub query_id: String,
+    /// Attempts at one epoch's commit before giving up (default 100). Each lost race
+    /// means another writer committed, so the table made progress.
+    pub max_attempts: u32,
+    /// The first backoff after a lost race; it doubles up to `max_backoff` and is
+    /// jittered to between half and all of itself (default 1 ms).
+    pub min_backoff: Duration,
+    /// The longest backoff (default 200 ms).
+    pub max_backoff: Duration,
+    /// Checkpoint after committing each version that is a positive multiple of this
+    /// (default 10, as Spark; 0 turns checkpoints off).
+    pub checkpoint_interval: u64,
+}
+
+impl Default for CommitOptions {
+    fn default() -> Self {
+        CommitOptions {
+            engine_info: format!("tidelake/{}", env!("CARGO_PKG_VERSION")),
+            query_id: String::new(),
+            max_attempts: 100,
+            min_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(200),
+            checkpoint_interval: 10,
+        }
+    }
+}
+
+/// What became of an epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EpochOutcome {
+    /// The epoch is table version `version`, after `attempts` puts.
+    Committed {
+        /// The table version.
+        version: u64,
+        /// Puts it took (1 without contention).
+        attempts: u32,
+    },
+    /// The log already holds this epoch (or a later one) for this `appId`.
+    AlreadyCommitted {
+        /// The `appId`'s `txn` version in the log.
+        txn_version: i64,
+    },
+}
+
+/// Commits the epochs of one `appId`; see the [module docs](self).
+pub struct EpochCommitter {
+    table: DeltaTable,
+    app_id: String,
+    options: CommitOptions,
+    /// The first version this committer has not seen.
+    next_version: u64,
+    /// The `appId`'s latest `txn` version known.
+    txn_version: Option<i64>,
+    rng: Pcg64Mcg,
+}
+
+/// What a commit found at a taken version.
+#[derive(Debug, PartialEq, Eq)]
+enum Winner {
+    /// Another writer's commit that does not conflict.
+    Other,
+    /// Our own commit (its `txnId` is ours).
+    Ours,
+    /// The epoch is committed already (a `txn` of our `appId` at or above it).
+    EpochDone(i64),
+}
+
+impl EpochCommitter {
+    /// A committer for `app_id` on `table`, starting from `snapshot` (the table as read
+    /// at start).
+    pub fn new(
+        table: DeltaTable,
+        app_id: impl Into<String>,
+        snapshot: &Snapshot,
+        options: CommitOptions,
+    ) -> Self {
+        let app_id = app_id.into();
+        EpochCommitter {
+            txn_version: snapshot.txn_version(&app_id),
+            next_version: snapshot.version + 1,
+            rng: Pcg64Mcg::seed_from_u64(uuid::Uuid::new_v4().as_u64_pair().0),
+            table,
+            app_id,
+            options,
+        }
+    }
+
+    /// The `appId`.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    /// The `appId`'s latest `txn` version known: the last epoch committed.
+    pub fn txn_version(&self) -> Option<i64> {
+        self.txn_version
+    }
+
+    /// True if `epoch` is known to be committed already.
+    pub fn is_committed(&self, epoch: u64) -> bool {
+        self.txn_version
+            .is_some_and(|v| i64::try_from(epoch).is_ok_and(|e| e <= v))
+    }
+
+    /// Commits `adds` as epoch `epoch` (see the [module docs](self)). On
+    /// [`EpochOutcome::AlreadyCommitted`] nothing was written to the log and the caller
+    /// should delete the files of `adds`.
+    pub async fn commit(&mut self, epoch: u64, adds: Vec<Add>) -> Result<EpochOutcome, DeltaError> {
+        let epoch_version = i64::try_from(epoch).map_err(|_| {
+            DeltaError::Corrupt(format!("epoch {epoch} does not fit a txn version"))
+        })?;
+        if let Some(txn_version) = self.txn_version.filter(|&v| v >= epoch_version) {
+            return Ok(EpochOutcome::AlreadyCommitted { txn_version });
+        }
+        let txn_id = uuid::Uuid::new_v4().to_string();
+        let actions = self.actions(epoch_version, adds, &txn_id);
+        let mut backoff = self.options.min_backoff;
+        let mut store_errors = 0;
+        for attempt in 1..=self.options.max_attempts {
+            let version = self.next_version;
+            let landed = match self.table.try_commit(version, &actions).await {
+                Ok(CommitOutcome::Committed) => true,
+                Ok(CommitOutcome::VersionTaken) => false,
+                Err(error @ DeltaError::Store { .. }) => {
+                    // The put may or may not have happened (a timeout, a 5xx): look.
+                    store_errors += 1;
+                    match self.table.read_commit(version).await {
+                        Ok(actions) => {
+                            self.check_winner(version, &actions, epoch_version, &txn_id)?
+                                == Winner::Ours
+                        }
+                        Err(_) if store_errors >= MAX_STORE_ERRORS => return Err(error),
+                        Err(_) => {
+                            self.sleep(&mut backoff).await;
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            if landed {
+                self.next_version = version + 1;
+                self.txn_version = Some(epoch_version);
+                self.checkpoint_if_due(version).await?;
+                return Ok(EpochOutcome::Committed {
+                    version,
+                    attempts: attempt,
+                });
+            }
+            // Back off before reading the winners, not after: the retry must follow
+            // the freshest read, or a steady writer keeps taking the version.
+            self.sleep(&mut backoff).await;
+            match self.catch_up(epoch_version, &txn_id).await? {
+                Some(Winner::Ours) => {
+                    let version = self.next_version - 1;
+                    self.txn_version = Some(epoch_version);
+                    self.checkpoint_if_due(version).await?;
+                    return Ok(EpochOutcome::Committed {
+                        version,
+                        attempts: attempt,
+                    });
+                }
+                Some(Winner::EpochDone(txn_version)) => {
+                    return Ok(EpochOutcome::AlreadyCommitted { txn_version });
+                }
+                Some(Winner::Other) | None => {}
+            }
+        }
+        Err(DeltaError::Conflict {
+            table: self.table.location().to_owned(),
+            version: self.next_version,
+            detail: format!(
+                "gave up committing epoch {epoch} of {} after {} attempts: other writers kept taking the next version",
+                self.app_id, self.options.max_attempts
+            ),
+        })
+    }
+
+    /// The commit's actions: the adds, the `txn` and `commitInfo`.
+    fn actions(&self, epoch: i64, adds: Vec<Add>, txn_id: &str) -> Vec<Action> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        actions.push(Action::Txn(Txn {
+            app_id: self.app_id.clone(),
+            version: epoch,
+            last_updated: Some(now),
+        }));
+        actions.push(Action::CommitInfo(CommitInfo {
+            timestamp: Some(now),
+            operation: Some("STREAMING UPDATE".to_owned()),
+            operation_parameters: Some(BTreeMap::from([
+                ("outputMode".to_owned(), "Append".to_owned()),
+                ("queryId".to_owned(), self.options.query_id.clone()),
+                ("epochId".to_owned(), epoch.to_string()),
+            ])),
+            read_version: i64::try_from(self.next_version).ok().map(|v| v - 1),
+            is_blind_append: Some(true),
+            txn_id: Some(txn_id.to_owned()),
+            engine_info: Some(self.options.engine_info.clone()),
+            ..CommitInfo::default()
+        }));
+        actions
+    }
+
+    /// Reads every commit from the next version on, checking each, until a version
+    /// that does not exist. Returns the first winner that decides the epoch (ours, or
+    /// the epoch committed already), or the last one seen.
+    async fn catch_up(&mut self, epoch: i64, txn_id: &str) -> Result<Option<Winner>, DeltaError> {
+        let mut last = None;
+        loop {
+            let version = self.next_version;
+            let actions = match self.table.read_commit(version).await {
+                Ok(actions) => actions,
+                Err(DeltaError::Store {
+                    source: object_store::Error::NotFound { .. },
+                    ..
+                }) => return Ok(last),
+                Err(e) => return Err(e),
+            };
+            self.next_version = version + 1;
+            let winner = self.check_winner(version, &actions, epoch, txn_id)?;
+            if winner != Winner::Other {
+                return Ok(Some(winner));
+            }
+            last = Some(winner);
+        }
+    }
+
+    /// Checks the commit at `version` (not ours unless it has our `txnId`) against a
+    /// blind append of `epoch`.
+    fn check_winner(
+        &mut self,
+        version: u64,
+        actions: &[Action],
+        epoch: i64,
+        txn_id: &str,
+    ) -> Result<Winner, DeltaError> {
+        let conflict = |detail: String| DeltaError::Conflict {
+            table: self.table.location().to_owned(),
+            version,
+            detail,
+        };
+        let ours = actions.iter().any(
+            |a| matches!(a, Action::CommitInfo(info) if info.txn_id.as_deref() == Some(txn_id)),
+        );
+        if ours {
+            return Ok(Winner::Ours);
+        }
+        let mut winner = Winner::Other;
+        for action in actions {
+            match action {
+                Action::Protocol(_) => {
+                    return Err(conflict(
+                        "another writer changed the table's protocol".into(),
+                    ));
+                }
+                Action::Metadata(_) => {
+                    return Err(conflict(
+                        "another writer changed the table's metadata (schema, partitioning or configuration)"
+                            .into(),
+                    ));
+                }
+                Action::Txn(txn) if txn.app_id == self.app_id => {
+                    self.txn_version = Some(txn.version);
+                    if txn.version >= epoch {
+                        winner = Winner::EpochDone(txn.version);
+                    } else {
+                        return Err(conflict(format!(
+                            "another writer committed epoch {} as appId {} while this one was committing epoch {epoch}: two jobs with the same --job-id are writing at once",
+                            txn.version, self.app_id
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(winner)
+    }
+
+    /// Writes a checkpoint of `version` if it is due.
+    async fn checkpoint_if_due(&self, version: u64) -> Result<(), DeltaError> {
+        let interval = self.options.checkpoint_interval;
+        if interval == 0 || version == 0 || !version.is_multiple_of(interval) {
+            return Ok(());
+        }
+        let store = self.table.store().as_ref();
+        let snapshot = Snapshot::load_version(store, self.table.root(), Some(version))
+            .await?
+            .ok_or_else(|| {
+                DeltaError::Corrupt(format!(
+                    "{}: version {version} vanished right after it was committed",
+                    self.table.location()
+                ))
+            })?;
+        write_checkpoint(store, self.table.root(), &snapshot).await
+    }
+
+    /// Sleeps a random share of `backoff`, then doubles it (up to the maximum).
+    async fn sleep(&mut self, backoff: &mut Duration) {
+        let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let jittered = Duration::from_nanos(nanos / 2 + self.rng.next_u64() % (nanos / 2 + 1));
+        tokio::time::sleep(jittered).await;
+        *backoff = (*backoff * 2).min(self.options.max_backoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::delta::actions::Metadata;
+    use crate::delta::checkpoint::{checkpoint_path, read_last_checkpoint};
+    use crate::delta::schema::Schema;
+    use crate::delta::testing::{add, block_on, txn};
+    use object_store::ObjectStoreExt;
+
+    fn adds(names: &[&str]) -> Vec<Add> {
+        names
+            .iter()
+            .map(|n| match add(n) {
+                Action::Add(a) => a,
+                _ => unreachable!("add() makes adds"),
+            })
+            .collect()
+    }
+
+    async fn new_table(url: &str) -> (DeltaTable, Snapshot) {
+        let table = DeltaTable::open_url(url).expect("open");
+        let schema = Schema::of(&[("x", "long"), ("date", "string")]);
+        let snapshot = table
+            .create_or_open(&schema, &["date"], BTreeMap::new(), "test")
+            .await
+            .expect("create");
+        (table, snapshot)
+    }
+
+    fn options() -> CommitOptions {
+        CommitOptions {
+            query_id: "job".into(),
+            min_backoff: Duration::from_micros(100),
+            max_backoff: Duration::from_millis(5),
+            ..CommitOptions::default()
+        }
+    }
+
+    fn commit_info(actions: &[Action]) -> &CommitInfo {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::CommitInfo(info) => Some(info),
+                _ => None,
+            })
+            .expect("commitInfo")
+    }
+
+    #[test]
+    fn commits_adds_txn_and_commit_info_at_the_next_version() {
+        block_on(async {
+            let (table, snapshot) = new_table("memory://t").await;
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            let outcome = committer
+                .commit(7, adds(&["a", "b"]))
+                .await
+                .expect("commit");
+            assert_eq!(
+                outcome,
+                EpochOutcome::Committed {
+                    version: 1,
+                    attempts: 1
+                }
+            );
+            assert_eq!(committer.txn_version(), Some(7));
+
+            let actions = table.read_commit(1).await.expect("read");
+            assert_eq!(&actions[..2], &[add("a"), add("b")]);
+            assert!(
+                matches!(&actions[2], Action::Txn(t) if t.app_id == "job-w0" && t.version == 7)
+            );
+            let info = commit_info(&actions);
+            assert_eq!(info.operation.as_deref(), Some("STREAMING UPDATE"));
+            assert_eq!(info.is_blind_append, Some(true));
+            assert_eq!(info.read_version, Some(0));
+            assert!(info.txn_id.is_some());
+            let params = info.operation_parameters.clone().expect("parameters");
+            assert_eq!(params.get("epochId").map(String::as_str), Some("7"));
+            assert_eq!(params.get("queryId").map(String::as_str), Some("job"));
+            assert_eq!(params.get("outputMode").map(String::as_str), Some("Append"));
+        });
+    }
+
+    #[test]
+    fn an_epoch_the_log_holds_is_not_committed_again() {
+        block_on(async {
+            let (table, _) = new_table("memory://t").await;
+            table
+                .try_commit(1, &[add("a"), txn("job-w0", 5)])
+                .await
+                .expect("commit");
+            let snapshot = table.snapshot().await.expect("load").expect("table");
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            assert!(committer.is_committed(5) && !committer.is_committed(6));
+            let outcome = committer.commit(5, adds(&["b"])).await.expect("commit");
+            assert_eq!(outcome, EpochOutcome::AlreadyCommitted { txn_version: 5 });
+            assert_eq!(
+                table
+                    .snapshot()
+                    .await
+                    .expect("load")
+                    .expect("table")
+                    .version,
+                1
+            );
+        });
+    }
+
+    #[test]
+    fn a_lost_race_reads_the_winner_and_commits_at_the_next_version() {
+        block_on(async {
+            let (table, snapshot) = new_table("memory://t").await;
+            let mut a = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            let mut b = EpochCommitter::new(table.clone(), "job-w1", &snapshot, options());
+            assert_eq!(
+                a.commit(1, adds(&["a"])).await.expect("a"),
+                EpochOutcome::Committed {
+                    version: 1,
+                    attempts: 1
+                }
+            );
+            // Another writer's blind append and a compaction do not conflict.
+            table.try_commit(2, &[add("x")]).await.expect("external");
+            assert_eq!(
+                b.commit(1, adds(&["b"])).await.expect("b"),
+                EpochOutcome::Committed {
+                    version: 3,
+                    attempts: 2
+                }
+            );
+            let snapshot = table.snapshot().await.expect("load").expect("table");
+            assert_eq!(snapshot.txn_version("job-w0"), Some(1));
+            assert_eq!(snapshot.txn_version("job-w1"), Some(1));
+            assert_eq!(snapshot.files.len(), 3);
+        });
+    }
+
+    #[test]
+    fn metadata_changes_and_a_second_writer_of_the_app_id_conflict() {
+        block_on(async {
+            let (table, snapshot) = new_table("memory://t").await;
+            let metadata = snapshot.metadata.clone().expect("metadata");
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            table
+                .try_commit(
+                    1,
+                    &[Action::Metadata(Metadata {
+                        name: Some("x".into()),
+                        ..metadata
+                    })],
+                )
+                .await
+                .expect("external");
+            let err = committer
+                .commit(1, adds(&["a"]))
+                .await
+                .expect_err("conflict");
+            assert!(
+                err.to_string().contains("changed the table's metadata"),
+                "{err}"
+            );
+
+            let snapshot = table.snapshot().await.expect("load").expect("table");
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            table
+                .try_commit(2, &[txn("job-w0", 3)])
+                .await
+                .expect("zombie");
+            let err = committer
+                .commit(4, adds(&["a"]))
+                .await
+                .expect_err("conflict");
+            assert!(err.to_string().contains("same --job-id"), "{err}");
+
+            // The same epoch committed by someone else: already done, not a conflict.
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            assert_eq!(
+                committer.commit(3, adds(&["a"])).await.expect("skip"),
+                EpochOutcome::AlreadyCommitted { txn_version: 3 }
+            );
+        });
+    }
+
+    #[test]
+    fn racing_committers_land_every_epoch_once_with_contiguous_versions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = dir.path().display().to_string();
+        let (table, snapshot) = block_on(new_table(&url));
+        let threads: Vec<_> = (0..4)
+            .map(|w| {
+                let (table, snapshot) = (table.clone(), snapshot.clone());
+                std::thread::spawn(move || {
+                    block_on(async {
+                        let app = format!("job-w{w}");
+                        let mut committer = EpochCommitter::new(table, &app, &snapshot, options());
+                        for epoch in 1..=15u64 {
+                            let name = format!("{app}-{epoch}");
+                            committer
+                                .commit(epoch, adds(&[&name]))
+                                .await
+                                .expect("commit");
+                        }
+                    })
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("committer thread");
+        }
+        block_on(async {
+            let snapshot = table.snapshot().await.expect("load").expect("table");
+            assert_eq!(
+                snapshot.version, 60,
+                "one version per epoch per writer, no gap"
+            );
+            assert_eq!(snapshot.files.len(), 60);
+            for w in 0..4 {
+                assert_eq!(snapshot.txn_version(&format!("job-w{w}")), Some(15));
+            }
+            // Checkpoints at 10, 20, …, 60; `_last_checkpoint` names one of the last.
+            for version in (10..=60).step_by(10) {
+                let path = checkpoint_path(table.root(), version);
+                table
+                    .store()
+                    .head(&path)
+                    .await
+                    .expect("a checkpoint every 10 versions");
+            }
+            let last = read_last_checkpoint(table.store().as_ref(), table.root())
+                .await
+                .expect("read");
+            assert!(last.is_some_and(|v| v >= 50), "{last:?}");
+        });
+    }
+}

@@ -1,0 +1,311 @@
+//! The Delta table sink of one worker: each commit epoch's rows become Parquet files
+//! and one commit of this worker's `appId` (SPEC §5).
+//!
+//! [`DeltaSink`] is the [`EpochWriter`] that [`crate::epochs`] drives on the sink's I/O
+//! thread. Rows of an epoch go to a [`DataFileWriter`] of their own, which may upload
+//! files early when one reaches the target size; sealing the epoch uploads the rest and
+//! commits them with the [`EpochCommitter`]. An epoch the log already holds for this
+//! `appId` (a re-run with the same job id) is not written at all, and files written for
+//! an epoch found committed during the commit are deleted. An epoch whose rows were all
+//! of an already committed epoch commits nothing.
+//!
+//! ```no_run
+//! # use tidelake_sinks::delta::{DeltaTable, sink::DeltaSink, commit::CommitOptions};
+//! # use tidelake_sinks::epochs::WriteEpochs;
+//! # use tidelake_sinks::rows::ArrowRows;
+//! # fn build<'s, R: ArrowRows + Send>(rows: timely::dataflow::StreamVec<'s, u64, R>,
+//! #     table: DeltaTable, snapshot: &tidelake_sinks::delta::Snapshot) {
+//! let sink = DeltaSink::<R>::new(table, "job-42-w0", 0, snapshot, Default::default(), CommitOptions::default())
+//!     .expect("a valid row type");
+//! let committed = rows.write_epochs("DeltaSink", 10_000, sink, |error| eprintln!("{error}"));
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
+use object_store::ObjectStoreExt;
+
+use super::DeltaError;
+use super::actions::Add;
+use super::commit::{CommitOptions, EpochCommitter, EpochOutcome as CommitOutcome};
+use super::snapshot::Snapshot;
+use super::table::DeltaTable;
+use super::writer::{DataFileWriter, WriterOptions, data_file_location};
+use crate::epochs::{EpochOutcome, EpochReport, EpochWriter};
+use crate::rows::ArrowRows;
+
+/// Writes one worker's epochs to a Delta table; see the [module docs](self).
+pub struct DeltaSink<R: ArrowRows> {
+    table: DeltaTable,
+    writer_index: usize,
+    options: WriterOptions,
+    committer: EpochCommitter,
+    /// The epochs not sealed yet.
+    epochs: BTreeMap<u64, OpenEpoch<R>>,
+}
+
+/// An epoch being written.
+struct OpenEpoch<R: ArrowRows> {
+    /// Its files; `None` if the log holds the epoch already, so its rows are dropped.
+    files: Option<DataFileWriter<R>>,
+    /// Rows given.
+    rows: u64,
+}
+
+impl<R: ArrowRows> DeltaSink<R> {
+    /// A sink committing as `app_id` to `table`, which was read as `snapshot` at start.
+    /// `writer_index` (the global worker index) goes into file names.
+    pub fn new(
+        table: DeltaTable,
+        app_id: impl Into<String>,
+        writer_index: usize,
+        snapshot: &Snapshot,
+        options: WriterOptions,
+        commit: CommitOptions,
+    ) -> Result<Self, DeltaError> {
+        // Fails early on a bad row type or bad options.
+        DataFileWriter::<R>::new(
+            table.store().clone(),
+            table.root().clone(),
+            writer_index,
+            options.clone(),
+        )?;
+        let committer = EpochCommitter::new(table.clone(), app_id, snapshot, commit);
+        Ok(DeltaSink {
+            table,
+            writer_index,
+            options,
+            committer,
+            epochs: BTreeMap::new(),
+        })
+    }
+
+    /// The committer (its `appId` and the last epoch committed).
+    pub fn committer(&self) -> &EpochCommitter {
+        &self.committer
+    }
+
+    /// Deletes the data files of `adds` (written for an epoch that turned out to be
+    /// committed already).
+    async fn delete(&self, adds: &[Add]) -> Result<(), DeltaError> {
+        for add in adds {
+            let location = data_file_location(self.table.root(), &add.path).map_err(|e| {
+                DeltaError::Corrupt(format!(
+                    "add.path {} is not a valid URI path: {e}",
+                    add.path
+                ))
+            })?;
+            match self.table.store().delete(&location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(source) => {
+                    return Err(DeltaError::Store {
+                        path: location.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
+    type Row = R;
+    type Error = DeltaError;
+
+    async fn write(&mut self, epoch: u64, rows: Vec<R>) -> Result<(), DeltaError> {
+        let open = match self.epochs.entry(epoch) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let files = match self.committer.is_committed(epoch) {
+                    true => None,
+                    false => Some(DataFileWriter::new(
+                        self.table.store().clone(),
+                        self.table.root().clone(),
+                        self.writer_index,
+                        self.options.clone(),
+                    )?),
+                };
+                entry.insert(OpenEpoch { files, rows: 0 })
+            }
+        };
+        open.rows += rows.len() as u64;
+        match &mut open.files {
+            Some(files) => Ok(files.write(&rows).await?),
+            None => Ok(()),
+        }
+    }
+
+    async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
+        let Some(mut open) = self.epochs.remove(&epoch) else {
+            return Ok(EpochReport::empty(epoch));
+        };
+        let Some(files) = open.files.as_mut() else {
+            return Ok(EpochReport {
+                rows: open.rows,
+                outcome: EpochOutcome::AlreadyCommitted,
+                ..EpochReport::empty(epoch)
+            });
+        };
+        let adds = files.finish().await?;
+        let mut report = EpochReport {
+            epoch,
+            rows: open.rows,
+            files: adds.len() as u64,
+            bytes: adds.iter().map(|a| a.size.max(0) as u64).sum(),
+            outcome: EpochOutcome::Empty,
+        };
+        if adds.is_empty() {
+            return Ok(report);
+        }
+        report.outcome = match self.committer.commit(epoch, adds.clone()).await? {
+            CommitOutcome::Committed { version, attempts } => {
+                EpochOutcome::Committed { version, attempts }
+            }
+            CommitOutcome::AlreadyCommitted { .. } => {
+                self.delete(&adds).await?;
+                EpochOutcome::AlreadyCommitted
+            }
+        };
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::InputHandle;
+    use timely::dataflow::operators::Inspect;
+
+    use super::*;
+    use crate::delta::testing::block_on;
+    use crate::epochs::WriteEpochs;
+    use crate::rows::test_rows::TestRow;
+
+    /// 2024-05-01T00:00:00Z in ms.
+    const DAY_MS: u64 = 1_714_521_600_000;
+    const INTERVAL: u64 = 1_000;
+
+    fn row(ms: u64, account: &str) -> TestRow {
+        TestRow {
+            dt_micros: (ms * 1000) as i64,
+            account_id: account.into(),
+            amount: ms as f64 / 7.0,
+            alert: ms.is_multiple_of(3),
+        }
+    }
+
+    /// Runs 2 workers; worker `w` sends rows at ms `DAY_MS + t` for each `t` in
+    /// `times[w]`, each as its own timely time, and writes them with a [`DeltaSink`]
+    /// of app `job-w<w>`. Returns every epoch report.
+    fn run(table: &DeltaTable, times: [Vec<u64>; 2]) -> Vec<EpochReport> {
+        let snapshot = block_on(table.create_or_open(
+            &TestRow::delta_schema(),
+            TestRow::partition_columns(),
+            BTreeMap::new(),
+            "test",
+        ))
+        .expect("table");
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let (table, shared) = (table.clone(), Arc::clone(&reports));
+        timely::execute(timely::Config::process(2), move |worker| {
+            let w = worker.index();
+            let sink = DeltaSink::<TestRow>::new(
+                table.clone(),
+                format!("job-w{w}"),
+                w,
+                &snapshot,
+                WriterOptions::default(),
+                CommitOptions::default(),
+            )
+            .expect("sink");
+            let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<TestRow>>>::new();
+            let reports = Arc::clone(&shared);
+            worker.dataflow::<u64, _, _>(|scope| {
+                input
+                    .to_stream(scope)
+                    .write_epochs("DeltaSink", INTERVAL, sink, |e| panic!("sink failed: {e}"))
+                    .inspect(move |r| reports.lock().expect("lock").push(r.clone()));
+            });
+            for &t in &times[w] {
+                input.advance_to(DAY_MS + t);
+                input.send(row(DAY_MS + t, &format!("acct-{w}")));
+            }
+        })
+        .expect("timely");
+        let mut reports = reports.lock().expect("lock").clone();
+        reports.sort_by_key(|r| (r.epoch, r.rows));
+        reports
+    }
+
+    fn rows_in(snapshot: &Snapshot) -> u64 {
+        snapshot
+            .files
+            .values()
+            .map(|add| {
+                let stats: serde_json::Value =
+                    serde_json::from_str(add.stats.as_deref().expect("stats")).expect("json");
+                stats["numRecords"].as_u64().expect("numRecords")
+            })
+            .sum()
+    }
+
+    #[test]
+    fn each_worker_commits_each_epoch_with_rows_once_and_a_rerun_commits_nothing() {
+        let table = DeltaTable::open_url("memory://t").expect("open");
+        // Worker 0 has rows in epochs 0, 1 and 5; worker 1 in epochs 0 and 2.
+        let times = [vec![0, 10, 999, 1_000, 5_500], vec![1, 2_000, 2_999]];
+        let reports = run(&table, times.clone());
+        let committed: Vec<(u64, u64)> = reports.iter().map(|r| (r.epoch, r.rows)).collect();
+        let first_epoch = DAY_MS / INTERVAL;
+        let e = |i: u64| first_epoch + i;
+        assert_eq!(
+            committed,
+            [(e(0), 1), (e(0), 3), (e(1), 1), (e(2), 2), (e(5), 1)],
+            "one report per worker and epoch with rows"
+        );
+        assert!(
+            reports
+                .iter()
+                .all(|r| matches!(r.outcome, EpochOutcome::Committed { .. }) && r.files == 1)
+        );
+
+        let snapshot = block_on(table.snapshot()).expect("load").expect("table");
+        assert_eq!(snapshot.version, 5, "table creation + 5 commits");
+        assert_eq!(snapshot.txn_version("job-w0"), Some(e(5) as i64));
+        assert_eq!(snapshot.txn_version("job-w1"), Some(e(2) as i64));
+        assert_eq!(rows_in(&snapshot), 8);
+
+        // The same job again: every epoch is in the log already.
+        let reports = run(&table, times);
+        assert!(
+            reports
+                .iter()
+                .all(|r| r.outcome == EpochOutcome::AlreadyCommitted && r.files == 0),
+            "{reports:?}"
+        );
+        let again = block_on(table.snapshot()).expect("load").expect("table");
+        assert_eq!(again.version, 5, "nothing committed twice");
+        let objects = block_on(async {
+            use futures::TryStreamExt;
+            table
+                .store()
+                .list(None)
+                .try_collect::<Vec<_>>()
+                .await
+                .expect("list")
+        });
+        let data_files = objects
+            .iter()
+            .filter(|o| {
+                o.location.as_ref().ends_with(".parquet")
+                    && !o.location.as_ref().contains("_delta_log")
+            })
+            .count();
+        assert_eq!(data_files, 5, "no data file written for the skipped epochs");
+    }
+}

@@ -1,0 +1,285 @@
+//! Writing a stream epoch by epoch, with the I/O off the timely worker thread.
+//!
+//! Commit epochs follow SPEC §5: a record at timely time `t` belongs to epoch
+//! `floor(t / interval)`. [`WriteEpochs::write_epochs`] hands each batch of records to
+//! an [`EpochWriter`] running on a thread of its own (with a current-thread tokio
+//! runtime for object-store calls), and, once the input frontier has passed the end of
+//! an epoch, asks it to seal the epoch — finish its files and commit them. The
+//! operator holds a capability for every epoch until its writer reports it sealed, and
+//! then emits that [`EpochReport`] at the epoch's time: a probe on the output is the
+//! *committed frontier*. So the worker thread keeps stepping the dataflow while files
+//! are encoded and uploaded.
+//!
+//! Epochs are sealed in order, one at a time. If the writer fails, the error goes to
+//! the `on_error` callback, the operator drops its capabilities and discards later
+//! records, so the dataflow can end; nothing more is committed.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::scheduling::SyncActivator;
+
+/// What became of one sealed epoch of one worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochReport {
+    /// The epoch.
+    pub epoch: u64,
+    /// Rows the epoch had.
+    pub rows: u64,
+    /// Data files written (and, for a table, committed).
+    pub files: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// What the sink did with it.
+    pub outcome: EpochOutcome,
+}
+
+/// What a sink did with an epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EpochOutcome {
+    /// Committed as table version `version`, after `attempts` puts.
+    Committed {
+        /// The table version.
+        version: u64,
+        /// Puts it took (1 without contention).
+        attempts: u32,
+    },
+    /// The table already held this epoch for this writer (a re-run with the same job
+    /// id): nothing was committed and files written for it were deleted.
+    AlreadyCommitted,
+    /// The files are complete and visible (a sink without a log).
+    Written,
+    /// The epoch's records made no file (all its containers were empty).
+    Empty,
+}
+
+impl EpochReport {
+    /// The report of an epoch with no rows.
+    pub fn empty(epoch: u64) -> Self {
+        EpochReport {
+            epoch,
+            rows: 0,
+            files: 0,
+            bytes: 0,
+            outcome: EpochOutcome::Empty,
+        }
+    }
+}
+
+/// Writes and seals epochs; runs on the sink's I/O thread.
+pub trait EpochWriter: Send + 'static {
+    /// The records written.
+    type Row: Send + 'static;
+    /// A failure; the sink stops at the first.
+    type Error: std::fmt::Display + Send + 'static;
+
+    /// Takes more rows of `epoch` (which is not sealed yet). May write files early.
+    fn write(
+        &mut self,
+        epoch: u64,
+        rows: Vec<Self::Row>,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Every row of `epoch` has been given: finish its files and make them durable.
+    /// Called once per epoch that had rows, in epoch order.
+    fn seal(&mut self, epoch: u64) -> impl Future<Output = Result<EpochReport, Self::Error>>;
+}
+
+/// Writes a stream epoch by epoch; see the [module docs](self).
+pub trait WriteEpochs<'s, R> {
+    /// Writes this stream's records with `writer`, in epochs of `interval` units of
+    /// timely time. Returns the sealed epochs' reports, each at its epoch's earliest
+    /// record time. `on_error` is called once, with the writer's first error.
+    fn write_epochs<W: EpochWriter<Row = R>>(
+        self,
+        name: &str,
+        interval: u64,
+        writer: W,
+        on_error: impl FnMut(String) + 'static,
+    ) -> StreamVec<'s, u64, EpochReport>;
+}
+
+/// A request to the I/O thread.
+enum Request<R> {
+    Write(u64, Vec<R>),
+    Seal(u64),
+}
+
+/// An answer from the I/O thread.
+enum Reply {
+    Sealed(EpochReport),
+    Failed(String),
+}
+
+/// An epoch with rows that is not sealed yet.
+struct Pending {
+    /// At the earliest time of the epoch's records.
+    cap: Capability<u64>,
+    /// A seal has been requested.
+    sealing: bool,
+}
+
+impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
+    fn write_epochs<W: EpochWriter<Row = R>>(
+        self,
+        name: &str,
+        interval: u64,
+        writer: W,
+        mut on_error: impl FnMut(String) + 'static,
+    ) -> StreamVec<'s, u64, EpochReport> {
+        assert!(interval >= 1, "the epoch interval must be at least 1");
+        let scope = self.scope();
+        let mut builder = OperatorBuilder::new(name.to_owned(), scope);
+        let info = builder.operator_info();
+        let activator = scope.worker().sync_activator_for(info.address.to_vec());
+        let mut input = builder.new_input(self, Pipeline);
+        let (out, reports) = builder.new_output::<Vec<EpochReport>>();
+        let mut out = OutputBuilder::<_, CapacityContainerBuilder<Vec<EpochReport>>>::from(out);
+        let name = name.to_owned();
+
+        builder.build(move |initial| {
+            drop(initial);
+            let mut io = Some(IoThread::start(&name, writer, activator));
+            let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+            move |frontiers| {
+                let Some(thread) = io.as_mut() else {
+                    input.for_each_stamp(|_, _| {});
+                    return;
+                };
+                input.for_each_stamp(|icap, data| {
+                    let Some(&time) = icap.least() else { return };
+                    let epoch = time / interval;
+                    let entry = pending.entry(epoch).or_insert_with(|| Pending {
+                        cap: icap.delayed(&time, 0),
+                        sealing: false,
+                    });
+                    if time < *entry.cap.time() {
+                        entry.cap = icap.delayed(&time, 0);
+                    }
+                    for container in data {
+                        thread.send(Request::Write(epoch, std::mem::take(container)));
+                    }
+                });
+
+                let frontier = &frontiers[0];
+                for (&epoch, state) in pending.iter_mut().filter(|(_, p)| !p.sealing) {
+                    if frontier.less_than(&epoch.saturating_add(1).saturating_mul(interval)) {
+                        break;
+                    }
+                    state.sealing = true;
+                    thread.send(Request::Seal(epoch));
+                }
+
+                let mut out = out.activate();
+                while let Ok(reply) = thread.replies.try_recv() {
+                    match reply {
+                        Reply::Sealed(report) => {
+                            if let Some(state) = pending.remove(&report.epoch) {
+                                out.session(&state.cap).give(report);
+                            }
+                        }
+                        Reply::Failed(message) => {
+                            on_error(message);
+                            pending.clear();
+                            io = None;
+                            return;
+                        }
+                    }
+                }
+                if pending.is_empty() && frontier.is_empty() {
+                    io = None;
+                }
+            }
+        });
+        reports
+    }
+}
+
+/// The sink's I/O thread and the channels to it. Dropping it closes the requests and
+/// waits for the thread to finish what it was given.
+struct IoThread<R> {
+    requests: Option<mpsc::Sender<Request<R>>>,
+    replies: mpsc::Receiver<Reply>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl<R: Send + 'static> IoThread<R> {
+    fn start<W: EpochWriter<Row = R>>(name: &str, mut writer: W, activator: SyncActivator) -> Self {
+        let (requests, requests_rx) = mpsc::channel::<Request<R>>();
+        let (replies_tx, replies) = mpsc::channel();
+        let thread_name = format!("{name}-io");
+        let handle = std::thread::Builder::new()
+            .name(thread_name.clone())
+            .spawn(move || {
+                let reply = |reply: Reply| {
+                    // The operator is gone if either fails: nothing is waiting.
+                    let _ = replies_tx.send(reply);
+                    let _ = activator.activate();
+                };
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => return reply(Reply::Failed(format!("{thread_name}: {e}"))),
+                };
+                for request in requests_rx {
+                    let result = match request {
+                        Request::Write(epoch, rows) => {
+                            runtime.block_on(writer.write(epoch, rows)).map(|()| None)
+                        }
+                        Request::Seal(epoch) => runtime.block_on(writer.seal(epoch)).map(Some),
+                    };
+                    match result {
+                        Ok(None) => {}
+                        Ok(Some(report)) => reply(Reply::Sealed(report)),
+                        Err(e) => return reply(Reply::Failed(e.to_string())),
+                    }
+                }
+            });
+        let (requests, handle) = match handle {
+            Ok(handle) => (Some(requests), Some(handle)),
+            // No thread: report it as the writer's first error.
+            Err(e) => {
+                let (tx, rx) = mpsc::channel();
+                let _ = tx.send(Reply::Failed(format!(
+                    "cannot start the {name} I/O thread: {e}"
+                )));
+                return IoThread {
+                    requests: None,
+                    replies: rx,
+                    handle: None,
+                };
+            }
+        };
+        IoThread {
+            requests,
+            replies,
+            handle,
+        }
+    }
+
+    fn send(&self, request: Request<R>) {
+        // A closed channel means the thread failed; its reply says why.
+        if let Some(requests) = &self.requests {
+            let _ = requests.send(request);
+        }
+    }
+}
+
+impl<R> Drop for IoThread<R> {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! Real Delta readers for the tests: `tests/py/delta_read.py` (delta-rs, pyarrow and
+//! polars) run as a subprocess with the venv's Python, its JSON answer deserialised.
+//!
+//! The interpreter is `$TIDELAKE_PYTHON` (set by `scripts/test.sh`), else
+//! `<repo>/.venv/bin/python`; `bash scripts/test.sh` creates the venv.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::support::rfc3339_millis;
+
+/// The tests' Python, with the environment its scripts run in.
+#[derive(Clone, Debug)]
+pub struct Python {
+    interpreter: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Python {
+    /// The venv's interpreter; panics with how to create it if it is missing.
+    pub fn find() -> Python {
+        let interpreter = std::env::var_os("TIDELAKE_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(".venv/bin/python"));
+        assert!(
+            interpreter.is_file(),
+            "no Python at {}: run bash scripts/test.sh once to create .venv",
+            interpreter.display()
+        );
+        Python {
+            interpreter,
+            env: Vec::new(),
+        }
+    }
+
+    /// This Python with `env` added to its scripts' environment (e.g.
+    /// [`MotoServer::env`](crate::moto::MotoServer::env)).
+    pub fn with_env(mut self, env: impl IntoIterator<Item = (String, String)>) -> Python {
+        self.env.extend(env);
+        self
+    }
+
+    /// The interpreter's path.
+    pub fn interpreter(&self) -> &Path {
+        &self.interpreter
+    }
+
+    /// A command running `delta_read.py` with `args`. Inherited `AWS_*` variables are
+    /// removed, so only the ones given with [`with_env`](Self::with_env) apply.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.interpreter);
+        command
+            .arg(repo().join("tests/py/delta_read.py"))
+            .args(args)
+            .stdin(Stdio::null());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("AWS_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    /// Runs `delta_read.py` with `args` and parses the JSON document it prints.
+    pub fn run<T: DeserializeOwned>(&self, args: &[&str]) -> T {
+        let output = self
+            .command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.interpreter.display()));
+        assert!(
+            output.status.success(),
+            "delta_read.py {args:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "delta_read.py {args:?} printed no valid JSON ({e}):\n{}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// The table at `url` as delta-rs, pyarrow and polars read it, with the
+    /// `transaction_version` of each of `app_ids`.
+    pub fn read(&self, url: &str, app_ids: &[&str]) -> TableRead {
+        let mut args = vec!["read", url];
+        for app in app_ids {
+            args.extend(["--app-id", app]);
+        }
+        self.run(&args)
+    }
+
+    /// delta-rs appends `rows` rows of the transactions schema (see the script's doc);
+    /// returns the version of its commit.
+    pub fn append(&self, url: &str, rows: usize) -> u64 {
+        let out: AppendOutput = self.run(&["append", url, &rows.to_string()]);
+        assert_eq!(out.rows, rows as u64);
+        out.version
+    }
+
+    /// delta-rs checkpoints the table and cleans up expired log files; returns the
+    /// checkpoint's version.
+    pub fn checkpoint(&self, url: &str) -> u64 {
+        let out: VersionOutput = self.run(&["checkpoint", url]);
+        out.version
+    }
+
+    /// Starts delta-rs appending batches of `batch_rows` rows in a loop until `stop_file`
+    /// exists (or 120 s pass); [`AppendLoop::stop`] ends it and returns what it did.
+    pub fn spawn_append_loop(&self, url: &str, stop_file: &Path, batch_rows: usize) -> AppendLoop {
+        let stop = stop_file.to_string_lossy().into_owned();
+        let child = self
+            .command(&[
+                "append-loop",
+                url,
+                &stop,
+                "--batch-rows",
+                &batch_rows.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.interpreter.display()));
+        AppendLoop {
+            child: Some(child),
+            stop_file: stop_file.to_owned(),
+        }
+    }
+}
+
+/// The repository root.
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running `append-loop`: stopped (and killed if need be) on drop.
+pub struct AppendLoop {
+    child: Option<Child>,
+    stop_file: PathBuf,
+}
+
+impl AppendLoop {
+    /// Creates the stop file, waits for the loop to finish its current append and
+    /// returns its report.
+    pub fn stop(mut self) -> AppendLoopOutput {
+        std::fs::write(&self.stop_file, b"stop").expect("write the append loop's stop file");
+        let child = self.child.take().expect("running");
+        let output = child.wait_with_output().expect("wait for the append loop");
+        assert!(
+            output.status.success(),
+            "append-loop failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "append-loop printed no valid JSON ({e}):\n{}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+}
+
+impl Drop for AppendLoop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What `append` prints.
+#[derive(Debug, Deserialize)]
+struct AppendOutput {
+    rows: u64,
+    version: u64,
+}
+
+/// What `checkpoint` prints.
+#[derive(Debug, Deserialize)]
+struct VersionOutput {
+    version: u64,
+}
+
+/// What `append-loop` prints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendLoopOutput {
+    /// Rows appended.
+    pub rows: u64,
+    /// Commits made.
+    pub commits: u64,
+    /// The version of each commit.
+    pub versions: Vec<u64>,
+    /// Appends that failed (the loop went on).
+    pub errors: Vec<String>,
+    /// True if it stopped at its time limit rather than at the stop file.
+    pub timed_out: bool,
+}
+
+/// The table as `delta_read.py read` reports it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableRead {
+    /// `DeltaTable.version()`.
+    pub version: u64,
+    /// Column → Arrow type of `to_pyarrow_table()`.
+    pub schema: BTreeMap<String, String>,
+    /// `to_pyarrow_table()` rows, column → value (timestamps as µs since the epoch).
+    pub rows: Vec<Map<String, Value>>,
+    /// appId → `transaction_version(appId)`.
+    pub txn: BTreeMap<String, Option<i64>>,
+    /// `get_add_actions(flatten=True)`, one entry per live file.
+    pub add_actions: Vec<AddActionStats>,
+    /// Each live file read by pyarrow itself.
+    pub files: Vec<FileRead>,
+    /// Rows polars reads.
+    pub polars_rows: u64,
+}
+
+impl TableRead {
+    /// The rows as `transactions` table rows.
+    pub fn transactions(&self) -> Vec<TransactionOut> {
+        self.rows
+            .iter()
+            .map(|row| {
+                serde_json::from_value(Value::Object(row.clone()))
+                    .unwrap_or_else(|e| panic!("not a transactions row ({e}): {row:?}"))
+            })
+            .collect()
+    }
+
+    /// Asserts that the log's stats of every live file (size, numRecords, nullCount,
+    /// min, max, partition value) equal what pyarrow computes from the file itself, and
+    /// that files hold UTC-micros timestamps and no partition column.
+    pub fn assert_log_stats_match_files(&self) {
+        assert_eq!(self.add_actions.len(), self.files.len());
+        let now = chrono::Utc::now().timestamp_millis();
+        for add in &self.add_actions {
+            let file = self.file(&add.path);
+            let context = format!("file {}", add.path);
+            // Partition values of [A-Za-z0-9-] are the same in the log and in the store.
+            assert_eq!(add.object, add.path, "{context}");
+            assert_eq!(add.size_bytes, file.size_bytes, "size of {context}");
+            assert!(
+                0 < add.modification_time && add.modification_time <= now,
+                "{context}"
+            );
+            assert_eq!(
+                add.num_records,
+                Some(file.num_rows),
+                "numRecords of {context}"
+            );
+            // Timestamps are UTC micros in the file, and the partition column is not there.
+            assert_eq!(
+                file.schema,
+                BTreeMap::from(
+                    [
+                        ("dt", "timestamp[us, tz=UTC]"),
+                        ("accountId", "string"),
+                        ("amount", "double"),
+                        ("alert", "bool"),
+                    ]
+                    .map(|(c, t)| (c.to_owned(), t.to_owned()))
+                ),
+                "{context}"
+            );
+            for (column, stats) in &file.columns {
+                assert_eq!(
+                    add.null_count.get(column).copied().flatten(),
+                    Some(stats.null_count),
+                    "nullCount.{column} of {context}"
+                );
+                let (min, max) = if column == "dt" {
+                    // The log floors timestamps to ms (and delta-rs shows them so).
+                    (floor_ms(&stats.min), floor_ms(&stats.max))
+                } else {
+                    (stats.min.clone(), stats.max.clone())
+                };
+                assert_eq!(add.min.get(column), Some(&min), "min.{column} of {context}");
+                assert_eq!(add.max.get(column), Some(&max), "max.{column} of {context}");
+            }
+            // Every row of the file is in the file's partition.
+            let day = |micros: &serde_json::Value| {
+                let ms = micros.as_i64().expect("dt as µs") / 1_000;
+                rfc3339_millis(u64::try_from(ms).expect("after 1970"))[..10].to_owned()
+            };
+            let dt = &file.columns["dt"];
+            assert_eq!(day(&dt.min), day(&dt.max), "{context}");
+            assert_eq!(add.partition["date"], Some(day(&dt.min)), "{context}");
+        }
+    }
+
+    /// The pyarrow read of the file whose add action has `path`.
+    pub fn file(&self, path: &str) -> &FileRead {
+        self.files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("no file {path} in {:?}", self.files))
+    }
+}
+
+/// A row of the `transactions` table as delta-rs reads it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransactionOut {
+    /// µs since the epoch.
+    pub dt: i64,
+    pub account_id: String,
+    pub amount: f64,
+    pub alert: bool,
+    /// The partition value.
+    pub date: Option<String>,
+}
+
+/// One row of `get_add_actions(flatten=True)`: a live file and its stats from the log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddActionStats {
+    /// The path as in the log (URI-encoded).
+    pub path: String,
+    /// The object key under the table root (the path decoded once).
+    pub object: String,
+    pub size_bytes: i64,
+    pub modification_time: i64,
+    pub num_records: Option<u64>,
+    /// `partition.<col>`.
+    pub partition: BTreeMap<String, Option<String>>,
+    /// `null_count.<col>`.
+    pub null_count: BTreeMap<String, Option<u64>>,
+    /// `min.<col>` (timestamps as µs; delta-rs truncates them to ms).
+    pub min: BTreeMap<String, Value>,
+    /// `max.<col>`.
+    pub max: BTreeMap<String, Value>,
+}
+
+/// A data file as pyarrow reads it directly.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRead {
+    /// The add action's path.
+    pub path: String,
+    /// The object's size in the store.
+    pub size_bytes: i64,
+    pub num_rows: u64,
+    /// Column → Arrow type in the file.
+    pub schema: BTreeMap<String, String>,
+    /// Column → stats computed from the values.
+    pub columns: BTreeMap<String, ColumnStats>,
+}
+
+/// Stats of one column of a file, computed by pyarrow.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnStats {
+    pub null_count: u64,
+    /// `null` when every value is null.
+    pub min: Value,
+    pub max: Value,
+}
+
+/// A timestamp in µs floored to ms, as the log's stats hold it.
+fn floor_ms(micros: &Value) -> Value {
+    let micros = micros.as_i64().expect("timestamp as µs");
+    (micros.div_euclid(1_000) * 1_000).into()
+}

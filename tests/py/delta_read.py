@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Real Delta readers and writers for tidelake's integration tests: delta-rs (Python
+`deltalake`), pyarrow and polars, run with the venv that scripts/test.sh creates.
+
+Every sub-command prints exactly one JSON document on stdout and exits 0; on any error
+it prints a traceback on stderr and exits non-zero.
+
+    delta_read.py read URL [--app-id ID]... [--version V]
+        The table as readers see it:
+        {"version": int,
+         "schema": {column: arrow type},             # as DeltaTable.to_pyarrow_table gives it
+         "rows": [{column: value}],                  # every column, partition columns too
+         "txn": {ID: int | null},                    # DeltaTable.transaction_version(ID)
+         "add_actions": [{"path": str,               # as in the log (URI-encoded)
+                          "object": str,             # the object key under the root
+                          "size_bytes": int, "num_records": int,
+                          "partition": {col: str | null},
+                          "null_count": {col: int}, "min": {col: value}, "max": {col: value}}],
+         "files": [{"path": str,                     # add action path, as above
+                    "size_bytes": int,               # the object's size in the store
+                    "num_rows": int,                 # read by pyarrow from the file itself
+                    "schema": {column: arrow type},
+                    "columns": {col: {"null_count": int, "min": value, "max": value}}}],
+         "polars_rows": int}                         # rows polars reads (scan_delta)
+
+    delta_read.py append URL N [--start-ms MS] [--accounts K]
+        delta-rs appends N rows of the transactions schema (dt timestamp[us, tz=UTC],
+        accountId string, amount double, alert bool; partitioned by date string):
+        row i has dt = MS + i*1000 ms (default 2024-05-01T00:00:00Z), accountId
+        "py<i mod K>" (K default 7), amount (i mod 1000) / 4, alert false.
+        Creates the table if there is none. Prints {"rows": N, "version": int}.
+
+    delta_read.py dataset DIR
+        A directory of Parquet files (Hive-style `col=value/` directories, `_` and `.`
+        paths skipped) read by pyarrow.dataset: {"rows": [{column: value}],
+        "files": int}.
+
+    delta_read.py checkpoint URL
+        DeltaTable.create_checkpoint() then cleanup_metadata(). Prints {"version": int}.
+
+    delta_read.py append-loop URL STOPFILE [--batch-rows B] [--max-seconds S] [--start-ms MS]
+        Appends batches of B rows (default 10, dt continuing from MS) until the file
+        STOPFILE exists, or S seconds (default 120) have passed, whichever is first.
+        A failed append is recorded and the loop goes on. Prints
+        {"rows": int, "commits": int, "versions": [int], "errors": [str], "timed_out": bool}.
+
+Values in JSON: timestamps are integers, microseconds since the Unix epoch (UTC);
+non-finite doubles are the strings "NaN", "inf", "-inf"; nulls are null.
+
+URLs are local paths, file:// URLs or s3://bucket/prefix. For s3:// the storage options
+come from the environment, as tidelake's own store builder reads them: AWS_ENDPOINT (or
+AWS_ENDPOINT_URL), AWS_ALLOW_HTTP, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_REGION or AWS_DEFAULT_REGION, AWS_CONDITIONAL_PUT.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+import time
+import urllib.parse
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+START_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
+
+SCHEMA = pa.schema(
+    [
+        pa.field("dt", pa.timestamp("us", tz="UTC")),
+        pa.field("accountId", pa.string()),
+        pa.field("amount", pa.float64()),
+        pa.field("alert", pa.bool_()),
+        pa.field("date", pa.string()),
+    ]
+)
+
+
+def is_s3(url):
+    return url.startswith("s3://")
+
+
+def local_path(url):
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
+def env(*names):
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def storage_options(url):
+    """delta-rs / polars storage options for `url` (None for local tables)."""
+    if not is_s3(url):
+        return None
+    options = {}
+    for key, names in [
+        ("AWS_ENDPOINT_URL", ("AWS_ENDPOINT", "AWS_ENDPOINT_URL")),
+        ("AWS_ALLOW_HTTP", ("AWS_ALLOW_HTTP",)),
+        ("AWS_ACCESS_KEY_ID", ("AWS_ACCESS_KEY_ID",)),
+        ("AWS_SECRET_ACCESS_KEY", ("AWS_SECRET_ACCESS_KEY",)),
+        ("AWS_REGION", ("AWS_REGION", "AWS_DEFAULT_REGION")),
+        ("AWS_CONDITIONAL_PUT", ("AWS_CONDITIONAL_PUT",)),
+    ]:
+        value = env(*names)
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def open_table(url, version=None):
+    return DeltaTable(table_uri(url), version=version, storage_options=storage_options(url))
+
+
+def table_uri(url):
+    return url if is_s3(url) else local_path(url)
+
+
+def filesystem_and_root(url):
+    """A pyarrow filesystem and the table root in it, to read data files directly."""
+    if not is_s3(url):
+        return pafs.LocalFileSystem(), os.path.abspath(local_path(url))
+    endpoint = env("AWS_ENDPOINT", "AWS_ENDPOINT_URL")
+    kwargs = {
+        "access_key": env("AWS_ACCESS_KEY_ID"),
+        "secret_key": env("AWS_SECRET_ACCESS_KEY"),
+        "region": env("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
+    }
+    if endpoint:
+        parsed = urllib.parse.urlparse(endpoint)
+        kwargs["endpoint_override"] = parsed.netloc or endpoint
+        kwargs["scheme"] = parsed.scheme or "https"
+    return pafs.S3FileSystem(**kwargs), url[len("s3://") :].rstrip("/")
+
+
+def jsonable(value):
+    """A Python value from pyarrow as the JSON this script promises."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        delta = value - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def column_values(array):
+    """A column's values as JSON values; timestamps as integer micros (exact)."""
+    if pa.types.is_timestamp(array.type):
+        return array.cast(pa.timestamp("us", tz=array.type.tz)).cast(pa.int64()).to_pylist()
+    return [jsonable(v) for v in array.to_pylist()]
+
+
+def rows_of(table):
+    columns = {name: column_values(table.column(name).combine_chunks()) for name in table.column_names}
+    return [{name: columns[name][i] for name in table.column_names} for i in range(table.num_rows)]
+
+
+def file_stats(fs, root, key):
+    path = f"{root}/{key}"
+    table = pq.read_table(path, filesystem=fs)
+    columns = {}
+    for name in table.column_names:
+        array = table.column(name)
+        non_null = array.drop_null()
+        if len(non_null) == 0:
+            lo = hi = None
+        elif pa.types.is_timestamp(array.type):
+            ints = pc.cast(non_null, pa.timestamp("us", tz=array.type.tz)).cast(pa.int64())
+            lo, hi = pc.min(ints).as_py(), pc.max(ints).as_py()
+        else:
+            lo, hi = jsonable(pc.min(non_null).as_py()), jsonable(pc.max(non_null).as_py())
+        columns[name] = {"null_count": array.null_count, "min": lo, "max": hi}
+    return {
+        "size_bytes": fs.get_file_info(path).size,
+        "num_rows": table.num_rows,
+        "schema": {f.name: str(f.type) for f in table.schema},
+        "columns": columns,
+    }
+
+
+def add_actions(dt):
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    out = []
+    for i in range(actions.num_rows):
+        entry = {"null_count": {}, "min": {}, "max": {}, "partition": {}}
+        for name in actions.column_names:
+            value = column_values(actions.column(name).slice(i, 1).combine_chunks())[0]
+            group, _, column = name.partition(".")
+            if column and group in entry:
+                entry[group][column] = value
+            else:
+                entry[name] = value
+        entry["object"] = urllib.parse.unquote(entry["path"])
+        out.append(entry)
+    return out
+
+
+def read(args):
+    dt = open_table(args.url, args.version)
+    table = dt.to_pyarrow_table()
+    fs, root = filesystem_and_root(args.url)
+    actions = add_actions(dt)
+    files = [dict(path=a["path"], **file_stats(fs, root, a["object"])) for a in actions]
+    polars_rows = (
+        pl.scan_delta(table_uri(args.url), version=args.version, storage_options=storage_options(args.url))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    return {
+        "version": dt.version(),
+        "schema": {f.name: str(f.type) for f in table.schema},
+        "rows": rows_of(table),
+        "txn": {app: dt.transaction_version(app) for app in args.app_id},
+        "add_actions": actions,
+        "files": files,
+        "polars_rows": polars_rows,
+    }
+
+
+def dataset(args):
+    import pyarrow.dataset as ds
+
+    data = ds.dataset(args.dir, format="parquet", partitioning="hive")
+    return {"rows": rows_of(data.to_table()), "files": len(data.files)}
+
+
+def batch(start_ms, first, n, accounts):
+    ts = [start_ms + (first + i) * 1000 for i in range(n)]
+    dates = [
+        datetime.datetime.fromtimestamp(t / 1000, tz=datetime.timezone.utc).strftime("%Y-%m-%d") for t in ts
+    ]
+    return pa.table(
+        {
+            "dt": pa.array([t * 1000 for t in ts], pa.timestamp("us", tz="UTC")),
+            "accountId": [f"py{(first + i) % accounts}" for i in range(n)],
+            "amount": [((first + i) % 1000) / 4 for i in range(n)],
+            "alert": [False] * n,
+            "date": dates,
+        },
+        schema=SCHEMA,
+    )
+
+
+def append_rows(url, data):
+    """Appends `data`; returns the version of this very commit (a DeltaTable written
+    through is updated to its own commit, whatever other writers did meanwhile)."""
+    try:
+        target = open_table(url)
+    except TableNotFoundError:
+        target = None
+    write_deltalake(
+        target if target is not None else table_uri(url),
+        data,
+        mode="append",
+        partition_by=["date"],
+        storage_options=None if target is not None else storage_options(url),
+    )
+    return target.version() if target is not None else open_table(url).version()
+
+
+def append(args):
+    version = append_rows(args.url, batch(args.start_ms, 0, args.n, args.accounts))
+    return {"rows": args.n, "version": version}
+
+
+def checkpoint(args):
+    dt = open_table(args.url)
+    dt.create_checkpoint()
+    dt.cleanup_metadata()
+    return {"version": dt.version()}
+
+
+def append_loop(args):
+    rows, versions, errors = 0, [], []
+    deadline = time.monotonic() + args.max_seconds
+    timed_out = False
+    while not os.path.exists(args.stopfile):
+        if time.monotonic() >= deadline:
+            timed_out = True
+            break
+        try:
+            versions.append(append_rows(args.url, batch(args.start_ms, rows, args.batch_rows, 7)))
+            rows += args.batch_rows
+        except Exception as e:  # recorded for the test to judge; the loop goes on
+            errors.append(f"{type(e).__name__}: {e}")
+            time.sleep(0.05)
+    return {"rows": rows, "commits": len(versions), "versions": versions, "errors": errors, "timed_out": timed_out}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("read")
+    r.add_argument("url")
+    r.add_argument("--app-id", action="append", default=[])
+    r.add_argument("--version", type=int)
+    r.set_defaults(run=read)
+    a = sub.add_parser("append")
+    a.add_argument("url")
+    a.add_argument("n", type=int)
+    a.add_argument("--start-ms", type=int, default=START_MS)
+    a.add_argument("--accounts", type=int, default=7)
+    a.set_defaults(run=append)
+    d = sub.add_parser("dataset")
+    d.add_argument("dir")
+    d.set_defaults(run=dataset)
+    c = sub.add_parser("checkpoint")
+    c.add_argument("url")
+    c.set_defaults(run=checkpoint)
+    lp = sub.add_parser("append-loop")
+    lp.add_argument("url")
+    lp.add_argument("stopfile")
+    lp.add_argument("--batch-rows", type=int, default=10)
+    lp.add_argument("--max-seconds", type=float, default=120.0)
+    lp.add_argument("--start-ms", type=int, default=START_MS)
+    lp.set_defaults(run=append_loop)
+    args = p.parse_args()
+    json.dump(args.run(args), sys.stdout, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
