@@ -10,7 +10,9 @@
 //! *committed frontier*. So the worker thread keeps stepping the dataflow while files
 //! are encoded and uploaded.
 //!
-//! Epochs are sealed in order, one at a time. If the writer fails, the error goes to
+//! Epochs are sealed in order, one at a time. A bounded queue of batches stands between
+//! the worker and its I/O thread: when the store or the Parquet encoding falls behind,
+//! the worker waits rather than buffer without limit. If the writer fails, the error goes to
 //! the `on_error` callback, the operator drops its capabilities and discards later
 //! records, so the dataflow can end; nothing more is committed.
 
@@ -106,6 +108,11 @@ pub trait WriteEpochs<'s, R> {
         on_error: impl FnMut(String) + 'static,
     ) -> StreamVec<'s, u64, EpochReport>;
 }
+
+/// Requests (mostly batches of rows) queued for the I/O thread before the worker waits
+/// for it: the sink's memory bound when the store or Parquet encoding is slower than
+/// the dataflow. The I/O thread never waits for the worker, so waiting cannot deadlock.
+const MAX_QUEUED_REQUESTS: usize = 256;
 
 /// A request to the I/O thread.
 enum Request<R> {
@@ -206,14 +213,14 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
 /// The sink's I/O thread and the channels to it. Dropping it closes the requests and
 /// waits for the thread to finish what it was given.
 struct IoThread<R> {
-    requests: Option<mpsc::Sender<Request<R>>>,
+    requests: Option<mpsc::SyncSender<Request<R>>>,
     replies: mpsc::Receiver<Reply>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl<R: Send + 'static> IoThread<R> {
     fn start<W: EpochWriter<Row = R>>(name: &str, mut writer: W, activator: SyncActivator) -> Self {
-        let (requests, requests_rx) = mpsc::channel::<Request<R>>();
+        let (requests, requests_rx) = mpsc::sync_channel::<Request<R>>(MAX_QUEUED_REQUESTS);
         let (replies_tx, replies) = mpsc::channel();
         let thread_name = format!("{name}-io");
         let handle = std::thread::Builder::new()
@@ -267,6 +274,7 @@ impl<R: Send + 'static> IoThread<R> {
         }
     }
 
+    /// Queues `request`, waiting while the queue is full.
     fn send(&self, request: Request<R>) {
         // A closed channel means the thread failed; its reply says why.
         if let Some(requests) = &self.requests {

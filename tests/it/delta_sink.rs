@@ -536,3 +536,52 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         })
         .collect()
 }
+
+#[test]
+fn a_table_of_another_schema_or_a_store_without_put_if_absent_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_tidelake"))
+            .args([
+                "run",
+                "--count",
+                "1000",
+                "--quiet",
+                "--alerts",
+                "alerts.jsonl",
+            ])
+            .args(args)
+            .current_dir(dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .expect("the tidelake binary runs")
+    };
+    // An alerts table is not a transactions table.
+    let output = run(&["--no-table", "--alerts-table", "alerts"], &[]);
+    assert_exit(&output, 0);
+    let output = run(&["--table", "alerts"], &[]);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("table alerts does not match") && stderr.contains("amount"),
+        "{stderr}"
+    );
+
+    // S3 with conditional put disabled: refused before anything is written (object_store
+    // refuses put-if-absent itself, so no server is needed).
+    let s3 = [
+        ("AWS_ENDPOINT", "http://127.0.0.1:9"),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "k"),
+        ("AWS_SECRET_ACCESS_KEY", "s"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_CONDITIONAL_PUT", "disabled"),
+    ];
+    let output = run(&["--table", "s3://bucket/t"], &s3);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("does not support put-if-absent"),
+        "{stderr}"
+    );
+}

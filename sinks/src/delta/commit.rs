@@ -584,4 +584,162 @@ mod tests {
             assert!(last.is_some_and(|v| v >= 50), "{last:?}");
         });
     }
+
+    /// A store whose next commit puts fail as a timeout would: after landing, or
+    /// before.
+    #[derive(Debug, Default)]
+    struct FlakyStore {
+        inner: object_store::memory::InMemory,
+        faults: std::sync::Mutex<std::collections::VecDeque<bool>>,
+    }
+
+    impl FlakyStore {
+        /// The next commit put fails; `lands`: after it was written.
+        fn fail_next(&self, lands: bool) {
+            self.faults.lock().expect("lock").push_back(lands);
+        }
+
+        fn timeout() -> object_store::Error {
+            object_store::Error::Generic {
+                store: "flaky",
+                source: "request timed out".into(),
+            }
+        }
+    }
+
+    impl std::fmt::Display for FlakyStore {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "FlakyStore")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl object_store::ObjectStore for FlakyStore {
+        async fn put_opts(
+            &self,
+            location: &object_store::path::Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            let fault = match location.as_ref().ends_with(".json") {
+                true => self.faults.lock().expect("lock").pop_front(),
+                false => None,
+            };
+            match fault {
+                None => self.inner.put_opts(location, payload, opts).await,
+                Some(true) => {
+                    self.inner.put_opts(location, payload, opts).await?;
+                    Err(Self::timeout())
+                }
+                Some(false) => Err(Self::timeout()),
+            }
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &object_store::path::Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(
+            &self,
+            location: &object_store::path::Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<
+                'static,
+                object_store::Result<object_store::path::Path>,
+            >,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>
+        {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(
+            &self,
+            from: &object_store::path::Path,
+            to: &object_store::path::Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[test]
+    fn an_ambiguous_put_is_resolved_by_reading_the_version_back() {
+        block_on(async {
+            let store = std::sync::Arc::new(FlakyStore::default());
+            let table = DeltaTable::new(store.clone(), Default::default(), "flaky://t");
+            let schema = Schema::of(&[("x", "long"), ("date", "string")]);
+            let snapshot = table
+                .create_or_open(&schema, &["date"], BTreeMap::new(), "test")
+                .await
+                .expect("create");
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+
+            // The put landed but its answer was lost: our txnId is there, so it counts.
+            store.fail_next(true);
+            assert_eq!(
+                committer.commit(1, adds(&["a"])).await.expect("commit"),
+                EpochOutcome::Committed {
+                    version: 1,
+                    attempts: 1
+                }
+            );
+            // The put failed before landing, twice: the version is free, so it is retried.
+            store.fail_next(false);
+            store.fail_next(false);
+            assert_eq!(
+                committer.commit(2, adds(&["b"])).await.expect("commit"),
+                EpochOutcome::Committed {
+                    version: 2,
+                    attempts: 3
+                }
+            );
+            let snapshot = table.snapshot().await.expect("load").expect("table");
+            assert_eq!(snapshot.version, 2, "each epoch committed once");
+            assert_eq!(snapshot.files.len(), 2);
+
+            // A store that keeps failing: the error, after a few tries.
+            for _ in 0..MAX_STORE_ERRORS {
+                store.fail_next(false);
+            }
+            let err = committer
+                .commit(3, adds(&["c"]))
+                .await
+                .expect_err("gives up");
+            assert!(err.to_string().contains("request timed out"), "{err}");
+            assert_eq!(
+                table
+                    .snapshot()
+                    .await
+                    .expect("load")
+                    .expect("table")
+                    .version,
+                2
+            );
+        });
+    }
 }
