@@ -1,0 +1,178 @@
+//! The hot paths around the fraud operator, per record: key routing, CSV parsing, Arrow
+//! building + Parquet encoding of table rows, and one Delta commit on local disk.
+//!
+//! `cargo bench --bench hot_paths`; throughput is reported per element (record, line or
+//! commit).
+
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use object_store::memory::InMemory;
+use tidelake_operators::{AccountId, EnrichedTransaction, StableHash};
+use tidelake_runtime::sources::csv::CsvSource;
+use tidelake_runtime::sources::{Emitter, ReadBatch, ReadStatus, RuleTime, Source, Watermark};
+use tidelake_runtime::transactions_table::TransactionRow;
+use tidelake_sinks::delta::commit::{CommitOptions, EpochCommitter};
+use tidelake_sinks::delta::writer::{DataFileWriter, WriterOptions};
+use tidelake_sinks::delta::{Add, DeltaTable};
+use tidelake_sinks::rows::ArrowRows;
+
+const ROWS: u64 = 100_000;
+const ACCOUNTS: u64 = 100_000;
+
+/// A deterministic stream of pseudo-random numbers (xorshift).
+fn numbers() -> impl FnMut() -> u64 {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
+fn rows() -> Vec<TransactionRow> {
+    let mut next = numbers();
+    (0..ROWS)
+        .map(|i| {
+            TransactionRow(EnrichedTransaction {
+                account_id: AccountId::from((next() % ACCOUNTS).to_string()),
+                ts: 1_700_000_000_000 + i / 100,
+                amount: (next() % 100_000) as f64 / 100.0,
+                alert: next().is_multiple_of(1000),
+            })
+        })
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// XXH3 of account ids, as the exchange to the fraud operator routes records.
+fn key_routing(c: &mut Criterion) {
+    let keys: Vec<AccountId> = rows().into_iter().map(|r| r.0.account_id).collect();
+    let mut group = c.benchmark_group("key_routing");
+    group.throughput(Throughput::Elements(keys.len() as u64));
+    group.bench_function("xxh3_account_id", |b| {
+        b.iter(|| keys.iter().fold(0u64, |acc, k| acc ^ k.stable_hash()))
+    });
+    group.finish();
+}
+
+/// Parsing CSV lines `account_id,ts_millis,amount` into transactions.
+fn csv_parsing(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tx.csv");
+    let text: String = rows()
+        .iter()
+        .map(|r| format!("{},{},{:.2}\n", r.0.account_id, r.0.ts, r.0.amount))
+        .collect();
+    std::fs::write(&path, text).expect("write");
+    let source = CsvSource::new(&[path.display().to_string()], u64::MAX).expect("source");
+    let mut group = c.benchmark_group("csv_parsing");
+    group.throughput(Throughput::Elements(ROWS));
+    group.sample_size(20);
+    group.bench_function("100k_lines", |b| {
+        b.iter(|| {
+            let mut reader = source.open(0).expect("open");
+            let mut watermark = Watermark::new(0);
+            let mut batch = ReadBatch::default();
+            loop {
+                let name = "tx.csv";
+                let mut emit =
+                    Emitter::new(name, 0, RuleTime::Event, &mut watermark, 0, 1, &mut batch);
+                if let ReadStatus::Done = reader.read(4096, &mut emit).expect("read") {
+                    break;
+                }
+            }
+            batch.events.len()
+        })
+    });
+    group.finish();
+}
+
+/// Table rows → Arrow builders → Parquet (zstd, dictionary) → an in-memory store.
+fn parquet_encoding(c: &mut Criterion) {
+    let rows = rows();
+    let runtime = runtime();
+    let mut group = c.benchmark_group("parquet_encoding");
+    group.throughput(Throughput::Elements(ROWS));
+    group.sample_size(20);
+    group.bench_function("100k_transaction_rows", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let store = Arc::new(InMemory::new());
+                let mut writer = DataFileWriter::<TransactionRow>::new(
+                    store,
+                    Default::default(),
+                    0,
+                    WriterOptions::default(),
+                )
+                .expect("writer");
+                writer.write(&rows).await.expect("write");
+                writer.finish().await.expect("finish").len()
+            })
+        })
+    });
+    group.finish();
+}
+
+/// One streaming commit (an add, the txn and commitInfo) to a table on local disk.
+fn delta_commit(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = runtime();
+    let table = DeltaTable::open_url(&dir.path().display().to_string()).expect("open");
+    let snapshot = runtime
+        .block_on(table.create_or_open(
+            &TransactionRow::delta_schema(),
+            TransactionRow::partition_columns(),
+            Default::default(),
+            "bench",
+        ))
+        .expect("create");
+    let options = CommitOptions {
+        // Checkpoints are their own cost; this measures the commit.
+        checkpoint_interval: 0,
+        ..CommitOptions::default()
+    };
+    let mut committer = EpochCommitter::new(table, "bench-w0", &snapshot, options);
+    let mut epoch = 0u64;
+    let mut group = c.benchmark_group("delta_commit");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("local_disk", |b| {
+        b.iter_batched(
+            || {
+                epoch += 1;
+                (epoch, add(epoch))
+            },
+            |(epoch, add)| runtime.block_on(committer.commit(epoch, vec![add])),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn add(n: u64) -> Add {
+    Add {
+        path: format!("date=2024-05-01/part-00000-{n}.parquet"),
+        partition_values: [("date".to_owned(), Some("2024-05-01".to_owned()))].into(),
+        size: 1000,
+        modification_time: 1,
+        data_change: true,
+        stats: Some(r#"{"numRecords":1}"#.to_owned()),
+        tags: None,
+    }
+}
+
+criterion_group!(
+    benches,
+    key_routing,
+    csv_parsing,
+    parquet_encoding,
+    delta_commit
+);
+criterion_main!(benches);
