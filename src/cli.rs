@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use tidelake_runtime::config::AutoCompactConfig;
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
@@ -27,9 +28,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the fraud-detection job (the default, on embedded defaults).
     Run(Box<RunArgs>),
-    /// Read a Delta table back: its history, its files, or whether it is valid.
+    /// Read a Delta table back (its history, its files, whether it is valid) or
+    /// maintain it (optimize, vacuum, checkpoint).
     ///
-    /// Exit codes: 0 ok, 1 `validate` found problems, 2 the table cannot be opened or read.
+    /// Exit codes: 0 ok, 1 `validate` found problems or `optimize` failed, 2 the table
+    /// cannot be opened or read, an argument is wrong, or `vacuum` refused a retention
+    /// shorter than the table's without `--force`.
     Table(crate::table_cmd::TableArgs),
 }
 
@@ -181,6 +185,17 @@ pub struct RunArgs {
     /// A data file is completed (and a new one started) at about this size.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "128MiB", help_heading = "Lake")]
     pub target_file_size: u64,
+    /// Compact the tables in the background while writing them (and once more at the
+    /// end): bin-pack the small files of busy partitions into files of the target size.
+    #[arg(long, help_heading = "Lake")]
+    pub auto_compact: bool,
+    /// Auto-compaction: commits between runs.
+    #[arg(long, value_name = "N", default_value_t = AutoCompactConfig::default().every_commits, help_heading = "Lake")]
+    pub auto_compact_every: u64,
+    /// Auto-compaction: small files (under 3/4 of the target size) that make a partition
+    /// worth compacting.
+    #[arg(long, value_name = "N", default_value_t = AutoCompactConfig::default().min_files, help_heading = "Lake")]
+    pub auto_compact_min_files: usize,
 }
 
 /// A record count, or no end.
@@ -281,6 +296,10 @@ impl RunArgs {
                     .map_err(|_| "--target-file-size is too large".to_owned())?,
                 ..WriterOptions::default()
             },
+            auto_compact: self.auto_compact.then_some(AutoCompactConfig {
+                every_commits: self.auto_compact_every,
+                min_files: self.auto_compact_min_files,
+            }),
         };
         config.validate()?;
         Ok(config)

@@ -90,6 +90,29 @@ pub fn summary(report: &JobReport) -> String {
             text.push_str(&format!(" to {}", tables.join(" and ")));
         }
     }
+    for compaction in &report.compaction {
+        let c = &compaction.totals;
+        text.push_str(&format!(
+            "\n  auto-compaction of {}: {} runs, {} partitions, {} small files into {}",
+            compaction.table,
+            group(c.runs),
+            group(c.partitions),
+            group(c.files_removed),
+            group(c.files_added)
+        ));
+        if c.gave_up > 0 {
+            text.push_str(&format!(
+                ", {} partitions left to a concurrent compaction",
+                group(c.gave_up)
+            ));
+        }
+        if let Some(failure) = &c.last_failure {
+            text.push_str(&format!(
+                "; {} runs failed, the last with: {failure}",
+                group(c.failures)
+            ));
+        }
+    }
     if t.epochs_skipped > 0 {
         text.push_str(&format!(
             "\n  {} epochs ({} rows) were already committed by job id {}: skipped, nothing written twice",

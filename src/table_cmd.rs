@@ -1,7 +1,9 @@
 //! `tidelake table history|files|validate URL`: a Delta table read back, through the
 //! sinks crate's [`history`], [`TableLayout`] and [`validate`], printed as text tables
-//! or (with `--json`) as JSON.
+//! or (with `--json`) as JSON; its maintenance in submodules (`optimize`, `vacuum`,
+//! `checkpoint`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -15,6 +17,11 @@ use tidelake_sinks::delta::{DeltaError, DeltaTable};
 
 use crate::status::group;
 use crate::{EXIT_FAILED, usage_error};
+
+mod checkpoint;
+mod optimize;
+mod skipping;
+mod vacuum;
 
 /// `tidelake table`: read a Delta table back (exit codes: see `Command::Table`).
 #[derive(Debug, Args)]
@@ -41,10 +48,44 @@ pub enum TableCommand {
         /// The table.
         #[command(flatten)]
         table: TableOptions,
+        /// Also show how many files a point lookup of each VALUE must read: those whose
+        /// min/max stats of COLUMN contain it (repeat for other columns).
+        #[arg(long, value_name = "COLUMN=VALUE[,VALUE…]", value_parser = skipping::parse_lookups)]
+        skipping: Vec<skipping::Lookups>,
+    },
+    /// Rewrite the small files of each partition into files near a target size (one
+    /// commit per partition), or z-order them; exit 0 even if a partition is given up
+    /// (a concurrent writer removed one of its files), 1 on an error.
+    Optimize {
+        /// The table.
+        #[command(flatten)]
+        table: TableOptions,
+        /// What to optimize, and how.
+        #[command(flatten)]
+        args: optimize::OptimizeArgs,
     },
     /// Check that every live file exists with the size and row count the log gives;
     /// exit 1, listing every problem, if not.
     Validate {
+        /// The table.
+        #[command(flatten)]
+        table: TableOptions,
+    },
+    /// Delete the data files no live version references that are older than the
+    /// retention: removed files by their removal time, untracked files by their last
+    /// modification (`_delta_log/` and `_`/`.` paths are never touched).
+    Vacuum {
+        /// The table.
+        #[command(flatten)]
+        table: TableOptions,
+        /// The retention, and whether to delete.
+        #[command(flatten)]
+        args: vacuum::VacuumArgs,
+    },
+    /// Write a checkpoint of the latest version, then delete the log files older than
+    /// delta.logRetentionDuration (720h if unset) below the newest checkpoint they
+    /// leave the table loadable from.
+    Checkpoint {
         /// The table.
         #[command(flatten)]
         table: TableOptions,
@@ -74,13 +115,18 @@ pub fn run(args: &TableArgs) -> ExitCode {
     };
     let result = match &args.command {
         TableCommand::History { table, limit } => runtime.block_on(show_history(table, *limit)),
-        TableCommand::Files { table } => runtime.block_on(show_files(table)),
+        TableCommand::Files { table, skipping } => runtime.block_on(show_files(table, skipping)),
+        TableCommand::Optimize { table, args } => {
+            runtime.block_on(optimize::show_optimize(table, args))
+        }
         TableCommand::Validate { table } => runtime.block_on(show_validation(table)),
+        TableCommand::Vacuum { table, args } => runtime.block_on(vacuum::show_vacuum(table, args)),
+        TableCommand::Checkpoint { table } => runtime.block_on(checkpoint::show_checkpoint(table)),
     };
     match result {
         Ok(code) => code,
         // The error names the URL already.
-        Err(e @ DeltaError::Url { .. }) => usage_error(e.into()),
+        Err(e @ (DeltaError::Url { .. } | DeltaError::Refused { .. })) => usage_error(e.into()),
         Err(e) => usage_error(anyhow::anyhow!(
             "cannot read table {}: {e}",
             args.command.table().url
@@ -92,8 +138,11 @@ impl TableCommand {
     fn table(&self) -> &TableOptions {
         match self {
             TableCommand::History { table, .. }
-            | TableCommand::Files { table }
-            | TableCommand::Validate { table } => table,
+            | TableCommand::Files { table, .. }
+            | TableCommand::Optimize { table, .. }
+            | TableCommand::Validate { table }
+            | TableCommand::Vacuum { table, .. }
+            | TableCommand::Checkpoint { table } => table,
         }
     }
 }
@@ -112,13 +161,19 @@ async fn show_history(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn show_files(options: &TableOptions) -> Result<ExitCode, DeltaError> {
+async fn show_files(
+    options: &TableOptions,
+    lookups: &[skipping::Lookups],
+) -> Result<ExitCode, DeltaError> {
     let table = DeltaTable::open_existing_url(&options.url)?;
-    let layout = TableLayout::of(&table.existing_snapshot().await?);
+    let snapshot = table.existing_snapshot().await?;
+    let layout = TableLayout::of(&snapshot);
+    let figures = skipping::figures(&snapshot, lookups)?;
     if options.json {
-        print_json(serde_json::to_string_pretty(&layout));
+        print_json(skipping::files_json(&layout, &figures));
     } else {
-        print_out(&layout_text(&options.url, &layout));
+        let text = layout_text(&options.url, &layout) + &skipping::figures_text(&figures);
+        print_out(&text);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -190,10 +245,7 @@ fn history_text(url: &str, history: &History) -> String {
             .collect();
         table.row(vec![
             commit.version.to_string(),
-            commit
-                .timestamp
-                .and_then(|ts| u64::try_from(ts).ok())
-                .map_or_else(|| "-".to_owned(), format_millis),
+            commit.timestamp.map_or_else(|| "-".to_owned(), timestamp),
             commit.operation.clone().unwrap_or_else(|| "-".to_owned()),
             group(commit.adds),
             group(commit.removes),
@@ -237,16 +289,7 @@ fn layout_text(url: &str, layout: &TableLayout) -> String {
         ("MAX FILE", Align::Right),
     ]);
     for partition in &layout.partitions {
-        let name: Vec<String> = partition
-            .partition_values
-            .iter()
-            .map(|(column, value)| format!("{column}={}", value.as_deref().unwrap_or("(null)")))
-            .collect();
-        let name = if name.is_empty() {
-            "(unpartitioned)".to_owned()
-        } else {
-            name.join("/")
-        };
+        let name = partition_name(&partition.partition_values);
         partitions.row(group_cells(name, &partition.files));
     }
     partitions.row(group_cells("total".to_owned(), total));
@@ -293,6 +336,29 @@ fn validation_text(url: &str, report: &ValidationReport) -> String {
         let _ = writeln!(text, "  {problem}");
     }
     text
+}
+
+/// A duration in ms as hours, as `--retention` takes it: `168h`, `0.5h`.
+fn hours(ms: u64) -> String {
+    format!("{}h", ms as f64 / 3_600_000.0)
+}
+
+/// A time in ms since the epoch as RFC 3339 (`-` before 1970).
+fn timestamp(ms: i64) -> String {
+    u64::try_from(ms).map_or_else(|_| "-".to_owned(), format_millis)
+}
+
+/// A partition as `col=value/…` (`(null)` for a null value), or `(unpartitioned)`.
+fn partition_name(values: &BTreeMap<String, Option<String>>) -> String {
+    let name: Vec<String> = values
+        .iter()
+        .map(|(column, value)| format!("{column}={}", value.as_deref().unwrap_or("(null)")))
+        .collect();
+    if name.is_empty() {
+        "(unpartitioned)".to_owned()
+    } else {
+        name.join("/")
+    }
 }
 
 /// `n` and `noun`, plural unless `n` is 1: `1 file`, `1,024 files`.

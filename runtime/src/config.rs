@@ -84,6 +84,28 @@ pub struct LakeConfig {
     pub commit_interval_ms: u64,
     /// How data files are written (target size, codec).
     pub writer: WriterOptions,
+    /// Compact the tables in the background while the job writes them.
+    pub auto_compact: Option<AutoCompactConfig>,
+}
+
+/// Auto-compaction (SPEC §6): after every `every_commits` commits to a table, compact
+/// its partitions that hold at least `min_files` small files (smaller than 3/4 of the
+/// target file size) into files of the target size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoCompactConfig {
+    /// Commits (of all this process's workers) between runs.
+    pub every_commits: u64,
+    /// Small files that make a partition worth compacting.
+    pub min_files: usize,
+}
+
+impl Default for AutoCompactConfig {
+    fn default() -> Self {
+        AutoCompactConfig {
+            every_commits: 10,
+            min_files: 10,
+        }
+    }
 }
 
 impl Default for LakeConfig {
@@ -95,6 +117,7 @@ impl Default for LakeConfig {
             job_id: None,
             commit_interval_ms: 10_000,
             writer: WriterOptions::default(),
+            auto_compact: None,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::alerts_table::AlertRow;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AlertOutput, JobConfig};
 use crate::control::JobControl;
-use crate::lake::Lake;
+use crate::lake::{Lake, TableCompaction};
 use crate::metrics::{Metrics, Totals, WorkerMetrics, add};
 use crate::panic;
 use crate::sources::operator::{SourceSettings, read_source};
@@ -61,6 +61,8 @@ pub struct JobReport {
     pub transactions_table: Option<String>,
     /// The alerts table, if written.
     pub alerts_table: Option<String>,
+    /// What auto-compaction did to each table (empty without `--auto-compact`).
+    pub compaction: Vec<TableCompaction>,
 }
 
 impl JobReport {
@@ -162,13 +164,15 @@ impl Job {
         panic::abort_on_worker_panic();
         let started = Instant::now();
         let workers = config.workers;
+        let dataflow_shared = Arc::clone(&shared);
         let guards = timely::execute(timely::Config::process(workers), move |worker| {
+            let shared = &dataflow_shared;
             panic::mark_worker_thread();
             let probe = ProbeHandle::new();
             let committed = ProbeHandle::new();
             let slot = worker.index() % workers;
             worker.dataflow::<u64, _, _>(|scope| {
-                fraud_dataflow(scope, &shared, slot, &probe, &committed)
+                fraud_dataflow(scope, shared, slot, &probe, &committed)
             });
         })
         .map_err(JobError::Failed)?;
@@ -176,6 +180,7 @@ impl Job {
             result.map_err(JobError::Failed)?;
         }
         let elapsed = started.elapsed();
+        let compaction = shared.lake.finish_compaction();
 
         for writer in alerts.iter().chain([&dead_letters]).chain(enriched.iter()) {
             writer.finish()?;
@@ -190,6 +195,7 @@ impl Job {
             job_id,
             transactions_table,
             alerts_table,
+            compaction,
         })
     }
 }

@@ -7,6 +7,10 @@
 //! index>` from the snapshot read here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tidelake_sinks::delta::auto_compact::{AutoCompactor, CompactionTotals};
+use tidelake_sinks::delta::optimize::OptimizeOptions;
 
 use tidelake_sinks::delta::commit::CommitOptions;
 use tidelake_sinks::delta::sink::DeltaSink;
@@ -30,10 +34,20 @@ pub struct Lake {
     parquet_dir: Option<String>,
 }
 
-/// A table and its snapshot at start.
+/// A table, its snapshot at start, and its auto-compactor.
 struct OpenTable {
     table: DeltaTable,
     snapshot: Snapshot,
+    compactor: Option<Arc<AutoCompactor>>,
+}
+
+/// What auto-compaction did to one table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableCompaction {
+    /// The table.
+    pub table: String,
+    /// What its compactor did.
+    pub totals: CompactionTotals,
 }
 
 impl Lake {
@@ -46,11 +60,11 @@ impl Lake {
             .map_err(|e| DeltaError::Corrupt(format!("cannot start an I/O runtime: {e}")))?;
         let (transactions, alerts) = runtime.block_on(async {
             let transactions = match &config.transactions {
-                Some(url) => Some(open_table::<TransactionRow>(url).await?),
+                Some(url) => Some(open_table::<TransactionRow>(url, config).await?),
                 None => None,
             };
             let alerts = match &config.alerts {
-                Some(url) => Some(open_table::<AlertRow>(url).await?),
+                Some(url) => Some(open_table::<AlertRow>(url, config).await?),
                 None => None,
             };
             Ok::<_, DeltaError>((transactions, alerts))
@@ -116,12 +130,27 @@ impl Lake {
             .map(|dir| ParquetFileSink::new(dir, worker, self.writer.clone()))
     }
 
+    /// Ends auto-compaction: waits for running compactions, compacts what was committed
+    /// since the last run, and says what was done to each table.
+    pub fn finish_compaction(&self) -> Vec<TableCompaction> {
+        [&self.transactions, &self.alerts]
+            .into_iter()
+            .flatten()
+            .filter_map(|open| {
+                open.compactor.as_ref().map(|compactor| TableCompaction {
+                    table: open.table.location().to_owned(),
+                    totals: compactor.finish(),
+                })
+            })
+            .collect()
+    }
+
     fn sink<R: ArrowRows>(
         &self,
         open: &OpenTable,
         worker: usize,
     ) -> Result<DeltaSink<R>, DeltaError> {
-        DeltaSink::new(
+        let sink = DeltaSink::new(
             open.table.clone(),
             self.app_id(worker),
             worker,
@@ -131,12 +160,17 @@ impl Lake {
                 query_id: self.job_id.clone(),
                 ..CommitOptions::default()
             },
-        )
+        )?;
+        Ok(match &open.compactor {
+            Some(compactor) => sink.with_compactor(Arc::clone(compactor)),
+            None => sink,
+        })
     }
 }
 
-/// Opens the table at `url` for rows `R`, creating it if there is none.
-async fn open_table<R: ArrowRows>(url: &str) -> Result<OpenTable, DeltaError> {
+/// Opens the table at `url` for rows `R`, creating it if there is none, and starts its
+/// auto-compactor if `config` asks for one.
+async fn open_table<R: ArrowRows>(url: &str, config: &LakeConfig) -> Result<OpenTable, DeltaError> {
     let table = DeltaTable::open_url(url)?;
     check_put_if_absent(table.store().as_ref(), table.root(), url).await?;
     let configuration = BTreeMap::from([("delta.checkpointInterval".to_owned(), "10".to_owned())]);
@@ -149,5 +183,27 @@ async fn open_table<R: ArrowRows>(url: &str) -> Result<OpenTable, DeltaError> {
             &engine_info,
         )
         .await?;
-    Ok(OpenTable { table, snapshot })
+    let compactor = match config.auto_compact {
+        Some(auto) => {
+            let options = OptimizeOptions {
+                target_file_size: config.writer.target_file_size as u64,
+                min_file_size: config.writer.target_file_size as u64 * 3 / 4,
+                min_files: auto.min_files,
+                auto: true,
+                engine_info,
+                ..OptimizeOptions::default()
+            };
+            Some(AutoCompactor::start(
+                table.clone(),
+                options,
+                auto.every_commits,
+            )?)
+        }
+        None => None,
+    };
+    Ok(OpenTable {
+        table,
+        snapshot,
+        compactor,
+    })
 }

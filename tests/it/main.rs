@@ -2,6 +2,7 @@
 //! source, determinism across workers and ticks, the command line, and Delta tables
 //! read back by real readers (delta-rs, pyarrow, polars) locally and on S3 (moto).
 
+mod auto_compact;
 mod cli;
 mod csv_input;
 mod csv_reference;
@@ -10,8 +11,10 @@ mod delta_sink;
 mod determinism;
 mod fraud_rule;
 mod moto;
+mod optimize;
 mod python;
 mod reference;
 mod support;
 mod table_cmd;
+mod vacuum;
 mod walkthrough;

@@ -90,11 +90,30 @@ impl Python {
     /// The table at `url` as delta-rs, pyarrow and polars read it, with the
     /// `transaction_version` of each of `app_ids`.
     pub fn read(&self, url: &str, app_ids: &[&str]) -> TableRead {
+        self.read_at(url, None, app_ids)
+    }
+
+    /// The table at `url` as readers see it at `version` (time travel), with the
+    /// `transaction_version` of each of `app_ids`.
+    pub fn read_version(&self, url: &str, version: u64, app_ids: &[&str]) -> TableRead {
+        self.read_at(url, Some(version), app_ids)
+    }
+
+    fn read_at(&self, url: &str, version: Option<u64>, app_ids: &[&str]) -> TableRead {
+        let version = version.map(|v| v.to_string());
         let mut args = vec!["read", url];
+        if let Some(version) = &version {
+            args.extend(["--version", version]);
+        }
         for app in app_ids {
             args.extend(["--app-id", app]);
         }
         self.run(&args)
+    }
+
+    /// delta-rs compacts the table's small files (`optimize.compact()`).
+    pub fn compact(&self, url: &str) -> CompactOutput {
+        self.run(&["compact", url])
     }
 
     /// delta-rs appends `rows` rows of the transactions schema (see the script's doc);
@@ -188,6 +207,18 @@ struct AppendOutput {
 #[derive(Debug, Deserialize)]
 struct VersionOutput {
     version: u64,
+}
+
+/// What `compact` prints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompactOutput {
+    /// The version of the compaction's commit.
+    pub version: u64,
+    /// The log paths of the live files it removed, sorted.
+    pub removed: Vec<String>,
+    /// The log paths of the files it added, sorted.
+    pub added: Vec<String>,
 }
 
 /// What `append-loop` prints.

@@ -270,7 +270,7 @@ fn a_missing_table_exits_2_naming_the_url() {
         (missing.as_str(), "no such directory"),
         (empty.as_str(), "no Delta table here"),
     ] {
-        for command in ["history", "files", "validate"] {
+        for command in ["history", "files", "validate", "vacuum", "checkpoint"] {
             let output = tidelake(dir.path(), &["table", command, url]);
             assert_exit(&output, 2);
             let stderr = String::from_utf8_lossy(&output.stderr);

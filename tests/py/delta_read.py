@@ -38,6 +38,11 @@ it prints a traceback on stderr and exits non-zero.
     delta_read.py checkpoint URL
         DeltaTable.create_checkpoint() then cleanup_metadata(). Prints {"version": int}.
 
+    delta_read.py compact URL
+        delta-rs bin-packs the table's small files (DeltaTable.optimize.compact()).
+        Prints {"version": int, "removed": [path], "added": [path]}: the live files' log
+        paths that the compaction removed and added.
+
     delta_read.py append-loop URL STOPFILE [--batch-rows B] [--max-seconds S] [--start-ms MS]
         Appends batches of B rows (default 10, dt continuing from MS) until the file
         STOPFILE exists, or S seconds (default 120) have passed, whichever is first.
@@ -282,6 +287,14 @@ def checkpoint(args):
     return {"version": dt.version()}
 
 
+def compact(args):
+    dt = open_table(args.url)
+    before = set(pa.table(dt.get_add_actions()).column("path").to_pylist())
+    dt.optimize.compact()
+    after = set(pa.table(dt.get_add_actions()).column("path").to_pylist())
+    return {"version": dt.version(), "removed": sorted(before - after), "added": sorted(after - before)}
+
+
 def append_loop(args):
     rows, versions, errors = 0, [], []
     deadline = time.monotonic() + args.max_seconds
@@ -319,6 +332,9 @@ def main():
     c = sub.add_parser("checkpoint")
     c.add_argument("url")
     c.set_defaults(run=checkpoint)
+    o = sub.add_parser("compact")
+    o.add_argument("url")
+    o.set_defaults(run=compact)
     lp = sub.add_parser("append-loop")
     lp.add_argument("url")
     lp.add_argument("stopfile")

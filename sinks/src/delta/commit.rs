@@ -24,18 +24,28 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rand_core::{Rng, SeedableRng};
-use rand_pcg::Pcg64Mcg;
-
 use super::DeltaError;
 use super::actions::{Action, Add, CommitInfo, Txn};
+use super::backoff::{Backoff, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF};
 use super::checkpoint::write_checkpoint;
 use super::log::CommitOutcome;
 use super::snapshot::Snapshot;
 use super::table::DeltaTable;
 
 /// Failed puts or reads of one commit (not lost races) before the error is returned.
-const MAX_STORE_ERRORS: u32 = 5;
+pub(super) const MAX_STORE_ERRORS: u32 = 5;
+
+/// Versions between checkpoints, unless a writer says otherwise: 10, as Spark.
+pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 10;
+
+/// Attempts at one commit before giving up, unless a writer says otherwise. Each lost
+/// race means another writer committed, so the table made progress.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 100;
+
+/// `commitInfo.engineInfo` of tidelake's commits: `tidelake/<version>`.
+pub fn engine_info() -> String {
+    format!("tidelake/{}", env!("CARGO_PKG_VERSION"))
+}
 
 /// How an [`EpochCommitter`] commits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,12 +70,12 @@ pub struct CommitOptions {
 impl Default for CommitOptions {
     fn default() -> Self {
         CommitOptions {
-            engine_info: format!("tidelake/{}", env!("CARGO_PKG_VERSION")),
+            engine_info: engine_info(),
             query_id: String::new(),
-            max_attempts: 100,
-            min_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(200),
-            checkpoint_interval: 10,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            min_backoff: DEFAULT_MIN_BACKOFF,
+            max_backoff: DEFAULT_MAX_BACKOFF,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
         }
     }
 }
@@ -96,7 +106,6 @@ pub struct EpochCommitter {
     next_version: u64,
     /// The `appId`'s latest `txn` version known.
     txn_version: Option<i64>,
-    rng: Pcg64Mcg,
 }
 
 /// What a commit found at a taken version.
@@ -123,7 +132,6 @@ impl EpochCommitter {
         EpochCommitter {
             txn_version: snapshot.txn_version(&app_id),
             next_version: snapshot.version + 1,
-            rng: Pcg64Mcg::seed_from_u64(uuid::Uuid::new_v4().as_u64_pair().0),
             table,
             app_id,
             options,
@@ -158,7 +166,7 @@ impl EpochCommitter {
         }
         let txn_id = uuid::Uuid::new_v4().to_string();
         let actions = self.actions(epoch_version, adds, &txn_id);
-        let mut backoff = self.options.min_backoff;
+        let mut backoff = Backoff::new(self.options.min_backoff, self.options.max_backoff);
         let mut store_errors = 0;
         for attempt in 1..=self.options.max_attempts {
             let version = self.next_version;
@@ -175,7 +183,7 @@ impl EpochCommitter {
                         }
                         Err(_) if store_errors >= MAX_STORE_ERRORS => return Err(error),
                         Err(_) => {
-                            self.sleep(&mut backoff).await;
+                            backoff.sleep().await;
                             continue;
                         }
                     }
@@ -185,7 +193,7 @@ impl EpochCommitter {
             if landed {
                 self.next_version = version + 1;
                 self.txn_version = Some(epoch_version);
-                self.checkpoint_if_due(version).await?;
+                checkpoint_if_due(&self.table, version, self.options.checkpoint_interval).await?;
                 return Ok(EpochOutcome::Committed {
                     version,
                     attempts: attempt,
@@ -193,12 +201,13 @@ impl EpochCommitter {
             }
             // Back off before reading the winners, not after: the retry must follow
             // the freshest read, or a steady writer keeps taking the version.
-            self.sleep(&mut backoff).await;
+            backoff.sleep().await;
             match self.catch_up(epoch_version, &txn_id).await? {
                 Some(Winner::Ours) => {
                     let version = self.next_version - 1;
                     self.txn_version = Some(epoch_version);
-                    self.checkpoint_if_due(version).await?;
+                    checkpoint_if_due(&self.table, version, self.options.checkpoint_interval)
+                        .await?;
                     return Ok(EpochOutcome::Committed {
                         version,
                         attempts: attempt,
@@ -253,13 +262,8 @@ impl EpochCommitter {
         let mut last = None;
         loop {
             let version = self.next_version;
-            let actions = match self.table.read_commit(version).await {
-                Ok(actions) => actions,
-                Err(DeltaError::Store {
-                    source: object_store::Error::NotFound { .. },
-                    ..
-                }) => return Ok(last),
-                Err(e) => return Err(e),
+            let Some(actions) = self.table.read_commit_if_exists(version).await? else {
+                return Ok(last);
             };
             self.next_version = version + 1;
             let winner = self.check_winner(version, &actions, epoch, txn_id)?;
@@ -320,32 +324,29 @@ impl EpochCommitter {
         }
         Ok(winner)
     }
+}
 
-    /// Writes a checkpoint of `version` if it is due.
-    async fn checkpoint_if_due(&self, version: u64) -> Result<(), DeltaError> {
-        let interval = self.options.checkpoint_interval;
-        if interval == 0 || version == 0 || !version.is_multiple_of(interval) {
-            return Ok(());
-        }
-        let store = self.table.store().as_ref();
-        let snapshot = Snapshot::load_version(store, self.table.root(), Some(version))
-            .await?
-            .ok_or_else(|| {
-                DeltaError::Corrupt(format!(
-                    "{}: version {version} vanished right after it was committed",
-                    self.table.location()
-                ))
-            })?;
-        write_checkpoint(store, self.table.root(), &snapshot).await
+/// Writes a checkpoint of `version` (and `_last_checkpoint`) if it is due: `version`
+/// is a positive multiple of `interval` (0 turns checkpoints off). Every writer calls
+/// this after each of its commits, so every such version gets one.
+pub(super) async fn checkpoint_if_due(
+    table: &DeltaTable,
+    version: u64,
+    interval: u64,
+) -> Result<(), DeltaError> {
+    if interval == 0 || version == 0 || !version.is_multiple_of(interval) {
+        return Ok(());
     }
-
-    /// Sleeps a random share of `backoff`, then doubles it (up to the maximum).
-    async fn sleep(&mut self, backoff: &mut Duration) {
-        let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX).max(1);
-        let jittered = Duration::from_nanos(nanos / 2 + self.rng.next_u64() % (nanos / 2 + 1));
-        tokio::time::sleep(jittered).await;
-        *backoff = (*backoff * 2).min(self.options.max_backoff);
-    }
+    let store = table.store().as_ref();
+    let snapshot = Snapshot::load_version(store, table.root(), Some(version))
+        .await?
+        .ok_or_else(|| {
+            DeltaError::Corrupt(format!(
+                "{}: version {version} vanished right after it was committed",
+                table.location()
+            ))
+        })?;
+    write_checkpoint(store, table.root(), &snapshot).await
 }
 
 #[cfg(test)]

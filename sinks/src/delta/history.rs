@@ -102,15 +102,9 @@ pub async fn history(table: &DeltaTable, limit: Option<usize>) -> Result<History
         .take(limit.unwrap_or(usize::MAX));
     let commits: Vec<Option<CommitSummary>> = stream::iter(newest)
         .map(|&version| async move {
-            match table.read_commit(version).await {
-                Ok(actions) => Ok(Some(CommitSummary::of(version, actions))),
-                // Log cleanup deleted it after the listing: it no longer exists.
-                Err(DeltaError::Store {
-                    source: object_store::Error::NotFound { .. },
-                    ..
-                }) => Ok(None),
-                Err(e) => Err(e),
-            }
+            // None: log cleanup deleted it after the listing.
+            let actions = table.read_commit_if_exists(version).await?;
+            Ok::<_, DeltaError>(actions.map(|actions| CommitSummary::of(version, actions)))
         })
         .buffered(CONCURRENT_READS)
         .try_collect()

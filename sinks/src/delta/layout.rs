@@ -115,15 +115,8 @@ pub struct TableLayout {
 impl TableLayout {
     /// The layout of `snapshot`'s live files.
     pub fn of(snapshot: &Snapshot) -> Self {
-        let mut by_partition: BTreeMap<&BTreeMap<String, Option<String>>, Vec<&Add>> =
-            BTreeMap::new();
-        for add in snapshot.files.values() {
-            by_partition
-                .entry(&add.partition_values)
-                .or_default()
-                .push(add);
-        }
-        let partitions = by_partition
+        let partitions = snapshot
+            .files_by_partition()
             .into_iter()
             .map(|(values, files)| PartitionLayout {
                 partition_values: values.clone(),

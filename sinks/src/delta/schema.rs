@@ -1,6 +1,9 @@
 //! Table schemas as the Delta log stores them: Spark `StructType` JSON in
 //! `metaData.schemaString`.
 
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -85,6 +88,59 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// The Arrow schema of the table's data files: every column but `leave_out` (the
+    /// partition columns), in order, each of the Arrow type of its Delta type (see
+    /// [`arrow_type`]). An error naming the column if a type has none here (nested
+    /// types, …).
+    pub fn data_file_schema(&self, leave_out: &[String]) -> Result<SchemaRef, String> {
+        let fields = self
+            .fields
+            .iter()
+            .filter(|f| !leave_out.contains(&f.name))
+            .map(|f| {
+                let data_type = f.data_type.as_str().and_then(arrow_type).ok_or_else(|| {
+                    format!(
+                        "column `{}` is of type {}, which tidelake cannot read or write",
+                        f.name,
+                        type_name(&f.data_type)
+                    )
+                })?;
+                Ok(ArrowField::new(f.name.clone(), data_type, f.nullable))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Arc::new(ArrowSchema::new(fields)))
+    }
+}
+
+/// The Arrow type data files hold for a Delta primitive type, as delta-rs writes them:
+/// `timestamp` is `Timestamp(Microsecond, "UTC")` (INT64 `TIMESTAMP(MICROS,
+/// isAdjustedToUTC=true)` in Parquet), `timestamp_ntz` the same without a time zone,
+/// `decimal(p,s)` a 128-bit decimal. `None` for anything else.
+pub fn arrow_type(delta: &str) -> Option<DataType> {
+    Some(match delta {
+        "string" => DataType::Utf8,
+        "long" => DataType::Int64,
+        "integer" => DataType::Int32,
+        "short" => DataType::Int16,
+        "byte" => DataType::Int8,
+        "double" => DataType::Float64,
+        "float" => DataType::Float32,
+        "boolean" => DataType::Boolean,
+        "binary" => DataType::Binary,
+        "date" => DataType::Date32,
+        "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        "timestamp_ntz" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        other => {
+            let (precision, scale) = other
+                .strip_prefix("decimal(")?
+                .strip_suffix(')')?
+                .split_once(',')?;
+            DataType::Decimal128(precision.trim().parse().ok()?, scale.trim().parse().ok()?)
+        }
+    })
+}
+
 fn type_name(data_type: &Value) -> String {
     match data_type {
         Value::String(s) => s.clone(),
@@ -107,6 +163,40 @@ mod tests {
             Schema::from_schema_string(&schema.to_schema_string()).expect("parses"),
             schema
         );
+    }
+
+    #[test]
+    fn data_files_hold_every_column_but_the_partition_columns_as_arrow_types() {
+        let schema = Schema::of(&[
+            ("dt", "timestamp"),
+            ("accountId", "string"),
+            ("price", "decimal(10, 2)"),
+            ("date", "string"),
+        ]);
+        let arrow = schema
+            .data_file_schema(&["date".to_owned()])
+            .expect("schema");
+        let fields: Vec<(&str, &DataType)> = arrow
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (
+                    "dt",
+                    &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+                ),
+                ("accountId", &DataType::Utf8),
+                ("price", &DataType::Decimal128(10, 2)),
+            ]
+        );
+        let mut nested = Schema::of(&[("tags", "string")]);
+        nested.fields[0].data_type = serde_json::json!({"type": "array"});
+        let err = nested.data_file_schema(&[]).expect_err("nested");
+        assert!(err.contains("column `tags` is of type {"), "{err}");
+        assert_eq!(arrow_type("interval"), None);
     }
 
     #[test]

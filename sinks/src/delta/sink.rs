@@ -23,15 +23,14 @@
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-
-use object_store::ObjectStoreExt;
+use std::sync::Arc;
 
 use super::DeltaError;
-use super::actions::Add;
+use super::auto_compact::AutoCompactor;
 use super::commit::{CommitOptions, EpochCommitter, EpochOutcome as CommitOutcome};
 use super::snapshot::Snapshot;
 use super::table::DeltaTable;
-use super::writer::{DataFileWriter, WriterOptions, data_file_location};
+use super::writer::{DataFileWriter, WriterOptions};
 use crate::epochs::{EpochOutcome, EpochReport, EpochWriter};
 use crate::rows::ArrowRows;
 
@@ -43,6 +42,8 @@ pub struct DeltaSink<R: ArrowRows> {
     committer: EpochCommitter,
     /// The epochs not sealed yet.
     epochs: BTreeMap<u64, OpenEpoch<R>>,
+    /// Told of every commit, if the table is auto-compacted.
+    compactor: Option<Arc<AutoCompactor>>,
 }
 
 /// An epoch being written.
@@ -78,35 +79,19 @@ impl<R: ArrowRows> DeltaSink<R> {
             options,
             committer,
             epochs: BTreeMap::new(),
+            compactor: None,
         })
+    }
+
+    /// Tells `compactor` of every commit this sink makes (auto-compaction).
+    pub fn with_compactor(mut self, compactor: Arc<AutoCompactor>) -> Self {
+        self.compactor = Some(compactor);
+        self
     }
 
     /// The committer (its `appId` and the last epoch committed).
     pub fn committer(&self) -> &EpochCommitter {
         &self.committer
-    }
-
-    /// Deletes the data files of `adds` (written for an epoch that turned out to be
-    /// committed already).
-    async fn delete(&self, adds: &[Add]) -> Result<(), DeltaError> {
-        for add in adds {
-            let location = data_file_location(self.table.root(), &add.path).map_err(|e| {
-                DeltaError::Corrupt(format!(
-                    "add.path {} is not a valid URI path: {e}",
-                    add.path
-                ))
-            })?;
-            match self.table.store().delete(&location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(source) => {
-                    return Err(DeltaError::Store {
-                        path: location.to_string(),
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -161,10 +146,13 @@ impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
         }
         report.outcome = match self.committer.commit(epoch, adds.clone()).await? {
             CommitOutcome::Committed { version, attempts } => {
+                if let Some(compactor) = &self.compactor {
+                    compactor.committed();
+                }
                 EpochOutcome::Committed { version, attempts }
             }
             CommitOutcome::AlreadyCommitted { .. } => {
-                self.delete(&adds).await?;
+                self.table.delete_data_files(&adds).await?;
                 EpochOutcome::AlreadyCommitted
             }
         };

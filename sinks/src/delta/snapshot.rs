@@ -57,6 +57,19 @@ impl Snapshot {
         }
     }
 
+    /// The live files grouped by partition (`add.partitionValues`), partitions in
+    /// order of their values (null first), files in path order.
+    pub fn files_by_partition(&self) -> BTreeMap<&BTreeMap<String, Option<String>>, Vec<&Add>> {
+        let mut partitions: BTreeMap<_, Vec<&Add>> = BTreeMap::new();
+        for add in self.files.values() {
+            partitions
+                .entry(&add.partition_values)
+                .or_default()
+                .push(add);
+        }
+        partitions
+    }
+
     /// The version application `app_id` last committed, if any.
     pub fn txn_version(&self, app_id: &str) -> Option<i64> {
         self.txns.get(app_id).map(|t| t.version)

@@ -4,15 +4,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::DeltaError;
-use super::actions::{Action, CommitInfo, Format, Metadata, Protocol};
+use super::actions::{Action, Add, CommitInfo, Format, Metadata, Protocol};
 use super::log::{CommitOutcome, read_commit, write_commit};
 use super::schema::Schema;
 use super::snapshot::Snapshot;
 use super::store::{open_existing_store, open_store};
+use super::writer::data_file_location;
 
 /// A Delta table at `root` in `store`.
 #[derive(Clone, Debug)]
@@ -81,6 +82,45 @@ impl DeltaTable {
     /// The actions of commit `version`.
     pub async fn read_commit(&self, version: u64) -> Result<Vec<Action>, DeltaError> {
         read_commit(self.store.as_ref(), &self.root, version).await
+    }
+
+    /// The actions of commit `version`, or `None` if there is no such commit: not yet
+    /// (the newest version is below it) or not any more (log cleanup deleted it).
+    pub async fn read_commit_if_exists(
+        &self,
+        version: u64,
+    ) -> Result<Option<Vec<Action>>, DeltaError> {
+        match self.read_commit(version).await {
+            Ok(actions) => Ok(Some(actions)),
+            Err(DeltaError::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the data files of `adds` (written, but not committed); files already
+    /// gone are fine.
+    pub async fn delete_data_files(&self, adds: &[Add]) -> Result<(), DeltaError> {
+        for add in adds {
+            let location = data_file_location(&self.root, &add.path).map_err(|e| {
+                DeltaError::Corrupt(format!(
+                    "add.path {} is not a valid URI path: {e}",
+                    add.path
+                ))
+            })?;
+            match self.store.delete(&location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(source) => {
+                    return Err(DeltaError::Store {
+                        path: location.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes `actions` as commit `version` if that version does not exist yet.

@@ -1,8 +1,11 @@
 //! Helpers shared by the Delta modules' tests.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
-use super::actions::{Action, Add, Txn};
+use super::actions::{Action, Add, Remove, Txn};
+use super::schema::Schema;
+use super::table::DeltaTable;
 
 /// Runs `future` to completion on a current-thread runtime.
 pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -33,4 +36,39 @@ pub(crate) fn txn(app: &str, version: i64) -> Action {
         version,
         last_updated: Some(1),
     })
+}
+
+/// A `remove` of `path` at `deleted_ms` (no `deletionTimestamp` if `None`).
+pub(crate) fn remove(path: &str, deleted_ms: Option<i64>) -> Action {
+    Action::Remove(Remove {
+        path: path.to_owned(),
+        deletion_timestamp: deleted_ms,
+        data_change: false,
+        extended_file_metadata: None,
+        partition_values: None,
+        size: None,
+    })
+}
+
+/// Creates `table` (`accountId` string, partitioned by `date`) with `configuration`.
+pub(crate) async fn create_table(table: &DeltaTable, configuration: &[(&str, &str)]) {
+    let schema = Schema::of(&[("accountId", "string"), ("date", "string")]);
+    let configuration = configuration
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    table
+        .create_or_open(&schema, &["date"], configuration, "tidelake-test")
+        .await
+        .expect("create");
+}
+
+/// Sets the last modification of the local file `path` to `ms` since the epoch.
+pub(crate) fn set_mtime(path: &std::path::Path, ms: i64) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    let time = SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64);
+    file.set_modified(time).expect("set mtime");
 }

@@ -1,11 +1,12 @@
 //! Parquet data files for a Delta table: rows in, uploaded files and their `add`
 //! actions out.
 //!
-//! A [`DataFileWriter`] groups the rows it is given by partition, encodes each
-//! partition's rows into an in-memory Parquet file, and uploads a file with one PUT
-//! when it reaches the target size or at [`DataFileWriter::finish`] — so a file is
-//! only ever visible complete. Each uploaded file becomes an [`Add`] with its exact
-//! size and stats, ready to be committed; committing is the caller's business.
+//! A [`DataFileWriter`] groups the rows it is given by partition into Arrow batches,
+//! which a [`BatchFileWriter`] encodes into an in-memory Parquet file per partition and
+//! uploads with one PUT when it reaches the target size or at
+//! [`DataFileWriter::finish`] — so a file is only ever visible complete. Each uploaded
+//! file becomes an [`Add`] with its exact size and stats, ready to be committed;
+//! committing is the caller's business.
 //!
 //! The files follow `shared/notes/delta-writer.md` §5: data page V1, zstd by default
 //! (snappy on request), dictionary encoding (parquet's default, for every column),
@@ -32,18 +33,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, TimeUnit};
 use arrow::error::ArrowError;
-use bytes::Bytes;
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::ZstdLevel;
 use parquet::errors::ParquetError;
-use parquet::file::properties::{WriterProperties, WriterVersion};
 
 use super::actions::Add;
-use super::stats::FileStats;
+use super::batch_writer::{BatchFileWriter, PartitionSpec};
 use crate::rows::ArrowRows;
 
 /// The directory name of a null partition value.
@@ -71,7 +69,8 @@ impl Default for Codec {
 }
 
 impl Codec {
-    fn suffix(self) -> &'static str {
+    /// The end of a data file's name: `zstd.parquet` or `snappy.parquet`.
+    pub(super) fn suffix(self) -> &'static str {
         match self {
             Codec::Zstd { .. } => "zstd.parquet",
             Codec::Snappy => "snappy.parquet",
@@ -117,7 +116,7 @@ pub enum WriterError {
         "building the Arrow batch for {path} failed: {source}; the row type's ArrowRows implementation is wrong"
     )]
     Arrow {
-        /// The data file (relative to the table root, as stored).
+        /// The partition of the rows (`col=value/…`).
         path: String,
         /// Arrow's error.
         source: ArrowError,
@@ -158,37 +157,17 @@ pub enum WriterError {
 /// # Ok(()) }
 /// ```
 pub struct DataFileWriter<R: ArrowRows> {
-    store: Arc<dyn ObjectStore>,
-    root: Path,
-    writer_index: usize,
-    options: WriterOptions,
-    properties: WriterProperties,
-    schema: SchemaRef,
-    /// The file being written for each partition.
-    open: BTreeMap<R::Partition, OpenFile<R>>,
-    /// Completed files not uploaded yet (a failed upload stays here).
-    completed: Vec<CompletedFile>,
-    /// Files uploaded since the last `finish`.
-    adds: Vec<Add>,
+    /// Encodes, completes and uploads the files, one open file per partition.
+    files: BatchFileWriter<R::Partition>,
+    batch_rows: usize,
+    /// The rows of each partition not encoded yet.
+    buffers: BTreeMap<R::Partition, Buffer<R>>,
 }
 
-/// A file being written.
-struct OpenFile<R: ArrowRows> {
-    /// Relative to the table root, as stored (Hive-escaped).
-    relative: String,
-    partition_values: BTreeMap<String, Option<String>>,
+/// Rows of one partition in Arrow builders.
+struct Buffer<R: ArrowRows> {
     builders: R::Builders,
-    buffered_rows: usize,
-    writer: ArrowWriter<Vec<u8>>,
-    stats: FileStats,
-}
-
-/// A complete file waiting for its upload.
-struct CompletedFile {
-    relative: String,
-    partition_values: BTreeMap<String, Option<String>>,
-    bytes: Bytes,
-    stats: String,
+    rows: usize,
 }
 
 impl<R: ArrowRows> DataFileWriter<R> {
@@ -201,34 +180,13 @@ impl<R: ArrowRows> DataFileWriter<R> {
         options: WriterOptions,
     ) -> Result<Self, WriterError> {
         check_schemas::<R>()?;
-        if options.target_file_size == 0 || options.batch_rows == 0 {
-            return Err(WriterError::Options(
-                "target_file_size and batch_rows must be positive".into(),
-            ));
+        if options.batch_rows == 0 {
+            return Err(WriterError::Options("batch_rows must be positive".into()));
         }
-        let compression = match options.codec {
-            Codec::Zstd { level } => Compression::ZSTD(
-                ZstdLevel::try_new(level).map_err(|e| WriterError::Options(e.to_string()))?,
-            ),
-            Codec::Snappy => Compression::SNAPPY,
-        };
-        let properties = WriterProperties::builder()
-            .set_writer_version(WriterVersion::PARQUET_1_0)
-            .set_compression(compression)
-            .set_dictionary_enabled(true)
-            // `created_by` stays parquet-rs's own: parquet-mr ignores the binary column
-            // statistics of files whose writer string it cannot parse.
-            .build();
         Ok(DataFileWriter {
-            store,
-            root,
-            writer_index,
-            options,
-            properties,
-            schema: R::arrow_schema(),
-            open: BTreeMap::new(),
-            completed: Vec::new(),
-            adds: Vec::new(),
+            files: BatchFileWriter::new(store, root, writer_index, R::arrow_schema(), &options)?,
+            batch_rows: options.batch_rows,
+            buffers: BTreeMap::new(),
         })
     }
 
@@ -240,163 +198,64 @@ impl<R: ArrowRows> DataFileWriter<R> {
     pub async fn write(&mut self, rows: &[R]) -> Result<(), WriterError> {
         for row in rows {
             let key = row.partition();
-            let file = match self.open.get_mut(&key) {
-                Some(file) => file,
-                None => {
-                    let file = self.open_file(&key)?;
-                    self.open.entry(key.clone()).or_insert(file)
-                }
-            };
-            row.append(&mut file.builders);
-            file.buffered_rows += 1;
-            if file.buffered_rows >= self.options.batch_rows {
-                file.encode_buffered()?;
-                let size = file.writer.bytes_written() + file.writer.in_progress_size();
-                if size >= self.options.target_file_size
-                    && let Some(file) = self.open.remove(&key)
-                {
-                    self.completed.push(file.complete()?);
-                }
+            let buffer = self.buffers.entry(key.clone()).or_insert_with(|| Buffer {
+                builders: R::new_builders(self.batch_rows),
+                rows: 0,
+            });
+            row.append(&mut buffer.builders);
+            buffer.rows += 1;
+            if buffer.rows >= self.batch_rows {
+                self.encode(&key)?;
             }
         }
-        self.upload_completed().await
+        self.files.upload_completed().await
     }
 
     /// Completes every open file, uploads every completed file, and returns the `add`
     /// actions of all files uploaded since the last successful `finish` (in upload
     /// order). On an upload error nothing is lost: call `finish` again to retry.
     pub async fn finish(&mut self) -> Result<Vec<Add>, WriterError> {
-        for (_, file) in std::mem::take(&mut self.open) {
-            self.completed.push(file.complete()?);
+        let keys: Vec<R::Partition> = self.buffers.keys().cloned().collect();
+        for key in &keys {
+            self.encode(key)?;
         }
-        self.upload_completed().await?;
-        Ok(std::mem::take(&mut self.adds))
+        self.buffers.clear();
+        self.files.finish().await
     }
 
     /// The table root.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.files.root()
     }
 
     /// Rows buffered or encoded in files that are not complete yet.
     pub fn open_rows(&self) -> u64 {
-        self.open
-            .values()
-            .map(|f| f.stats.num_records() + f.buffered_rows as u64)
-            .sum()
+        let buffered: usize = self.buffers.values().map(|b| b.rows).sum();
+        self.files.open_rows() + buffered as u64
     }
 
-    fn open_file(&self, key: &R::Partition) -> Result<OpenFile<R>, WriterError> {
-        let columns = R::partition_columns();
-        let values = R::partition_values(key);
-        let mut relative = String::new();
-        let mut partition_values = BTreeMap::new();
-        for (i, column) in columns.iter().enumerate() {
-            let value = values.get(i).cloned().flatten().filter(|v| !v.is_empty());
-            let dir = value.as_deref().map_or(NULL_PARTITION.into(), hive_escape);
-            let _ = write!(relative, "{}={dir}/", hive_escape(column));
-            partition_values.insert((*column).to_owned(), value);
-        }
-        let _ = write!(
-            relative,
-            "part-{:05}-{}-c000.{}",
-            self.writer_index,
-            uuid::Uuid::new_v4(),
-            self.options.codec.suffix()
-        );
-        let writer = ArrowWriter::try_new(
-            Vec::new(),
-            self.schema.clone(),
-            Some(self.properties.clone()),
-        )
-        .map_err(|source| WriterError::Parquet {
-            path: relative.clone(),
-            source,
-        })?;
-        Ok(OpenFile {
-            partition_values,
-            builders: R::new_builders(self.options.batch_rows),
-            buffered_rows: 0,
-            writer,
-            stats: FileStats::new(&self.schema),
-            relative,
-        })
-    }
-
-    /// Uploads the completed files, in order, each with one PUT.
-    async fn upload_completed(&mut self) -> Result<(), WriterError> {
-        while let Some(file) = self.completed.first() {
-            let location = self.location(&file.relative)?;
-            let size = file.bytes.len();
-            self.store
-                .put(&location, PutPayload::from_bytes(file.bytes.clone()))
-                .await
-                .map_err(|source| WriterError::Store {
-                    path: location.to_string(),
-                    source,
-                })?;
-            let file = self.completed.remove(0);
-            self.adds.push(Add {
-                path: log_escape(&file.relative),
-                partition_values: file.partition_values,
-                size: size as i64,
-                modification_time: chrono::Utc::now().timestamp_millis(),
-                data_change: true,
-                stats: Some(file.stats),
-                tags: None,
-            });
-        }
-        Ok(())
-    }
-
-    /// The object of a path relative to the root (already escaped: parsed, not encoded).
-    fn location(&self, relative: &str) -> Result<Path, WriterError> {
-        let full = if self.root.as_ref().is_empty() {
-            relative.to_owned()
-        } else {
-            format!("{}/{relative}", self.root)
-        };
-        Path::parse(&full).map_err(|e| WriterError::Options(format!("bad object path {full}: {e}")))
-    }
-}
-
-impl<R: ArrowRows> OpenFile<R> {
-    /// Encodes the rows in the builders into the file.
-    fn encode_buffered(&mut self) -> Result<(), WriterError> {
-        if self.buffered_rows == 0 {
+    /// Encodes the rows buffered for partition `key` into its file.
+    fn encode(&mut self, key: &R::Partition) -> Result<(), WriterError> {
+        let Some(buffer) = self.buffers.get_mut(key).filter(|b| b.rows > 0) else {
             return Ok(());
-        }
-        let batch = R::finish(&mut self.builders).map_err(|source| WriterError::Arrow {
-            path: self.relative.clone(),
+        };
+        let partition = || -> PartitionSpec {
+            let values = R::partition_values(key);
+            R::partition_columns()
+                .iter()
+                .enumerate()
+                .map(|(i, column)| ((*column).to_owned(), values.get(i).cloned().flatten()))
+                .collect()
+        };
+        let batch = R::finish(&mut buffer.builders).map_err(|source| WriterError::Arrow {
+            path: partition()
+                .iter()
+                .map(|(column, value)| format!("{column}={}/", value.as_deref().unwrap_or("")))
+                .collect(),
             source,
         })?;
-        self.buffered_rows = 0;
-        self.writer
-            .write(&batch)
-            .map_err(|source| WriterError::Parquet {
-                path: self.relative.clone(),
-                source,
-            })?;
-        self.stats.update(&batch);
-        Ok(())
-    }
-
-    /// Encodes the rest and the footer.
-    fn complete(mut self) -> Result<CompletedFile, WriterError> {
-        self.encode_buffered()?;
-        let bytes = self
-            .writer
-            .into_inner()
-            .map_err(|source| WriterError::Parquet {
-                path: self.relative.clone(),
-                source,
-            })?;
-        Ok(CompletedFile {
-            stats: self.stats.to_json(),
-            relative: self.relative,
-            partition_values: self.partition_values,
-            bytes: Bytes::from(bytes),
-        })
+        buffer.rows = 0;
+        self.files.write(key, partition, &batch)
     }
 }
 
@@ -496,12 +355,15 @@ mod tests {
     use std::collections::HashMap;
 
     use arrow::array::{Array, AsArray, StringBuilder};
-    use arrow::datatypes::{Field, Schema as ArrowSchema, TimestampMicrosecondType};
+    use arrow::datatypes::{Field, Schema as ArrowSchema, SchemaRef, TimestampMicrosecondType};
     use arrow::record_batch::RecordBatch;
+    use bytes::Bytes;
     use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
     use object_store::local::LocalFileSystem;
     use object_store::memory::InMemory;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::Compression;
     use parquet::basic::{Encoding, LogicalType, PageType, Type as PhysicalType};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use serde_json::Value;
