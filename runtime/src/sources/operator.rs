@@ -13,7 +13,7 @@
 //! Flow control: timely has none, so a worker that has more than `max_in_flight` records
 //! beyond the probe's frontier, while another worker holds that frontier back, waits.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -248,23 +248,10 @@ pub fn read_source<'s>(
                 batch.dead_letters.clear();
             }
             if !batch.events.is_empty() {
-                let events = &mut batch.events;
-                if !events.is_sorted_by_key(|e| tick_of(e.time, tick)) {
-                    events.sort_by_key(|e| tick_of(e.time, tick));
-                }
                 let mut out = events_out.activate();
-                while let Some(last) = events.last() {
-                    let t = tick_of(last.time, tick);
-                    let start = events.partition_point(|e| tick_of(e.time, tick) < t);
-                    let count = (events.len() - start) as u64;
-                    let cap = held[0].delayed(&t);
-                    if start == 0 {
-                        out.session(&cap).give_container(events);
-                        events.clear();
-                    } else {
-                        let mut run = events.split_off(start);
-                        out.session(&cap).give_container(&mut run);
-                    }
+                for (t, mut run) in runs_by_tick(&mut batch.events, tick) {
+                    let count = run.len() as u64;
+                    out.session(&held[0].delayed(&t)).give_container(&mut run);
                     match in_flight.back_mut() {
                         Some((back, n)) if *back == t => *n += count,
                         _ => in_flight.push_back((t, count)),
@@ -339,6 +326,35 @@ fn open_partitions(
         });
     }
     Ok(parts)
+}
+
+/// `events` grouped into runs of one tick each, in tick order, leaving `events` empty.
+/// A batch is usually in tick order already (one partition, or partitions in step): then
+/// the runs are split off without moving records; otherwise each record moves once into
+/// its tick's run, which is cheaper than sorting the batch.
+fn runs_by_tick(
+    events: &mut Vec<Event<Transaction>>,
+    tick: u64,
+) -> Vec<(u64, Vec<Event<Transaction>>)> {
+    let mut runs = Vec::new();
+    if events.is_sorted_by_key(|e| tick_of(e.time, tick)) {
+        while let Some(last) = events.last() {
+            let t = tick_of(last.time, tick);
+            let start = events.partition_point(|e| tick_of(e.time, tick) < t);
+            runs.push((t, events.split_off(start)));
+        }
+        runs.reverse();
+    } else {
+        let mut by_tick: BTreeMap<u64, Vec<Event<Transaction>>> = BTreeMap::new();
+        for event in events.drain(..) {
+            by_tick
+                .entry(tick_of(event.time, tick))
+                .or_default()
+                .push(event);
+        }
+        runs.extend(by_tick);
+    }
+    runs
 }
 
 #[cfg(test)]
