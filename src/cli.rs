@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use tidelake_runtime::config::AutoCompactConfig;
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
+use tidelake_runtime::config::{AutoCompactConfig, ClusterConfig};
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
 use tidelake_runtime::{AlertOutput, JobConfig, LakeConfig, SourceConfig, TimeMode};
@@ -35,6 +35,81 @@ pub enum Command {
     /// cannot be opened or read, an argument is wrong, or `vacuum` refused a retention
     /// shorter than the table's without `--force`.
     Table(crate::table_cmd::TableArgs),
+    /// One process of a cluster of several machines: every process runs `worker` with
+    /// the same hostfile, flags and `--job-id`, and its own `--process` index. Global
+    /// worker index = process × --workers + local index.
+    Worker(Box<WorkerArgs>),
+}
+
+/// `tidelake worker`: the cluster, this process's place in it, and the job's flags.
+#[derive(Clone, Debug, Args)]
+pub struct WorkerArgs {
+    /// The cluster: one `host:port` per process, in process order (blank lines and
+    /// `#` comments are skipped). This process listens on its own line's port; the
+    /// others must reach it there.
+    #[arg(long, value_name = "FILE")]
+    pub hostfile: PathBuf,
+    /// This process's index in the hostfile, from 0.
+    #[arg(long, value_name = "I")]
+    pub process: usize,
+    /// The job, as for `tidelake run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl WorkerArgs {
+    /// The job config of this process of the cluster.
+    pub fn job_config(&self) -> Result<JobConfig, String> {
+        let mut config = self.run.job_config()?;
+        let addresses = read_hostfile(&self.hostfile)?;
+        if self.process >= addresses.len() {
+            return Err(format!(
+                "--process {} is not in {}, which names {} processes (0 to {})",
+                self.process,
+                self.hostfile.display(),
+                addresses.len(),
+                addresses.len().saturating_sub(1)
+            ));
+        }
+        let writes_tables = config.lake.transactions.is_some() || config.lake.alerts.is_some();
+        if writes_tables && config.lake.job_id.is_none() {
+            return Err(
+                "tidelake worker needs --job-id when it writes a table: every process of the cluster must commit as the same job"
+                    .into(),
+            );
+        }
+        config.cluster = Some(ClusterConfig {
+            process: self.process,
+            addresses,
+        });
+        Ok(config)
+    }
+}
+
+/// The `host:port` lines of a hostfile.
+fn read_hostfile(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the hostfile {}: {e}", path.display()))?;
+    let mut addresses = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let port = line.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
+        if !matches!(port, Some(Ok(_))) {
+            return Err(format!(
+                "{}, line {}: {line:?} is not host:port",
+                path.display(),
+                i + 1
+            ));
+        }
+        addresses.push(line.to_owned());
+    }
+    if addresses.is_empty() {
+        return Err(format!("the hostfile {} names no process", path.display()));
+    }
+    Ok(addresses)
 }
 
 /// Which source to read.

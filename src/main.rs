@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use cli::{Cli, Command, RunArgs};
-use tidelake_runtime::{Job, JobError};
+use tidelake_runtime::{Job, JobConfig, JobError};
 
 /// Exit code of a job that failed.
 const EXIT_FAILED: u8 = 1;
@@ -30,8 +30,9 @@ fn main() -> ExitCode {
         .command
         .unwrap_or_else(|| Command::Run(Box::new(default_run_args())))
     {
-        Command::Run(run_args) => run(&run_args),
+        Command::Run(run_args) => run(run_args.job_config(), run_args.quiet),
         Command::Table(table_args) => table_cmd::run(&table_args),
+        Command::Worker(worker_args) => run(worker_args.job_config(), worker_args.run.quiet),
     }
 }
 
@@ -73,8 +74,8 @@ fn default_run_args() -> RunArgs {
     }
 }
 
-fn run(args: &RunArgs) -> ExitCode {
-    let config = match args.job_config() {
+fn run(config: Result<JobConfig, String>, quiet: bool) -> ExitCode {
+    let config = match config {
         Ok(config) => config,
         Err(message) => return usage_error(anyhow::anyhow!(message)),
     };
@@ -94,7 +95,7 @@ fn run(args: &RunArgs) -> ExitCode {
         control.request_stop();
     });
 
-    let status = status::StatusLine::start(job.metrics(), args.quiet);
+    let status = status::StatusLine::start(job.metrics(), quiet);
     let result = job.run();
     drop(status);
     match result {

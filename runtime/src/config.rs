@@ -122,6 +122,15 @@ impl Default for LakeConfig {
     }
 }
 
+/// The processes of a cluster and this process's place in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This process's index in `addresses`.
+    pub process: usize,
+    /// `host:port` of every process, in process order.
+    pub addresses: Vec<String>,
+}
+
 /// A fraud job.
 #[derive(Clone, Debug)]
 pub struct JobConfig {
@@ -145,6 +154,8 @@ pub struct JobConfig {
     pub enriched: Option<PathBuf>,
     /// Delta tables and Parquet files.
     pub lake: LakeConfig,
+    /// The cluster this process is part of (`None`: one process).
+    pub cluster: Option<ClusterConfig>,
     /// Records per source read call.
     pub batch_size: usize,
     /// Records a worker may read ahead of a frontier another worker holds back.
@@ -165,6 +176,7 @@ impl JobConfig {
             dead_letters: PathBuf::from("dead-letters.jsonl"),
             enriched: None,
             lake: LakeConfig::default(),
+            cluster: None,
             batch_size: 4096,
             max_in_flight: 1 << 20,
         }

@@ -165,7 +165,20 @@ impl Job {
         let started = Instant::now();
         let workers = config.workers;
         let dataflow_shared = Arc::clone(&shared);
-        let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let timely_config = match &config.cluster {
+            None => timely::Config::process(workers),
+            Some(cluster) => timely::Config {
+                communication: timely::CommunicationConfig::Cluster {
+                    threads: workers,
+                    process: cluster.process,
+                    addresses: cluster.addresses.clone(),
+                    report: false,
+                    zerocopy: false,
+                },
+                worker: timely::WorkerConfig::default(),
+            },
+        };
+        let guards = timely::execute(timely_config, move |worker| {
             let shared = &dataflow_shared;
             panic::mark_worker_thread();
             let probe = ProbeHandle::new();

@@ -4,6 +4,7 @@
 
 mod auto_compact;
 mod cli;
+mod cluster;
 mod csv_input;
 mod csv_reference;
 mod delta_s3;

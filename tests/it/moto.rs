@@ -6,12 +6,13 @@
 //! it honours `If-None-Match: *`, so put-if-absent works as on AWS.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::python::Python;
+use crate::support::free_port;
 
 /// The bucket every server starts with.
 pub const BUCKET: &str = "tidelake";
@@ -173,12 +174,4 @@ fn moto_server_exe() -> PathBuf {
         exe.display()
     );
     exe
-}
-
-/// A port that was free on 127.0.0.1 a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind 127.0.0.1:0 to find a free port")
 }
