@@ -8,6 +8,7 @@
 //! Sinks know nothing of sources or of fraud: they write any record the caller gives.
 
 pub mod delta;
+mod epoch_files;
 pub mod epochs;
 pub mod json_lines;
 pub mod parquet_files;

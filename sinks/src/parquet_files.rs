@@ -8,7 +8,6 @@
 //! path, and moved to its place when the epoch is sealed. A local move is a rename, so
 //! no reader ever sees part of a file.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use object_store::path::Path;
@@ -16,7 +15,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::delta::DeltaError;
 use crate::delta::store::open_store;
-use crate::delta::writer::{DataFileWriter, WriterOptions, data_file_location};
+use crate::delta::writer::{WriterOptions, data_file_location};
+use crate::epoch_files::{EpochFiles, report};
 use crate::epochs::{EpochOutcome, EpochReport, EpochWriter};
 use crate::rows::ArrowRows;
 
@@ -28,9 +28,7 @@ pub struct ParquetFileSink<R: ArrowRows> {
     store: Arc<dyn ObjectStore>,
     root: Path,
     in_progress: Path,
-    writer_index: usize,
-    options: WriterOptions,
-    epochs: BTreeMap<u64, (DataFileWriter<R>, u64)>,
+    files: EpochFiles<R>,
 }
 
 impl<R: ArrowRows> ParquetFileSink<R> {
@@ -39,19 +37,12 @@ impl<R: ArrowRows> ParquetFileSink<R> {
     pub fn new(url: &str, writer_index: usize, options: WriterOptions) -> Result<Self, DeltaError> {
         let (store, root) = open_store(url)?;
         let in_progress = root.clone().join(IN_PROGRESS_DIR);
-        DataFileWriter::<R>::new(
-            store.clone(),
-            in_progress.clone(),
-            writer_index,
-            options.clone(),
-        )?;
+        let files = EpochFiles::new(store.clone(), in_progress.clone(), writer_index, options)?;
         Ok(ParquetFileSink {
             store,
             root,
             in_progress,
-            writer_index,
-            options,
-            epochs: BTreeMap::new(),
+            files,
         })
     }
 }
@@ -61,27 +52,11 @@ impl<R: ArrowRows + Send> EpochWriter for ParquetFileSink<R> {
     type Error = DeltaError;
 
     async fn write(&mut self, epoch: u64, rows: Vec<R>) -> Result<(), DeltaError> {
-        let (files, count) = match self.epochs.entry(epoch) {
-            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::btree_map::Entry::Vacant(entry) => entry.insert((
-                DataFileWriter::new(
-                    self.store.clone(),
-                    self.in_progress.clone(),
-                    self.writer_index,
-                    self.options.clone(),
-                )?,
-                0,
-            )),
-        };
-        *count += rows.len() as u64;
-        Ok(files.write(&rows).await?)
+        self.files.write(epoch, &rows).await
     }
 
     async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
-        let Some((mut files, rows)) = self.epochs.remove(&epoch) else {
-            return Ok(EpochReport::empty(epoch));
-        };
-        let adds = files.finish().await?;
+        let (adds, rows) = self.files.finish(epoch).await?;
         for add in &adds {
             let bad_path = |e| DeltaError::Corrupt(format!("bad data file path {}: {e}", add.path));
             let from = data_file_location(&self.in_progress, &add.path).map_err(bad_path)?;
@@ -94,17 +69,11 @@ impl<R: ArrowRows + Send> EpochWriter for ParquetFileSink<R> {
                     source,
                 })?;
         }
-        Ok(EpochReport {
-            epoch,
-            rows,
-            files: adds.len() as u64,
-            bytes: adds.iter().map(|a| a.size.max(0) as u64).sum(),
-            outcome: if adds.is_empty() {
-                EpochOutcome::Empty
-            } else {
-                EpochOutcome::Written
-            },
-        })
+        let outcome = match adds.is_empty() {
+            true => EpochOutcome::Empty,
+            false => EpochOutcome::Written,
+        };
+        Ok(report(epoch, rows, &adds, outcome))
     }
 }
 

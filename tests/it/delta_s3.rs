@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use tidelake_operators::{AccountId, EnrichedTransaction};
 use tidelake_runtime::transactions_table::TransactionRow;
+use tidelake_sinks::delta::commit::{CommitOptions, EpochCommitter, EpochOutcome};
 use tidelake_sinks::delta::store::check_put_if_absent;
 use tidelake_sinks::delta::writer::{Codec, DataFileWriter, WriterOptions};
-use tidelake_sinks::delta::{Action, Add, CommitInfo, CommitOutcome, DeltaTable, Txn};
+use tidelake_sinks::delta::{Add, DeltaTable};
 use tidelake_sinks::rows::ArrowRows;
 
 use crate::moto::{BUCKET, MotoServer};
@@ -121,37 +122,16 @@ async fn write_with_library(
     commit(&table, adds, app_id, epoch).await
 }
 
-/// Commits `adds` with `txn(app_id, epoch)` at the next free version.
+/// Commits `adds` with `txn(app_id, epoch)` at the next free version, as the sink does.
 async fn commit(table: &DeltaTable, adds: Vec<Add>, app_id: &str, epoch: i64) -> u64 {
-    for _ in 0..100 {
-        let read_version = table
-            .snapshot()
-            .await
-            .expect("load the snapshot")
-            .expect("the table exists")
-            .version;
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
-        actions.push(Action::Txn(Txn {
-            app_id: app_id.to_owned(),
-            version: epoch,
-            last_updated: Some(now),
-        }));
-        actions.push(Action::CommitInfo(CommitInfo {
-            timestamp: Some(now),
-            operation: Some("STREAMING UPDATE".to_owned()),
-            read_version: Some(read_version as i64),
-            is_blind_append: Some(true),
-            engine_info: Some("tidelake-it".to_owned()),
-            ..CommitInfo::default()
-        }));
-        let version = read_version + 1;
-        match table.try_commit(version, &actions).await.expect("commit") {
-            CommitOutcome::Committed => return version,
-            CommitOutcome::VersionTaken => continue,
-        }
+    let snapshot = table.existing_snapshot().await.expect("the table exists");
+    let mut committer =
+        EpochCommitter::new(table.clone(), app_id, &snapshot, CommitOptions::default());
+    let epoch = u64::try_from(epoch).expect("a positive epoch");
+    match committer.commit(epoch, adds).await.expect("commit") {
+        EpochOutcome::Committed { version, .. } => version,
+        outcome => panic!("epoch {epoch} of {app_id} not committed: {outcome:?}"),
     }
-    panic!("lost the commit race 100 times in a row");
 }
 
 /// Asserts that real readers see exactly `rows` and the txn, and that the stats the

@@ -15,8 +15,9 @@
 //!    next free version at once, without rewriting any file. Before reading the
 //!    winners it backs off a little (jittered, doubling), so that writers racing for
 //!    the same version spread out.
-//! 4. If the outcome of a put is unknown (timeout, 5xx), read that version back: our
-//!    `txnId` there means the commit landed.
+//! 4. If the outcome of a put is unknown (timeout, 5xx), catch up as after a lost race:
+//!    our `txnId` at that version means the commit landed; no commit there means the
+//!    put is retried. A few store errors in a row end the attempt with the error.
 //!
 //! After committing a version that is a multiple of the checkpoint interval, the
 //! committer writes a checkpoint of that version and `_last_checkpoint`.
@@ -138,11 +139,6 @@ impl EpochCommitter {
         }
     }
 
-    /// The `appId`.
-    pub fn app_id(&self) -> &str {
-        &self.app_id
-    }
-
     /// The `appId`'s latest `txn` version known: the last epoch committed.
     pub fn txn_version(&self) -> Option<i64> {
         self.txn_version
@@ -170,53 +166,42 @@ impl EpochCommitter {
         let mut store_errors = 0;
         for attempt in 1..=self.options.max_attempts {
             let version = self.next_version;
-            let landed = match self.table.try_commit(version, &actions).await {
-                Ok(CommitOutcome::Committed) => true,
-                Ok(CommitOutcome::VersionTaken) => false,
+            match self.table.try_commit(version, &actions).await {
+                Ok(CommitOutcome::Committed) => {
+                    self.next_version = version + 1;
+                    return self.committed(epoch_version, version, attempt).await;
+                }
+                Ok(CommitOutcome::VersionTaken) => {}
+                // The put may or may not have landed (a timeout, a 5xx): catching up
+                // finds our txnId at `version` if it did.
                 Err(error @ DeltaError::Store { .. }) => {
-                    // The put may or may not have happened (a timeout, a 5xx): look.
                     store_errors += 1;
-                    match self.table.read_commit(version).await {
-                        Ok(actions) => {
-                            self.check_winner(version, &actions, epoch_version, &txn_id)?
-                                == Winner::Ours
-                        }
-                        Err(_) if store_errors >= MAX_STORE_ERRORS => return Err(error),
-                        Err(_) => {
-                            backoff.sleep().await;
-                            continue;
-                        }
+                    if store_errors >= MAX_STORE_ERRORS {
+                        return Err(error);
                     }
                 }
                 Err(e) => return Err(e),
-            };
-            if landed {
-                self.next_version = version + 1;
-                self.txn_version = Some(epoch_version);
-                checkpoint_if_due(&self.table, version, self.options.checkpoint_interval).await?;
-                return Ok(EpochOutcome::Committed {
-                    version,
-                    attempts: attempt,
-                });
             }
             // Back off before reading the winners, not after: the retry must follow
             // the freshest read, or a steady writer keeps taking the version.
             backoff.sleep().await;
-            match self.catch_up(epoch_version, &txn_id).await? {
-                Some(Winner::Ours) => {
-                    let version = self.next_version - 1;
-                    self.txn_version = Some(epoch_version);
-                    checkpoint_if_due(&self.table, version, self.options.checkpoint_interval)
-                        .await?;
-                    return Ok(EpochOutcome::Committed {
-                        version,
-                        attempts: attempt,
-                    });
+            match self.catch_up(epoch_version, &txn_id).await {
+                Ok(Some(Winner::Ours)) => {
+                    return self
+                        .committed(epoch_version, self.next_version - 1, attempt)
+                        .await;
                 }
-                Some(Winner::EpochDone(txn_version)) => {
+                Ok(Some(Winner::EpochDone(txn_version))) => {
                     return Ok(EpochOutcome::AlreadyCommitted { txn_version });
                 }
-                Some(Winner::Other) | None => {}
+                Ok(Some(Winner::Other) | None) => {}
+                Err(error @ DeltaError::Store { .. }) => {
+                    store_errors += 1;
+                    if store_errors >= MAX_STORE_ERRORS {
+                        return Err(error);
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
         Err(DeltaError::Conflict {
@@ -227,6 +212,18 @@ impl EpochCommitter {
                 self.app_id, self.options.max_attempts
             ),
         })
+    }
+
+    /// Records that epoch `epoch` is table version `version`, and checkpoints if due.
+    async fn committed(
+        &mut self,
+        epoch: i64,
+        version: u64,
+        attempts: u32,
+    ) -> Result<EpochOutcome, DeltaError> {
+        self.txn_version = Some(epoch);
+        checkpoint_if_due(&self.table, version, self.options.checkpoint_interval).await?;
+        Ok(EpochOutcome::Committed { version, attempts })
     }
 
     /// The commit's actions: the adds, the `txn` and `commitInfo`.

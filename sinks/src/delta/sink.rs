@@ -22,7 +22,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use super::DeltaError;
@@ -30,28 +29,21 @@ use super::auto_compact::AutoCompactor;
 use super::commit::{CommitOptions, EpochCommitter, EpochOutcome as CommitOutcome};
 use super::snapshot::Snapshot;
 use super::table::DeltaTable;
-use super::writer::{DataFileWriter, WriterOptions};
+use super::writer::WriterOptions;
+use crate::epoch_files::{EpochFiles, report};
 use crate::epochs::{EpochOutcome, EpochReport, EpochWriter};
 use crate::rows::ArrowRows;
 
 /// Writes one worker's epochs to a Delta table; see the [module docs](self).
 pub struct DeltaSink<R: ArrowRows> {
     table: DeltaTable,
-    writer_index: usize,
-    options: WriterOptions,
     committer: EpochCommitter,
-    /// The epochs not sealed yet.
-    epochs: BTreeMap<u64, OpenEpoch<R>>,
+    /// The files of the epochs not sealed yet.
+    files: EpochFiles<R>,
+    /// Rows of open epochs the log holds already, which are not written.
+    skipped: BTreeMap<u64, u64>,
     /// Told of every commit, if the table is auto-compacted.
     compactor: Option<Arc<AutoCompactor>>,
-}
-
-/// An epoch being written.
-struct OpenEpoch<R: ArrowRows> {
-    /// Its files; `None` if the log holds the epoch already, so its rows are dropped.
-    files: Option<DataFileWriter<R>>,
-    /// Rows given.
-    rows: u64,
 }
 
 impl<R: ArrowRows> DeltaSink<R> {
@@ -65,20 +57,18 @@ impl<R: ArrowRows> DeltaSink<R> {
         options: WriterOptions,
         commit: CommitOptions,
     ) -> Result<Self, DeltaError> {
-        // Fails early on a bad row type or bad options.
-        DataFileWriter::<R>::new(
+        let files = EpochFiles::new(
             table.store().clone(),
             table.root().clone(),
             writer_index,
-            options.clone(),
+            options,
         )?;
         let committer = EpochCommitter::new(table.clone(), app_id, snapshot, commit);
         Ok(DeltaSink {
             table,
-            writer_index,
-            options,
             committer,
-            epochs: BTreeMap::new(),
+            files,
+            skipped: BTreeMap::new(),
             compactor: None,
         })
     }
@@ -88,11 +78,6 @@ impl<R: ArrowRows> DeltaSink<R> {
         self.compactor = Some(compactor);
         self
     }
-
-    /// The committer (its `appId` and the last epoch committed).
-    pub fn committer(&self) -> &EpochCommitter {
-        &self.committer
-    }
 }
 
 impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
@@ -100,47 +85,21 @@ impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
     type Error = DeltaError;
 
     async fn write(&mut self, epoch: u64, rows: Vec<R>) -> Result<(), DeltaError> {
-        let open = match self.epochs.entry(epoch) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                let files = match self.committer.is_committed(epoch) {
-                    true => None,
-                    false => Some(DataFileWriter::new(
-                        self.table.store().clone(),
-                        self.table.root().clone(),
-                        self.writer_index,
-                        self.options.clone(),
-                    )?),
-                };
-                entry.insert(OpenEpoch { files, rows: 0 })
-            }
-        };
-        open.rows += rows.len() as u64;
-        match &mut open.files {
-            Some(files) => Ok(files.write(&rows).await?),
-            None => Ok(()),
+        if self.committer.is_committed(epoch) {
+            *self.skipped.entry(epoch).or_default() += rows.len() as u64;
+            return Ok(());
         }
+        self.files.write(epoch, &rows).await
     }
 
     async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
-        let Some(mut open) = self.epochs.remove(&epoch) else {
-            return Ok(EpochReport::empty(epoch));
+        let (adds, written) = self.files.finish(epoch).await?;
+        let skipped = self.skipped.remove(&epoch).unwrap_or(0);
+        let outcome = match skipped {
+            0 => EpochOutcome::Empty,
+            _ => EpochOutcome::AlreadyCommitted,
         };
-        let Some(files) = open.files.as_mut() else {
-            return Ok(EpochReport {
-                rows: open.rows,
-                outcome: EpochOutcome::AlreadyCommitted,
-                ..EpochReport::empty(epoch)
-            });
-        };
-        let adds = files.finish().await?;
-        let mut report = EpochReport {
-            epoch,
-            rows: open.rows,
-            files: adds.len() as u64,
-            bytes: adds.iter().map(|a| a.size.max(0) as u64).sum(),
-            outcome: EpochOutcome::Empty,
-        };
+        let mut report = report(epoch, written + skipped, &adds, outcome);
         if adds.is_empty() {
             return Ok(report);
         }
