@@ -14,9 +14,16 @@ use tidelake_sinks::delta::writer::WriterOptions;
 
 /// tidelake: fraud detection on timely dataflow, into Delta Lake, exactly once.
 ///
-/// Exit codes: 0 ok, 1 the job failed, 2 usage or configuration error.
+/// Exit codes: 0 ok, 1 the job failed, 2 usage or configuration error, 3 (`worker`)
+/// this process could not listen on its cluster address.
 #[derive(Debug, Parser)]
-#[command(name = "tidelake", version, about, long_about)]
+#[command(
+    name = "tidelake",
+    version,
+    about,
+    long_about,
+    args_override_self = true
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -39,6 +46,16 @@ pub enum Command {
     /// the same hostfile, flags and `--job-id`, and its own `--process` index. Global
     /// worker index = process × --workers + local index.
     Worker(Box<WorkerArgs>),
+    /// A cluster of --processes processes on this host, each with --workers workers on
+    /// a free loopback port: their alerts merged on stdout (or --alerts FILE), their
+    /// logs on stderr prefixed with the process index, Ctrl-C forwarded to all. Exits
+    /// non-zero, naming the process and why, if any process fails.
+    Launch(Box<crate::launch::LaunchArgs>),
+    /// Measure the end-to-end job: events/s in total and per worker, alert latency in
+    /// ingestion mode, peak RSS, state bytes per active account, bytes, files and commits
+    /// written; a table on stdout and JSON in --json. Defaults: the bench workload of
+    /// BENCHMARKS.md.
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 /// `tidelake worker`: the cluster, this process's place in it, and the job's flags.
@@ -52,6 +69,10 @@ pub struct WorkerArgs {
     /// This process's index in the hostfile, from 0.
     #[arg(long, value_name = "I")]
     pub process: usize,
+    /// Listen on ADDR (e.g. `0.0.0.0:2101`) rather than on this process's own line of
+    /// the hostfile, for a host or pod whose name does not resolve to itself.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
     /// The job, as for `tidelake run`.
     #[command(flatten)]
     pub run: RunArgs,
@@ -81,6 +102,8 @@ impl WorkerArgs {
         config.cluster = Some(ClusterConfig {
             process: self.process,
             addresses,
+            listen: self.listen.clone(),
+            start_timeout: self.run.start_timeout,
         });
         Ok(config)
     }
@@ -229,6 +252,14 @@ pub struct RunArgs {
     /// Do not print the live status line (it is shown only when stderr is a terminal).
     #[arg(long, help_heading = "Outputs")]
     pub quiet: bool,
+    /// Print the status (events/s, watermark, alerts, commits, files) as a plain line
+    /// on stderr every DURATION, for logs.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Outputs")]
+    pub status_interval: Option<Duration>,
+    /// When the job ends, write what it did (events, alerts, commits, files, bytes,
+    /// events per worker, peak RSS) as JSON to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    pub report_json: Option<PathBuf>,
 
     /// The transactions Delta table: a path, file://, s3://bucket/path (configured from
     /// the AWS_* environment variables) or memory://.
@@ -271,6 +302,16 @@ pub struct RunArgs {
     /// worth compacting.
     #[arg(long, value_name = "N", default_value_t = AutoCompactConfig::default().min_files, help_heading = "Lake")]
     pub auto_compact_min_files: usize,
+
+    /// Stop the job with an error when the end of the dataflow has made no progress for
+    /// this long while records are in flight (a stopped peer process, a store that does
+    /// not answer); `0s` never stops it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m", help_heading = "Failure handling")]
+    pub stall_timeout: Duration,
+    /// `worker` and `launch`: fail when the processes of the cluster have not all
+    /// connected to each other within this time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", help_heading = "Failure handling")]
+    pub start_timeout: Duration,
 }
 
 /// A record count, or no end.
@@ -376,6 +417,7 @@ impl RunArgs {
                 min_files: self.auto_compact_min_files,
             }),
         };
+        config.stall_timeout = (!self.stall_timeout.is_zero()).then_some(self.stall_timeout);
         config.validate()?;
         Ok(config)
     }

@@ -1,7 +1,9 @@
 //! The `tidelake` command: flags → validated job config → the runtime.
 
+mod bench;
 mod cli;
 mod job_file;
+mod launch;
 mod status;
 mod table_cmd;
 
@@ -12,12 +14,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use cli::{Cli, Command, RunArgs};
+use tidelake_runtime::cluster::ClusterError;
 use tidelake_runtime::{Job, JobConfig, JobError};
 
 /// Exit code of a job that failed.
 const EXIT_FAILED: u8 = 1;
 /// Exit code of a usage or configuration error.
 const EXIT_USAGE: u8 = 2;
+/// Exit code of a cluster process that could not listen on its address (`launch`
+/// starts the cluster again on other ports).
+const EXIT_CLUSTER_ADDRESS: u8 = 3;
 
 fn main() -> ExitCode {
     tidelake_runtime::panic::abort_on_any_panic();
@@ -30,28 +36,39 @@ fn main() -> ExitCode {
         .command
         .unwrap_or_else(|| Command::Run(Box::new(default_run_args())))
     {
-        Command::Run(run_args) => run(run_args.job_config(), run_args.quiet),
+        Command::Run(run_args) => run(run_args.job_config(), &run_args),
         Command::Table(table_args) => table_cmd::run(&table_args),
-        Command::Worker(worker_args) => run(worker_args.job_config(), worker_args.run.quiet),
+        Command::Worker(worker_args) => run(worker_args.job_config(), &worker_args.run),
+        Command::Launch(launch_args) => launch::launch(&launch_args, &args[2..]),
+        Command::Bench(bench_args) => match bench::run(&bench_args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tidelake: error: {e:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        },
     }
 }
 
 /// Parses the command line, merging a `--config` job file under the flags given.
 fn parse(args: &[String]) -> anyhow::Result<Cli> {
     let cli = Cli::try_parse_from(args)?;
-    let Some(Command::Run(run_args)) = &cli.command else {
-        return Ok(cli);
+    let (name, run_args) = match &cli.command {
+        Some(Command::Run(run_args)) => ("run", &**run_args),
+        Some(Command::Worker(worker_args)) => ("worker", &worker_args.run),
+        Some(Command::Launch(launch_args)) => ("launch", &launch_args.run),
+        Some(Command::Table(_) | Command::Bench(_)) | None => return Ok(cli),
     };
     let Some(path) = &run_args.config else {
         return Ok(cli);
     };
     let command = Cli::command();
-    let run_command = command
-        .find_subcommand("run")
-        .expect("the run subcommand exists");
+    let subcommand = command
+        .find_subcommand(name)
+        .expect("the subcommand exists");
     let given = &args[2..];
     let mut merged: Vec<String> = args[..2].to_vec();
-    merged.extend(job_file::flags_from_file(path, run_command, given)?);
+    merged.extend(job_file::flags_from_file(path, subcommand, given)?);
     merged.extend(given.iter().cloned());
     // The command line alone parsed, so an error now comes from the job file's values.
     Cli::try_parse_from(&merged).map_err(|e| {
@@ -74,7 +91,7 @@ fn default_run_args() -> RunArgs {
     }
 }
 
-fn run(config: Result<JobConfig, String>, quiet: bool) -> ExitCode {
+fn run(config: Result<JobConfig, String>, args: &RunArgs) -> ExitCode {
     let config = match config {
         Ok(config) => config,
         Err(message) => return usage_error(anyhow::anyhow!(message)),
@@ -95,15 +112,28 @@ fn run(config: Result<JobConfig, String>, quiet: bool) -> ExitCode {
         control.request_stop();
     });
 
-    let status = status::StatusLine::start(job.metrics(), quiet);
+    let status = status::StatusLine::start(job.metrics(), args.quiet, args.status_interval);
     let result = job.run();
     drop(status);
     match result {
         Ok(report) => {
             eprintln!("{}", status::summary(&report));
+            if let Some(path) = &args.report_json {
+                let written = serde_json::to_string_pretty(&report.process_report())
+                    .map_err(std::io::Error::other)
+                    .and_then(|json| std::fs::write(path, json + "\n"));
+                if let Err(e) = written {
+                    eprintln!("tidelake: error: cannot write {}: {e}", path.display());
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e @ (JobError::Config(_) | JobError::Source(_))) => usage_error(e.into()),
+        Err(e @ JobError::Cluster(ClusterError::Bind { .. })) => {
+            eprintln!("tidelake: error: {e}");
+            ExitCode::from(EXIT_CLUSTER_ADDRESS)
+        }
         Err(e) => {
             eprintln!("tidelake: error: {e}");
             ExitCode::from(EXIT_FAILED)

@@ -8,53 +8,77 @@ use std::time::{Duration, Instant};
 
 use tidelake_operators::time::format_millis;
 use tidelake_runtime::JobReport;
-use tidelake_runtime::metrics::Metrics;
+use tidelake_runtime::metrics::{Metrics, Totals};
+use tidelake_runtime::report::ClusterReport;
 
-/// Prints a status line to stderr every second while the job runs, when stderr is a
-/// terminal. Dropping it stops the line and clears it.
+/// Prints the job's status to stderr while it runs: a live line redrawn every second
+/// when stderr is a terminal, or a plain line every `interval` (for logs). Dropping it
+/// stops it (and clears the live line).
 pub struct StatusLine {
     running: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl StatusLine {
-    /// Starts the status line (or nothing, if stderr is not a terminal or `quiet`).
-    pub fn start(metrics: Arc<Metrics>, quiet: bool) -> Self {
+    /// Starts the status: plain lines every `interval` if given, else the live line
+    /// unless `quiet` or stderr is not a terminal, else nothing.
+    pub fn start(metrics: Arc<Metrics>, quiet: bool, interval: Option<Duration>) -> Self {
         let running = Arc::new(AtomicBool::new(true));
-        let thread = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let live = interval.is_none() && !quiet && std::io::stderr().is_terminal();
+        let every = interval.unwrap_or(Duration::from_secs(1));
+        let thread = (live || interval.is_some()).then(|| {
             let running = Arc::clone(&running);
             std::thread::spawn(move || {
-                let started = Instant::now();
-                let (mut last_events, mut last_at) = (0u64, started);
+                let (mut last_events, mut last_at) = (0u64, Instant::now());
                 while running.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(250));
-                    if last_at.elapsed() < Duration::from_secs(1) {
+                    // Woken early by `drop`, so the job's end is not delayed.
+                    std::thread::park_timeout(every.min(Duration::from_millis(250)));
+                    if !running.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if last_at.elapsed() < every {
                         continue;
                     }
                     let t = metrics.totals();
                     let rate = (t.events - last_events) as f64 / last_at.elapsed().as_secs_f64();
                     (last_events, last_at) = (t.events, Instant::now());
-                    let watermark = t.watermark.map_or_else(|| "end".to_owned(), format_millis);
-                    eprint!(
-                        "\r\x1b[2K{} events  {}/s  watermark {watermark}  alerts {}  dead letters {}",
-                        group(t.events),
-                        group(rate as u64),
-                        group(t.alerts),
-                        group(t.dead_letters)
-                    );
-                    let _ = std::io::stderr().flush();
+                    let line = status_text(&t, rate);
+                    if live {
+                        eprint!("\r\x1b[2K{line}");
+                        let _ = std::io::stderr().flush();
+                    } else {
+                        eprintln!("status: {line}");
+                    }
                 }
-                eprint!("\r\x1b[2K");
+                if live {
+                    eprint!("\r\x1b[2K");
+                }
             })
         });
         StatusLine { running, thread }
     }
 }
 
+/// One status reading: events, events/s since the last, watermark, alerts, dead
+/// letters, commits and files.
+fn status_text(t: &Totals, rate: f64) -> String {
+    let watermark = t.watermark.map_or_else(|| "end".to_owned(), format_millis);
+    format!(
+        "{} events  {}/s  watermark {watermark}  alerts {}  dead letters {}  commits {}  files {}",
+        group(t.events),
+        group(rate as u64),
+        group(t.alerts),
+        group(t.dead_letters),
+        group(t.commits),
+        group(t.files)
+    )
+}
+
 impl Drop for StatusLine {
     fn drop(&mut self) {
         self.running.store(false, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }
@@ -122,21 +146,81 @@ pub fn summary(report: &JobReport) -> String {
         ));
     }
     if t.events_per_worker.len() > 1 {
-        let per_worker: Vec<String> = t
-            .events_per_worker
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                format!(
-                    "w{i} {} ({}/s)",
-                    group(*n),
-                    group((*n as f64 / secs.max(1e-9)) as u64)
-                )
-            })
-            .collect();
-        text.push_str(&format!("\n  per worker: {}", per_worker.join(", ")));
+        text.push_str(&format!(
+            "\n  per worker: {}",
+            per_worker(&t.events_per_worker, report.process * report.workers, secs)
+        ));
     }
     text
+}
+
+/// The summary the launcher prints when every process of the cluster has ended.
+pub fn cluster_summary(report: &ClusterReport) -> String {
+    let t = &report.totals;
+    let secs = report.elapsed_secs;
+    let mut text = format!(
+        "tidelake launch: done in {secs:.2}s: {} processes × {} workers: {} events ({}/s), {} alerts, {} dead letters",
+        report.processes.len(),
+        report.workers,
+        group(t.events),
+        group(report.events_per_second() as u64),
+        group(t.alerts),
+        group(t.dead_letters),
+    );
+    if t.commits > 0 || t.files > 0 {
+        text.push_str(&format!(
+            "\n  lake: {} commits, {} files, {}",
+            group(t.commits),
+            group(t.files),
+            megabytes(t.bytes)
+        ));
+    }
+    let processes: Vec<String> = report
+        .processes
+        .iter()
+        .map(|p| {
+            format!(
+                "p{} {} events ({}/s), {} alerts, {} commits",
+                p.process,
+                group(p.totals.events),
+                group(p.events_per_second() as u64),
+                group(p.totals.alerts),
+                group(p.totals.commits)
+            )
+        })
+        .collect();
+    text.push_str(&format!("\n  per process: {}", processes.join("; ")));
+    let per_worker: Vec<String> = report
+        .processes
+        .iter()
+        .map(|p| {
+            per_worker(
+                &p.totals.events_per_worker,
+                p.process * p.workers,
+                p.elapsed_secs,
+            )
+        })
+        .collect();
+    text.push_str(&format!("\n  per worker: {}", per_worker.join(", ")));
+    text
+}
+
+/// `w0 1,000 (500/s), w1 …`: events of consecutive workers from global index `first`,
+/// over `secs` seconds.
+fn per_worker(events: &[u64], first: usize, secs: f64) -> String {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "w{} {} ({}/s)",
+                first + i,
+                group(*n),
+                group((*n as f64 / secs.max(1e-9)) as u64)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Bytes as MB with one decimal.

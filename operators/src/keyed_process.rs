@@ -28,7 +28,7 @@ use timely::progress::operate::FrontierInterest;
 use crate::event::Event;
 use crate::key::StableHash;
 use crate::state::KeyState;
-use crate::store::KeyedStore;
+use crate::store::{KeyedStore, StoreSize};
 use crate::time::tick_of;
 use crate::timer::TimerService;
 
@@ -141,7 +141,24 @@ pub trait KeyedProcess<'s, R> {
         function: F,
     ) -> KeyedOutputs<'s, F::Output, F::SideOutput>
     where
-        F: KeyedProcessFunction<Input = R>;
+        Self: Sized,
+        F: KeyedProcessFunction<Input = R>,
+    {
+        self.keyed_process_sized(name, tick, function, |_| {})
+    }
+
+    /// [`keyed_process`](Self::keyed_process), calling `on_size` with the size of the
+    /// worker's keyed store at the end of every activation (for state accounting).
+    fn keyed_process_sized<F, O>(
+        self,
+        name: &str,
+        tick: u64,
+        function: F,
+        on_size: O,
+    ) -> KeyedOutputs<'s, F::Output, F::SideOutput>
+    where
+        F: KeyedProcessFunction<Input = R>,
+        O: FnMut(StoreSize) + 'static;
 }
 
 /// The records of one tick and the capabilities to emit at it, one per output.
@@ -151,14 +168,16 @@ struct TickBatch<R> {
 }
 
 impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Event<R>>> {
-    fn keyed_process<F>(
+    fn keyed_process_sized<F, O>(
         self,
         name: &str,
         tick: u64,
         mut function: F,
+        mut on_size: O,
     ) -> KeyedOutputs<'s, F::Output, F::SideOutput>
     where
         F: KeyedProcessFunction<Input = R>,
+        O: FnMut(StoreSize) + 'static,
     {
         assert!(tick >= 1, "the tick must be at least 1 ms");
         let mut builder = OperatorBuilder::new(name.to_owned(), self.scope());
@@ -273,6 +292,7 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                         .next_timer()
                         .map(|t| caps.each_ref().map(|cap| cap.delayed(&tick_of(t, tick))));
                 }
+                on_size(store.size());
             }
         });
         (main_stream, side_stream)

@@ -51,5 +51,6 @@ pub use fraud::{Alert, FraudDetector};
 pub use key::StableHash;
 pub use keyed_process::{Collector, Context, KeyedProcess, KeyedProcessFunction};
 pub use state::{KeyState, MapState, ValueState};
+pub use store::StoreSize;
 pub use transaction::{AccountId, EnrichedTransaction, Transaction};
 pub use velocity::{VelocityAlert, VelocityRule};

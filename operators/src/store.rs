@@ -123,6 +123,27 @@ where
     pub fn queued_timers(&self) -> usize {
         self.queue.len()
     }
+
+    /// How many keys the store holds and the bytes it has allocated for them: the hash
+    /// table (its capacity × the entry of key, state and timers, plus control bytes) and
+    /// the timer queue's capacity. Heap memory a key or state owns itself is not
+    /// counted: the fraud rule has none (account ids up to 24 bytes are inline in a
+    /// `CompactString`, and its state is two inline values).
+    pub fn size(&self) -> StoreSize {
+        StoreSize {
+            keys: self.table.len(),
+            bytes: self.table.allocation_size() + self.queue.allocation_size(),
+        }
+    }
+}
+
+/// The size of a [`KeyedStore`] at one moment: see [`KeyedStore::size`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreSize {
+    /// Keys holding state or timers.
+    pub keys: usize,
+    /// Bytes allocated for them.
+    pub bytes: usize,
 }
 
 impl<K: Ord + Serialize, S: Serialize> Serialize for KeyedStore<K, S> {
@@ -202,6 +223,23 @@ mod tests {
         }
         assert_eq!(fired, vec![(10, "a".to_string()), (20, "b".to_string())]);
         assert_eq!(store.pop_timer_before(u64::MAX), None);
+    }
+
+    #[test]
+    fn size_counts_live_keys_and_allocated_bytes() {
+        let mut store = Store::default();
+        assert_eq!(store.size(), StoreSize::default());
+        for i in 0..100 {
+            let key = CompactString::from(i.to_string());
+            store.entry(&key).run(|_, state, mut t| {
+                state.update(i);
+                t.register(u64::from(i));
+            });
+        }
+        let size = store.size();
+        assert_eq!(size.keys, 100);
+        let entry = std::mem::size_of::<Slot<CompactString, ValueState<u32>>>();
+        assert!(size.bytes >= 100 * entry, "{size:?}, entry {entry}");
     }
 
     #[test]

@@ -52,6 +52,11 @@ impl<K: Ord + Clone> TimerQueue<K> {
         self.heap.is_empty()
     }
 
+    /// Bytes allocated for queued entries (the queue's capacity).
+    pub fn allocation_size(&self) -> usize {
+        self.heap.capacity() * std::mem::size_of::<Reverse<(u64, K)>>()
+    }
+
     pub(crate) fn push(&mut self, time: u64, key: K) {
         self.heap.push(Reverse((time, key)));
     }

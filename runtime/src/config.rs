@@ -129,6 +129,11 @@ pub struct ClusterConfig {
     pub process: usize,
     /// `host:port` of every process, in process order.
     pub addresses: Vec<String>,
+    /// The address to listen on, when it is not this process's own entry of
+    /// `addresses` (e.g. `0.0.0.0:2101` in a container reached by a DNS name).
+    pub listen: Option<String>,
+    /// How long the processes may take to connect to each other before the start fails.
+    pub start_timeout: Duration,
 }
 
 /// A fraud job.
@@ -160,6 +165,9 @@ pub struct JobConfig {
     pub batch_size: usize,
     /// Records a worker may read ahead of a frontier another worker holds back.
     pub max_in_flight: u64,
+    /// Stop the job when its frontier has not moved for this long while records are
+    /// in flight (`None`: never).
+    pub stall_timeout: Option<Duration>,
 }
 
 impl JobConfig {
@@ -179,6 +187,7 @@ impl JobConfig {
             cluster: None,
             batch_size: 4096,
             max_in_flight: 1 << 20,
+            stall_timeout: Some(Duration::from_secs(120)),
         }
     }
 

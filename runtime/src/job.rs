@@ -1,7 +1,7 @@
 //! The fraud job: builds its dataflow on every worker and runs it to the end.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use timely::dataflow::operators::vec::Map;
@@ -16,14 +16,19 @@ use tidelake_sinks::{JsonLinesWriter, SinkError, WriteJsonLines};
 use crate::alerts_table::AlertRow;
 
 use crate::clock::{Clock, SystemClock};
+use crate::cluster::{self, ClusterError};
 use crate::config::{AlertOutput, JobConfig};
 use crate::control::JobControl;
+use crate::fault_injection;
 use crate::lake::{Lake, TableCompaction};
-use crate::metrics::{Metrics, Totals, WorkerMetrics, add};
+use crate::latency::{self, AlertLatency};
+use crate::metrics::{Metrics, Totals, WorkerMetrics, add, record_state_size};
 use crate::panic;
+use crate::report::{ProcessReport, peak_rss_bytes};
 use crate::sources::operator::{SourceSettings, read_source};
 use crate::sources::{Source, SourceError};
 use crate::transactions_table::TransactionRow;
+use crate::watchdog::Watchdog;
 
 /// Why a job did not run to completion.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +45,9 @@ pub enum JobError {
     /// A table could not be opened or created.
     #[error(transparent)]
     Table(#[from] DeltaError),
+    /// The processes of the cluster did not connect.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// The job stopped on an error while running.
     #[error("job failed: {0}")]
     Failed(String),
@@ -63,12 +71,32 @@ pub struct JobReport {
     pub alerts_table: Option<String>,
     /// What auto-compaction did to each table (empty without `--auto-compact`).
     pub compaction: Vec<TableCompaction>,
+    /// This process's index in the cluster (0 for a single process).
+    pub process: usize,
+    /// Processes in the cluster (1 for a single process).
+    pub processes: usize,
+    /// Worker threads in this process.
+    pub workers: usize,
 }
 
 impl JobReport {
     /// Accepted records per second of wall time.
     pub fn events_per_second(&self) -> f64 {
         self.totals.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The report as `--report-json` writes it, with this process's peak RSS.
+    pub fn process_report(&self) -> ProcessReport {
+        ProcessReport {
+            process: self.process,
+            processes: self.processes,
+            workers: self.workers,
+            elapsed_secs: self.elapsed.as_secs_f64(),
+            stopped: self.stopped,
+            job_id: self.job_id.clone(),
+            totals: self.totals.clone(),
+            peak_rss_bytes: peak_rss_bytes(),
+        }
     }
 }
 
@@ -78,6 +106,7 @@ pub struct Job {
     clock: Arc<dyn Clock>,
     control: Arc<JobControl>,
     metrics: Arc<Metrics>,
+    latency: Option<Arc<AlertLatency>>,
 }
 
 /// What every worker of the job shares.
@@ -90,6 +119,7 @@ struct Shared {
     lake: Lake,
     metrics: Arc<Metrics>,
     control: Arc<JobControl>,
+    latency: Option<Arc<AlertLatency>>,
 }
 
 impl Job {
@@ -102,12 +132,20 @@ impl Job {
             clock: Arc::new(SystemClock),
             control: Arc::new(JobControl::default()),
             metrics,
+            latency: None,
         })
     }
 
     /// Uses `clock` for ingestion time.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Records the latency of every alert in `latency` (meaningful in ingestion mode:
+    /// see [`crate::latency`]).
+    pub fn with_alert_latency(mut self, latency: Arc<AlertLatency>) -> Self {
+        self.latency = Some(latency);
         self
     }
 
@@ -159,40 +197,49 @@ impl Job {
             lake,
             metrics: Arc::clone(&self.metrics),
             control: Arc::clone(&self.control),
+            latency: self.latency.clone(),
         });
 
         panic::abort_on_worker_panic();
-        let started = Instant::now();
         let workers = config.workers;
-        let dataflow_shared = Arc::clone(&shared);
-        let timely_config = match &config.cluster {
-            None => timely::Config::process(workers),
-            Some(cluster) => timely::Config {
-                communication: timely::CommunicationConfig::Cluster {
-                    threads: workers,
-                    process: cluster.process,
-                    addresses: cluster.addresses.clone(),
-                    report: false,
-                    zerocopy: false,
-                },
-                worker: timely::WorkerConfig::default(),
-            },
+        let (builders, communication) = match &config.cluster {
+            None => timely::CommunicationConfig::Process(workers)
+                .try_build()
+                .map_err(JobError::Failed)?,
+            Some(cluster) => {
+                panic::name_cluster_peers(&cluster.addresses);
+                let job_id = config.lake.job_id.as_deref().unwrap_or_default();
+                cluster::connect(cluster, workers, job_id)?
+            }
         };
-        let guards = timely::execute(timely_config, move |worker| {
-            let shared = &dataflow_shared;
-            panic::mark_worker_thread();
-            let probe = ProbeHandle::new();
-            let committed = ProbeHandle::new();
-            let slot = worker.index() % workers;
-            worker.dataflow::<u64, _, _>(|scope| {
-                fraud_dataflow(scope, shared, slot, &probe, &committed)
-            });
-        })
+        let started = Instant::now();
+        let ended = Arc::new(AtomicBool::new(false));
+        let watchdog = config
+            .stall_timeout
+            .map(|timeout| self.watch_for_stalls(timeout, Arc::clone(&ended)));
+        let dataflow_shared = Arc::clone(&shared);
+        let guards = timely::execute::execute_from(
+            builders,
+            communication,
+            timely::WorkerConfig::default(),
+            move |worker| {
+                let shared = &dataflow_shared;
+                panic::mark_worker_thread();
+                let probe = ProbeHandle::new();
+                let committed = ProbeHandle::new();
+                let slot = worker.index() % workers;
+                worker.dataflow::<u64, _, _>(|scope| {
+                    fraud_dataflow(scope, shared, slot, &probe, &committed)
+                });
+            },
+        )
         .map_err(JobError::Failed)?;
         for result in guards.join() {
             result.map_err(JobError::Failed)?;
         }
         let elapsed = started.elapsed();
+        ended.store(true, Ordering::SeqCst);
+        drop(watchdog);
         let compaction = shared.lake.finish_compaction();
 
         for writer in alerts.iter().chain([&dead_letters]).chain(enriched.iter()) {
@@ -209,9 +256,32 @@ impl Job {
             transactions_table,
             alerts_table,
             compaction,
+            process: config.cluster.as_ref().map_or(0, |c| c.process),
+            processes: config.cluster.as_ref().map_or(1, |c| c.addresses.len()),
+            workers,
         })
     }
 }
+
+impl Job {
+    /// Starts the stall watchdog. A stall fails the job; if the job cannot stop (its
+    /// workers wait on a peer that does not answer) the process exits with status 1
+    /// after [`STALL_GRACE`], since nothing else would end it.
+    fn watch_for_stalls(&self, timeout: Duration, ended: Arc<AtomicBool>) -> Watchdog {
+        let control = Arc::clone(&self.control);
+        Watchdog::start(Arc::clone(&self.metrics), timeout, move |message| {
+            control.fail(message.clone());
+            std::thread::sleep(STALL_GRACE);
+            if !ended.load(Ordering::SeqCst) {
+                eprintln!("tidelake: error: job failed: {message}");
+                std::process::exit(1);
+            }
+        })
+    }
+}
+
+/// How long a stalled job gets to stop by itself before the process exits.
+const STALL_GRACE: Duration = Duration::from_secs(2);
 
 /// The fraud job on one worker: source → fraud detector → alerts and enriched rows →
 /// JSON lines, Delta tables and Parquet files. `probe` sees the end of the dataflow (for
@@ -233,9 +303,17 @@ fn fraud_dataflow<'s>(
         Arc::clone(&job.control),
     );
     dead_letters.write_json_lines("DeadLetters", Arc::clone(&job.dead_letters));
+    let transactions = fault_injection::panic_if_asked(transactions, scope.index());
 
-    let (enriched, alerts) =
-        transactions.keyed_process("FraudDetector", job.settings.tick, FraudDetector::new());
+    let metrics = Arc::clone(&job.metrics);
+    let on_state_size = move |size| record_state_size(metrics.worker(slot), size);
+    let (enriched, alerts) = transactions.keyed_process_sized(
+        "FraudDetector",
+        job.settings.tick,
+        FraudDetector::new(),
+        on_state_size,
+    );
+    let alerts = latency::measure(alerts, job.latency.as_ref(), slot);
 
     let alerts = count_into(alerts, &job.metrics, slot, |w| &w.alerts).probe_with(probe);
     if let Some(writer) = &job.alerts {
@@ -290,7 +368,12 @@ fn write_lake<'s, W: EpochWriter>(
     let on_error = move |e: String| control.fail(format!("{prefix}: {e}"));
     let metrics = Arc::clone(&job.metrics);
     rows.write_epochs(name, job.lake.commit_interval_ms(), sink, on_error)
-        .inspect(move |report| count_epoch(metrics.worker(slot), report))
+        .inspect_core(move |event| match event {
+            Ok((_, reports)) => reports
+                .iter()
+                .for_each(|report| count_epoch(metrics.worker(slot), report)),
+            Err(_frontier) => add(&metrics.worker(slot).progress, 1),
+        })
         .probe_with(committed);
 }
 
@@ -308,7 +391,8 @@ fn count_epoch(counters: &WorkerMetrics, report: &EpochReport) {
     add(&counters.bytes, report.bytes);
 }
 
-/// Passes a stream through, adding the number of records to one of the worker's counters.
+/// Passes a stream through, adding the number of records to one of the worker's
+/// counters, and each move of its frontier to the worker's progress.
 fn count_into<'s, D: Clone + 'static>(
     stream: timely::dataflow::StreamVec<'s, u64, D>,
     metrics: &Arc<Metrics>,
@@ -316,9 +400,8 @@ fn count_into<'s, D: Clone + 'static>(
     counter: fn(&crate::metrics::WorkerMetrics) -> &AtomicU64,
 ) -> timely::dataflow::StreamVec<'s, u64, D> {
     let metrics = Arc::clone(metrics);
-    stream.inspect_core(move |event| {
-        if let Ok((_, data)) = event {
-            add(counter(metrics.worker(slot)), data.len() as u64);
-        }
+    stream.inspect_core(move |event| match event {
+        Ok((_, data)) => add(counter(metrics.worker(slot)), data.len() as u64),
+        Err(_frontier) => add(&metrics.worker(slot).progress, 1),
     })
 }

@@ -13,6 +13,11 @@
 //! - [`config`], [`control`], [`metrics`], [`clock`], [`panic`](mod@panic): what a job is
 //!   configured with, how it is stopped, what it counts, the time it reads, and why a
 //!   panicking worker aborts the process.
+//! - [`cluster`], [`watchdog`], [`fault_injection`]: forming a cluster of processes
+//!   (sockets under a start timeout, a handshake that names both sides, then timely's
+//!   allocators), stopping a job whose frontier stalls, and the debug-build hook that
+//!   makes a worker panic for tests.
+//! - [`report`]: what a process and a cluster did, as `--report-json` writes it.
 //! - [`transactions_table`]: the `transactions` Delta table's row: how an enriched
 //!   transaction is written (schema, `date` partition).
 //! - [`alerts_table`]: the `alerts` Delta table's row: how an alert is written (schema,
@@ -20,15 +25,20 @@
 
 pub mod alerts_table;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod dead_letter;
+pub mod fault_injection;
 pub mod job;
 pub mod lake;
+pub mod latency;
 pub mod metrics;
 pub mod panic;
+pub mod report;
 pub mod sources;
 pub mod transactions_table;
+pub mod watchdog;
 
 pub use config::{AlertOutput, JobConfig, LakeConfig, SourceConfig};
 pub use job::{Job, JobError, JobReport};

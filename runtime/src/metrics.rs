@@ -5,6 +5,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tidelake_operators::StoreSize;
+
 /// Counters of one worker.
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
@@ -20,6 +22,10 @@ pub struct WorkerMetrics {
     pub alerts: AtomicU64,
     /// Enriched transactions the worker's fraud operator emitted.
     pub enriched: AtomicU64,
+    /// Keys in the worker's fraud-operator state when it held the most.
+    pub state_keys: AtomicU64,
+    /// Bytes that state had allocated then (see `KeyedStore::size`).
+    pub state_bytes: AtomicU64,
     /// Commits the worker's table sinks made.
     pub commits: AtomicU64,
     /// Data files the worker's lake sinks wrote (committed or made visible).
@@ -30,6 +36,13 @@ pub struct WorkerMetrics {
     pub epochs_skipped: AtomicU64,
     /// Rows of those epochs.
     pub rows_skipped: AtomicU64,
+    /// Records the worker's source emitted that the end of the dataflow has not passed
+    /// yet (`u64::MAX` once its input ended: the job is draining). The stall watchdog's
+    /// "input is pending".
+    pub in_flight: AtomicU64,
+    /// Frontier moves seen at the end of the worker's dataflow (the fraud operator's
+    /// output and the sinks' commits). The stall watchdog's "progress".
+    pub progress: AtomicU64,
 }
 
 /// Counters of every worker of this process.
@@ -39,7 +52,7 @@ pub struct Metrics {
 }
 
 /// A point-in-time reading of [`Metrics`], summed over workers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     /// Records accepted.
     pub events: u64,
@@ -51,6 +64,12 @@ pub struct Totals {
     pub alerts: u64,
     /// Enriched transactions emitted.
     pub enriched: u64,
+    /// Fraud-operator keys at each worker's peak, summed.
+    #[serde(default)]
+    pub state_keys: u64,
+    /// Bytes of that state at each worker's peak, summed.
+    #[serde(default)]
+    pub state_bytes: u64,
     /// Table commits.
     pub commits: u64,
     /// Data files written.
@@ -80,6 +99,11 @@ impl Metrics {
         &self.workers[index]
     }
 
+    /// The counters of every local worker, by local index.
+    pub fn workers(&self) -> &[WorkerMetrics] {
+        &self.workers
+    }
+
     /// Sums the counters.
     pub fn totals(&self) -> Totals {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -90,6 +114,8 @@ impl Metrics {
             totals.blank_lines += load(&w.blank_lines);
             totals.alerts += load(&w.alerts);
             totals.enriched += load(&w.enriched);
+            totals.state_keys += load(&w.state_keys);
+            totals.state_bytes += load(&w.state_bytes);
             totals.commits += load(&w.commits);
             totals.files += load(&w.files);
             totals.bytes += load(&w.bytes);
@@ -102,6 +128,48 @@ impl Metrics {
             }
         }
         totals
+    }
+}
+
+impl Totals {
+    /// Adds another process's counters to these (`events_per_worker` appended, so the
+    /// workers of processes added in order stay in global order; the watermark is the
+    /// least).
+    pub fn add(&mut self, other: &Totals) {
+        self.events += other.events;
+        self.dead_letters += other.dead_letters;
+        self.blank_lines += other.blank_lines;
+        self.alerts += other.alerts;
+        self.enriched += other.enriched;
+        self.commits += other.commits;
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.epochs_skipped += other.epochs_skipped;
+        self.rows_skipped += other.rows_skipped;
+        self.state_keys += other.state_keys;
+        self.state_bytes += other.state_bytes;
+        self.events_per_worker.extend(&other.events_per_worker);
+        self.watermark = match (self.watermark, other.watermark) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Bytes of fraud-operator state per live key, at each worker's peak of live keys.
+    pub fn state_bytes_per_key(&self) -> Option<f64> {
+        (self.state_keys > 0).then(|| self.state_bytes as f64 / self.state_keys as f64)
+    }
+}
+
+/// Records the size of a worker's fraud-operator state when it holds more keys than
+/// ever before.
+pub fn record_state_size(counters: &WorkerMetrics, size: StoreSize) {
+    let keys = size.keys as u64;
+    if keys > counters.state_keys.load(Ordering::Relaxed) {
+        counters.state_keys.store(keys, Ordering::Relaxed);
+        counters
+            .state_bytes
+            .store(size.bytes as u64, Ordering::Relaxed);
     }
 }
 

@@ -3,6 +3,7 @@
 //! read back by real readers (delta-rs, pyarrow, polars) locally and on S3 (moto).
 
 mod auto_compact;
+mod bench;
 mod cli;
 mod cluster;
 mod csv_input;

@@ -139,6 +139,9 @@ pub fn read_source<'s>(
                 counters
                     .watermark
                     .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+                counters
+                    .in_flight
+                    .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
             };
             if control.should_stop() {
                 finish(&mut caps);
@@ -167,6 +170,9 @@ pub fn read_source<'s>(
                 in_flight.pop_front();
                 in_flight_total -= n;
             }
+            counters
+                .in_flight
+                .store(in_flight_total, std::sync::atomic::Ordering::Relaxed);
             let floor = *held[0].time();
             if in_flight_total > settings.max_in_flight && probe.less_than(&floor) {
                 activator.activate_after(Duration::from_micros(200));
@@ -259,6 +265,9 @@ pub fn read_source<'s>(
                     in_flight_total += count;
                 }
                 in_flight.make_contiguous().sort_unstable();
+                counters
+                    .in_flight
+                    .store(in_flight_total, std::sync::atomic::Ordering::Relaxed);
             }
 
             // Advance the watermark, or end.

@@ -1,0 +1,252 @@
+//! Alert latency in ingestion mode: from the large transaction entering the source to
+//! its alert leaving the fraud operator, in a log-linear histogram per worker.
+//!
+//! In ingestion mode a record's rule time is the wall-clock millisecond at which the
+//! source read it, and the fraud operator emits an alert at the tick of its large
+//! transaction's rule time. So when an alert batch leaves the operator at timely time
+//! `t`, each alert's latency is (wall clock now, µs) − `t` × 1000. The source reads the
+//! clock before the records of an activation and the tick floors the time, so the
+//! figure is conservative: it overstates the latency by less than one tick (with a
+//! `1ms` tick, by less than 1 ms).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+use timely::dataflow::operators::Inspect;
+
+/// Sub-buckets per power of two: values are kept to within 1/128 (< 0.8 %).
+const SUB_BITS: u32 = 7;
+const SUB: u64 = 1 << SUB_BITS;
+/// Buckets covering every `u64`.
+const BUCKETS: usize = ((64 - SUB_BITS as usize) + 1) * SUB as usize;
+
+/// A log-linear histogram of `u64` values (microseconds here): exact below 256, and
+/// within 1/128 of the value above.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    count: u64,
+    sum: u128,
+    max: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: vec![0; BUCKETS],
+            count: 0,
+            sum: 0,
+            max: 0,
+        }
+    }
+}
+
+impl Histogram {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `n` occurrences of `value`.
+    pub fn record_n(&mut self, value: u64, n: u64) {
+        self.counts[bucket_of(value)] += n;
+        self.count += n;
+        self.sum += u128::from(value) * u128::from(n);
+        self.max = self.max.max(value);
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The largest value recorded (exact), 0 when empty.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// The value at quantile `q` (0 to 1): the upper bound of the bucket holding the
+    /// value of rank ⌈q × count⌉, never above the maximum; 0 when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (index, &n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return bucket_upper(index).min(self.max);
+            }
+        }
+        self.max
+    }
+
+    /// Count, mean, p50, p99, p99.9 and max.
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary {
+            count: self.count,
+            mean_us: if self.count == 0 {
+                0.0
+            } else {
+                self.sum as f64 / self.count as f64
+            },
+            p50_us: self.quantile(0.50),
+            p99_us: self.quantile(0.99),
+            p999_us: self.quantile(0.999),
+            max_us: self.max,
+        }
+    }
+}
+
+/// The bucket index of `value`.
+fn bucket_of(value: u64) -> usize {
+    let msb = 63 - value.max(1).leading_zeros();
+    let shift = msb.saturating_sub(SUB_BITS);
+    (u64::from(shift) * SUB + (value >> shift)) as usize
+}
+
+/// The largest value that falls in bucket `index`.
+fn bucket_upper(index: usize) -> u64 {
+    let index = index as u64;
+    if index < 2 * SUB {
+        return index;
+    }
+    let shift = index / SUB - 1;
+    let sub = index - shift * SUB;
+    (sub << shift) + ((1 << shift) - 1)
+}
+
+/// What a latency histogram says, in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Values recorded (alerts).
+    pub count: u64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Maximum (exact).
+    pub max_us: u64,
+}
+
+/// The alert latency of a job: one histogram per local worker, merged at the end.
+#[derive(Debug)]
+pub struct AlertLatency {
+    workers: Vec<Mutex<Histogram>>,
+}
+
+impl AlertLatency {
+    /// Histograms for `workers` local workers.
+    pub fn new(workers: usize) -> Self {
+        AlertLatency {
+            workers: (0..workers).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// Records `alerts` alerts of rule-time tick `tick_ms` leaving worker `slot`'s fraud
+    /// operator now.
+    pub fn record(&self, slot: usize, tick_ms: u64, alerts: u64) {
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let latency = now_us.saturating_sub(tick_ms.saturating_mul(1000));
+        self.workers[slot]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record_n(latency, alerts);
+    }
+
+    /// Every worker's histogram, merged.
+    pub fn merged(&self) -> Histogram {
+        let mut all = Histogram::new();
+        for worker in &self.workers {
+            all.merge(&worker.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+        all
+    }
+}
+
+/// Passes the alerts of worker `slot` through, recording their latency in `latency` if
+/// it is given.
+pub fn measure<'s, D: Clone + 'static>(
+    alerts: StreamVec<'s, u64, D>,
+    latency: Option<&Arc<AlertLatency>>,
+    slot: usize,
+) -> StreamVec<'s, u64, D> {
+    let Some(latency) = latency.cloned() else {
+        return alerts;
+    };
+    alerts.inspect_core(move |event| {
+        if let Ok((stamp, batch)) = event
+            && let Some(&tick_ms) = stamp.least()
+        {
+            latency.record(slot, tick_ms, batch.len() as u64);
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_contiguous_and_tight() {
+        for value in (0..5_000).chain([u64::MAX / 3, u64::MAX - 1, u64::MAX]) {
+            let index = bucket_of(value);
+            assert!(bucket_upper(index) >= value, "{value} above its bucket");
+            if index > 0 {
+                assert!(bucket_upper(index - 1) < value, "{value} in a later bucket");
+            }
+            let error = bucket_upper(index) - value;
+            assert!(
+                error as f64 <= value as f64 / SUB as f64,
+                "{value}: {error}"
+            );
+        }
+        assert!(bucket_of(u64::MAX) < BUCKETS);
+    }
+
+    #[test]
+    fn quantiles_of_a_uniform_spread() {
+        let mut h = Histogram::new();
+        for v in 1..=1000 {
+            h.record_n(v, 1);
+        }
+        let s = h.summary();
+        assert_eq!(s.count, 1000);
+        assert_eq!(s.max_us, 1000);
+        assert!((s.mean_us - 500.5).abs() < 1e-9);
+        assert!((500..=504).contains(&s.p50_us), "{s:?}");
+        assert!((990..=998).contains(&s.p99_us), "{s:?}");
+        assert!(s.p50_us <= s.p99_us && s.p99_us <= s.p999_us && s.p999_us <= s.max_us);
+        assert_eq!(Histogram::new().summary(), LatencySummary::default());
+    }
+
+    #[test]
+    fn per_worker_histograms_merge() {
+        let latency = AlertLatency::new(2);
+        latency.workers[0].lock().expect("lock").record_n(10, 3);
+        latency.workers[1].lock().expect("lock").record_n(2_000, 1);
+        let all = latency.merged();
+        assert_eq!(all.count(), 4);
+        assert_eq!(all.max(), 2_000);
+        assert_eq!(all.quantile(0.5), 10);
+    }
+}

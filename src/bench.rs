@@ -1,0 +1,333 @@
+//! `tidelake bench`: the end-to-end fraud job (generator or CSV file → fraud operator →
+//! null, alerts-file or Delta sink on local disk), measured.
+//!
+//! Two runs by default. The throughput run reads `--events` records in event time and
+//! runs as a child process (`tidelake run --report-json`, or `tidelake launch` for
+//! several processes), so each run's peak RSS is its own. The latency run offers
+//! `--latency-rate` events/s in ingestion mode with a `--latency-tick` tick, in this
+//! process, and records each alert's latency (see `tidelake_runtime::latency`).
+//! `--scaling` runs the throughput run on 1, 2 and 4 workers and on 2 processes × 1.
+
+mod output;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, ValueEnum};
+
+use tidelake_runtime::Job;
+use tidelake_runtime::latency::AlertLatency;
+use tidelake_runtime::report::{ClusterReport, ProcessReport};
+
+use crate::cli::{Cli, Command as CliCommand, parse_duration};
+use output::{BenchReport, LatencyResult, Settings, ThroughputResult};
+
+/// The bench's fixed workload (BENCHMARKS.md): rule-time tick and commit interval of the
+/// throughput run, event-time density and start of the generator.
+const TICK: &str = "100ms";
+const COMMIT_INTERVAL: &str = "10s";
+const DENSITY: u64 = 100_000;
+const START_MS: u64 = 0;
+/// The `--scaling` runs: (workers per process, processes).
+const SCALING: [(usize, usize); 4] = [(1, 1), (2, 1), (4, 1), (1, 2)];
+
+/// Where the bench sends the job's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// Alerts discarded (`/dev/null`), no table.
+    Null,
+    /// Alerts to a JSON-lines file, no table.
+    Alerts,
+    /// The transactions Delta table on local disk (alerts discarded).
+    Delta,
+}
+
+/// Which runs to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Phase {
+    /// The throughput run, then the latency run.
+    All,
+    /// The throughput run only.
+    Throughput,
+    /// The latency run only.
+    Latency,
+}
+
+/// `tidelake bench`: flags. Defaults are the bench workload of BENCHMARKS.md.
+#[derive(Clone, Debug, Args)]
+pub struct BenchArgs {
+    /// Read this CSV file (`account_id,ts_millis,amount`) in the throughput run instead
+    /// of the generator. The latency run always uses the generator.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Where the job writes.
+    #[arg(long, value_enum, default_value = "delta")]
+    pub sink: SinkKind,
+    /// Generator records of the throughput run.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: u64,
+    /// Generator accounts.
+    #[arg(long, default_value_t = 100_000)]
+    pub accounts: u64,
+    /// Worker threads per process.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Processes of the throughput run (more than 1 runs `tidelake launch`).
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+    /// Which runs to make.
+    #[arg(long, value_enum, default_value = "all")]
+    pub phase: Phase,
+    /// Latency run: events per second offered (evenly, at millisecond granularity).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub latency_rate: u64,
+    /// Latency run: how long to offer them.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub latency_duration: Duration,
+    /// Latency run: the tick.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1ms")]
+    pub latency_tick: Duration,
+    /// Run the throughput run on 1, 2 and 4 workers in one process and on 2 processes ×
+    /// 1 worker, one row each (instead of the runs of --phase).
+    #[arg(long)]
+    pub scaling: bool,
+    /// Write the results as JSON to FILE, or `-` for stdout (the table then goes to
+    /// stderr).
+    #[arg(long, value_name = "FILE|-", default_value = "bench.json")]
+    pub json: String,
+    /// Make the bench's temporary directory (tables, alerts, reports) under DIR.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Keep the temporary directory (its path is printed and in the JSON).
+    #[arg(long)]
+    pub keep: bool,
+    /// More `tidelake run` flags for every run, after `--` (e.g. `-- --seed 7`).
+    #[arg(last = true, value_name = "RUN FLAGS")]
+    pub run_flags: Vec<String>,
+}
+
+/// Runs the bench: prints the table and writes the JSON.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.workers == 0 || args.processes == 0 {
+        bail!("--workers and --processes must be at least 1");
+    }
+    if args.latency_rate == 0 || args.latency_duration.is_zero() {
+        bail!("--latency-rate and --latency-duration must be above 0");
+    }
+    let work = WorkDir::create(args.dir.as_deref(), args.keep)?;
+    let mut report = BenchReport::new(Settings::of(args));
+    if args.scaling {
+        for (workers, processes) in SCALING {
+            let name = format!("scaling-w{workers}-p{processes}");
+            report
+                .scaling
+                .push(throughput_run(args, workers, processes, &work.dir(&name)?)?);
+        }
+    } else {
+        if args.phase != Phase::Latency {
+            let dir = work.dir("throughput")?;
+            report.throughput = Some(throughput_run(args, args.workers, args.processes, &dir)?);
+        }
+        if args.phase != Phase::Throughput {
+            report.latency = Some(latency_run(args, &work.dir("latency")?)?);
+        }
+    }
+    report.dir = args.keep.then(|| work.path.display().to_string());
+
+    let json = serde_json::to_string_pretty(&report)? + "\n";
+    let table = report.table();
+    if args.json == "-" {
+        eprint!("{table}");
+        print!("{json}");
+    } else {
+        print!("{table}");
+        std::fs::write(&args.json, json)
+            .with_context(|| format!("cannot write the results to {}", args.json))?;
+    }
+    Ok(())
+}
+
+/// The throughput run on `workers` × `processes`, as a child process.
+fn throughput_run(
+    args: &BenchArgs,
+    workers: usize,
+    processes: usize,
+    dir: &Path,
+) -> anyhow::Result<ThroughputResult> {
+    let mut flags = args.source_flags();
+    flags.extend(args.common_flags(workers, TICK, dir));
+    let report_path = dir.join("report.json");
+    let mut command = Command::new(std::env::current_exe().context("cannot find tidelake")?);
+    if processes == 1 {
+        command.arg("run");
+    } else {
+        command.args(["launch", "--processes", &processes.to_string()]);
+    }
+    command.args(&flags).arg("--report-json").arg(&report_path);
+    let output = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .context("cannot start tidelake")?;
+    if !output.status.success() {
+        bail!(
+            "the run on {workers} worker(s) × {processes} process(es) failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        );
+    }
+    let text = std::fs::read_to_string(&report_path)
+        .with_context(|| format!("cannot read {}", report_path.display()))?;
+    let cluster = if processes == 1 {
+        let process: ProcessReport = serde_json::from_str(&text)?;
+        ClusterReport::new(process.elapsed_secs, process.workers, vec![process])
+    } else {
+        serde_json::from_str(&text)?
+    };
+    Ok(ThroughputResult::new(&cluster, workers, processes))
+}
+
+/// The latency run, in this process: the generator at the target rate, ingestion time.
+fn latency_run(args: &BenchArgs, dir: &Path) -> anyhow::Result<LatencyResult> {
+    let tick = format!("{}ms", args.latency_tick.as_millis());
+    let count = (args.latency_rate as f64 * args.latency_duration.as_secs_f64()).ceil() as u64;
+    let mut flags = generator_flags(count, args.accounts);
+    flags.extend(
+        [
+            "--time",
+            "ingestion",
+            "--rate",
+            &args.latency_rate.to_string(),
+        ]
+        .map(OsString::from),
+    );
+    flags.extend(args.common_flags(args.workers, &tick, dir));
+    let argv = ["tidelake", "run"]
+        .map(OsString::from)
+        .into_iter()
+        .chain(flags);
+    let Some(CliCommand::Run(run_args)) = Cli::try_parse_from(argv)?.command else {
+        unreachable!("`tidelake run` parses as the run command")
+    };
+    let config = run_args.job_config().map_err(anyhow::Error::msg)?;
+    let latency = Arc::new(AlertLatency::new(config.workers));
+    let report = Job::new(config)?
+        .with_alert_latency(Arc::clone(&latency))
+        .run()?;
+    Ok(LatencyResult {
+        offered_rate: args.latency_rate,
+        tick_ms: args.latency_tick.as_millis() as u64,
+        workers: args.workers,
+        events: report.totals.events,
+        elapsed_secs: report.elapsed.as_secs_f64(),
+        events_per_second: report.events_per_second(),
+        latency: latency.merged().summary(),
+    })
+}
+
+impl BenchArgs {
+    /// The throughput run's source.
+    fn source_flags(&self) -> Vec<OsString> {
+        match &self.input {
+            Some(path) => vec![
+                "--source".into(),
+                "csv".into(),
+                "--input".into(),
+                path.into(),
+            ],
+            None => generator_flags(self.events, self.accounts),
+        }
+    }
+
+    /// The flags every run shares: workers, tick, commit interval, outputs under `dir`,
+    /// and the extra run flags.
+    fn common_flags(&self, workers: usize, tick: &str, dir: &Path) -> Vec<OsString> {
+        let mut flags: Vec<OsString> = [
+            "--workers",
+            &workers.to_string(),
+            "--tick",
+            tick,
+            "--commit-interval",
+            COMMIT_INTERVAL,
+            "--quiet",
+            "--dead-letters",
+        ]
+        .map(OsString::from)
+        .into();
+        flags.push(dir.join("dead-letters.jsonl").into());
+        let (alerts, table) = match self.sink {
+            SinkKind::Null => (PathBuf::from("/dev/null"), None),
+            SinkKind::Alerts => (dir.join("alerts.jsonl"), None),
+            SinkKind::Delta => (PathBuf::from("/dev/null"), Some(dir.join("transactions"))),
+        };
+        flags.extend(["--alerts".into(), alerts.into()]);
+        match table {
+            Some(table) => flags.extend(["--table".into(), table.into()]),
+            None => flags.push("--no-table".into()),
+        }
+        flags.extend(self.run_flags.iter().map(OsString::from));
+        flags
+    }
+}
+
+/// The generator with the bench's workload: `count` records over `accounts` accounts.
+fn generator_flags(count: u64, accounts: u64) -> Vec<OsString> {
+    [
+        "--source".to_owned(),
+        "generator".to_owned(),
+        "--count".to_owned(),
+        count.to_string(),
+        "--accounts".to_owned(),
+        accounts.to_string(),
+        "--density".to_owned(),
+        DENSITY.to_string(),
+        "--start".to_owned(),
+        START_MS.to_string(),
+    ]
+    .map(OsString::from)
+    .into()
+}
+
+/// The bench's temporary directory, removed when dropped unless kept.
+struct WorkDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl WorkDir {
+    fn create(parent: Option<&Path>, keep: bool) -> anyhow::Result<Self> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let path = parent.join(format!("tidelake-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(WorkDir { path, keep })
+    }
+
+    /// A fresh subdirectory for one run.
+    fn dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.path.join(name);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(dir)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.keep {
+            eprintln!("tidelake bench: kept {}", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

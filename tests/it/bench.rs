@@ -1,0 +1,142 @@
+//! `tidelake bench`: its JSON agrees with what the job wrote (the Delta table it kept,
+//! the alerts `tidelake run` raises on the same workload). Performance is never asserted.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{assert_exit, describe, tidelake};
+
+const EVENTS: u64 = 200_000;
+
+fn u64_at(value: &Value, pointer: &str) -> u64 {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{pointer} in {value:#}"))
+}
+
+/// Files under `dir` whose name ends with `suffix`, and their total size.
+fn files_ending(dir: &Path, suffix: &str) -> (u64, u64) {
+    let (mut count, mut bytes) = (0, 0);
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            let (c, b) = files_ending(&path, suffix);
+            (count, bytes) = (count + c, bytes + b);
+        } else if path.to_string_lossy().ends_with(suffix) {
+            count += 1;
+            bytes += entry.metadata().expect("metadata").len();
+        }
+    }
+    (count, bytes)
+}
+
+#[test]
+fn bench_json_matches_the_table_it_wrote_and_the_alerts_of_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("bench.json");
+    let events = EVENTS.to_string();
+    let output = tidelake(
+        dir.path(),
+        &[
+            "bench",
+            "--events",
+            &events,
+            "--sink",
+            "delta",
+            "--latency-rate",
+            "200000",
+            "--latency-duration",
+            "1s",
+            "--json",
+            json.to_str().expect("utf-8 path"),
+            "--dir",
+            ".",
+            "--keep",
+        ],
+    );
+    assert_exit(&output, 0);
+    let table = String::from_utf8_lossy(&output.stdout);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("bench.json")).expect("JSON");
+
+    let t = &report["throughput"];
+    assert_eq!(u64_at(t, "/events"), EVENTS, "{}", describe(&output));
+    let per_worker: Vec<u64> = t["events_per_worker"]
+        .as_array()
+        .expect("events_per_worker")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(per_worker.len(), 2);
+    assert_eq!(per_worker.iter().sum::<u64>(), EVENTS);
+    assert!(t["events_per_second"].as_f64().is_some_and(|r| r > 0.0));
+    assert!(u64_at(t, "/peak_rss_bytes") > 0);
+    assert!(u64_at(t, "/state_keys") > 0);
+    assert!(
+        t["state_bytes_per_active_account"]
+            .as_f64()
+            .is_some_and(|b| b > 0.0)
+    );
+
+    // The kept table: one log entry per commit after the table's creation, and the data
+    // files and bytes the bench counted.
+    let kept = Path::new(report["dir"].as_str().expect("the kept dir"));
+    let table_dir = dir.path().join(kept).join("throughput/transactions");
+    let (commits, files, bytes) = (
+        u64_at(t, "/commits"),
+        u64_at(t, "/files"),
+        u64_at(t, "/bytes"),
+    );
+    assert!(commits > 0 && files > 0 && bytes > 0, "{t:#}");
+    let (log_entries, _) = files_ending(&table_dir.join("_delta_log"), ".json");
+    assert_eq!(log_entries, commits + 1, "version 0 creates the table");
+    assert_eq!(files_ending(&table_dir, ".parquet"), (files, bytes));
+    assert!(
+        table.contains(&format!("{files} files, {commits} commits")),
+        "{table}"
+    );
+
+    // The same workload through `tidelake run` raises the same alerts.
+    let alerts = dir.path().join("alerts.jsonl");
+    let run = tidelake(
+        dir.path(),
+        &[
+            "run",
+            "--count",
+            &events,
+            "--accounts",
+            "100000",
+            "--density",
+            "100000",
+            "--start",
+            "0",
+            "--workers",
+            "2",
+            "--tick",
+            "100ms",
+            "--no-table",
+            "--alerts",
+            alerts.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_exit(&run, 0);
+    let raised = std::fs::read_to_string(&alerts)
+        .expect("alerts")
+        .lines()
+        .count() as u64;
+    assert!(raised > 0);
+    assert_eq!(u64_at(t, "/alerts"), raised);
+
+    let l = &report["latency"];
+    assert_eq!(u64_at(l, "/events"), 200_000);
+    let latency = &l["latency"];
+    assert!(u64_at(latency, "/count") > 0, "{l:#}");
+    let (p50, p99, max) = (
+        u64_at(latency, "/p50_us"),
+        u64_at(latency, "/p99_us"),
+        u64_at(latency, "/max_us"),
+    );
+    assert!(p50 <= p99 && p99 <= max, "{l:#}");
+}
