@@ -14,7 +14,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, ValueEnum};
@@ -24,6 +24,7 @@ use tidelake_runtime::latency::AlertLatency;
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
 use crate::cli::{Cli, Command as CliCommand, parse_duration};
+use crate::scratch::ScratchDir;
 use output::{BenchReport, LatencyResult, Settings, ThroughputResult};
 
 /// The bench's fixed workload (BENCHMARKS.md): rule-time tick and commit interval of the
@@ -119,25 +120,31 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.latency_rate == 0 || args.latency_duration.is_zero() {
         bail!("--latency-rate and --latency-duration must be above 0");
     }
-    let work = WorkDir::create(args.dir.as_deref(), args.keep)?;
+    let work = ScratchDir::create(args.dir.as_deref(), "tidelake-bench", args.keep)?;
     let mut report = BenchReport::new(Settings::of(args));
     if args.scaling {
         for (workers, processes) in SCALING {
             let name = format!("scaling-w{workers}-p{processes}");
-            report
-                .scaling
-                .push(throughput_run(args, workers, processes, &work.dir(&name)?)?);
+            report.scaling.push(throughput_run(
+                args,
+                workers,
+                processes,
+                &work.subdir(&name)?,
+            )?);
         }
     } else {
         if args.phase != Phase::Latency {
-            let dir = work.dir("throughput")?;
+            let dir = work.subdir("throughput")?;
             report.throughput = Some(throughput_run(args, args.workers, args.processes, &dir)?);
         }
         if args.phase != Phase::Throughput {
-            report.latency = Some(latency_run(args, &work.dir("latency")?)?);
+            report.latency = Some(latency_run(args, &work.subdir("latency")?)?);
         }
     }
-    report.dir = args.keep.then(|| work.path.display().to_string());
+    report.dir = args.keep.then(|| work.path().display().to_string());
+    if args.keep {
+        eprintln!("tidelake bench: kept {}", work.path().display());
+    }
 
     let json = serde_json::to_string_pretty(&report)? + "\n";
     let table = report.table();
@@ -292,42 +299,4 @@ fn generator_flags(count: u64, accounts: u64) -> Vec<OsString> {
     ]
     .map(OsString::from)
     .into()
-}
-
-/// The bench's temporary directory, removed when dropped unless kept.
-struct WorkDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl WorkDir {
-    fn create(parent: Option<&Path>, keep: bool) -> anyhow::Result<Self> {
-        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let path = parent.join(format!("tidelake-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(WorkDir { path, keep })
-    }
-
-    /// A fresh subdirectory for one run.
-    fn dir(&self, name: &str) -> anyhow::Result<PathBuf> {
-        let dir = self.path.join(name);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(dir)
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if self.keep {
-            eprintln!("tidelake bench: kept {}", self.path.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }

@@ -34,6 +34,7 @@ use tidelake_runtime::panic::LOST_PEER;
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
 use crate::cli::RunArgs;
+use crate::scratch::ScratchDir;
 use crate::status;
 use crate::{EXIT_CLUSTER_ADDRESS, EXIT_FAILED, EXIT_USAGE};
 
@@ -80,7 +81,7 @@ struct Launch {
     /// The user's flags, less `--processes`.
     flags: Vec<String>,
     job_id: String,
-    dir: WorkDir,
+    dir: ScratchDir,
     interrupts: Arc<AtomicUsize>,
 }
 
@@ -115,7 +116,7 @@ impl Launch {
                 .job_id
                 .clone()
                 .unwrap_or_else(|| format!("launch-{}", std::process::id())),
-            dir: WorkDir::create()?,
+            dir: ScratchDir::create(None, "tidelake-launch", false)?,
             interrupts,
         })
     }
@@ -182,7 +183,7 @@ impl Launch {
     /// Starts every process on fresh ports and supervises them until all have exited.
     fn attempt(&self, alerts: &Arc<Mutex<Box<dyn Write + Send>>>) -> anyhow::Result<Outcome> {
         let addresses = free_addresses(self.processes)?;
-        let hostfile = self.dir.path.join("hosts");
+        let hostfile = self.dir.path().join("hosts");
         std::fs::write(&hostfile, addresses.join("\n") + "\n")
             .with_context(|| format!("cannot write {}", hostfile.display()))?;
         let mut processes = Vec::with_capacity(self.processes);
@@ -219,13 +220,13 @@ impl Launch {
                 "-",
             ])
             .arg("--dead-letters")
-            .arg(self.dir.part("dead-letters", index))
+            .arg(part(&self.dir, "dead-letters", index))
             .arg("--report-json")
-            .arg(self.dir.part("report", index));
+            .arg(part(&self.dir, "report", index));
         if self.run.enriched.is_some() {
             command
                 .arg("--enriched")
-                .arg(self.dir.part("enriched", index));
+                .arg(part(&self.dir, "enriched", index));
         }
         if self.run.status_interval.is_none() && !self.run.quiet {
             command.args(["--status-interval", STATUS_INTERVAL]);
@@ -338,7 +339,7 @@ impl Launch {
                     .with_context(|| format!("cannot create {}", target.display()))?,
             );
             for index in 0..self.processes {
-                let part = self.dir.part(name, index);
+                let part = part(&self.dir, name, index);
                 if let Ok(mut file) = File::open(&part) {
                     std::io::copy(&mut file, &mut out).with_context(|| {
                         format!("cannot copy {} to {}", part.display(), target.display())
@@ -355,7 +356,7 @@ impl Launch {
     fn reports(&self) -> anyhow::Result<Vec<ProcessReport>> {
         (0..self.processes)
             .map(|index| {
-                let path = self.dir.part("report", index);
+                let path = part(&self.dir, "report", index);
                 let text = std::fs::read_to_string(&path).with_context(|| {
                     format!("process {index} wrote no report ({})", path.display())
                 })?;
@@ -490,34 +491,9 @@ fn write_json(path: &Path, report: &ClusterReport) -> anyhow::Result<()> {
     std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The launcher's scratch directory (hostfile, per-process outputs), removed on drop.
-struct WorkDir {
-    path: PathBuf,
-}
-
-impl WorkDir {
-    fn create() -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
-        let path =
-            std::env::temp_dir().join(format!("tidelake-launch-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(WorkDir { path })
-    }
-
-    /// The file process `index` writes its `name` output to.
-    fn part(&self, name: &str, index: usize) -> PathBuf {
-        self.path.join(format!("{name}.p{index}"))
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
+/// The file process `index` writes its `name` output to, in the launcher's directory.
+fn part(dir: &ScratchDir, name: &str, index: usize) -> PathBuf {
+    dir.path().join(format!("{name}.p{index}"))
 }
 
 #[cfg(test)]

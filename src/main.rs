@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod job_file;
 mod launch;
+mod scratch;
 mod status;
 mod table_cmd;
 

@@ -140,3 +140,39 @@ fn bench_json_matches_the_table_it_wrote_and_the_alerts_of_run() {
     );
     assert!(p50 <= p99 && p99 <= max, "{l:#}");
 }
+
+#[test]
+fn scaling_runs_each_layout_once_on_the_whole_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = tidelake(
+        dir.path(),
+        &[
+            "bench",
+            "--scaling",
+            "--sink",
+            "null",
+            "--events",
+            "50000",
+            "--json",
+            "-",
+        ],
+    );
+    assert_exit(&output, 0);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("JSON on stdout ({e}): {}", describe(&output)));
+    let rows = report["scaling"].as_array().expect("scaling rows");
+    let layouts: Vec<(u64, u64)> = rows
+        .iter()
+        .map(|r| (u64_at(r, "/workers"), u64_at(r, "/processes")))
+        .collect();
+    assert_eq!(layouts, [(1, 1), (2, 1), (4, 1), (1, 2)]);
+    let alerts: Vec<u64> = rows.iter().map(|r| u64_at(r, "/alerts")).collect();
+    for row in rows {
+        assert_eq!(u64_at(row, "/events"), 50_000, "{row:#}");
+        assert_eq!(
+            u64_at(row, "/alerts"),
+            alerts[0],
+            "every layout, the same alerts"
+        );
+    }
+}
