@@ -486,7 +486,8 @@ fn without_processes_flag(given: &[String]) -> Vec<String> {
     flags
 }
 
-fn write_json(path: &Path, report: &ClusterReport) -> anyhow::Result<()> {
+/// Writes `report` to `path` as pretty JSON (`--report-json`).
+pub fn write_json<T: serde::Serialize>(path: &Path, report: &T) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(report)?;
     std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))
 }

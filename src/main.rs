@@ -119,14 +119,11 @@ fn run(config: Result<JobConfig, String>, args: &RunArgs) -> ExitCode {
     match result {
         Ok(report) => {
             eprintln!("{}", status::summary(&report));
-            if let Some(path) = &args.report_json {
-                let written = serde_json::to_string_pretty(&report.process_report())
-                    .map_err(std::io::Error::other)
-                    .and_then(|json| std::fs::write(path, json + "\n"));
-                if let Err(e) = written {
-                    eprintln!("tidelake: error: cannot write {}: {e}", path.display());
-                    return ExitCode::from(EXIT_FAILED);
-                }
+            if let Some(path) = &args.report_json
+                && let Err(e) = launch::write_json(path, &report.process_report())
+            {
+                eprintln!("tidelake: error: {e:#}");
+                return ExitCode::from(EXIT_FAILED);
             }
             ExitCode::SUCCESS
         }

@@ -16,30 +16,20 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 use timely::dataflow::operators::Inspect;
 
-/// Sub-buckets per power of two: values are kept to within 1/128 (< 0.8 %).
-const SUB_BITS: u32 = 7;
-const SUB: u64 = 1 << SUB_BITS;
-/// Buckets covering every `u64`.
-const BUCKETS: usize = ((64 - SUB_BITS as usize) + 1) * SUB as usize;
+/// Significant decimal digits the histogram keeps: values within 0.1 %.
+const SIGNIFICANT_DIGITS: u8 = 3;
 
-/// A log-linear histogram of `u64` values (microseconds here): exact below 256, and
-/// within 1/128 of the value above.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Histogram {
-    counts: Vec<u64>,
-    count: u64,
-    sum: u128,
-    max: u64,
-}
+/// A histogram of `u64` values (microseconds here), kept to [`SIGNIFICANT_DIGITS`]: an
+/// HDR histogram that grows to whatever range is recorded.
+#[derive(Clone, Debug)]
+pub struct Histogram(hdrhistogram::Histogram<u64>);
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram {
-            counts: vec![0; BUCKETS],
-            count: 0,
-            sum: 0,
-            max: 0,
-        }
+        Histogram(
+            hdrhistogram::Histogram::new(SIGNIFICANT_DIGITS)
+                .expect("3 significant digits is a valid HDR histogram precision"),
+        )
     }
 }
 
@@ -49,84 +39,55 @@ impl Histogram {
         Self::default()
     }
 
-    /// Records `n` occurrences of `value`.
+    /// Records `n` occurrences of `value` (the histogram grows to hold it; a value
+    /// beyond any range it can grow to is recorded as its largest).
     pub fn record_n(&mut self, value: u64, n: u64) {
-        self.counts[bucket_of(value)] += n;
-        self.count += n;
-        self.sum += u128::from(value) * u128::from(n);
-        self.max = self.max.max(value);
+        if self.0.record_n(value, n).is_err() {
+            self.0.saturating_record_n(value, n);
+        }
     }
 
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &Histogram) {
-        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
-            *mine += theirs;
-        }
-        self.count += other.count;
-        self.sum += other.sum;
-        self.max = self.max.max(other.max);
+        self.0
+            .add(&other.0)
+            .expect("an auto-resizing histogram takes any other");
     }
 
     /// Values recorded.
     pub fn count(&self) -> u64 {
-        self.count
+        self.0.len()
     }
 
-    /// The largest value recorded (exact), 0 when empty.
+    /// The largest value recorded (within 0.1 %), 0 when empty.
     pub fn max(&self) -> u64 {
-        self.max
+        if self.count() == 0 { 0 } else { self.0.max() }
     }
 
-    /// The value at quantile `q` (0 to 1): the upper bound of the bucket holding the
-    /// value of rank ⌈q × count⌉, never above the maximum; 0 when empty.
+    /// The value at quantile `q` (0 to 1), 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
-        if self.count == 0 {
-            return 0;
+        if self.count() == 0 {
+            0
+        } else {
+            self.0.value_at_quantile(q)
         }
-        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (index, &n) in self.counts.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                return bucket_upper(index).min(self.max);
-            }
-        }
-        self.max
     }
 
     /// Count, mean, p50, p99, p99.9 and max.
     pub fn summary(&self) -> LatencySummary {
         LatencySummary {
-            count: self.count,
-            mean_us: if self.count == 0 {
+            count: self.count(),
+            mean_us: if self.count() == 0 {
                 0.0
             } else {
-                self.sum as f64 / self.count as f64
+                self.0.mean()
             },
             p50_us: self.quantile(0.50),
             p99_us: self.quantile(0.99),
             p999_us: self.quantile(0.999),
-            max_us: self.max,
+            max_us: self.max(),
         }
     }
-}
-
-/// The bucket index of `value`.
-fn bucket_of(value: u64) -> usize {
-    let msb = 63 - value.max(1).leading_zeros();
-    let shift = msb.saturating_sub(SUB_BITS);
-    (u64::from(shift) * SUB + (value >> shift)) as usize
-}
-
-/// The largest value that falls in bucket `index`.
-fn bucket_upper(index: usize) -> u64 {
-    let index = index as u64;
-    if index < 2 * SUB {
-        return index;
-    }
-    let shift = index / SUB - 1;
-    let sub = index - shift * SUB;
-    (sub << shift) + ((1 << shift) - 1)
 }
 
 /// What a latency histogram says, in microseconds.
@@ -142,7 +103,7 @@ pub struct LatencySummary {
     pub p99_us: u64,
     /// 99.9th percentile.
     pub p999_us: u64,
-    /// Maximum (exact).
+    /// Maximum.
     pub max_us: u64,
 }
 
@@ -207,20 +168,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_contiguous_and_tight() {
-        for value in (0..5_000).chain([u64::MAX / 3, u64::MAX - 1, u64::MAX]) {
-            let index = bucket_of(value);
-            assert!(bucket_upper(index) >= value, "{value} above its bucket");
-            if index > 0 {
-                assert!(bucket_upper(index - 1) < value, "{value} in a later bucket");
-            }
-            let error = bucket_upper(index) - value;
-            assert!(
-                error as f64 <= value as f64 / SUB as f64,
-                "{value}: {error}"
-            );
+    fn large_values_are_kept_to_three_digits() {
+        for value in [123_456_789u64, 1_000_000_000_000_000] {
+            let mut h = Histogram::new();
+            h.record_n(value, 1);
+            let error = h.quantile(1.0).abs_diff(value);
+            assert!(error as f64 <= value as f64 / 1000.0, "{value}: {error}");
         }
-        assert!(bucket_of(u64::MAX) < BUCKETS);
     }
 
     #[test]
