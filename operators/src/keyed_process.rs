@@ -148,7 +148,7 @@ pub trait KeyedProcess<'s, R> {
     }
 
     /// [`keyed_process`](Self::keyed_process), calling `on_size` with the size of the
-    /// worker's keyed store at the end of every activation (for state accounting).
+    /// worker's keyed store after every tick it runs (for state accounting).
     fn keyed_process_sized<F, O>(
         self,
         name: &str,
@@ -293,8 +293,10 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                     timer_caps = store
                         .next_timer()
                         .map(|t| caps.each_ref().map(|cap| cap.delayed(&tick_of(t, tick))));
+                    // After every tick: one activation may run all remaining ticks, whose
+                    // timers empty the state by its end.
+                    on_size(store.size());
                 }
-                on_size(store.size());
             }
         });
         (main_stream, side_stream)
@@ -332,5 +334,48 @@ fn fire_timers_before<F: KeyedProcessFunction>(
             };
             function.on_timer(&mut ctx, time, out);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::InputHandle;
+
+    use super::*;
+    use crate::fraud::FraudDetector;
+    use crate::transaction::Transaction;
+
+    /// The state is sized after every tick, so a peak is seen even when one activation
+    /// runs every tick and the timers of the last ones empty the state.
+    #[test]
+    fn state_size_is_reported_per_tick_even_in_one_activation() {
+        let peak = Arc::new(Mutex::new(0_usize));
+        let seen = Arc::clone(&peak);
+        timely::execute_directly(move |worker| {
+            let seen = Arc::clone(&seen);
+            let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<_>>>::new();
+            worker.dataflow::<u64, _, _>(|scope| {
+                input.to_stream(scope).keyed_process_sized(
+                    "Keyed",
+                    100,
+                    FraudDetector::new(),
+                    move |size: StoreSize| {
+                        let mut peak = seen.lock().expect("not poisoned");
+                        *peak = (*peak).max(size.keys);
+                    },
+                );
+            });
+            for (seq, time) in (0..10_u64).map(|i| (i, i * 100)) {
+                let account = format!("a{seq}");
+                let small = Transaction::new(&account, time, 0.5);
+                input.send(Event::new(time, 0, seq, small));
+            }
+            // Close the input before the operator ever runs: one activation sees it all.
+            drop(input);
+        });
+        assert_eq!(*peak.lock().expect("not poisoned"), 10);
     }
 }
