@@ -73,6 +73,10 @@ pub struct WorkerArgs {
     /// the hostfile, for a host or pod whose name does not resolve to itself.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Set by `tidelake launch`: its pid. The process stops when its parent is no
+    /// longer that launcher.
+    #[arg(long, value_name = "PID", hide = true)]
+    pub launcher_pid: Option<u32>,
     /// The job, as for `tidelake run`.
     #[command(flatten)]
     pub run: RunArgs,
@@ -427,7 +431,8 @@ fn millis(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-fn now_rounded_to_second() -> u64 {
+/// The generator's default start: now, rounded down to the second.
+pub fn now_rounded_to_second() -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -8,6 +8,8 @@
 //! - Dead letters and enriched rows are written per process and merged into the files
 //!   named by the flags when the processes end.
 //! - Ctrl-C (or SIGTERM) is forwarded to every process as SIGINT.
+//! - A launcher killed outright (SIGKILL) forwards nothing; its processes notice they
+//!   lost their parent and stop by themselves (see `launcher_watch`).
 //! - When a process fails, the others get a few seconds to fail on their own (a lost
 //!   peer makes them exit at once), then are killed; the launcher exits non-zero,
 //!   naming each failed process and why.
@@ -33,7 +35,7 @@ use nix::unistd::Pid;
 use tidelake_runtime::panic::LOST_PEER;
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, SourceKind, now_rounded_to_second};
 use crate::scratch::ScratchDir;
 use crate::status;
 use crate::{EXIT_CLUSTER_ADDRESS, EXIT_FAILED, EXIT_USAGE};
@@ -106,11 +108,16 @@ impl Launch {
             counter.fetch_add(1, Ordering::SeqCst);
         })
         .context("cannot install the Ctrl-C handler")?;
+        let mut flags = without_processes_flag(given);
+        // The generator's default start is "now" in each process; they must share one.
+        if args.run.source == SourceKind::Generator && args.run.start.is_none() {
+            flags.extend(["--start".into(), now_rounded_to_second().to_string()]);
+        }
         Ok(Launch {
             processes: usize::from(args.processes),
             workers: args.run.workers,
             run: args.run.clone(),
-            flags: without_processes_flag(given),
+            flags,
             job_id: args
                 .run
                 .job_id
@@ -222,7 +229,8 @@ impl Launch {
             .arg("--dead-letters")
             .arg(part(&self.dir, "dead-letters", index))
             .arg("--report-json")
-            .arg(part(&self.dir, "report", index));
+            .arg(part(&self.dir, "report", index))
+            .args(["--launcher-pid", &std::process::id().to_string()]);
         if self.run.enriched.is_some() {
             command
                 .arg("--enriched")

@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod job_file;
 mod launch;
+mod launcher_watch;
 mod scratch;
 mod status;
 mod table_cmd;
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use cli::{Cli, Command, RunArgs};
+use launcher_watch::LauncherWatch;
 use tidelake_runtime::cluster::ClusterError;
 use tidelake_runtime::{Job, JobConfig, JobError};
 
@@ -37,9 +39,13 @@ fn main() -> ExitCode {
         .command
         .unwrap_or_else(|| Command::Run(Box::new(default_run_args())))
     {
-        Command::Run(run_args) => run(run_args.job_config(), &run_args),
+        Command::Run(run_args) => run(run_args.job_config(), &run_args, None),
         Command::Table(table_args) => table_cmd::run(&table_args),
-        Command::Worker(worker_args) => run(worker_args.job_config(), &worker_args.run),
+        Command::Worker(worker_args) => run(
+            worker_args.job_config(),
+            &worker_args.run,
+            worker_args.launcher_pid,
+        ),
         Command::Launch(launch_args) => launch::launch(&launch_args, &args[2..]),
         Command::Bench(bench_args) => match bench::run(&bench_args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -92,7 +98,9 @@ fn default_run_args() -> RunArgs {
     }
 }
 
-fn run(config: Result<JobConfig, String>, args: &RunArgs) -> ExitCode {
+/// Runs a job (`run`, or one `worker` of a cluster, started by the `launcher` pid if
+/// given) and prints its summary.
+fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>) -> ExitCode {
     let config = match config {
         Ok(config) => config,
         Err(message) => return usage_error(anyhow::anyhow!(message)),
@@ -113,9 +121,11 @@ fn run(config: Result<JobConfig, String>, args: &RunArgs) -> ExitCode {
         control.request_stop();
     });
 
+    let watch = launcher.map(|pid| LauncherWatch::start(pid, job.control()));
     let status = status::StatusLine::start(job.metrics(), args.quiet, args.status_interval);
     let result = job.run();
     drop(status);
+    drop(watch);
     match result {
         Ok(report) => {
             eprintln!("{}", status::summary(&report));

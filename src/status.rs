@@ -1,61 +1,48 @@
 //! The live status line on stderr and the final summary.
 
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tidelake_operators::time::format_millis;
 use tidelake_runtime::JobReport;
 use tidelake_runtime::metrics::{Metrics, Totals};
+use tidelake_runtime::periodic::Periodic;
 use tidelake_runtime::report::ClusterReport;
 
 /// Prints the job's status to stderr while it runs: a live line redrawn every second
 /// when stderr is a terminal, or a plain line every `interval` (for logs). Dropping it
 /// stops it (and clears the live line).
 pub struct StatusLine {
-    running: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<Periodic>,
+    live: bool,
 }
 
 impl StatusLine {
     /// Starts the status: plain lines every `interval` if given, else the live line
     /// unless `quiet` or stderr is not a terminal, else nothing.
     pub fn start(metrics: Arc<Metrics>, quiet: bool, interval: Option<Duration>) -> Self {
-        let running = Arc::new(AtomicBool::new(true));
         let live = interval.is_none() && !quiet && std::io::stderr().is_terminal();
         let every = interval.unwrap_or(Duration::from_secs(1));
+        let (mut last_events, mut last_at) = (0u64, Instant::now());
         let thread = (live || interval.is_some()).then(|| {
-            let running = Arc::clone(&running);
-            std::thread::spawn(move || {
-                let (mut last_events, mut last_at) = (0u64, Instant::now());
-                while running.load(Ordering::Relaxed) {
-                    // Woken early by `drop`, so the job's end is not delayed.
-                    std::thread::park_timeout(every.min(Duration::from_millis(250)));
-                    if !running.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    if last_at.elapsed() < every {
-                        continue;
-                    }
-                    let t = metrics.totals();
-                    let rate = (t.events - last_events) as f64 / last_at.elapsed().as_secs_f64();
-                    (last_events, last_at) = (t.events, Instant::now());
-                    let line = status_text(&t, rate);
-                    if live {
-                        eprint!("\r\x1b[2K{line}");
-                        let _ = std::io::stderr().flush();
-                    } else {
-                        eprintln!("status: {line}");
-                    }
-                }
-                if live {
-                    eprint!("\r\x1b[2K");
-                }
+            Periodic::start("tidelake:status", every, move || {
+                let t = metrics.totals();
+                let rate = (t.events - last_events) as f64 / last_at.elapsed().as_secs_f64();
+                (last_events, last_at) = (t.events, Instant::now());
+                let line = status_text(&t, rate);
+                // Not eprint!, which panics once stderr is gone (a killed launcher).
+                let mut stderr = std::io::stderr().lock();
+                let _ = if live {
+                    write!(stderr, "\r\x1b[2K{line}").and_then(|()| stderr.flush())
+                } else {
+                    writeln!(stderr, "status: {line}")
+                };
+                ControlFlow::Continue(())
             })
         });
-        StatusLine { running, thread }
+        StatusLine { thread, live }
     }
 }
 
@@ -76,10 +63,9 @@ fn status_text(t: &Totals, rate: f64) -> String {
 
 impl Drop for StatusLine {
     fn drop(&mut self) {
-        self.running.store(false, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
+        drop(self.thread.take());
+        if self.live {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
         }
     }
 }

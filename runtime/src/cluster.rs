@@ -1,5 +1,5 @@
 //! Forming a cluster of processes: every process connects to every other over TCP,
-//! checks that they run the same job layout, and hands the sockets to timely.
+//! checks that they run the same layout and job settings, and hands the sockets to timely.
 //!
 //! timely's own connection code retries forever, prints to stdout (which carries only
 //! alerts) and cannot tell a peer that never started from a slow one. Here the sockets
@@ -17,7 +17,7 @@ use timely::communication::allocator::ProcessBuilder;
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
 use timely::communication::{AllocatorBuilder, Hooks};
 
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, ClusterSetting};
 
 /// Why the cluster did not form.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +63,16 @@ struct Hello {
     process: u32,
     processes: u32,
     workers: u32,
-    job_id: String,
+    /// The job's [`ClusterSetting`]s, which every process must share.
+    settings: Vec<(String, String)>,
 }
 
 const MAGIC: &[u8; 8] = b"tidelake";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Magic, version, process, processes, workers, length of the settings.
+const HEAD: usize = 28;
+/// A bound on the settings' length, against a peer that sends garbage.
+const MAX_SETTINGS: usize = 1 << 20;
 /// How long a connected peer may take to send its half of the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between connection attempts.
@@ -75,22 +80,24 @@ const RETRY: Duration = Duration::from_millis(100);
 
 impl Hello {
     fn write(&self, stream: &mut TcpStream) -> io::Result<()> {
-        let job_id = self.job_id.as_bytes();
-        let mut bytes = Vec::with_capacity(26 + job_id.len());
+        let settings = serde_json::to_vec(&self.settings)?;
+        let len = u32::try_from(settings.len())
+            .ok()
+            .filter(|&n| n as usize <= MAX_SETTINGS)
+            .ok_or_else(|| io::Error::other("the job's settings are too long"))?;
+        let mut bytes = Vec::with_capacity(HEAD + settings.len());
         bytes.extend_from_slice(MAGIC);
-        for n in [VERSION, self.process, self.processes, self.workers] {
+        for n in [VERSION, self.process, self.processes, self.workers, len] {
             bytes.extend_from_slice(&n.to_le_bytes());
         }
-        let len = u16::try_from(job_id.len()).map_err(|_| io::Error::other("job id too long"))?;
-        bytes.extend_from_slice(&len.to_le_bytes());
-        bytes.extend_from_slice(job_id);
+        bytes.extend_from_slice(&settings);
         stream.write_all(&bytes)?;
         stream.flush()
     }
 
     /// Reads a hello; `Ok(Err(what))` when the peer spoke but not tidelake's handshake.
     fn read(stream: &mut TcpStream) -> io::Result<Result<Hello, String>> {
-        let mut head = [0u8; 26];
+        let mut head = [0u8; HEAD];
         stream.read_exact(&mut head)?;
         if &head[..8] != MAGIC {
             return Ok(Err("it does not speak tidelake's cluster handshake".into()));
@@ -98,17 +105,24 @@ impl Hello {
         let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
         if word(8) != VERSION {
             return Ok(Err(format!(
-                "it runs cluster protocol version {}, this process {VERSION}",
+                "it runs cluster protocol version {}, this process {VERSION}; run the same tidelake version on every process",
                 word(8)
             )));
         }
-        let mut job_id = vec![0u8; usize::from(u16::from_le_bytes([head[24], head[25]]))];
-        stream.read_exact(&mut job_id)?;
+        let len = word(24) as usize;
+        if len > MAX_SETTINGS {
+            return Ok(Err(format!("it sent {len} bytes of settings")));
+        }
+        let mut settings = vec![0u8; len];
+        stream.read_exact(&mut settings)?;
+        let Ok(settings) = serde_json::from_slice(&settings) else {
+            return Ok(Err("it sent settings that are not JSON".into()));
+        };
         Ok(Ok(Hello {
             process: word(12),
             processes: word(16),
             workers: word(20),
-            job_id: String::from_utf8_lossy(&job_id).into_owned(),
+            settings,
         }))
     }
 
@@ -127,11 +141,25 @@ impl Hello {
                 peer.workers, self.workers
             ));
         }
-        if peer.job_id != self.job_id {
-            what.push(format!(
-                "it runs --job-id {:?}, this process {:?}",
-                peer.job_id, self.job_id
-            ));
+        let value = |settings: &[(String, String)], name: &str| {
+            settings
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or_else(|| "(unset)".to_owned(), |(_, v)| v.clone())
+        };
+        let mut names: Vec<&String> = Vec::new();
+        for (name, _) in self.settings.iter().chain(&peer.settings) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        for name in names {
+            let (theirs, mine) = (value(&peer.settings, name), value(&self.settings, name));
+            if theirs != mine {
+                what.push(format!(
+                    "it runs {name} {theirs:?}, this process {name} {mine:?}"
+                ));
+            }
         }
         (!what.is_empty()).then(|| what.join("; "))
     }
@@ -143,13 +171,16 @@ impl Hello {
 pub fn connect(
     cluster: &ClusterConfig,
     workers: usize,
-    job_id: &str,
+    settings: &[ClusterSetting],
 ) -> Result<(Vec<AllocatorBuilder>, Box<dyn Any + Send>), ClusterError> {
     let me = Hello {
         process: cluster.process as u32,
         processes: cluster.addresses.len() as u32,
         workers: workers as u32,
-        job_id: job_id.to_owned(),
+        settings: settings
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect(),
     };
     let sockets = connect_sockets(cluster, &me)?;
     let hooks = Hooks::default();
@@ -285,6 +316,11 @@ fn handshake(
         }
     };
     let peer = hello.process as usize;
+    // An accepted peer is known by its index once it has said it.
+    let label = match expected {
+        None if peer < addresses.len() => describe(peer, addresses),
+        _ => label,
+    };
     if let Some(what) = me.differences(&hello) {
         return Err(ClusterError::Mismatch { peer: label, what });
     }
@@ -322,7 +358,7 @@ mod tests {
             process: process as u32,
             processes: processes as u32,
             workers,
-            job_id: job.into(),
+            settings: vec![("--job-id".into(), job.into())],
         }
     }
 
@@ -384,6 +420,39 @@ mod tests {
             "{message}"
         );
         let _ = zero.join();
+    }
+
+    #[test]
+    fn differing_settings_are_named_with_both_values() {
+        let settings = |count: &str, start: &str| {
+            vec![
+                ("--count".to_owned(), count.to_owned()),
+                ("--start".to_owned(), start.to_owned()),
+                ("--tick".to_owned(), "100ms".to_owned()),
+            ]
+        };
+        let mine = Hello {
+            settings: settings("10", "1970-01-01T00:00:00Z"),
+            ..hello(0, 2, 1, "")
+        };
+        let same = Hello {
+            process: 1,
+            ..mine.clone()
+        };
+        assert_eq!(mine.differences(&same), None);
+        let mut theirs = Hello {
+            settings: settings("20", "1970-01-01T00:00:01Z"),
+            ..same
+        };
+        theirs.settings.push(("--new-flag".into(), "x".into()));
+        assert_eq!(
+            mine.differences(&theirs).as_deref(),
+            Some(
+                "it runs --count \"20\", this process --count \"10\"; \
+                 it runs --start \"1970-01-01T00:00:01Z\", this process --start \"1970-01-01T00:00:00Z\"; \
+                 it runs --new-flag \"x\", this process --new-flag \"(unset)\""
+            )
+        );
     }
 
     #[test]

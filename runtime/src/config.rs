@@ -40,6 +40,47 @@ pub enum SourceConfig {
 }
 
 impl SourceConfig {
+    /// The source's part of [`JobConfig::cluster_settings`].
+    fn cluster_settings(&self) -> Vec<ClusterSetting> {
+        let some = |v: Option<String>| v.unwrap_or_else(|| "(none)".into());
+        let count = |n: Option<u64>| n.map_or("unbounded".into(), |n| n.to_string());
+        let rate = |r: Option<f64>| r.map_or("unthrottled".into(), |r| r.to_string());
+        match self {
+            SourceConfig::Generator(g) => vec![
+                ("--source", "generator".into()),
+                ("--count", count(g.count)),
+                ("--rate", rate(g.rate)),
+                ("--seed", g.seed.to_string()),
+                ("--accounts", g.accounts.to_string()),
+                ("--density", g.density.to_string()),
+                ("--start", start_text(g.start_ms)),
+                ("--partitions", g.partitions.to_string()),
+                ("--small-share", g.small_share.to_string()),
+                ("--large-share", g.large_share.to_string()),
+                ("--fraud-every", some(g.fraud_every.map(|n| n.to_string()))),
+                ("--disorder", format!("{}ms", g.out_of_orderness_ms)),
+            ],
+            SourceConfig::Walkthrough(w) => vec![
+                ("--source", "walkthrough".into()),
+                ("--count", count(w.count)),
+                ("--rate", rate(w.rate)),
+            ],
+            SourceConfig::Csv { inputs, split_size }
+            | SourceConfig::Jsonl { inputs, split_size } => {
+                let kind = if matches!(self, SourceConfig::Csv { .. }) {
+                    "csv"
+                } else {
+                    "jsonl"
+                };
+                vec![
+                    ("--source", kind.into()),
+                    ("--input", inputs.join(" ")),
+                    ("--split-size", split_size.to_string()),
+                ]
+            }
+        }
+    }
+
     /// Builds the source: validates options and resolves files.
     pub fn build(&self) -> Result<Arc<dyn Source>, SourceError> {
         Ok(match self {
@@ -170,6 +211,48 @@ pub struct JobConfig {
     pub stall_timeout: Option<Duration>,
 }
 
+/// One setting every process of a cluster must share, named by its flag: `(flag, value)`.
+pub type ClusterSetting = (&'static str, String);
+
+impl JobConfig {
+    /// The settings every process of a cluster must run with, since they decide what is
+    /// read, how it is timed and where it is written. Per-process outputs (alerts, dead
+    /// letters, reports) and failure timeouts are not among them.
+    pub fn cluster_settings(&self) -> Vec<ClusterSetting> {
+        let ms = |n: u64| format!("{n}ms");
+        let some = |v: Option<String>| v.unwrap_or_else(|| "(none)".into());
+        let mut settings = vec![("--job-id", some(self.lake.job_id.clone()))];
+        settings.extend(self.source.cluster_settings());
+        let time = match self.time {
+            TimeMode::Event => "event",
+            TimeMode::Ingestion => "ingestion",
+        };
+        settings.extend([
+            ("--time", time.to_owned()),
+            ("--tick", ms(self.tick_ms)),
+            ("--out-of-orderness", ms(self.out_of_orderness_ms)),
+            ("--idle-timeout", ms(self.idle_timeout.as_millis() as u64)),
+            ("--table", some(self.lake.transactions.clone())),
+            ("--alerts-table", some(self.lake.alerts.clone())),
+            ("--parquet-dir", some(self.lake.parquet_dir.clone())),
+            ("--commit-interval", ms(self.lake.commit_interval_ms)),
+            (
+                "--target-file-size",
+                self.lake.writer.target_file_size.to_string(),
+            ),
+            (
+                "--auto-compact",
+                some(
+                    self.lake.auto_compact.map(|c| {
+                        format!("every {} commits, {} files", c.every_commits, c.min_files)
+                    }),
+                ),
+            ),
+        ]);
+        settings
+    }
+}
+
 impl JobConfig {
     /// A job on `source` with the defaults of `tidelake run`.
     pub fn new(source: SourceConfig) -> Self {
@@ -244,5 +327,55 @@ impl JobConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Epoch milliseconds as RFC 3339, the form `--start` takes.
+fn start_text(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || ms.to_string(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generator(start_ms: u64) -> JobConfig {
+        JobConfig::new(SourceConfig::Generator(GeneratorConfig {
+            start_ms,
+            ..GeneratorConfig::default()
+        }))
+    }
+
+    #[test]
+    fn cluster_settings_leave_out_per_process_outputs() {
+        let mut one = generator(0);
+        let mut other = generator(0);
+        other.alerts = AlertOutput::File("p1-alerts.jsonl".into());
+        other.dead_letters = "p1-dead.jsonl".into();
+        other.stall_timeout = None;
+        assert_eq!(one.cluster_settings(), other.cluster_settings());
+
+        one.lake.job_id = Some("nightly".into());
+        one.tick_ms = 50;
+        let differing: Vec<&str> = one
+            .cluster_settings()
+            .iter()
+            .zip(other.cluster_settings().iter())
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.0)
+            .collect();
+        assert_eq!(differing, ["--job-id", "--tick"]);
+    }
+
+    #[test]
+    fn the_generator_start_reads_as_the_flag_takes_it() {
+        let settings = generator(1_546_300_800_000).cluster_settings();
+        assert!(settings.contains(&("--start", "2019-01-01T00:00:00Z".to_owned())));
     }
 }

@@ -208,8 +208,7 @@ impl Job {
                 .map_err(JobError::Failed)?,
             Some(cluster) => {
                 panic::name_cluster_peers(&cluster.addresses);
-                let job_id = config.lake.job_id.as_deref().unwrap_or_default();
-                cluster::connect(cluster, workers, job_id)?
+                cluster::connect(cluster, workers, &config.cluster_settings())?
             }
         };
         let started = Instant::now();

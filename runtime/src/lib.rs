@@ -35,6 +35,7 @@ pub mod lake;
 pub mod latency;
 pub mod metrics;
 pub mod panic;
+pub mod periodic;
 pub mod report;
 pub mod sources;
 pub mod transactions_table;

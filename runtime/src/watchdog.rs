@@ -2,17 +2,17 @@
 //! is stuck (a stopped or unreachable peer process holds every worker back, and timely
 //! has no timeout of its own), so it is stopped with an error instead of hanging.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
+use crate::periodic::Periodic;
 
 /// Watches a running job's metrics on a thread of its own; dropping it stops the watch.
 pub struct Watchdog {
-    running: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Periodic,
 }
 
 impl Watchdog {
@@ -23,43 +23,25 @@ impl Watchdog {
         timeout: Duration,
         on_stall: impl FnOnce(String) + Send + 'static,
     ) -> Self {
-        let running = Arc::new(AtomicBool::new(true));
-        let watching = Arc::clone(&running);
         let poll = (timeout / 20).clamp(Duration::from_millis(10), Duration::from_millis(500));
-        let thread = std::thread::Builder::new()
-            .name("tidelake:watchdog".into())
-            .spawn(move || {
-                let mut last = (signature(&metrics), Instant::now());
-                while watching.load(Ordering::Relaxed) {
-                    // Woken early by `drop`, so a finished job does not wait for a poll.
-                    std::thread::park_timeout(poll);
-                    if !watching.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let now = signature(&metrics);
-                    if now != last.0 || !pending(&metrics) {
-                        last = (now, Instant::now());
-                    } else if last.1.elapsed() >= timeout {
-                        on_stall(format!(
-                            "no progress for {} while records are in flight: the dataflow's frontier has not moved (a stopped or unreachable peer process, or a store that does not answer); set --stall-timeout to wait longer",
-                            humantime::format_duration(timeout)
-                        ));
-                        return;
-                    }
-                }
-            })
-            .ok();
-        Watchdog { running, thread }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.running.store(false, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
+        let mut last = (signature(&metrics), Instant::now());
+        let mut on_stall = Some(on_stall);
+        let thread = Periodic::start("tidelake:watchdog", poll, move || {
+            let now = signature(&metrics);
+            if now != last.0 || !pending(&metrics) {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() >= timeout
+                && let Some(on_stall) = on_stall.take()
+            {
+                on_stall(format!(
+                    "no progress for {} while records are in flight: the dataflow's frontier has not moved (a stopped or unreachable peer process, or a store that does not answer); set --stall-timeout to wait longer",
+                    humantime::format_duration(timeout)
+                ));
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        Watchdog { _thread: thread }
     }
 }
 

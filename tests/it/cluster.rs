@@ -325,13 +325,14 @@ impl Launched {
         panic!("no line with {text:?} in:\n{}", self.seen.join("\n"));
     }
 
+    /// Sends `signal` to process `process` of the cluster.
     fn signal(&self, process: usize, signal: &str) {
-        let pid = self.launcher.pids[process].to_string();
-        let status = Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {signal} {pid}");
+        send(signal, self.launcher.pids[process]);
+    }
+
+    /// Sends `signal` to the launcher.
+    fn signal_launcher(&mut self, signal: &str) {
+        send(signal, self.launcher.child().id());
     }
 
     /// Waits up to `limit` for the launcher to exit; returns its status and stderr.
@@ -345,6 +346,15 @@ impl Launched {
         let stderr = [stderr, self.lines.try_iter().collect::<Vec<_>>().join("\n")].join("\n");
         (status, stderr)
     }
+}
+
+/// `kill -SIGNAL pid`.
+fn send(signal: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal} {pid}");
 }
 
 /// Asserts the launcher's exit code and that its stderr holds each of `expected`.
@@ -413,12 +423,7 @@ fn ctrl_c_to_the_launcher_stops_every_process_cleanly() {
     let head = ["--processes", "2", "--workers", "1"];
     let mut launched = Launched::start(dir.path(), &[&head[..], &UNBOUNDED].concat(), &[], 2);
     launched.wait_for("[p1] status:");
-    let launcher = launched.launcher.child().id().to_string();
-    let status = Command::new("kill")
-        .args(["-INT", &launcher])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    launched.signal_launcher("-INT");
     let (status, stderr) = launched.exit_within(Duration::from_secs(30));
     assert_ended(
         status,
@@ -429,6 +434,36 @@ fn ctrl_c_to_the_launcher_stops_every_process_cleanly() {
             "[p1] tidelake: stopped in ",
             "tidelake launch: done in ",
         ],
+    );
+}
+
+/// Whether `pid` has ended (gone, or a zombie nobody has reaped yet).
+fn ended(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            == Some("Z")
+    })
+}
+
+#[test]
+fn the_processes_of_a_killed_launcher_stop_by_themselves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = ["--processes", "2", "--workers", "1"];
+    let mut launched = Launched::start(dir.path(), &[&head[..], &UNBOUNDED].concat(), &[], 2);
+    launched.wait_for("[p0] status:");
+    launched.wait_for("[p1] status:");
+    let pids = launched.launcher.pids.clone();
+    launched.signal_launcher("-KILL");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pids.iter().all(|&pid| ended(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let running: Vec<u32> = pids.into_iter().filter(|&pid| !ended(pid)).collect();
+    assert!(
+        running.is_empty(),
+        "still running 10 s after the launcher was killed: {running:?}"
     );
 }
 
@@ -549,6 +584,58 @@ fn a_peer_that_never_starts_fails_the_start_after_the_timeout() {
         "stdout carries only alerts: {}",
         describe(&output)
     );
+}
+
+#[test]
+fn processes_given_different_jobs_refuse_each_other_naming_the_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port());
+    std::fs::write(dir.path().join("hosts"), hosts).expect("write");
+    let worker = |process: &str, count: &str| {
+        [
+            "worker",
+            "--hostfile",
+            "hosts",
+            "--process",
+            process,
+            "--no-table",
+            "--start",
+            "0",
+            "--start-timeout",
+            "10s",
+            "--count",
+            count,
+        ]
+        .map(str::to_owned)
+    };
+    let mut zero = Running::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tidelake"))
+            .args(worker("0", "1000"))
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let one = tidelake(
+        dir.path(),
+        &worker("1", "2000").each_ref().map(String::as_str),
+    );
+    assert!(
+        zero.wait_at_most(Duration::from_secs(20)).is_some(),
+        "process 0 ended"
+    );
+    let zero = zero.wait();
+    for (output, peer, theirs, mine) in [(&one, 0, "1000", "2000"), (&zero, 1, "2000", "1000")] {
+        assert_exit(output, 1);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("process {peer} (127.0.0.1:"))
+                && stderr.contains(&format!(
+                    "is not part of this cluster: it runs --count \"{theirs}\", this process --count \"{mine}\""
+                )),
+            "{}",
+            describe(output)
+        );
+    }
 }
 
 #[test]
