@@ -120,12 +120,14 @@ fraud (the generator's defaults), 100 000 events per second of event time from
 \`--start 0\`, tick \`100ms\`, commit interval \`10s\`, 2 workers. The CSV file is
 \`python3 scripts/make_csv.py\` (10 M lines, the same mix).
 
-- **Throughput run**: a child process (\`tidelake run --report-json\`, or \`tidelake
-  launch\` for several processes), so its peak RSS (VmHWM) is its own. events/s is
-  accepted records over the job's wall time (from the dataflow's start to its end; with
-  several processes, from the launch to the last process's end).
+- Each run is a child process (\`tidelake run --report-json\`, or \`tidelake launch\`
+  for several processes), so its peak RSS (VmHWM) is its own.
+- **Throughput run**: events/s is accepted records over the job's wall time (from the
+  dataflow's start to its end; with several processes, from the launch to the last
+  process's end).
 - **Latency run**: 10 M events offered at 1 M events/s (the generator's throttle, per
-  partition, smooth at millisecond granularity), ingestion time, tick \`1ms\`. An alert's
+  partition, smooth at millisecond granularity), ingestion time, tick \`1ms\`,
+  \`--alert-latency\` (every alert measured, the processes' histograms merged). An alert's
   latency is the wall clock (µs) when it leaves the fraud operator less the
   millisecond at which the source read its large transaction; that millisecond is
   truncated, so the figure overstates the latency by less than 1 ms.

@@ -1,11 +1,11 @@
 //! `tidelake bench`: the end-to-end fraud job (generator or CSV file → fraud operator →
 //! null, alerts-file or Delta sink on local disk), measured.
 //!
-//! Two runs by default. The throughput run reads `--events` records in event time and
-//! runs as a child process (`tidelake run --report-json`, or `tidelake launch` for
-//! several processes), so each run's peak RSS is its own. The latency run offers
-//! `--latency-rate` events/s in ingestion mode with a `--latency-tick` tick, in this
-//! process, and records each alert's latency (see `tidelake_runtime::latency`).
+//! Two runs by default, each a child process (`tidelake run --report-json`, or
+//! `tidelake launch` for several processes), so each run's peak RSS is its own. The
+//! throughput run reads `--events` records in event time. The latency run offers
+//! `--latency-rate` events/s in ingestion mode with a `--latency-tick` tick and
+//! measures each alert's latency (`--alert-latency`, see `tidelake_runtime::latency`).
 //! `--scaling` runs the throughput run on 1, 2 and 4 workers and on 2 processes × 1.
 
 mod output;
@@ -13,17 +13,14 @@ mod output;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, ValueEnum};
 
-use tidelake_runtime::Job;
-use tidelake_runtime::latency::AlertLatency;
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
-use crate::cli::{Cli, Command as CliCommand, parse_duration};
+use crate::cli::parse_duration;
 use crate::scratch::ScratchDir;
 use output::{BenchReport, LatencyResult, Settings, ThroughputResult};
 
@@ -78,7 +75,7 @@ pub struct BenchArgs {
     /// Worker threads per process.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
-    /// Processes of the throughput run (more than 1 runs `tidelake launch`).
+    /// Processes of each run (more than 1 runs `tidelake launch`).
     #[arg(long, default_value_t = 1)]
     pub processes: usize,
     /// Which runs to make.
@@ -159,7 +156,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The throughput run on `workers` × `processes`, as a child process.
+/// The throughput run on `workers` × `processes`.
 fn throughput_run(
     args: &BenchArgs,
     workers: usize,
@@ -168,6 +165,47 @@ fn throughput_run(
 ) -> anyhow::Result<ThroughputResult> {
     let mut flags = args.source_flags();
     flags.extend(args.common_flags(workers, TICK, dir));
+    let cluster = child_run(flags, processes, dir)?;
+    Ok(ThroughputResult::new(&cluster, workers, processes))
+}
+
+/// The latency run: the generator at the target rate, ingestion time, each alert's
+/// latency measured.
+fn latency_run(args: &BenchArgs, dir: &Path) -> anyhow::Result<LatencyResult> {
+    let tick = format!("{}ms", args.latency_tick.as_millis());
+    let count = (args.latency_rate as f64 * args.latency_duration.as_secs_f64()).ceil() as u64;
+    let mut flags = generator_flags(count, args.accounts);
+    flags.extend(
+        [
+            "--time",
+            "ingestion",
+            "--rate",
+            &args.latency_rate.to_string(),
+            "--alert-latency",
+        ]
+        .map(OsString::from),
+    );
+    flags.extend(args.common_flags(args.workers, &tick, dir));
+    let report = child_run(flags, args.processes, dir)?;
+    Ok(LatencyResult {
+        offered_rate: args.latency_rate,
+        tick_ms: args.latency_tick.as_millis() as u64,
+        workers: args.workers,
+        processes: args.processes,
+        events: report.totals.events,
+        alerts: report.totals.alerts,
+        elapsed_secs: report.elapsed_secs,
+        events_per_second: report.events_per_second(),
+        latency: report
+            .alert_latency
+            .context("the latency run reported no alert latency")?
+            .summary(),
+    })
+}
+
+/// Runs the job with `flags` as a child process (`tidelake run`, or `tidelake launch`
+/// for several processes), so its peak RSS is its own, and reads its report.
+fn child_run(flags: Vec<OsString>, processes: usize, dir: &Path) -> anyhow::Result<ClusterReport> {
     let report_path = dir.join("report.json");
     let mut command = Command::new(std::env::current_exe().context("cannot find tidelake")?);
     if processes == 1 {
@@ -184,57 +222,24 @@ fn throughput_run(
         .context("cannot start tidelake")?;
     if !output.status.success() {
         bail!(
-            "the run on {workers} worker(s) × {processes} process(es) failed ({}):\n{}",
+            "the run ({} process(es), {}) failed ({}):\n{}",
+            processes,
+            flags
+                .iter()
+                .map(|f| f.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
             output.status,
             String::from_utf8_lossy(&output.stderr).trim_end()
         );
     }
     let text = std::fs::read_to_string(&report_path)
         .with_context(|| format!("cannot read {}", report_path.display()))?;
-    let cluster = if processes == 1 {
+    Ok(if processes == 1 {
         let process: ProcessReport = serde_json::from_str(&text)?;
         ClusterReport::new(process.elapsed_secs, process.workers, vec![process])
     } else {
         serde_json::from_str(&text)?
-    };
-    Ok(ThroughputResult::new(&cluster, workers, processes))
-}
-
-/// The latency run, in this process: the generator at the target rate, ingestion time.
-fn latency_run(args: &BenchArgs, dir: &Path) -> anyhow::Result<LatencyResult> {
-    let tick = format!("{}ms", args.latency_tick.as_millis());
-    let count = (args.latency_rate as f64 * args.latency_duration.as_secs_f64()).ceil() as u64;
-    let mut flags = generator_flags(count, args.accounts);
-    flags.extend(
-        [
-            "--time",
-            "ingestion",
-            "--rate",
-            &args.latency_rate.to_string(),
-        ]
-        .map(OsString::from),
-    );
-    flags.extend(args.common_flags(args.workers, &tick, dir));
-    let argv = ["tidelake", "run"]
-        .map(OsString::from)
-        .into_iter()
-        .chain(flags);
-    let Some(CliCommand::Run(run_args)) = Cli::try_parse_from(argv)?.command else {
-        unreachable!("`tidelake run` parses as the run command")
-    };
-    let config = run_args.job_config().map_err(anyhow::Error::msg)?;
-    let latency = Arc::new(AlertLatency::new(config.workers));
-    let report = Job::new(config)?
-        .with_alert_latency(Arc::clone(&latency))
-        .run()?;
-    Ok(LatencyResult {
-        offered_rate: args.latency_rate,
-        tick_ms: args.latency_tick.as_millis() as u64,
-        workers: args.workers,
-        events: report.totals.events,
-        elapsed_secs: report.elapsed.as_secs_f64(),
-        events_per_second: report.events_per_second(),
-        latency: latency.merged().summary(),
     })
 }
 

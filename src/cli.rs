@@ -264,6 +264,12 @@ pub struct RunArgs {
     /// events per worker, peak RSS) as JSON to FILE.
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub report_json: Option<PathBuf>,
+    /// Measure each alert's latency: the wall clock when it leaves the fraud operator
+    /// minus its large transaction's rule time, i.e. from the record entering the
+    /// source with `--time ingestion`. The summary and `--report-json` give p50, p99,
+    /// p99.9 and max.
+    #[arg(long, help_heading = "Outputs")]
+    pub alert_latency: bool,
 
     /// The transactions Delta table: a path, file://, s3://bucket/path (configured from
     /// the AWS_* environment variables) or memory://.
@@ -422,6 +428,7 @@ impl RunArgs {
             }),
         };
         config.stall_timeout = (!self.stall_timeout.is_zero()).then_some(self.stall_timeout);
+        config.alert_latency = self.alert_latency;
         config.validate()?;
         Ok(config)
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tidelake_operators::time::format_millis;
 use tidelake_runtime::JobReport;
+use tidelake_runtime::latency::Histogram;
 use tidelake_runtime::metrics::{Metrics, Totals};
 use tidelake_runtime::periodic::Periodic;
 use tidelake_runtime::report::ClusterReport;
@@ -137,7 +138,24 @@ pub fn summary(report: &JobReport) -> String {
             per_worker(&t.events_per_worker, report.process * report.workers, secs)
         ));
     }
+    if let Some(latency) = &report.alert_latency {
+        text.push_str(&latency_line(latency));
+    }
     text
+}
+
+/// `\n  alert latency: p50 1.91 ms, …`.
+fn latency_line(latency: &Histogram) -> String {
+    let s = latency.summary();
+    let ms = |us: u64| us as f64 / 1000.0;
+    format!(
+        "\n  alert latency: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms over {} alerts",
+        ms(s.p50_us),
+        ms(s.p99_us),
+        ms(s.p999_us),
+        ms(s.max_us),
+        group(s.count)
+    )
 }
 
 /// The summary the launcher prints when every process of the cluster has ended.
@@ -188,6 +206,9 @@ pub fn cluster_summary(report: &ClusterReport) -> String {
         })
         .collect();
     text.push_str(&format!("\n  per worker: {}", per_worker.join(", ")));
+    if let Some(latency) = &report.alert_latency {
+        text.push_str(&latency_line(latency));
+    }
     text
 }
 

@@ -209,6 +209,8 @@ pub struct JobConfig {
     /// Stop the job when its frontier has not moved for this long while records are
     /// in flight (`None`: never).
     pub stall_timeout: Option<Duration>,
+    /// Measure each alert's latency (see [`crate::latency`]) into the report.
+    pub alert_latency: bool,
 }
 
 /// One setting every process of a cluster must share, named by its flag: `(flag, value)`.
@@ -271,6 +273,7 @@ impl JobConfig {
             batch_size: 4096,
             max_in_flight: 1 << 20,
             stall_timeout: Some(Duration::from_secs(120)),
+            alert_latency: false,
         }
     }
 

@@ -21,7 +21,7 @@ use crate::config::{AlertOutput, JobConfig};
 use crate::control::JobControl;
 use crate::fault_injection;
 use crate::lake::{Lake, TableCompaction};
-use crate::latency::{self, AlertLatency};
+use crate::latency::{self, AlertLatency, Histogram};
 use crate::metrics::{Metrics, Totals, WorkerMetrics, add, record_state_size};
 use crate::panic;
 use crate::report::{ProcessReport, peak_rss_bytes};
@@ -77,6 +77,8 @@ pub struct JobReport {
     pub processes: usize,
     /// Worker threads in this process.
     pub workers: usize,
+    /// Every alert's latency, if the config asked for it.
+    pub alert_latency: Option<Histogram>,
 }
 
 impl JobReport {
@@ -96,6 +98,7 @@ impl JobReport {
             job_id: self.job_id.clone(),
             totals: self.totals.clone(),
             peak_rss_bytes: peak_rss_bytes(),
+            alert_latency: self.alert_latency.clone(),
         }
     }
 }
@@ -106,7 +109,6 @@ pub struct Job {
     clock: Arc<dyn Clock>,
     control: Arc<JobControl>,
     metrics: Arc<Metrics>,
-    latency: Option<Arc<AlertLatency>>,
 }
 
 /// What every worker of the job shares.
@@ -132,20 +134,12 @@ impl Job {
             clock: Arc::new(SystemClock),
             control: Arc::new(JobControl::default()),
             metrics,
-            latency: None,
         })
     }
 
     /// Uses `clock` for ingestion time.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
-        self
-    }
-
-    /// Records the latency of every alert in `latency` (meaningful in ingestion mode:
-    /// see [`crate::latency`]).
-    pub fn with_alert_latency(mut self, latency: Arc<AlertLatency>) -> Self {
-        self.latency = Some(latency);
         self
     }
 
@@ -197,7 +191,9 @@ impl Job {
             lake,
             metrics: Arc::clone(&self.metrics),
             control: Arc::clone(&self.control),
-            latency: self.latency.clone(),
+            latency: config
+                .alert_latency
+                .then(|| Arc::new(AlertLatency::new(config.workers))),
         });
 
         panic::abort_on_worker_panic();
@@ -258,6 +254,7 @@ impl Job {
             process: config.cluster.as_ref().map_or(0, |c| c.process),
             processes: config.cluster.as_ref().map_or(1, |c| c.addresses.len()),
             workers,
+            alert_latency: shared.latency.as_ref().map(|l| l.merged()),
         })
     }
 }

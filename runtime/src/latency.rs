@@ -90,6 +90,28 @@ impl Histogram {
     }
 }
 
+/// As a list of `[value, count]` pairs, one per recorded bucket, for reports that are
+/// merged later (the processes of a cluster).
+impl Serialize for Histogram {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .iter_recorded()
+                .map(|bucket| [bucket.value_iterated_to(), bucket.count_at_value()]),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for Histogram {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut histogram = Histogram::new();
+        for [value, count] in Vec::<[u64; 2]>::deserialize(deserializer)? {
+            histogram.record_n(value, count);
+        }
+        Ok(histogram)
+    }
+}
+
 /// What a latency histogram says, in microseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
@@ -191,6 +213,18 @@ mod tests {
         assert!((990..=998).contains(&s.p99_us), "{s:?}");
         assert!(s.p50_us <= s.p99_us && s.p99_us <= s.p999_us && s.p999_us <= s.max_us);
         assert_eq!(Histogram::new().summary(), LatencySummary::default());
+    }
+
+    #[test]
+    fn a_histogram_reads_back_from_json_as_it_was() {
+        let mut h = Histogram::new();
+        for (v, n) in [(7, 3), (1_500, 2), (123_456_789, 1)] {
+            h.record_n(v, n);
+        }
+        let json = serde_json::to_string(&h).expect("serialize");
+        let back: Histogram = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back.summary(), h.summary());
+        assert_eq!(back.count(), 6);
     }
 
     #[test]

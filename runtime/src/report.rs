@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::latency::Histogram;
 use crate::metrics::Totals;
 
 /// What one process of a job did.
@@ -24,6 +25,9 @@ pub struct ProcessReport {
     pub totals: Totals,
     /// The process's peak resident set size, in bytes (Linux only).
     pub peak_rss_bytes: Option<u64>,
+    /// Every alert's latency in µs, with `--alert-latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_latency: Option<Histogram>,
 }
 
 impl ProcessReport {
@@ -46,6 +50,9 @@ pub struct ClusterReport {
     pub totals: Totals,
     /// The largest peak RSS of any process, in bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// The alert latency of every process, merged, with `--alert-latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_latency: Option<Histogram>,
 }
 
 impl ClusterReport {
@@ -56,12 +63,21 @@ impl ClusterReport {
             totals.add(&p.totals);
         }
         let peak_rss_bytes = processes.iter().filter_map(|p| p.peak_rss_bytes).max();
+        let alert_latency = processes
+            .iter()
+            .filter_map(|p| p.alert_latency.as_ref())
+            .fold(None, |all: Option<Histogram>, one| {
+                let mut all = all.unwrap_or_default();
+                all.merge(one);
+                Some(all)
+            });
         ClusterReport {
             elapsed_secs,
             workers,
             processes,
             totals,
             peak_rss_bytes,
+            alert_latency,
         }
     }
 
@@ -105,6 +121,7 @@ mod tests {
                 ..Totals::default()
             },
             peak_rss_bytes: Some(rss),
+            alert_latency: None,
         }
     }
 
@@ -124,6 +141,25 @@ mod tests {
         let json = serde_json::to_string(&report).expect("serialize");
         let back: ClusterReport = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back.totals, report.totals);
+    }
+
+    #[test]
+    fn a_cluster_report_merges_the_alert_latency_of_its_processes() {
+        let with = |index: usize, value: u64| {
+            let mut histogram = Histogram::new();
+            histogram.record_n(value, 2);
+            ProcessReport {
+                alert_latency: Some(histogram),
+                ..process(index, vec![1], 10)
+            }
+        };
+        let report = ClusterReport::new(1.0, 1, vec![with(0, 100), with(1, 3_000)]);
+        let latency = report.alert_latency.expect("measured");
+        assert_eq!(latency.count(), 4);
+        assert_eq!(latency.quantile(0.5), 100);
+        assert!(latency.max().abs_diff(3_000) <= 3, "within 0.1 %");
+        let unmeasured = ClusterReport::new(1.0, 1, vec![process(0, vec![1], 10)]);
+        assert!(unmeasured.alert_latency.is_none());
     }
 
     #[test]

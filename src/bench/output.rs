@@ -160,10 +160,14 @@ pub struct LatencyResult {
     pub offered_rate: u64,
     /// The tick (ms).
     pub tick_ms: u64,
-    /// Worker threads.
+    /// Worker threads per process.
     pub workers: usize,
+    /// Processes.
+    pub processes: usize,
     /// Records accepted.
     pub events: u64,
+    /// Alerts the job emitted (each one measured).
+    pub alerts: u64,
     /// Wall time of the job, in seconds.
     pub elapsed_secs: f64,
     /// Records per second achieved.
@@ -260,11 +264,12 @@ fn latency_rows(out: &mut String, l: &LatencyResult) {
     let ms = |us: u64| us as f64 / 1000.0;
     let _ = write!(
         out,
-        "  latency run   {} events/s offered, tick {} ms, {} workers: {} events in {:.2} s ({} /s)\n\
+        "  latency run   {} events/s offered, tick {} ms, {} workers, {} process(es): {} events in {:.2} s ({} /s)\n\
          \x20 alert latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} alerts)\n",
         group(l.offered_rate),
         l.tick_ms,
         l.workers,
+        l.processes,
         group(l.events),
         l.elapsed_secs,
         millions(l.events_per_second),

@@ -133,6 +133,11 @@ fn bench_json_matches_the_table_it_wrote_and_the_alerts_of_run() {
     assert_eq!(u64_at(l, "/events"), 200_000);
     let latency = &l["latency"];
     assert!(u64_at(latency, "/count") > 0, "{l:#}");
+    assert_eq!(
+        u64_at(latency, "/count"),
+        u64_at(l, "/alerts"),
+        "every alert measured"
+    );
     let (p50, p99, max) = (
         u64_at(latency, "/p50_us"),
         u64_at(latency, "/p99_us"),
@@ -175,4 +180,39 @@ fn scaling_runs_each_layout_once_on_the_whole_input() {
             "every layout, the same alerts"
         );
     }
+}
+
+#[test]
+fn the_latency_run_on_two_processes_measures_every_alert_of_both() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = tidelake(
+        dir.path(),
+        &[
+            "bench",
+            "--phase",
+            "latency",
+            "--processes",
+            "2",
+            "--workers",
+            "1",
+            "--sink",
+            "null",
+            "--latency-rate",
+            "200000",
+            "--latency-duration",
+            "1s",
+            "--json",
+            "-",
+        ],
+    );
+    assert_exit(&output, 0);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("JSON on stdout ({e}): {}", describe(&output)));
+    assert!(report["throughput"].is_null());
+    let l = &report["latency"];
+    assert_eq!(u64_at(l, "/processes"), 2);
+    assert_eq!(u64_at(l, "/events"), 200_000);
+    let alerts = u64_at(l, "/alerts");
+    assert!(alerts > 0, "{l:#}");
+    assert_eq!(u64_at(&l["latency"], "/count"), alerts, "{l:#}");
 }

@@ -275,3 +275,34 @@ fn alerts_on_stdout_from_many_workers_are_whole_lines() {
         "stdout with 4 workers differs from a file with 1"
     );
 }
+
+/// `--alert-latency` adds each alert's latency to the summary, over every alert.
+#[test]
+fn alert_latency_is_summarised_over_every_alert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = tidelake(
+        dir.path(),
+        &[
+            "run",
+            "--time",
+            "ingestion",
+            "--rate",
+            "100000",
+            "--count",
+            "50000",
+            "--tick",
+            "1ms",
+            "--no-table",
+            "--alert-latency",
+        ],
+    );
+    assert_exit(&output, 0);
+    let alerts = String::from_utf8_lossy(&output.stdout).lines().count();
+    assert!(alerts > 0);
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("\n  alert latency: p50 ")
+            && stderr.contains(&format!(" ms over {} alerts", group(alerts))),
+        "{stderr}"
+    );
+}
