@@ -13,6 +13,7 @@ use tidelake_sinks::delta::auto_compact::{AutoCompactor, CompactionTotals};
 use tidelake_sinks::delta::optimize::OptimizeOptions;
 
 use tidelake_sinks::delta::commit::CommitOptions;
+use tidelake_sinks::delta::retention::check_retention_properties;
 use tidelake_sinks::delta::sink::DeltaSink;
 use tidelake_sinks::delta::store::check_put_if_absent;
 use tidelake_sinks::delta::writer::WriterOptions;
@@ -183,6 +184,7 @@ async fn open_table<R: ArrowRows>(url: &str, config: &LakeConfig) -> Result<Open
             &engine_info,
         )
         .await?;
+    check_retention_properties(&snapshot, url)?;
     let compactor = match config.auto_compact {
         Some(auto) => {
             let options = OptimizeOptions {

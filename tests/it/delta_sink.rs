@@ -538,7 +538,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn a_table_of_another_schema_or_a_store_without_put_if_absent_is_refused() {
+fn another_schema_a_bad_retention_property_or_no_put_if_absent_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |args: &[&str], env: &[(&str, &str)]| {
         Command::new(env!("CARGO_BIN_EXE_tidelake"))
@@ -566,6 +566,22 @@ fn a_table_of_another_schema_or_a_store_without_put_if_absent_is_refused() {
         stderr.contains("table alerts does not match") && stderr.contains("amount"),
         "{stderr}"
     );
+
+    // A retention property delta-rs set without checking it: refused before anything is
+    // written, rather than after the tenth commit, whose checkpoint reads it.
+    let python = Python::find();
+    let table = dir.path().join("alerts");
+    let table = table.to_str().expect("utf-8 path");
+    let version = python.set_property(table, "delta.deletedFileRetentionDuration", "a week");
+    let output = run(&["--no-table", "--alerts-table", "alerts"], &[]);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("table property delta.deletedFileRetentionDuration = \"a week\"")
+            && stderr.contains("alerts"),
+        "{stderr}"
+    );
+    assert_eq!(python.read(table, &[]).version, version, "nothing written");
 
     // S3 with conditional put disabled: refused before anything is written (object_store
     // refuses put-if-absent itself, so no server is needed).

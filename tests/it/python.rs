@@ -111,6 +111,13 @@ impl Python {
         self.run(&args)
     }
 
+    /// delta-rs sets the table property `key` to `value`, unchecked; returns the version
+    /// of its commit.
+    pub fn set_property(&self, url: &str, key: &str, value: &str) -> u64 {
+        let out: VersionOutput = self.run(&["set-property", url, key, value]);
+        out.version
+    }
+
     /// delta-rs compacts the table's small files (`optimize.compact()`).
     pub fn compact(&self, url: &str) -> CompactOutput {
         self.run(&["compact", url])

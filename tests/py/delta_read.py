@@ -38,6 +38,10 @@ it prints a traceback on stderr and exits non-zero.
     delta_read.py checkpoint URL
         DeltaTable.create_checkpoint() then cleanup_metadata(). Prints {"version": int}.
 
+    delta_read.py set-property URL KEY VALUE
+        delta-rs sets the table property KEY to VALUE (alter.set_table_properties, which
+        does not check the value). Prints {"version": int}.
+
     delta_read.py compact URL
         delta-rs bin-packs the table's small files (DeltaTable.optimize.compact()).
         Prints {"version": int, "removed": [path], "added": [path]}: the live files' log
@@ -287,6 +291,12 @@ def checkpoint(args):
     return {"version": dt.version()}
 
 
+def set_property(args):
+    dt = open_table(args.url)
+    dt.alter.set_table_properties({args.key: args.value}, raise_if_not_exists=False)
+    return {"version": dt.version()}
+
+
 def compact(args):
     dt = open_table(args.url)
     before = set(pa.table(dt.get_add_actions()).column("path").to_pylist())
@@ -332,6 +342,11 @@ def main():
     c = sub.add_parser("checkpoint")
     c.add_argument("url")
     c.set_defaults(run=checkpoint)
+    sp = sub.add_parser("set-property")
+    sp.add_argument("url")
+    sp.add_argument("key")
+    sp.add_argument("value")
+    sp.set_defaults(run=set_property)
     o = sub.add_parser("compact")
     o.add_argument("url")
     o.set_defaults(run=compact)

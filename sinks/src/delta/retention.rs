@@ -42,6 +42,19 @@ pub fn log_retention(snapshot: &Snapshot) -> Result<Duration, DeltaError> {
     interval_property(snapshot, LOG_RETENTION, DEFAULT_LOG_RETENTION)
 }
 
+/// Checks that the table's retention properties parse. A writer calls it when it opens
+/// the table: its checkpoints and log cleanup read them after its commits, so a bad
+/// value must stop it before it writes, not after its tenth commit.
+pub fn check_retention_properties(snapshot: &Snapshot, table: &str) -> Result<(), DeltaError> {
+    deleted_file_retention(snapshot)
+        .and_then(|_| log_retention(snapshot))
+        .map(|_| ())
+        .map_err(|e| DeltaError::Unsupported {
+            table: table.to_owned(),
+            detail: e.to_string(),
+        })
+}
+
 fn interval_property(
     snapshot: &Snapshot,
     key: &str,
@@ -220,6 +233,19 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("delta.logRetentionDuration = \"30 days please\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_writer_is_refused_a_table_whose_retention_does_not_parse() {
+        assert!(check_retention_properties(&snapshot(&[]), "t").is_ok());
+        let bad = snapshot(&[(DELETED_FILE_RETENTION, "a week")]);
+        let err = check_retention_properties(&bad, "s3://b/t").expect_err("bad");
+        assert!(
+            err.to_string().starts_with(
+                "table s3://b/t: table property delta.deletedFileRetentionDuration = \"a week\": "
+            ),
             "{err}"
         );
     }
