@@ -560,7 +560,7 @@ fn another_schema_a_bad_retention_property_or_no_put_if_absent_is_refused() {
     let output = run(&["--no-table", "--alerts-table", "alerts"], &[]);
     assert_exit(&output, 0);
     let output = run(&["--table", "alerts"], &[]);
-    assert_exit(&output, 1);
+    assert_exit(&output, 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("table alerts does not match") && stderr.contains("amount"),
@@ -574,7 +574,7 @@ fn another_schema_a_bad_retention_property_or_no_put_if_absent_is_refused() {
     let table = table.to_str().expect("utf-8 path");
     let version = python.set_property(table, "delta.deletedFileRetentionDuration", "a week");
     let output = run(&["--no-table", "--alerts-table", "alerts"], &[]);
-    assert_exit(&output, 1);
+    assert_exit(&output, 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("table property delta.deletedFileRetentionDuration = \"a week\"")
@@ -594,7 +594,7 @@ fn another_schema_a_bad_retention_property_or_no_put_if_absent_is_refused() {
         ("AWS_CONDITIONAL_PUT", "disabled"),
     ];
     let output = run(&["--table", "s3://bucket/t"], &s3);
-    assert_exit(&output, 1);
+    assert_exit(&output, 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("does not support put-if-absent"),
