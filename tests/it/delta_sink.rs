@@ -538,7 +538,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn another_schema_a_bad_retention_property_or_no_put_if_absent_is_refused() {
+fn another_schema_a_bad_retention_property_or_no_put_if_absent_is_refused_and_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |args: &[&str], env: &[(&str, &str)]| {
         Command::new(env!("CARGO_BIN_EXE_tidelake"))
@@ -598,6 +598,18 @@ fn another_schema_a_bad_retention_property_or_no_put_if_absent_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("does not support put-if-absent"),
+        "{stderr}"
+    );
+
+    // The same store with conditional put on, but nothing listening: the job fails (1)
+    // saying the store cannot be written, not that it lacks put-if-absent.
+    let output = run(&["--table", "s3://bucket/t"], &s3[..5]);
+    assert_exit(&output, 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("object store error at t/_tidelake/put-if-absent-probe-")
+            && stderr.contains("http://127.0.0.1:9/bucket/t/")
+            && !stderr.contains("put-if-absent ("),
         "{stderr}"
     );
 }

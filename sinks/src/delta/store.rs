@@ -96,10 +96,22 @@ pub async fn check_put_if_absent(
              enable conditional put (for S3: AWS_CONDITIONAL_PUT=etag) or use another store"
         ),
     };
-    let first = put().await;
-    let second = match first {
+    let second = match put().await {
         Ok(_) => put().await,
-        Err(e) => return Err(refuse(format!("a conditional put failed: {e}"))),
+        Err(
+            e @ (object_store::Error::NotImplemented { .. }
+            | object_store::Error::NotSupported { .. }),
+        ) => {
+            return Err(refuse(format!("a conditional put failed: {e}")));
+        }
+        // Not an answer about put-if-absent: the store cannot be written at all
+        // (unreachable, no such bucket, no permission).
+        Err(source) => {
+            return Err(DeltaError::Store {
+                path: probe.to_string(),
+                source,
+            });
+        }
     };
     let _ = store.delete(&probe).await;
     match second {
