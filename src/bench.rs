@@ -21,7 +21,6 @@ use clap::{Args, ValueEnum};
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
 use crate::cli::parse_duration;
-use crate::scratch::ScratchDir;
 use output::{BenchReport, LatencyResult, Settings, ThroughputResult};
 
 /// The bench's fixed workload (BENCHMARKS.md): rule-time tick and commit interval of the
@@ -117,7 +116,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.latency_rate == 0 || args.latency_duration.is_zero() {
         bail!("--latency-rate and --latency-duration must be above 0");
     }
-    let work = ScratchDir::create(args.dir.as_deref(), "tidelake-bench", args.keep)?;
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix("tidelake-bench-")
+        .disable_cleanup(args.keep)
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
     let mut report = BenchReport::new(Settings::of(args));
     if args.scaling {
         for (workers, processes) in SCALING {
@@ -126,16 +132,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 args,
                 workers,
                 processes,
-                &work.subdir(&name)?,
+                &subdir(work.path(), &name)?,
             )?);
         }
     } else {
         if args.phase != Phase::Latency {
-            let dir = work.subdir("throughput")?;
+            let dir = subdir(work.path(), "throughput")?;
             report.throughput = Some(throughput_run(args, args.workers, args.processes, &dir)?);
         }
         if args.phase != Phase::Throughput {
-            report.latency = Some(latency_run(args, &work.subdir("latency")?)?);
+            report.latency = Some(latency_run(args, &subdir(work.path(), "latency")?)?);
         }
     }
     report.dir = args.keep.then(|| work.path().display().to_string());
@@ -156,6 +162,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A new directory `name` under `parent`.
+fn subdir(parent: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
 /// The throughput run on `workers` × `processes`.
 fn throughput_run(
     args: &BenchArgs,
@@ -165,8 +178,7 @@ fn throughput_run(
 ) -> anyhow::Result<ThroughputResult> {
     let mut flags = args.source_flags();
     flags.extend(args.common_flags(workers, TICK, dir));
-    let cluster = child_run(flags, processes, dir)?;
-    Ok(ThroughputResult::new(&cluster, workers, processes))
+    Ok(ThroughputResult::new(&child_run(flags, processes, dir)?))
 }
 
 /// The latency run: the generator at the target rate, ingestion time, each alert's

@@ -31,12 +31,12 @@ use anyhow::Context;
 use clap::Args;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use tempfile::TempDir;
 
 use tidelake_runtime::panic::LOST_PEER;
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
 use crate::cli::{RunArgs, SourceKind, now_rounded_to_second};
-use crate::scratch::ScratchDir;
 use crate::status;
 use crate::{EXIT_CLUSTER_ADDRESS, EXIT_FAILED, EXIT_USAGE};
 
@@ -83,7 +83,7 @@ struct Launch {
     /// The user's flags, less `--processes`.
     flags: Vec<String>,
     job_id: String,
-    dir: ScratchDir,
+    dir: TempDir,
     interrupts: Arc<AtomicUsize>,
 }
 
@@ -123,7 +123,10 @@ impl Launch {
                 .job_id
                 .clone()
                 .unwrap_or_else(|| format!("launch-{}", std::process::id())),
-            dir: ScratchDir::create(None, "tidelake-launch", false)?,
+            dir: tempfile::Builder::new()
+                .prefix("tidelake-launch-")
+                .tempdir()
+                .context("cannot create the launcher's directory")?,
             interrupts,
         })
     }
@@ -294,7 +297,7 @@ impl Launch {
             forwarded = interrupts;
             let port_taken = processes
                 .iter()
-                .any(|p| p.status.and_then(|s| s.code()) == Some(i32::from(EXIT_CLUSTER_ADDRESS)));
+                .any(|p| p.exited_with(EXIT_CLUSTER_ADDRESS));
             if first_failure.is_some_and(|at| port_taken || at.elapsed() >= GRACE) {
                 for process in processes.iter_mut().filter(|p| p.status.is_none()) {
                     let _ = process.child.kill();
@@ -311,7 +314,7 @@ impl Launch {
         }
         if let Some(p) = processes
             .iter()
-            .find(|p| p.status.and_then(|s| s.code()) == Some(i32::from(EXIT_CLUSTER_ADDRESS)))
+            .find(|p| p.exited_with(EXIT_CLUSTER_ADDRESS))
         {
             return Outcome::PortTaken(p.index);
         }
@@ -326,9 +329,7 @@ impl Launch {
             return Outcome::Done;
         };
         Outcome::Failed {
-            usage_only: failed
-                .iter()
-                .all(|p| p.status.and_then(|s| s.code()) == Some(i32::from(EXIT_USAGE))),
+            usage_only: failed.iter().all(|p| p.exited_with(EXIT_USAGE)),
             reasons: failed.iter().map(|p| p.explain(first)).collect(),
         }
     }
@@ -391,6 +392,11 @@ struct Process {
 }
 
 impl Process {
+    /// True when it exited with status `code`.
+    fn exited_with(&self, code: u8) -> bool {
+        self.status.and_then(|s| s.code()) == Some(i32::from(code))
+    }
+
     /// True when it failed because a peer process went away.
     fn lost_a_peer(&self) -> bool {
         self.last_error
@@ -501,7 +507,7 @@ pub fn write_json<T: serde::Serialize>(path: &Path, report: &T) -> anyhow::Resul
 }
 
 /// The file process `index` writes its `name` output to, in the launcher's directory.
-fn part(dir: &ScratchDir, name: &str, index: usize) -> PathBuf {
+fn part(dir: &TempDir, name: &str, index: usize) -> PathBuf {
     dir.path().join(format!("{name}.p{index}"))
 }
 

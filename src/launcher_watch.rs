@@ -9,14 +9,12 @@
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::unistd::getppid;
 
-use tidelake_runtime::control::JobControl;
+use tidelake_runtime::control::{FailOrExit, JobControl};
 use tidelake_runtime::periodic::Periodic;
-
-use crate::EXIT_FAILED;
 
 /// How often the parent is checked.
 const POLL: Duration = Duration::from_millis(200);
@@ -32,18 +30,14 @@ impl LauncherWatch {
     /// Starts watching: `launcher` is the pid of the `tidelake launch` that started this
     /// process.
     pub fn start(launcher: u32, control: Arc<JobControl>) -> Self {
-        let mut lost: Option<Instant> = None;
+        let mut lost = FailOrExit::new(control, GRACE);
         let thread = Periodic::start("tidelake:launcher-watch", POLL, move || {
-            match lost {
-                None if u32::try_from(getppid().as_raw()).ok() != Some(launcher) => {
-                    // Nobody reads stderr any more: the message is the job's error.
-                    control.fail(format!(
-                        "the launcher (pid {launcher}) is gone: nobody supervises this process or reads its alerts"
-                    ));
-                    lost = Some(Instant::now());
-                }
-                Some(at) if at.elapsed() >= GRACE => std::process::exit(i32::from(EXIT_FAILED)),
-                _ => {}
+            if lost.failed() {
+                lost.exit_if_overdue();
+            } else if u32::try_from(getppid().as_raw()).ok() != Some(launcher) {
+                lost.fail(format!(
+                    "the launcher (pid {launcher}) is gone: nobody supervises this process or reads its alerts"
+                ));
             }
             ControlFlow::Continue(())
         });

@@ -5,7 +5,6 @@ mod cli;
 mod job_file;
 mod launch;
 mod launcher_watch;
-mod scratch;
 mod status;
 mod table_cmd;
 

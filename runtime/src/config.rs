@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tidelake_operators::time::format_millis;
 use tidelake_sinks::delta::writer::WriterOptions;
 
 use crate::sources::csv::CsvSource;
@@ -53,7 +54,7 @@ impl SourceConfig {
                 ("--seed", g.seed.to_string()),
                 ("--accounts", g.accounts.to_string()),
                 ("--density", g.density.to_string()),
-                ("--start", start_text(g.start_ms)),
+                ("--start", format_millis(g.start_ms)),
                 ("--partitions", g.partitions.to_string()),
                 ("--small-share", g.small_share.to_string()),
                 ("--large-share", g.large_share.to_string()),
@@ -333,17 +334,6 @@ impl JobConfig {
     }
 }
 
-/// Epoch milliseconds as RFC 3339, the form `--start` takes.
-fn start_text(ms: u64) -> String {
-    i64::try_from(ms)
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .map_or_else(
-            || ms.to_string(),
-            |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +369,6 @@ mod tests {
     #[test]
     fn the_generator_start_reads_as_the_flag_takes_it() {
         let settings = generator(1_546_300_800_000).cluster_settings();
-        assert!(settings.contains(&("--start", "2019-01-01T00:00:00Z".to_owned())));
+        assert!(settings.contains(&("--start", "2019-01-01T00:00:00.000Z".to_owned())));
     }
 }

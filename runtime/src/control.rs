@@ -1,7 +1,9 @@
 //! Shared job control: a stop request (Ctrl-C) and the first fatal error.
 
-use std::sync::Mutex;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Lets any thread ask a running job to stop, and lets operators report a fatal error.
 ///
@@ -38,5 +40,52 @@ impl JobControl {
     /// The first fatal error reported, if any.
     pub fn error(&self) -> Option<String> {
         self.error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+/// A failure found outside the dataflow that its workers may be unable to act on (a
+/// stalled peer holds them, a launcher is gone): the job is failed at once, and the
+/// process exits with status 1 if the job has not ended `grace` later. A
+/// [`Periodic`](crate::periodic::Periodic) check drives it and is dropped when the job
+/// ends, so a job that does stop is never exited.
+#[derive(Debug)]
+pub struct FailOrExit {
+    control: Arc<JobControl>,
+    grace: Duration,
+    failed: Option<(Instant, String)>,
+}
+
+impl FailOrExit {
+    /// Fails `control`'s job when asked, giving it `grace` to end.
+    pub fn new(control: Arc<JobControl>, grace: Duration) -> Self {
+        FailOrExit {
+            control,
+            grace,
+            failed: None,
+        }
+    }
+
+    /// True once [`fail`](Self::fail) was called.
+    pub fn failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// Fails the job with `message` (the first call only).
+    pub fn fail(&mut self, message: String) {
+        if self.failed.is_none() {
+            self.control.fail(message.clone());
+            self.failed = Some((Instant::now(), message));
+        }
+    }
+
+    /// Exits the process with status 1 if the job was failed `grace` ago or more (its
+    /// error on stderr, if stderr is still there).
+    pub fn exit_if_overdue(&self) {
+        if let Some((at, message)) = &self.failed
+            && at.elapsed() >= self.grace
+        {
+            let _ = writeln!(std::io::stderr(), "tidelake: error: job failed: {message}");
+            std::process::exit(1);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The fraud job: builds its dataflow on every worker and runs it to the end.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use timely::dataflow::operators::vec::Map;
@@ -208,10 +208,14 @@ impl Job {
             }
         };
         let started = Instant::now();
-        let ended = Arc::new(AtomicBool::new(false));
-        let watchdog = config
-            .stall_timeout
-            .map(|timeout| self.watch_for_stalls(timeout, Arc::clone(&ended)));
+        let watchdog = config.stall_timeout.map(|timeout| {
+            Watchdog::start(
+                Arc::clone(&self.metrics),
+                timeout,
+                Arc::clone(&self.control),
+                STALL_GRACE,
+            )
+        });
         let dataflow_shared = Arc::clone(&shared);
         let guards = timely::execute::execute_from(
             builders,
@@ -233,7 +237,6 @@ impl Job {
             result.map_err(JobError::Failed)?;
         }
         let elapsed = started.elapsed();
-        ended.store(true, Ordering::SeqCst);
         drop(watchdog);
         let compaction = shared.lake.finish_compaction();
 
@@ -255,23 +258,6 @@ impl Job {
             processes: config.cluster.as_ref().map_or(1, |c| c.addresses.len()),
             workers,
             alert_latency: shared.latency.as_ref().map(|l| l.merged()),
-        })
-    }
-}
-
-impl Job {
-    /// Starts the stall watchdog. A stall fails the job; if the job cannot stop (its
-    /// workers wait on a peer that does not answer) the process exits with status 1
-    /// after [`STALL_GRACE`], since nothing else would end it.
-    fn watch_for_stalls(&self, timeout: Duration, ended: Arc<AtomicBool>) -> Watchdog {
-        let control = Arc::clone(&self.control);
-        Watchdog::start(Arc::clone(&self.metrics), timeout, move |message| {
-            control.fail(message.clone());
-            std::thread::sleep(STALL_GRACE);
-            if !ended.load(Ordering::SeqCst) {
-                eprintln!("tidelake: error: job failed: {message}");
-                std::process::exit(1);
-            }
         })
     }
 }

@@ -63,13 +63,21 @@ mod tests {
     fn checks_until_it_breaks() {
         let calls = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&calls);
+        let (broke, on_break) = std::sync::mpsc::channel();
         let periodic = Periodic::start("test", Duration::from_millis(1), move || {
             match counted.fetch_add(1, Ordering::Relaxed) {
                 0..4 => ControlFlow::Continue(()),
-                _ => ControlFlow::Break(()),
+                _ => {
+                    let _ = broke.send(());
+                    ControlFlow::Break(())
+                }
             }
         });
-        std::thread::sleep(Duration::from_millis(200));
+        on_break
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the fifth check breaks");
+        // A loop that went on after the break would make dozens of checks by now.
+        std::thread::sleep(Duration::from_millis(50));
         drop(periodic);
         assert_eq!(calls.load(Ordering::Relaxed), 5);
     }

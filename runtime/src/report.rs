@@ -63,14 +63,11 @@ impl ClusterReport {
             totals.add(&p.totals);
         }
         let peak_rss_bytes = processes.iter().filter_map(|p| p.peak_rss_bytes).max();
-        let alert_latency = processes
-            .iter()
-            .filter_map(|p| p.alert_latency.as_ref())
-            .fold(None, |all: Option<Histogram>, one| {
-                let mut all = all.unwrap_or_default();
-                all.merge(one);
-                Some(all)
-            });
+        let measured = || processes.iter().filter_map(|p| p.alert_latency.as_ref());
+        let alert_latency = measured()
+            .next()
+            .is_some()
+            .then(|| Histogram::merged(measured()));
         ClusterReport {
             elapsed_secs,
             workers,

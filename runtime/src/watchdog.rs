@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::control::{FailOrExit, JobControl};
 use crate::metrics::Metrics;
 use crate::periodic::Periodic;
 
@@ -16,28 +17,32 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Calls `on_stall` (once) when no frontier moved at the end of the dataflow and no
-    /// commit landed for `timeout`, while some worker has records in flight.
+    /// Fails `control`'s job when no frontier moved at the end of the dataflow and no
+    /// commit landed for `timeout` while some worker has records in flight; if the job
+    /// has not ended `grace` later (its workers wait on a peer that does not answer),
+    /// exits the process with status 1, since nothing else would end it.
     pub fn start(
         metrics: Arc<Metrics>,
         timeout: Duration,
-        on_stall: impl FnOnce(String) + Send + 'static,
+        control: Arc<JobControl>,
+        grace: Duration,
     ) -> Self {
         let poll = (timeout / 20).clamp(Duration::from_millis(10), Duration::from_millis(500));
         let mut last = (signature(&metrics), Instant::now());
-        let mut on_stall = Some(on_stall);
+        let mut stall = FailOrExit::new(control, grace);
         let thread = Periodic::start("tidelake:watchdog", poll, move || {
+            if stall.failed() {
+                stall.exit_if_overdue();
+                return ControlFlow::Continue(());
+            }
             let now = signature(&metrics);
             if now != last.0 || !pending(&metrics) {
                 last = (now, Instant::now());
-            } else if last.1.elapsed() >= timeout
-                && let Some(on_stall) = on_stall.take()
-            {
-                on_stall(format!(
+            } else if last.1.elapsed() >= timeout {
+                stall.fail(format!(
                     "no progress for {} while records are in flight: the dataflow's frontier has not moved (a stopped or unreachable peer process, or a store that does not answer); set --stall-timeout to wait longer",
                     humantime::format_duration(timeout)
                 ));
-                return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
         });
@@ -69,16 +74,31 @@ fn pending(metrics: &Metrics) -> bool {
 mod tests {
     use super::*;
     use crate::metrics::add;
-    use std::sync::mpsc;
+
+    /// The job's error, once it has one or `within` has passed.
+    fn error_within(control: &JobControl, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(error) = control.error() {
+                return Some(error);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        control.error()
+    }
 
     #[test]
     fn a_frontier_that_stops_while_records_are_in_flight_is_a_stall() {
         let metrics = Arc::new(Metrics::new(2));
-        let (tx, rx) = mpsc::channel();
-        let _watchdog =
-            Watchdog::start(Arc::clone(&metrics), Duration::from_millis(200), move |m| {
-                let _ = tx.send(m);
-            });
+        let control = Arc::new(JobControl::default());
+        // A grace no test outlives: the watchdog must not exit the test process.
+        let never = Duration::from_secs(24 * 3600);
+        let _watchdog = Watchdog::start(
+            Arc::clone(&metrics),
+            Duration::from_millis(200),
+            Arc::clone(&control),
+            never,
+        );
         // Progress while in flight, then nothing in flight: no stall.
         metrics.worker(1).in_flight.store(10, Ordering::Relaxed);
         for _ in 0..10 {
@@ -86,10 +106,11 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         metrics.worker(1).in_flight.store(0, Ordering::Relaxed);
-        assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
+        assert!(error_within(&control, Duration::from_millis(500)).is_none());
         // In flight and no progress: a stall, named with the timeout.
         metrics.worker(0).in_flight.store(5, Ordering::Relaxed);
-        let message = rx.recv_timeout(Duration::from_secs(5)).expect("a stall");
+        let message = error_within(&control, Duration::from_secs(5)).expect("a stall");
         assert!(message.contains("no progress for 200ms"), "{message}");
+        assert!(control.should_stop());
     }
 }

@@ -43,7 +43,7 @@ pub struct Settings {
     pub accounts: u64,
     /// Worker threads per process.
     pub workers: usize,
-    /// Processes of the throughput run.
+    /// Processes of each run.
     pub processes: usize,
     /// Generator records per second of event time.
     pub density: u64,
@@ -128,10 +128,11 @@ pub struct ThroughputResult {
 }
 
 impl ThroughputResult {
-    /// The result of a run on `workers` × `processes`, from its report.
-    pub fn new(report: &ClusterReport, workers: usize, processes: usize) -> Self {
+    /// The result of a run, from its report.
+    pub fn new(report: &ClusterReport) -> Self {
         let t = &report.totals;
         let rate = report.events_per_second();
+        let (workers, processes) = (report.workers, report.processes.len());
         ThroughputResult {
             workers,
             processes,
@@ -261,11 +262,10 @@ fn throughput_rows(out: &mut String, t: &ThroughputResult) {
 }
 
 fn latency_rows(out: &mut String, l: &LatencyResult) {
-    let ms = |us: u64| us as f64 / 1000.0;
     let _ = write!(
         out,
         "  latency run   {} events/s offered, tick {} ms, {} workers, {} process(es): {} events in {:.2} s ({} /s)\n\
-         \x20 alert latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} alerts)\n",
+         \x20 alert latency {} ({} alerts)\n",
         group(l.offered_rate),
         l.tick_ms,
         l.workers,
@@ -273,10 +273,7 @@ fn latency_rows(out: &mut String, l: &LatencyResult) {
         group(l.events),
         l.elapsed_secs,
         millions(l.events_per_second),
-        ms(l.latency.p50_us),
-        ms(l.latency.p99_us),
-        ms(l.latency.p999_us),
-        ms(l.latency.max_us),
+        l.latency,
         group(l.latency.count),
     );
 }

@@ -269,14 +269,17 @@ struct Launched {
 }
 
 impl Launched {
-    /// Starts `tidelake launch` with `args` in `dir` and waits until every one of its
-    /// `processes` has printed a status line.
+    /// Starts `tidelake launch` with `args` in `dir` and waits until it has named the
+    /// pid of each of its `processes`.
     fn start(dir: &Path, args: &[&str], env: &[(&str, &str)], processes: usize) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tidelake"));
         command
             .arg("launch")
             .args(args)
             .current_dir(dir)
+            // The launcher's own directory too, since some tests kill it before it
+            // can remove that.
+            .env("TMPDIR", dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, value) in env {
