@@ -165,6 +165,7 @@ fn add(n: u64) -> Add {
         data_change: true,
         stats: Some(r#"{"numRecords":1}"#.to_owned()),
         tags: None,
+        ..Default::default()
     }
 }
 

@@ -18,7 +18,6 @@ use cli::{Cli, Command, RunArgs};
 use launcher_watch::LauncherWatch;
 use tidelake_runtime::cluster::ClusterError;
 use tidelake_runtime::{Job, JobConfig, JobError};
-use tidelake_sinks::delta::DeltaError;
 
 /// Exit code of a job that failed.
 const EXIT_FAILED: u8 = 1;
@@ -137,15 +136,8 @@ fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>)
             }
             ExitCode::SUCCESS
         }
-        Err(
-            e @ (JobError::Config(_)
-            | JobError::Source(_)
-            | JobError::Table(
-                DeltaError::SchemaMismatch { .. }
-                | DeltaError::Unsupported { .. }
-                | DeltaError::Url { .. },
-            )),
-        ) => usage_error(e.into()),
+        Err(e @ (JobError::Config(_) | JobError::Source(_))) => usage_error(e.into()),
+        Err(JobError::Table(e)) if e.is_configuration() => usage_error(e.into()),
         Err(e @ JobError::Cluster(ClusterError::Bind { .. })) => {
             eprintln!("tidelake: error: {e}");
             ExitCode::from(EXIT_CLUSTER_ADDRESS)

@@ -13,6 +13,7 @@ use tidelake_operators::time::format_millis;
 use tidelake_sinks::delta::history::{History, history};
 use tidelake_sinks::delta::layout::{FileGroup, SizeBucket, TableLayout};
 use tidelake_sinks::delta::validate::{ValidationReport, validate};
+use tidelake_sinks::delta::features::Operation;
 use tidelake_sinks::delta::{DeltaError, DeltaTable};
 
 use crate::status::group;
@@ -166,7 +167,7 @@ async fn show_files(
     lookups: &[skipping::Lookups],
 ) -> Result<ExitCode, DeltaError> {
     let table = DeltaTable::open_existing_url(&options.url)?;
-    let snapshot = table.existing_snapshot().await?;
+    let snapshot = table.snapshot_for(Operation::Inspect).await?;
     let layout = TableLayout::of(&snapshot);
     let figures = skipping::figures(&snapshot, lookups)?;
     if options.json {

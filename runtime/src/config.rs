@@ -257,6 +257,46 @@ impl JobConfig {
 }
 
 impl JobConfig {
+    /// Worker threads over every process of the cluster: the number of writers of each
+    /// table, and what decides which worker owns an account.
+    pub fn total_workers(&self) -> usize {
+        self.workers * self.cluster.as_ref().map_or(1, |c| c.addresses.len())
+    }
+
+    /// The settings that decide which rows each of the job's table writers commits in
+    /// which epoch, recorded in every commit and compared when a job with the same id
+    /// runs again (see `tidelake_sinks::delta::job_identity`): the source and every flag
+    /// that decides what it reads (its pace, `--rate`, does not), the rule, the rule's
+    /// time, tick, out-of-orderness and commit interval, and the number of workers in
+    /// all processes, which decides who owns an account (not how they are spread over
+    /// processes).
+    pub fn identity_settings(&self) -> Vec<(String, String)> {
+        const DECIDE_ROWS: [&str; 4] = [
+            "--time",
+            "--tick",
+            "--out-of-orderness",
+            "--commit-interval",
+        ];
+        let mut settings: Vec<(String, String)> = self
+            .source
+            .cluster_settings()
+            .into_iter()
+            .filter(|(name, _)| *name != "--rate")
+            .chain(
+                self.cluster_settings()
+                    .into_iter()
+                    .filter(|(name, _)| DECIDE_ROWS.contains(name)),
+            )
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        settings.push(("--rule".to_owned(), "fraud".to_owned()));
+        settings.push((
+            "--workers (in all processes)".to_owned(),
+            self.total_workers().to_string(),
+        ));
+        settings
+    }
+
     /// A job on `source` with the defaults of `tidelake run`.
     pub fn new(source: SourceConfig) -> Self {
         JobConfig {

@@ -1,5 +1,5 @@
 //! The dead-letter output: bad and late input, kept with its position and raw bytes
-//! (SPEC §1).
+//! (SPEC §1), and rows a table's constraints keep out, kept with the table and the row.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -20,17 +20,24 @@ pub enum Reason {
     Late,
     /// The record is not valid UTF-8.
     Encoding,
+    /// The row breaks a constraint of the table it was to be written to (a CHECK
+    /// constraint, an invariant, a NOT NULL or generated column).
+    Constraint,
 }
 
 /// One dead letter, written as a JSON line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    /// The file name or source name the record came from.
+    /// The file name or source name the record came from; for a row a table's
+    /// constraint kept out, the table.
     pub source: String,
-    /// The source partition.
-    pub partition: u32,
-    /// Byte offset of the record in its file, or its index / offset in the source.
-    pub position: u64,
+    /// The source partition (not for a row a table kept out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+    /// Byte offset of the record in its file, or its index / offset in the source (not
+    /// for a row a table kept out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
     /// 1-based line number, where the reader knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
@@ -66,13 +73,30 @@ impl DeadLetter {
         };
         DeadLetter {
             source: source.to_owned(),
-            partition,
-            position,
+            partition: Some(partition),
+            position: Some(position),
             line,
             reason,
             detail,
             raw,
             raw_base64,
+        }
+    }
+}
+
+impl DeadLetter {
+    /// A dead letter for a row that `table` kept out because it breaks `constraint`
+    /// (`CHECK constraint pos_amount (amount > 0)`); `row` is the row as a JSON object.
+    pub fn constraint(table: &str, constraint: &str, row: String) -> Self {
+        DeadLetter {
+            source: table.to_owned(),
+            partition: None,
+            position: None,
+            line: None,
+            reason: Reason::Constraint,
+            detail: format!("the row breaks the table's {constraint}, so it was not written"),
+            raw: Some(row),
+            raw_base64: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use tidelake_operators::{FraudDetector, KeyedProcess};
 use tidelake_sinks::delta::DeltaError;
+use tidelake_sinks::delta::constraints::{OnRejected, Rejected};
 use tidelake_sinks::epochs::{EpochOutcome, EpochReport, EpochWriter, WriteEpochs};
 use tidelake_sinks::{JsonLinesWriter, SinkError, WriteJsonLines};
 
@@ -19,13 +20,14 @@ use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, ClusterError};
 use crate::config::{AlertOutput, JobConfig};
 use crate::control::JobControl;
+use crate::dead_letter::DeadLetter;
 use crate::fault_injection;
-use crate::lake::{Lake, TableCompaction};
+use crate::lake::{Lake, LakeJob, TableCompaction};
 use crate::latency::{self, AlertLatency, Histogram};
 use crate::metrics::{Metrics, Totals, WorkerMetrics, add, record_state_size};
 use crate::panic;
 use crate::report::{ProcessReport, peak_rss_bytes};
-use crate::sources::operator::{SourceSettings, read_source};
+use crate::sources::operator::{SourceSettings, TimeMode, read_source};
 use crate::sources::{Source, SourceError};
 use crate::transactions_table::TransactionRow;
 use crate::watchdog::Watchdog;
@@ -168,7 +170,13 @@ impl Job {
             .as_deref()
             .map(JsonLinesWriter::create)
             .transpose()?;
-        let lake = Lake::open(&config.lake)?;
+        let lake = Lake::open(
+            &config.lake,
+            LakeJob {
+                settings: config.identity_settings(),
+                replayable: config.time == TimeMode::Event,
+            },
+        )?;
         let (job_id, transactions_table, alerts_table) = (
             lake.job_id().to_owned(),
             lake.transactions_location().map(str::to_owned),
@@ -311,7 +319,8 @@ fn fraud_dataflow<'s>(
     }
 
     let worker = scope.index();
-    if let Some(sink) = job.lake.transactions_sink(worker) {
+    let to_dead_letters = |table: &str| job.rejected_rows(table, slot);
+    if let Some(sink) = job.lake.transactions_sink(worker, to_dead_letters) {
         let rows = enriched.clone().map(TransactionRow);
         write_lake(rows, "TransactionsTable", sink, job, slot, committed);
     }
@@ -319,7 +328,7 @@ fn fraud_dataflow<'s>(
         let rows = enriched.map(TransactionRow);
         write_lake(rows, "ParquetFiles", sink, job, slot, committed);
     }
-    if let Some(sink) = job.lake.alerts_sink(worker) {
+    if let Some(sink) = job.lake.alerts_sink(worker, to_dead_letters) {
         write_lake(
             alerts.map(AlertRow),
             "AlertsTable",
@@ -328,6 +337,25 @@ fn fraud_dataflow<'s>(
             slot,
             committed,
         );
+    }
+}
+
+impl Shared {
+    /// Where worker `slot`'s sink of `table` hands the rows the table's constraints keep
+    /// out: the dead letters, with reason `constraint`.
+    fn rejected_rows(&self, table: &str, slot: usize) -> OnRejected {
+        let (table, writer, metrics) = (
+            table.to_owned(),
+            Arc::clone(&self.dead_letters),
+            Arc::clone(&self.metrics),
+        );
+        Arc::new(move |rows: Vec<Rejected>| {
+            add(&metrics.worker(slot).dead_letters, rows.len() as u64);
+            writer.write_records(
+                rows.into_iter()
+                    .map(|r| DeadLetter::constraint(&table, &r.constraint, r.row)),
+            );
+        })
     }
 }
 

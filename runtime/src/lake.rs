@@ -3,8 +3,10 @@
 //!
 //! At start every table is opened (created if missing, with the row type's schema and
 //! partitioning, or checked against them), after checking that its store honours
-//! put-if-absent. Each worker then commits its own epochs as `<job id>-w<global worker
-//! index>` from the snapshot read here.
+//! put-if-absent, and a job id that committed to it before is checked to run with the
+//! same settings (its [`JobIdentity`]). Each worker then commits its own epochs as
+//! `<job id>-w<global worker index>` from the snapshot read here, recording the job's
+//! identity in every commit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +15,9 @@ use tidelake_sinks::delta::auto_compact::{AutoCompactor, CompactionTotals};
 use tidelake_sinks::delta::optimize::OptimizeOptions;
 
 use tidelake_sinks::delta::commit::CommitOptions;
+use tidelake_sinks::delta::constraints::{Constraints, OnRejected};
+use tidelake_sinks::delta::features::{self, Operation};
+use tidelake_sinks::delta::job_identity::{self, JobIdentity, check_job_identity};
 use tidelake_sinks::delta::retention::check_retention_properties;
 use tidelake_sinks::delta::sink::DeltaSink;
 use tidelake_sinks::delta::store::check_put_if_absent;
@@ -27,7 +32,7 @@ use crate::transactions_table::TransactionRow;
 
 /// The lake outputs of a job, ready for its workers.
 pub struct Lake {
-    job_id: String,
+    identity: JobIdentity,
     commit_interval_ms: u64,
     writer: WriterOptions,
     transactions: Option<OpenTable>,
@@ -35,10 +40,11 @@ pub struct Lake {
     parquet_dir: Option<String>,
 }
 
-/// A table, its snapshot at start, and its auto-compactor.
+/// A table, its snapshot at start, its row rules, and its auto-compactor.
 struct OpenTable {
     table: DeltaTable,
     snapshot: Snapshot,
+    constraints: Arc<Constraints>,
     compactor: Option<Arc<AutoCompactor>>,
 }
 
@@ -51,30 +57,45 @@ pub struct TableCompaction {
     pub totals: CompactionTotals,
 }
 
+/// What a job is, for the tables it writes: see [`JobIdentity`].
+#[derive(Clone, Debug)]
+pub struct LakeJob {
+    /// The settings that decide which rows each writer commits in which epoch.
+    pub settings: Vec<(String, String)>,
+    /// False when a new run cannot reproduce the epochs of an old one (ingestion time):
+    /// such a job id may not be used again on a table it committed to.
+    pub replayable: bool,
+}
+
 impl Lake {
-    /// Opens (or creates) the tables of `config`. Without a job id in `config`, a fresh
-    /// one is chosen.
-    pub fn open(config: &LakeConfig) -> Result<Lake, DeltaError> {
+    /// Opens (or creates) the tables of `config` for `job`. Without a job id in
+    /// `config`, a fresh one is chosen.
+    pub fn open(config: &LakeConfig, job: LakeJob) -> Result<Lake, DeltaError> {
+        let job_id = config
+            .job_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let identity = JobIdentity::new(job_id, job.settings);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| DeltaError::Corrupt(format!("cannot start an I/O runtime: {e}")))?;
         let (transactions, alerts) = runtime.block_on(async {
+            let open = |url| open_table::<TransactionRow>(url, config, &identity, job.replayable);
             let transactions = match &config.transactions {
-                Some(url) => Some(open_table::<TransactionRow>(url, config).await?),
+                Some(url) => Some(open(url).await?),
                 None => None,
             };
             let alerts = match &config.alerts {
-                Some(url) => Some(open_table::<AlertRow>(url, config).await?),
+                Some(url) => {
+                    Some(open_table::<AlertRow>(url, config, &identity, job.replayable).await?)
+                }
                 None => None,
             };
             Ok::<_, DeltaError>((transactions, alerts))
         })?;
         Ok(Lake {
-            job_id: config
-                .job_id
-                .clone()
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            identity,
             commit_interval_ms: config.commit_interval_ms,
             writer: config.writer.clone(),
             transactions,
@@ -85,7 +106,7 @@ impl Lake {
 
     /// The job id the writers commit as.
     pub fn job_id(&self) -> &str {
-        &self.job_id
+        &self.identity.job_id
     }
 
     /// The commit epoch, in ms of rule time.
@@ -95,7 +116,7 @@ impl Lake {
 
     /// The `appId` of global worker `worker`.
     pub fn app_id(&self, worker: usize) -> String {
-        format!("{}-w{worker}", self.job_id)
+        job_identity::app_id(&self.identity.job_id, worker)
     }
 
     /// The transactions table's location, if the job writes it.
@@ -108,17 +129,28 @@ impl Lake {
         self.alerts.as_ref().map(|t| t.table.location())
     }
 
-    /// The sink of global worker `worker` for the transactions table.
+    /// The sink of global worker `worker` for the transactions table; the rows its
+    /// constraints keep out go to `on_rejected`.
     pub fn transactions_sink(
         &self,
         worker: usize,
+        on_rejected: impl FnOnce(&str) -> OnRejected,
     ) -> Option<Result<DeltaSink<TransactionRow>, DeltaError>> {
-        self.transactions.as_ref().map(|t| self.sink(t, worker))
+        self.transactions
+            .as_ref()
+            .map(|t| self.sink(t, worker, on_rejected))
     }
 
-    /// The sink of global worker `worker` for the alerts table.
-    pub fn alerts_sink(&self, worker: usize) -> Option<Result<DeltaSink<AlertRow>, DeltaError>> {
-        self.alerts.as_ref().map(|t| self.sink(t, worker))
+    /// The sink of global worker `worker` for the alerts table; the rows its
+    /// constraints keep out go to `on_rejected`.
+    pub fn alerts_sink(
+        &self,
+        worker: usize,
+        on_rejected: impl FnOnce(&str) -> OnRejected,
+    ) -> Option<Result<DeltaSink<AlertRow>, DeltaError>> {
+        self.alerts
+            .as_ref()
+            .map(|t| self.sink(t, worker, on_rejected))
     }
 
     /// The Parquet file sink of global worker `worker`.
@@ -146,10 +178,13 @@ impl Lake {
             .collect()
     }
 
+    /// A sink of `open` for global worker `worker`; `on_rejected` is given the table's
+    /// location and makes the callback for the rows its constraints keep out.
     fn sink<R: ArrowRows>(
         &self,
         open: &OpenTable,
         worker: usize,
+        on_rejected: impl FnOnce(&str) -> OnRejected,
     ) -> Result<DeltaSink<R>, DeltaError> {
         let sink = DeltaSink::new(
             open.table.clone(),
@@ -158,10 +193,15 @@ impl Lake {
             &open.snapshot,
             self.writer.clone(),
             CommitOptions {
-                query_id: self.job_id.clone(),
+                query_id: self.identity.job_id.clone(),
+                job: Some(self.identity.clone()),
                 ..CommitOptions::default()
             },
-        )?;
+        )?
+        .with_constraints(
+            Arc::clone(&open.constraints),
+            on_rejected(open.table.location()),
+        );
         Ok(match &open.compactor {
             Some(compactor) => sink.with_compactor(Arc::clone(compactor)),
             None => sink,
@@ -169,9 +209,15 @@ impl Lake {
     }
 }
 
-/// Opens the table at `url` for rows `R`, creating it if there is none, and starts its
+/// Opens the table at `url` for rows `R`, creating it if there is none, checks that the
+/// job may write it (`identity`, `replayable`: see [`LakeJob`]), and starts its
 /// auto-compactor if `config` asks for one.
-async fn open_table<R: ArrowRows>(url: &str, config: &LakeConfig) -> Result<OpenTable, DeltaError> {
+async fn open_table<R: ArrowRows>(
+    url: &str,
+    config: &LakeConfig,
+    identity: &JobIdentity,
+    replayable: bool,
+) -> Result<OpenTable, DeltaError> {
     let table = DeltaTable::open_url(url)?;
     check_put_if_absent(table.store().as_ref(), table.root(), url).await?;
     let configuration = BTreeMap::from([("delta.checkpointInterval".to_owned(), "10".to_owned())]);
@@ -185,6 +231,22 @@ async fn open_table<R: ArrowRows>(url: &str, config: &LakeConfig) -> Result<Open
         )
         .await?;
     check_retention_properties(&snapshot, url)?;
+    if !replayable && !job_identity::committed_writers(&snapshot, &identity.job_id).is_empty() {
+        return Err(DeltaError::JobNotReplayable {
+            table: url.to_owned(),
+            job_id: identity.job_id.clone(),
+        });
+    }
+    check_job_identity(&table, &snapshot, identity).await?;
+    let metadata = snapshot
+        .metadata
+        .as_ref()
+        .ok_or_else(|| DeltaError::Corrupt(format!("{url}: the log has no metaData")))?;
+    let constraints = Arc::new(Constraints::of_table(metadata, url)?);
+    if config.auto_compact.is_some() {
+        // Refused now rather than by every background compaction.
+        features::check(&snapshot, url, Operation::Optimize)?;
+    }
     let compactor = match config.auto_compact {
         Some(auto) => {
             let options = OptimizeOptions {
@@ -206,6 +268,7 @@ async fn open_table<R: ArrowRows>(url: &str, config: &LakeConfig) -> Result<Open
     Ok(OpenTable {
         table,
         snapshot,
+        constraints,
         compactor,
     })
 }

@@ -11,6 +11,7 @@ use object_store::path::Path;
 
 use crate::delta::DeltaError;
 use crate::delta::actions::Add;
+use crate::delta::constraints::{Constraints, OnRejected};
 use crate::delta::writer::{DataFileWriter, WriterOptions};
 use crate::epochs::{EpochOutcome, EpochReport};
 use crate::rows::ArrowRows;
@@ -22,6 +23,8 @@ pub(crate) struct EpochFiles<R: ArrowRows> {
     writer_index: usize,
     options: WriterOptions,
     open: BTreeMap<u64, (DataFileWriter<R>, u64)>,
+    /// The table's rules and where the rows they keep out go, if rows are checked.
+    checks: Option<(Arc<Constraints>, OnRejected)>,
 }
 
 impl<R: ArrowRows> EpochFiles<R> {
@@ -40,7 +43,29 @@ impl<R: ArrowRows> EpochFiles<R> {
             writer_index,
             options,
             open: BTreeMap::new(),
+            checks: None,
         })
+    }
+
+    /// Checks every row against `constraints` before it is written, handing the rows
+    /// that break one to `on_rejected` instead (see [`crate::delta::constraints`]).
+    pub(crate) fn with_constraints(
+        mut self,
+        constraints: Arc<Constraints>,
+        on_rejected: OnRejected,
+    ) -> Self {
+        self.checks = (!constraints.is_empty()).then_some((constraints, on_rejected));
+        self
+    }
+
+    /// Hands the rows `files` kept out since the last call to the callback of `checks`.
+    fn hand(checks: &Option<(Arc<Constraints>, OnRejected)>, files: &mut DataFileWriter<R>) {
+        if let Some((_, on_rejected)) = checks {
+            let rejected = files.take_rejected();
+            if !rejected.is_empty() {
+                on_rejected(rejected);
+            }
+        }
     }
 
     /// Writes `rows` of `epoch` (files that reach the target size are uploaded).
@@ -53,20 +78,33 @@ impl<R: ArrowRows> EpochFiles<R> {
                     self.root.clone(),
                     self.writer_index,
                     self.options.clone(),
-                )?,
+                )?
+                .with_constraints(self.checks.as_ref().map(|(c, _)| Arc::clone(c))),
                 0,
             )),
         };
         *count += rows.len() as u64;
-        Ok(files.write(rows).await?)
+        let written = files.write(rows).await;
+        Self::hand(&self.checks, files);
+        Ok(written?)
     }
 
-    /// Uploads the rest of `epoch`'s files: their `add`s and the epoch's row count (none
-    /// and 0 if it had no rows).
+    /// Uploads the rest of `epoch`'s files: their `add`s and the count of the epoch's
+    /// rows they hold (none and 0 if it had no rows; rows the table's rules kept out are
+    /// not counted).
     pub(crate) async fn finish(&mut self, epoch: u64) -> Result<(Vec<Add>, u64), DeltaError> {
-        match self.open.remove(&epoch) {
-            Some((mut files, rows)) => Ok((files.finish().await?, rows)),
-            None => Ok((Vec::new(), 0)),
+        let Some((mut files, rows)) = self.open.remove(&epoch) else {
+            return Ok((Vec::new(), 0));
+        };
+        let finished = files.finish().await;
+        Self::hand(&self.checks, &mut files);
+        match finished {
+            Ok(adds) => Ok((adds, rows - files.rejected_rows())),
+            Err(e) => {
+                // Keep the epoch's files for a retry, as the writer does.
+                self.open.insert(epoch, (files, rows));
+                Err(e.into())
+            }
         }
     }
 }

@@ -99,6 +99,15 @@ impl JsonLinesWriter {
         }
     }
 
+    /// Appends `records`, one JSON object per line (see [`append`](Self::append)).
+    pub fn write_records<T: Serialize>(&self, records: impl IntoIterator<Item = T>) {
+        let mut buffer = Vec::new();
+        let lines = serialize_lines(records, &mut buffer);
+        if lines > 0 {
+            self.append(&buffer, lines);
+        }
+    }
+
     /// Flushes and returns the number of lines written, or the first write error.
     pub fn finish(&self) -> Result<u64, SinkError> {
         let target = self.target.clone();
@@ -117,6 +126,19 @@ impl JsonLinesWriter {
     }
 }
 
+/// Appends each of `records` to `buffer` as a JSON line; returns how many.
+fn serialize_lines<T: Serialize>(records: impl IntoIterator<Item = T>, buffer: &mut Vec<u8>) -> u64 {
+    let mut lines = 0;
+    for record in records {
+        // Serialising our own record types into memory cannot fail.
+        if serde_json::to_writer(&mut *buffer, &record).is_ok() {
+            buffer.push(b'\n');
+            lines += 1;
+        }
+    }
+    lines
+}
+
 /// Writes a stream's records as JSON lines.
 pub trait WriteJsonLines {
     /// Writes every record to `writer`, one JSON object per line.
@@ -129,13 +151,7 @@ impl<D: Serialize + 'static> WriteJsonLines for StreamVec<'_, u64, D> {
         self.sink(Pipeline, name, move |(input, _frontier)| {
             let mut lines = 0u64;
             input.for_each(|_time, data| {
-                for record in data.drain(..) {
-                    // Serialising our own record types into memory cannot fail.
-                    if serde_json::to_writer(&mut buffer, &record).is_ok() {
-                        buffer.push(b'\n');
-                        lines += 1;
-                    }
-                }
+                lines += serialize_lines(data.drain(..), &mut buffer);
             });
             if !buffer.is_empty() {
                 writer.append(&buffer, lines);

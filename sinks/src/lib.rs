@@ -10,6 +10,7 @@
 pub mod delta;
 mod epoch_files;
 pub mod epochs;
+pub mod expression;
 pub mod json_lines;
 pub mod parquet_files;
 pub mod rows;

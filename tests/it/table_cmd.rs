@@ -59,6 +59,7 @@ async fn commit_rows(
         app_id: "job-w0".to_owned(),
         version: epoch,
         last_updated: Some(1_714_557_600_000),
+        ..Default::default()
     }));
     actions.push(Action::CommitInfo(CommitInfo {
         timestamp: Some(1_714_557_600_000 + version as i64),

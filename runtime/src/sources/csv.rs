@@ -288,7 +288,7 @@ mod tests {
         assert_eq!(dead.len(), 1);
         assert_eq!(
             (dead[0].reason, dead[0].position, dead[0].line),
-            (Reason::Parse, 38, Some(3))
+            (Reason::Parse, Some(38), Some(3))
         );
         assert!(
             dead[0].detail.contains("ts 'ts_millis'"),
@@ -338,7 +338,7 @@ mod tests {
             ),
             (
                 Reason::Parse,
-                offset("\"bad"),
+                Some(offset("\"bad")),
                 Some(7),
                 Some("\"bad\n\nfield\",x,1")
             )
@@ -352,7 +352,7 @@ mod tests {
             ),
             (
                 Reason::Parse,
-                offset("\"open"),
+                Some(offset("\"open")),
                 Some(10),
                 Some("\"open,1004,5\nm,1005,1")
             )
@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(dead.len(), 1, "{dead:?}");
         assert_eq!(
             (dead[0].reason, dead[0].position, dead[0].line),
-            (Reason::Parse, 6, Some(2))
+            (Reason::Parse, Some(6), Some(2))
         );
         assert_eq!(dead[0].raw.as_deref(), Some("\"x"));
         let seqs: Vec<u64> = events(&batches).into_iter().map(|e| e.0).collect();
@@ -464,7 +464,7 @@ mod tests {
             want.sort_by_key(|d| d.0);
             let mut got: Vec<_> = dead_letters(&batches)
                 .iter()
-                .map(|d| (d.position, d.line.expect("line"), d.reason))
+                .map(|d| (d.position.expect("position"), d.line.expect("line"), d.reason))
                 .collect();
             got.sort_by_key(|d| d.0);
             assert_eq!(got, want, "split size {split}");

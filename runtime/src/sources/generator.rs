@@ -1105,7 +1105,7 @@ mod tests {
         let expected = records(&drain(&source, 0, 3, 0));
         for (letter, (seq, tx)) in out.dead_letters.iter().zip(expected) {
             assert_eq!(letter.reason, Reason::Late);
-            assert_eq!(letter.position, seq);
+            assert_eq!(letter.position, Some(seq));
             assert_eq!(letter.source, "generator");
             let raw = format!("{},{},{}", tx.account_id, tx.ts, tx.amount);
             assert_eq!(letter.raw.as_deref(), Some(raw.as_str()));

@@ -384,7 +384,7 @@ mod tests {
             for (d, (index, reason, detail)) in dead.iter().zip(want) {
                 assert_eq!(
                     (d.position, d.line, d.reason),
-                    (offsets[index], Some(index as u64 + 1), reason)
+                    (Some(offsets[index]), Some(index as u64 + 1), reason)
                 );
                 assert!(
                     d.detail.contains(detail),

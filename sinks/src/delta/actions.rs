@@ -5,6 +5,11 @@
 //! readers are strict about (see `shared/notes/delta-writer.md`): `configuration`,
 //! `format.options`, `partitionValues`, `size`, `modificationTime` and `dataChange` are
 //! always written; `stats` is a JSON object *encoded as a string*.
+//!
+//! Fields of an action that tidelake does not model (a feature's fields, such as
+//! `add.deletionVector` or `add.baseRowId`) are kept in each action's `other` map, so a
+//! commit rewritten from them keeps them, and the checkpoint writer can refuse to drop
+//! them (see [`super::checkpoint`]).
 
 use std::collections::BTreeMap;
 
@@ -12,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// `protocol`: the reader and writer versions a client needs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Protocol {
     /// Minimum reader version.
@@ -25,6 +30,9 @@ pub struct Protocol {
     /// Writer features (writer version 7 only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writer_features: Option<Vec<String>>,
+    /// Fields tidelake does not model, kept as read.
+    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
+    pub other: Map<String, Value>,
 }
 
 impl Protocol {
@@ -36,12 +44,13 @@ impl Protocol {
             min_writer_version: 2,
             reader_features: None,
             writer_features: None,
+            other: Map::new(),
         }
     }
 }
 
 /// `metaData.format`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Format {
     /// Always `parquet`.
     pub provider: String,
@@ -51,7 +60,7 @@ pub struct Format {
 }
 
 /// `metaData`: the table's id, schema, partitioning and configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     /// A unique id (a v4 UUID).
@@ -74,10 +83,13 @@ pub struct Metadata {
     /// Table properties (`delta.*` and others). Required by readers even when empty.
     #[serde(default)]
     pub configuration: BTreeMap<String, String>,
+    /// Fields tidelake does not model, kept as read.
+    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
+    pub other: Map<String, Value>,
 }
 
 /// `add`: a data file that is part of the table from this version on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Add {
     /// The file's path relative to the table root, URI-encoded.
@@ -96,10 +108,13 @@ pub struct Add {
     /// Free-form tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, Option<String>>>,
+    /// Fields tidelake does not model, kept as read.
+    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
+    pub other: Map<String, Value>,
 }
 
 /// `remove`: a data file that is no longer part of the table (a tombstone until VACUUM).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Remove {
     /// The path, encoded exactly as in its `add`.
@@ -118,10 +133,19 @@ pub struct Remove {
     /// The removed file's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<i64>,
+    /// The removed file's statistics, as in its `add`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
+    /// The removed file's tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, Option<String>>>,
+    /// Fields tidelake does not model, kept as read.
+    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
+    pub other: Map<String, Value>,
 }
 
 /// `txn`: the latest version an application committed, for idempotent writes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Txn {
     /// The application (for tidelake's sink: `<job id>-w<worker>`).
@@ -131,6 +155,9 @@ pub struct Txn {
     /// When, ms since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_updated: Option<i64>,
+    /// Fields tidelake does not model, kept as read.
+    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
+    pub other: Map<String, Value>,
 }
 
 /// `commitInfo`: free-form provenance; the fields tidelake writes and reads are named,
@@ -244,6 +271,7 @@ mod tests {
             data_change: true,
             stats: Some(r#"{"numRecords":3}"#.into()),
             tags: None,
+            ..Default::default()
         });
         let line = add.to_json().expect("serialises");
         assert_eq!(

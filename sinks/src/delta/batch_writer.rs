@@ -164,6 +164,7 @@ impl<K: Ord + Clone> BatchFileWriter<K> {
                 data_change: true,
                 stats: Some(file.stats),
                 tags: None,
+                other: Default::default(),
             });
         }
         Ok(())

@@ -17,6 +17,7 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;
 
 use super::DeltaError;
+use super::features::Operation;
 use super::checkpoint::{
     CheckpointKind, checkpoint_file, list_log_objects, usable_checkpoint, write_checkpoint_at,
 };
@@ -49,7 +50,7 @@ pub struct CheckpointReport {
 /// Writes a checkpoint of the latest version of `table` and points `_last_checkpoint`
 /// at it (see [`write_checkpoint_at`]). An error if there is no table.
 pub async fn checkpoint(table: &DeltaTable) -> Result<CheckpointReport, DeltaError> {
-    let snapshot = table.existing_snapshot().await?;
+    let snapshot = table.snapshot_for(Operation::Checkpoint).await?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let cutoff = cutoff_ms(now_ms, deleted_file_retention(&snapshot)?);
     let last = write_checkpoint_at(table.store().as_ref(), table.root(), &snapshot, now_ms).await?;
@@ -106,7 +107,7 @@ pub async fn cleanup_expired_logs(
     now_ms: i64,
 ) -> Result<LogCleanupReport, DeltaError> {
     let (store, root) = (table.store().as_ref(), table.root());
-    let snapshot = table.existing_snapshot().await?;
+    let snapshot = table.snapshot_for(Operation::Checkpoint).await?;
     let retention = log_retention(&snapshot)?;
     let cutoff = cutoff_ms(now_ms, retention);
     let mut report = LogCleanupReport {

@@ -29,6 +29,7 @@ use super::DeltaError;
 use super::actions::{Action, Add, CommitInfo, Txn};
 use super::backoff::{Backoff, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF};
 use super::checkpoint::write_checkpoint;
+use super::job_identity::{COMMIT_INFO_KEY, JobIdentity};
 use super::log::CommitOutcome;
 use super::snapshot::Snapshot;
 use super::table::DeltaTable;
@@ -66,6 +67,9 @@ pub struct CommitOptions {
     /// Checkpoint after committing each version that is a positive multiple of this
     /// (default 10, as Spark; 0 turns checkpoints off).
     pub checkpoint_interval: u64,
+    /// The job's identity, recorded in every commit's `commitInfo` (see
+    /// [`super::job_identity`]).
+    pub job: Option<JobIdentity>,
 }
 
 impl Default for CommitOptions {
@@ -77,6 +81,7 @@ impl Default for CommitOptions {
             min_backoff: DEFAULT_MIN_BACKOFF,
             max_backoff: DEFAULT_MAX_BACKOFF,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            job: None,
         }
     }
 }
@@ -234,7 +239,14 @@ impl EpochCommitter {
             app_id: self.app_id.clone(),
             version: epoch,
             last_updated: Some(now),
+            other: Default::default(),
         }));
+        let other = self
+            .options
+            .job
+            .iter()
+            .map(|job| (COMMIT_INFO_KEY.to_owned(), job.to_json()))
+            .collect();
         actions.push(Action::CommitInfo(CommitInfo {
             timestamp: Some(now),
             operation: Some("STREAMING UPDATE".to_owned()),
@@ -247,7 +259,7 @@ impl EpochCommitter {
             is_blind_append: Some(true),
             txn_id: Some(txn_id.to_owned()),
             engine_info: Some(self.options.engine_info.clone()),
-            ..CommitInfo::default()
+            other,
         }));
         actions
     }

@@ -155,6 +155,7 @@ mod tests {
             extended_file_metadata: None,
             partition_values: None,
             size: None,
+            ..Default::default()
         })
     }
 

@@ -174,6 +174,7 @@ mod tests {
             data_change: true,
             stats: rows.map(|n| format!(r#"{{"numRecords":{n},"nullCount":{{}}}}"#)),
             tags: None,
+            ..Default::default()
         })
     }
 

@@ -13,7 +13,10 @@ pub mod batch_writer;
 pub mod checkpoint;
 pub mod cleanup;
 pub mod commit;
+pub mod constraints;
+pub mod features;
 pub mod history;
+pub mod job_identity;
 pub mod layout;
 pub mod log;
 pub mod optimize;
@@ -130,6 +133,60 @@ pub enum DeltaError {
         /// What is wrong with it.
         detail: String,
     },
+    /// A job id that committed to the table before did so with other settings, so this
+    /// run would commit its rows in other epochs or by other writers (see
+    /// [`job_identity`]).
+    #[error(
+        "table {table}: job id {job_id} committed to it (last at version {version}) with other settings, so a run with these settings would skip or repeat other rows than it committed: {differences}. Run it with the settings it had, or give it a new --job-id"
+    )]
+    JobMismatch {
+        /// The table.
+        table: String,
+        /// The job id.
+        job_id: String,
+        /// The newest version recording the job's settings.
+        version: u64,
+        /// Each differing setting with both values.
+        differences: String,
+    },
+    /// A job id that committed to the table before left no record of its settings
+    /// in the log, so they cannot be compared (see [`job_identity`]).
+    #[error(
+        "table {table}: job id {job_id} committed to it ({writers} writer(s) have a txn), but no commit left in the log records the settings it ran with (log cleanup removed them, or an older tidelake wrote them), so tidelake cannot tell whether this run would skip exactly the rows it committed; give it a new --job-id"
+    )]
+    JobUnverifiable {
+        /// The table.
+        table: String,
+        /// The job id.
+        job_id: String,
+        /// How many of its writers have a txn.
+        writers: usize,
+    },
+    /// A job id that committed to the table before ran in ingestion time, whose epochs
+    /// a new run cannot reproduce (see [`job_identity`]).
+    #[error(
+        "table {table}: job id {job_id} committed to it in ingestion time (--time ingestion), where a record's epoch is the wall clock when it was read; a new run reads its input at other times, so it cannot skip exactly the rows that are committed already; give it a new --job-id"
+    )]
+    JobNotReplayable {
+        /// The table.
+        table: String,
+        /// The job id.
+        job_id: String,
+    },
+    /// A table uses a feature of the Delta protocol (a reader or writer feature, or a
+    /// legacy protocol version's) that an operation does not implement (see
+    /// [`features`]).
+    #[error("table {table} uses {feature}, which {operation} does not implement: {detail}")]
+    UnsupportedFeature {
+        /// The table.
+        table: String,
+        /// The feature, e.g. `the writer feature deletionVectors`.
+        feature: String,
+        /// The operation, e.g. `appending`.
+        operation: &'static str,
+        /// Why, or what to do.
+        detail: String,
+    },
     /// A maintenance operation would be unsafe as asked, and did nothing.
     #[error("{operation} of {table} refused: {detail}")]
     Refused {
@@ -140,4 +197,26 @@ pub enum DeltaError {
         /// Why, and how to override if that is possible.
         detail: String,
     },
+}
+
+impl DeltaError {
+    /// True when the error says the table does not fit the job or the operation (another
+    /// schema, an unimplemented feature, other job settings, a property that does not
+    /// parse, a store without put-if-absent): a configuration error (exit code 2), not
+    /// a failure of the store or the job.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            DeltaError::SchemaMismatch { .. }
+                | DeltaError::Unsupported { .. }
+                | DeltaError::UnsupportedFeature { .. }
+                | DeltaError::Url { .. }
+                | DeltaError::InvalidProperty { .. }
+                | DeltaError::InvalidArgument(_)
+                | DeltaError::Refused { .. }
+                | DeltaError::JobMismatch { .. }
+                | DeltaError::JobUnverifiable { .. }
+                | DeltaError::JobNotReplayable { .. }
+        )
+    }
 }

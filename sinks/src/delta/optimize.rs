@@ -62,7 +62,8 @@ use arrow::datatypes::SchemaRef;
 use serde::Serialize;
 
 use super::DeltaError;
-use super::actions::{Add, Metadata};
+use super::features::{self, Operation};
+use super::actions::Add;
 use super::commit::{DEFAULT_MAX_ATTEMPTS, engine_info};
 use super::schema::Schema;
 use super::snapshot::Snapshot;
@@ -333,7 +334,7 @@ pub async fn optimize(
     options: &OptimizeOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<OptimizeReport, DeltaError> {
-    let snapshot = table.existing_snapshot().await?;
+    let snapshot = table.snapshot_for(Operation::Optimize).await?;
     let plan = plan(table, &snapshot, options)?;
     execute(table, &plan, options, progress).await
 }
@@ -352,7 +353,7 @@ pub fn plan(
     let metadata = snapshot.metadata.as_ref().ok_or_else(|| {
         DeltaError::Corrupt(format!("{}: the log has no metaData", table.location()))
     })?;
-    check_features(table, snapshot, metadata)?;
+    features::check(snapshot, table.location(), Operation::Optimize)?;
     let schema = Schema::from_schema_string(&metadata.schema_string).map_err(|e| {
         DeltaError::Corrupt(format!(
             "{}: metaData.schemaString does not parse: {e}",
@@ -429,35 +430,6 @@ pub async fn execute(
         outcomes.push(outcome);
     }
     Ok(OptimizeReport::of(plan.read_version, outcomes))
-}
-
-/// Refuses tables whose files cannot be rewritten faithfully here.
-fn check_features(
-    table: &DeltaTable,
-    snapshot: &Snapshot,
-    metadata: &Metadata,
-) -> Result<(), DeltaError> {
-    let unsupported = |detail: String| DeltaError::Unsupported {
-        table: table.location().to_owned(),
-        detail,
-    };
-    if let Some(mode) = metadata.configuration.get("delta.columnMapping.mode")
-        && mode != "none"
-    {
-        return Err(unsupported(format!(
-            "OPTIMIZE does not support column mapping (delta.columnMapping.mode = {mode})"
-        )));
-    }
-    let features = snapshot
-        .protocol
-        .as_ref()
-        .and_then(|p| p.reader_features.as_ref());
-    if features.is_some_and(|f| f.iter().any(|f| f == "deletionVectors")) {
-        return Err(unsupported(
-            "OPTIMIZE does not support deletion vectors (reader feature deletionVectors)".into(),
-        ));
-    }
-    Ok(())
 }
 
 fn check_partition_filter(

@@ -191,6 +191,7 @@ mod tests {
                     .iter()
                     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                     .collect(),
+                ..Default::default()
             }),
             ..Snapshot::default()
         }

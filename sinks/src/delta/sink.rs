@@ -27,6 +27,7 @@ use std::sync::Arc;
 use super::DeltaError;
 use super::auto_compact::AutoCompactor;
 use super::commit::{CommitOptions, EpochCommitter, EpochOutcome as CommitOutcome};
+use super::constraints::{Constraints, OnRejected};
 use super::snapshot::Snapshot;
 use super::table::DeltaTable;
 use super::writer::WriterOptions;
@@ -71,6 +72,13 @@ impl<R: ArrowRows> DeltaSink<R> {
             skipped: BTreeMap::new(),
             compactor: None,
         })
+    }
+
+    /// Checks every row against the table's `constraints` before it is written, handing
+    /// the rows that break one to `on_rejected` (see [`super::constraints`]).
+    pub fn with_constraints(mut self, constraints: Arc<Constraints>, on_rejected: OnRejected) -> Self {
+        self.files = self.files.with_constraints(constraints, on_rejected);
+        self
     }
 
     /// Tells `compactor` of every commit this sink makes (auto-compaction).

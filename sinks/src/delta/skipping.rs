@@ -289,6 +289,7 @@ mod tests {
             data_change: true,
             stats: stats.map(str::to_owned),
             tags: None,
+            ..Default::default()
         })
     }
 
@@ -316,6 +317,7 @@ mod tests {
                     partition_columns: vec!["date".into()],
                     created_time: None,
                     configuration: BTreeMap::new(),
+                    ..Default::default()
                 }),
                 file(
                     "a",

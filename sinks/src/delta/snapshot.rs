@@ -6,7 +6,7 @@
 //! tombstone), a `remove` turns it into a tombstone, and each `txn` sets its
 //! application's version.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -31,6 +31,9 @@ pub struct Snapshot {
     pub tombstones: BTreeMap<String, Remove>,
     /// The latest `txn` of each application.
     pub txns: HashMap<String, Txn>,
+    /// Actions replayed that carry table state tidelake does not model (e.g.
+    /// `domainMetadata`), by name; `cdc` and `commitInfo` carry none.
+    pub unmodeled_actions: BTreeSet<String>,
 }
 
 impl Snapshot {
@@ -51,6 +54,9 @@ impl Snapshot {
                 }
                 Action::Txn(txn) => {
                     self.txns.insert(txn.app_id.clone(), txn);
+                }
+                Action::Other(name) if name != "cdc" && !name.is_empty() => {
+                    self.unmodeled_actions.insert(name);
                 }
                 Action::CommitInfo(_) | Action::Other(_) => {}
             }

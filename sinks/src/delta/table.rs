@@ -8,6 +8,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::DeltaError;
+use super::features::{self, Operation};
 use super::actions::{Action, Add, CommitInfo, Format, Metadata, Protocol};
 use super::log::{CommitOutcome, read_commit, write_commit};
 use super::schema::Schema;
@@ -71,6 +72,14 @@ impl DeltaTable {
         self.snapshot().await?.ok_or_else(|| self.no_table())
     }
 
+    /// The latest snapshot, checked to need no feature `operation` does not implement
+    /// (see [`features`]); an error naming the table if there is none.
+    pub async fn snapshot_for(&self, operation: Operation) -> Result<Snapshot, DeltaError> {
+        let snapshot = self.existing_snapshot().await?;
+        features::check(&snapshot, &self.location, operation)?;
+        Ok(snapshot)
+    }
+
     /// The error for a location that holds no table.
     pub(super) fn no_table(&self) -> DeltaError {
         DeltaError::Url {
@@ -132,9 +141,9 @@ impl DeltaTable {
         write_commit(self.store.as_ref(), &self.root, version, actions).await
     }
 
-    /// Opens the table, creating it (version 0: protocol reader 1 / writer 2 and
-    /// `metaData`) if there is none, and checks that its schema and partition columns are
-    /// the ones given. Two writers creating the same table at once agree: the loser
+    /// Opens the table for appending, creating it (version 0: protocol reader 1 / writer
+    /// 2 and `metaData`) if there is none, and checks that an append may write it (see
+    /// [`features`]) and that its schema and partition columns are the ones given. Two writers creating the same table at once agree: the loser
     /// opens the winner's table.
     pub async fn create_or_open(
         &self,
@@ -159,6 +168,7 @@ impl DeltaTable {
             partition_columns: partition_columns.iter().map(|c| (*c).to_owned()).collect(),
             created_time: Some(now),
             configuration,
+            ..Metadata::default()
         };
         let info = CommitInfo {
             timestamp: Some(now),
@@ -183,12 +193,16 @@ impl DeltaTable {
         self.check(snapshot, schema, partition_columns)
     }
 
+    /// Checks that a writer appending rows of `schema` partitioned by
+    /// `partition_columns` may write the table at `snapshot`: it needs no feature an
+    /// append does not implement, and has that schema and partitioning.
     fn check(
         &self,
         snapshot: Snapshot,
         schema: &Schema,
         partition_columns: &[&str],
     ) -> Result<Snapshot, DeltaError> {
+        features::check(&snapshot, &self.location, Operation::Append)?;
         let metadata = snapshot.metadata.as_ref().ok_or_else(|| {
             DeltaError::Corrupt(format!("{}: the log has no metaData", self.location))
         })?;
@@ -272,6 +286,7 @@ mod tests {
                 extended_file_metadata: Some(true),
                 partition_values: None,
                 size: Some(10),
+                ..Default::default()
             });
             table
                 .try_commit(2, &[remove, add("d"), txn("job-w0", 4), txn("job-w1", 1)])

@@ -26,6 +26,7 @@ pub(crate) fn add(path: &str) -> Action {
         data_change: true,
         stats: None,
         tags: None,
+        ..Default::default()
     })
 }
 
@@ -35,6 +36,7 @@ pub(crate) fn txn(app: &str, version: i64) -> Action {
         app_id: app.to_owned(),
         version,
         last_updated: Some(1),
+        ..Default::default()
     })
 }
 
@@ -47,6 +49,7 @@ pub(crate) fn remove(path: &str, deleted_ms: Option<i64>) -> Action {
         extended_file_metadata: None,
         partition_values: None,
         size: None,
+        ..Default::default()
     })
 }
 

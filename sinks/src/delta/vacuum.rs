@@ -36,6 +36,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::DeltaError;
+use super::features::Operation;
 use super::actions::{Action, CommitInfo, Remove};
 use super::commit::CommitOptions;
 use super::log::{CommitOutcome, LOG_DIR};
@@ -136,7 +137,7 @@ pub async fn vacuum(
     table: &DeltaTable,
     options: &VacuumOptions,
 ) -> Result<VacuumReport, DeltaError> {
-    let snapshot = table.existing_snapshot().await?;
+    let snapshot = table.snapshot_for(Operation::Vacuum).await?;
     let table_retention = deleted_file_retention(&snapshot)?;
     // Never less than a week without --force, whatever the table says.
     let minimum = table_retention.max(DEFAULT_DELETED_FILE_RETENTION);
@@ -328,7 +329,7 @@ async fn delete_planned(
     table: &DeltaTable,
     files: Vec<(Path, VacuumFile)>,
 ) -> Result<Deletion, DeltaError> {
-    let latest = table.existing_snapshot().await?;
+    let latest = table.snapshot_for(Operation::Vacuum).await?;
     let live = live_locations(table.root(), &latest)?;
     let (files, kept): (Vec<_>, Vec<_>) = files
         .into_iter()

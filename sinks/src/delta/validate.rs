@@ -24,6 +24,7 @@ use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use serde::Serialize;
 
 use super::DeltaError;
+use super::features::Operation;
 use super::actions::Add;
 use super::stats::parse_num_records;
 use super::table::DeltaTable;
@@ -176,7 +177,7 @@ impl ValidationReport {
 /// Validates `table`; see the [module docs](self). An error (rather than a problem in
 /// the report) if there is no table, or the store fails while the log is read.
 pub async fn validate(table: &DeltaTable) -> Result<ValidationReport, DeltaError> {
-    let snapshot = match table.existing_snapshot().await {
+    let snapshot = match table.snapshot_for(Operation::Inspect).await {
         Ok(snapshot) => snapshot,
         Err(
             e @ (DeltaError::Corrupt(_)

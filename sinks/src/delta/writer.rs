@@ -42,6 +42,7 @@ use parquet::errors::ParquetError;
 
 use super::actions::Add;
 use super::batch_writer::{BatchFileWriter, PartitionSpec};
+use super::constraints::{Constraints, Rejected};
 use crate::rows::ArrowRows;
 
 /// The directory name of a null partition value.
@@ -129,6 +130,9 @@ pub enum WriterError {
         /// Parquet's error.
         source: ParquetError,
     },
+    /// Checking rows against the table's constraints failed (not: a row broke one).
+    #[error("checking rows against the table's constraints failed: {0}")]
+    Constraints(String),
     /// Uploading a completed file failed. The file stays in the writer: the next
     /// `write` or `finish` uploads it again.
     #[error(
@@ -162,6 +166,12 @@ pub struct DataFileWriter<R: ArrowRows> {
     batch_rows: usize,
     /// The rows of each partition not encoded yet.
     buffers: BTreeMap<R::Partition, Buffer<R>>,
+    /// The table's rules, if rows are checked against them.
+    constraints: Option<Arc<Constraints>>,
+    /// Rows kept out by the rules since the last [`take_rejected`](Self::take_rejected).
+    rejected: Vec<Rejected>,
+    /// Rows kept out by the rules in all.
+    rejected_rows: u64,
 }
 
 /// Rows of one partition in Arrow builders.
@@ -187,7 +197,27 @@ impl<R: ArrowRows> DataFileWriter<R> {
             files: BatchFileWriter::new(store, root, writer_index, R::arrow_schema(), &options)?,
             batch_rows: options.batch_rows,
             buffers: BTreeMap::new(),
+            constraints: None,
+            rejected: Vec::new(),
+            rejected_rows: 0,
         })
+    }
+
+    /// Checks every row against `constraints` before it is written: rows that break
+    /// one are not written, and are handed out by [`take_rejected`](Self::take_rejected).
+    pub fn with_constraints(mut self, constraints: Option<Arc<Constraints>>) -> Self {
+        self.constraints = constraints.filter(|c| !c.is_empty());
+        self
+    }
+
+    /// The rows kept out by the table's constraints since the last call.
+    pub fn take_rejected(&mut self) -> Vec<Rejected> {
+        std::mem::take(&mut self.rejected)
+    }
+
+    /// How many rows the table's constraints kept out, in all.
+    pub fn rejected_rows(&self) -> u64 {
+        self.rejected_rows
     }
 
     /// Buffers `rows`, encoding them into their partitions' files; completes and
@@ -255,6 +285,20 @@ impl<R: ArrowRows> DataFileWriter<R> {
             source,
         })?;
         buffer.rows = 0;
+        let batch = match &self.constraints {
+            Some(constraints) => {
+                let (kept, rejected) = constraints
+                    .check(&batch, &partition())
+                    .map_err(WriterError::Constraints)?;
+                self.rejected_rows += rejected.len() as u64;
+                self.rejected.extend(rejected);
+                kept
+            }
+            None => batch,
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         self.files.write(key, partition, &batch)
     }
 }

@@ -145,6 +145,8 @@ pub(super) fn remove_fields() -> Fields {
         Field::new("extendedFileMetadata", DataType::Boolean, true),
         Field::new("partitionValues", map_type(), true),
         Field::new("size", DataType::Int64, true),
+        Field::new("stats", DataType::Utf8, true),
+        Field::new("tags", map_type(), true),
     ])
 }
 
@@ -220,6 +222,7 @@ pub(crate) mod tests {
                 r#"{{"numRecords":3,"minValues":{{"amount":1.5,"accountId":"{path}"}},"maxValues":{{"amount":9.0}},"nullCount":{{"amount":0}}}}"#
             )),
             tags: None,
+            ..Default::default()
         }
     }
 
@@ -228,6 +231,7 @@ pub(crate) mod tests {
             app_id: app.to_owned(),
             version,
             last_updated,
+            ..Default::default()
         })
     }
 
@@ -301,6 +305,7 @@ pub(crate) mod tests {
                         Some("2024-05-01".to_owned()),
                     )])),
                     size: Some(1030),
+                    ..Default::default()
                 }),
                 Action::Add(add(
                     "date=2024-05-01/part-d.parquet",
@@ -326,6 +331,7 @@ pub(crate) mod tests {
                             "appendOnly".to_owned(),
                             "invariants".to_owned(),
                         ]),
+                        ..Default::default()
                     }),
                     Action::Metadata(metadata.clone()),
                     info(),
@@ -339,6 +345,7 @@ pub(crate) mod tests {
                     extended_file_metadata: None,
                     partition_values: None,
                     size: None,
+                    ..Default::default()
                 }),
                 txn("job-w1", 3, Some(13)),
                 info(),

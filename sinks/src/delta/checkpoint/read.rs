@@ -56,6 +56,8 @@ const READ_FIELDS: &[(&str, &[&str])] = &[
             "extendedFileMetadata",
             "partitionValues",
             "size",
+            "stats",
+            "tags",
         ],
     ),
     (
@@ -265,6 +267,8 @@ fn batch_actions(
     let rm_extended = Bools::new(child(remove, "extendedFileMetadata")).map_err(arrow)?;
     let rm_partition = StrMaps::new(child(remove, "partitionValues")).map_err(arrow)?;
     let rm_size = Longs::new(child(remove, "size")).map_err(arrow)?;
+    let rm_stats = Strings::new(child(remove, "stats")).map_err(arrow)?;
+    let rm_tags = StrMaps::new(child(remove, "tags")).map_err(arrow)?;
 
     let meta = column(batch, "metaData");
     let meta_id = Strings::new(child(meta, "id")).map_err(arrow)?;
@@ -303,6 +307,7 @@ fn batch_actions(
                 data_change: required(add_change.get(i), "add.dataChange", row)?,
                 stats: add_stats.get(i),
                 tags: add_tags.get(i),
+                ..Add::default()
             }));
         }
         if let Some(path) = key_of(remove, &rm_path, i) {
@@ -313,6 +318,9 @@ fn batch_actions(
                 extended_file_metadata: rm_extended.get(i),
                 partition_values: rm_partition.get(i),
                 size: rm_size.get(i),
+                stats: rm_stats.get(i),
+                tags: rm_tags.get(i),
+                ..Remove::default()
             }));
         }
         if let Some(id) = key_of(meta, &meta_id, i) {
@@ -328,6 +336,7 @@ fn batch_actions(
                 partition_columns: meta_partitions.get(i).unwrap_or_default(),
                 created_time: meta_created.get(i),
                 configuration: meta_config.get_non_null(i).unwrap_or_default(),
+                ..Metadata::default()
             }));
         }
         if protocol.is_some_and(|p| p.is_valid(i))
@@ -338,6 +347,7 @@ fn batch_actions(
                 min_writer_version: required(min_writer.get(i), "protocol.minWriterVersion", row)?,
                 reader_features: reader_features.get(i),
                 writer_features: writer_features.get(i),
+                ..Protocol::default()
             }));
         }
         if let Some(app_id) = key_of(txn, &txn_app, i) {
@@ -345,6 +355,7 @@ fn batch_actions(
                 app_id,
                 version: required(txn_version.get(i), "txn.version", row)?,
                 last_updated: txn_updated.get(i),
+                ..Txn::default()
             }));
         }
         if let Some(file) = key_of(sidecar, &sidecar_path, i) {
@@ -855,6 +866,7 @@ mod tests {
                 data_change: true,
                 stats: Some(r#"{"numRecords":3}"#.to_owned()),
                 tags: None,
+                ..Default::default()
             })
         );
         assert!(snapshot.tombstones.is_empty());

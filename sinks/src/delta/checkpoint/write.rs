@@ -25,6 +25,7 @@ use super::{
 };
 use crate::delta::DeltaError;
 use crate::delta::actions::{Add, Metadata, Protocol, Remove, Txn};
+use crate::delta::features::{self, Operation};
 use crate::delta::retention::{cutoff_ms, deleted_file_retention, tombstone_expired};
 use crate::delta::snapshot::Snapshot;
 
@@ -36,6 +37,49 @@ enum Row<'a> {
     Txn(&'a Txn),
     Add(&'a Add),
     Remove(&'a Remove),
+}
+
+/// The first field of `snapshot`'s state that a checkpoint would not hold, as
+/// `action.field (of what)`: a field tidelake does not model (kept in an action's
+/// `other`, such as `add.deletionVector`), or an action it does not model (such as
+/// `domainMetadata`). `None` when the checkpoint holds the whole state.
+fn unwritten(snapshot: &Snapshot) -> Option<String> {
+    let field = |action: &str, other: &serde_json::Map<String, serde_json::Value>, of: &str| {
+        other
+            .iter()
+            .find(|(_, value)| !value.is_null())
+            .map(|(name, _)| format!("{action}.{name} (of {of})"))
+    };
+    let protocol = snapshot.protocol.as_ref();
+    let metadata = snapshot.metadata.as_ref();
+    protocol
+        .and_then(|p| field("protocol", &p.other, "the protocol"))
+        .or_else(|| metadata.and_then(|m| field("metaData", &m.other, "the metadata")))
+        .or_else(|| {
+            snapshot
+                .txns
+                .values()
+                .find_map(|t| field("txn", &t.other, &t.app_id))
+        })
+        .or_else(|| {
+            snapshot
+                .files
+                .values()
+                .find_map(|a| field("add", &a.other, &a.path))
+        })
+        .or_else(|| {
+            snapshot
+                .tombstones
+                .values()
+                .find_map(|r| field("remove", &r.other, &r.path))
+        })
+        .or_else(|| {
+            snapshot
+                .unmodeled_actions
+                .iter()
+                .next()
+                .map(|name| format!("{name} actions"))
+        })
 }
 
 /// The rows of `snapshot`'s checkpoint, in a deterministic order (so racing writers of
@@ -159,6 +203,8 @@ fn remove_column(rows: &[Row]) -> Result<ArrayRef, ArrowError> {
     let mut extended = BooleanBuilder::new();
     let mut partition_values = map_builder();
     let mut size = Int64Builder::new();
+    let mut stats = StringBuilder::new();
+    let mut tags = map_builder();
     let mut valid = Vec::with_capacity(rows.len());
     for row in rows {
         if let Row::Remove(remove) = row {
@@ -174,6 +220,14 @@ fn remove_column(rows: &[Row]) -> Result<ArrayRef, ArrowError> {
                     .map(|p| p.iter().map(|(k, v)| (k, v.as_deref()))),
             )?;
             size.append_option(remove.size);
+            stats.append_option(remove.stats.as_deref());
+            append_map(
+                &mut tags,
+                remove
+                    .tags
+                    .as_ref()
+                    .map(|t| t.iter().map(|(k, v)| (k, v.as_deref()))),
+            )?;
             valid.push(true);
         } else {
             path.append_value("");
@@ -182,6 +236,8 @@ fn remove_column(rows: &[Row]) -> Result<ArrayRef, ArrowError> {
             extended.append_null();
             partition_values.append(false)?;
             size.append_null();
+            stats.append_null();
+            tags.append(false)?;
             valid.push(false);
         }
     }
@@ -194,6 +250,8 @@ fn remove_column(rows: &[Row]) -> Result<ArrayRef, ArrowError> {
             Arc::new(extended.finish()),
             Arc::new(partition_values.finish()),
             Arc::new(size.finish()),
+            Arc::new(stats.finish()),
+            Arc::new(tags.finish()),
         ],
         valid,
     )
@@ -390,6 +448,16 @@ pub async fn write_checkpoint_at(
     snapshot: &Snapshot,
     now_ms: i64,
 ) -> Result<LastCheckpoint, DeltaError> {
+    let table = root.to_string();
+    features::check(snapshot, &table, Operation::Checkpoint)?;
+    if let Some(field) = unwritten(snapshot) {
+        return Err(DeltaError::UnsupportedFeature {
+            table,
+            feature: field,
+            operation: "writing a checkpoint",
+            detail: "tidelake's checkpoints do not hold it, so readers of the checkpoint would lose it".to_owned(),
+        });
+    }
     let tombstone_cutoff_ms = cutoff_ms(now_ms, deleted_file_retention(snapshot)?);
     let path = checkpoint_path(root, snapshot.version);
     let (bytes, rows) =
@@ -711,7 +779,9 @@ mod tests {
                     "dataChange",
                     "extendedFileMetadata",
                     "partitionValues",
-                    "size"
+                    "size",
+                    "stats",
+                    "tags"
                 ]
             );
             assert_eq!(type_of(&remove, "deletionTimestamp"), DataType::Int64);

@@ -31,6 +31,8 @@ pub(super) fn compaction_actions(
             extended_file_metadata: Some(true),
             partition_values: Some(add.partition_values.clone()),
             size: Some(add.size),
+            tags: add.tags.clone(),
+            ..Remove::default()
         })
     });
     let adds = outputs.iter().cloned().map(Action::Add);

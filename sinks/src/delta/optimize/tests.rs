@@ -248,7 +248,8 @@ fn the_plan_packs_small_files_per_partition_and_names_bad_columns() {
                 .insert("delta.columnMapping.mode".into(), "name".into());
         }
         let err = super::plan(&table, &mapped, &OptimizeOptions::default()).expect_err("mapping");
-        assert!(matches!(err, DeltaError::Unsupported { .. }), "{err}");
+        assert!(matches!(err, DeltaError::UnsupportedFeature { .. }), "{err}");
+        assert!(err.to_string().contains("column mapping"), "{err}");
     });
 }
 
@@ -296,6 +297,7 @@ fn each_partition_is_one_commit_of_removes_adds_and_commit_info_that_keeps_every
             data_change: true,
             stats: None,
             tags: None,
+            ..Default::default()
         };
         table
             .try_commit(5, &[Action::Add(add)])
@@ -477,6 +479,7 @@ fn a_concurrent_compaction_of_a_file_read_gives_the_partition_up_without_a_trace
             extended_file_metadata: None,
             partition_values: None,
             size: None,
+            ..Default::default()
         });
         table.try_commit(5, &[remove]).await.expect("commit");
 
