@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
-use tidelake_runtime::config::{AutoCompactConfig, ClusterConfig};
+use tidelake_runtime::config::{AutoCompactConfig, ClusterConfig, ClusterSecret};
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
 use tidelake_runtime::{AlertOutput, JobConfig, LakeConfig, SourceConfig, TimeMode};
@@ -38,8 +38,9 @@ pub enum Command {
     /// Read a Delta table back (its history, its files, whether it is valid) or
     /// maintain it (optimize, vacuum, checkpoint).
     ///
-    /// Exit codes: 0 ok, 1 `validate` found problems or `optimize` failed, 2 the table
-    /// cannot be opened or read, an argument is wrong, or `vacuum` refused a retention
+    /// Exit codes: 0 ok, 1 `validate` found problems, `optimize` failed, or the store
+    /// failed (unreachable, denied); 2 there is no table, its log or a feature it uses
+    /// cannot be read or handled, an argument is wrong, or `vacuum` refused a retention
     /// shorter than the table's without `--force`.
     Table(crate::table_cmd::TableArgs),
     /// One process of a cluster of several machines: every process runs `worker` with
@@ -73,6 +74,13 @@ pub struct WorkerArgs {
     /// the hostfile, for a host or pod whose name does not resolve to itself.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// A file holding the cluster's secret (at least 16 bytes; a trailing newline is
+    /// ignored), the same for every process: each proves it knows it before any
+    /// setting is exchanged, and connections that do not are dropped. Or set
+    /// TIDELAKE_CLUSTER_SECRET. Without a secret, every address of the hostfile (and
+    /// --listen) must be a loopback address.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Set by `tidelake launch`: its pid. The process stops when its parent is no
     /// longer that launcher.
     #[arg(long, value_name = "PID", hide = true)]
@@ -108,9 +116,38 @@ impl WorkerArgs {
             addresses,
             listen: self.listen.clone(),
             start_timeout: self.run.start_timeout,
+            secret: cluster_secret(self.cluster_secret_file.as_deref())?,
         });
         Ok(config)
     }
+}
+
+/// The environment variable that holds the cluster secret when no file names it.
+pub const CLUSTER_SECRET_ENV: &str = "TIDELAKE_CLUSTER_SECRET";
+
+/// The cluster secret: the contents of `file` if given, else of
+/// [`CLUSTER_SECRET_ENV`], without surrounding whitespace; none if neither is set.
+fn cluster_secret(file: Option<&std::path::Path>) -> Result<Option<ClusterSecret>, String> {
+    let (bytes, from) = match file {
+        Some(path) => (
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read the cluster secret {}: {e}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => match std::env::var_os(CLUSTER_SECRET_ENV) {
+            Some(value) => (value.into_encoded_bytes(), CLUSTER_SECRET_ENV.to_owned()),
+            None => return Ok(None),
+        },
+    };
+    let trimmed = bytes.trim_ascii();
+    if trimmed.len() < ClusterSecret::MIN_LEN {
+        return Err(format!(
+            "the cluster secret in {from} is {} bytes; use at least {} (e.g. `head -c 32 /dev/urandom | base64 > secret`)",
+            trimmed.len(),
+            ClusterSecret::MIN_LEN
+        ));
+    }
+    Ok(Some(ClusterSecret::new(trimmed.to_vec())))
 }
 
 /// The `host:port` lines of a hostfile.

@@ -33,10 +33,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
+use tidelake_runtime::config::ClusterSecret;
 use tidelake_runtime::panic::LOST_PEER;
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
-use crate::cli::{RunArgs, SourceKind, now_rounded_to_second};
+use crate::cli::{CLUSTER_SECRET_ENV, RunArgs, SourceKind, now_rounded_to_second};
 use crate::status;
 use crate::{EXIT_CLUSTER_ADDRESS, EXIT_FAILED, EXIT_USAGE};
 
@@ -82,6 +83,8 @@ struct Launch {
     run: RunArgs,
     /// The user's flags, less `--processes`.
     flags: Vec<String>,
+    /// The cluster secret of this launch's processes: random, in hex.
+    secret: String,
     job_id: String,
     dir: TempDir,
     interrupts: Arc<AtomicUsize>,
@@ -113,7 +116,10 @@ impl Launch {
         if args.run.source == SourceKind::Generator && args.run.start.is_none() {
             flags.extend(["--start".into(), now_rounded_to_second().to_string()]);
         }
+        let secret = ClusterSecret::random().context("cannot make a cluster secret")?;
+        let secret: String = secret.bytes().iter().map(|b| format!("{b:02x}")).collect();
         Ok(Launch {
+            secret,
             processes: usize::from(args.processes),
             workers: args.run.workers,
             run: args.run.clone(),
@@ -242,6 +248,8 @@ impl Launch {
         if self.run.status_interval.is_none() && !self.run.quiet {
             command.args(["--status-interval", STATUS_INTERVAL]);
         }
+        // The processes prove to each other that they were started here.
+        command.env(CLUSTER_SECRET_ENV, &self.secret);
         // A process group of its own: a terminal's Ctrl-C reaches the launcher only,
         // which forwards it once.
         let mut child = command

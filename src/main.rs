@@ -138,6 +138,7 @@ fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>)
         }
         Err(e @ (JobError::Config(_) | JobError::Source(_))) => usage_error(e.into()),
         Err(JobError::Table(e)) if e.is_configuration() => usage_error(e.into()),
+        Err(e @ JobError::Cluster(ClusterError::NoSecret { .. })) => usage_error(e.into()),
         Err(e @ JobError::Cluster(ClusterError::Bind { .. })) => {
             eprintln!("tidelake: error: {e}");
             ExitCode::from(EXIT_CLUSTER_ADDRESS)

@@ -124,6 +124,9 @@ pub fn summary(report: &JobReport) -> String {
             ));
         }
     }
+    for note in &report.source_notes {
+        text.push_str(&format!("\n  {note}"));
+    }
     if t.epochs_skipped > 0 {
         text.push_str(&format!(
             "\n  {} epochs ({} rows) were already committed by job id {}: skipped, nothing written twice",

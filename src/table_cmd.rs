@@ -10,10 +10,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use tidelake_operators::time::format_millis;
+use tidelake_sinks::delta::features::Operation;
 use tidelake_sinks::delta::history::{History, history};
 use tidelake_sinks::delta::layout::{FileGroup, SizeBucket, TableLayout};
 use tidelake_sinks::delta::validate::{ValidationReport, validate};
-use tidelake_sinks::delta::features::Operation;
 use tidelake_sinks::delta::{DeltaError, DeltaTable};
 
 use crate::status::group;
@@ -128,6 +128,14 @@ pub fn run(args: &TableArgs) -> ExitCode {
         Ok(code) => code,
         // The error names the URL already.
         Err(e @ (DeltaError::Url { .. } | DeltaError::Refused { .. })) => usage_error(e.into()),
+        // A store that fails (unreachable, denied) fails the command, as it fails a job.
+        Err(e @ DeltaError::Store { .. }) => {
+            eprintln!(
+                "tidelake: error: cannot read table {}: {e}",
+                args.command.table().url
+            );
+            ExitCode::from(EXIT_FAILED)
+        }
         Err(e) => usage_error(anyhow::anyhow!(
             "cannot read table {}: {e}",
             args.command.table().url

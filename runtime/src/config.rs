@@ -164,6 +164,41 @@ impl Default for LakeConfig {
     }
 }
 
+/// The secret the processes of a cluster prove to each other that they know (see
+/// `cluster`'s handshake). Its `Debug` form does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterSecret(Vec<u8>);
+
+impl ClusterSecret {
+    /// The fewest bytes a secret may have.
+    pub const MIN_LEN: usize = 16;
+
+    /// A secret of `bytes` (see [`MIN_LEN`](Self::MIN_LEN) for what a caller should
+    /// require).
+    pub fn new(bytes: Vec<u8>) -> Self {
+        ClusterSecret(bytes)
+    }
+
+    /// A fresh random secret, for the processes one launcher starts.
+    pub fn random() -> std::io::Result<Self> {
+        let mut bytes = vec![0u8; 32];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| std::io::Error::other(format!("no randomness: {e}")))?;
+        Ok(ClusterSecret(bytes))
+    }
+
+    /// The secret's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClusterSecret({} bytes)", self.0.len())
+    }
+}
+
 /// The processes of a cluster and this process's place in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
@@ -176,6 +211,9 @@ pub struct ClusterConfig {
     pub listen: Option<String>,
     /// How long the processes may take to connect to each other before the start fails.
     pub start_timeout: Duration,
+    /// The secret every process must prove it knows before it is let in (`None`: no
+    /// authentication, allowed only on loopback addresses).
+    pub secret: Option<ClusterSecret>,
 }
 
 /// A fraud job.

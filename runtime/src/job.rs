@@ -81,6 +81,9 @@ pub struct JobReport {
     pub workers: usize,
     /// Every alert's latency, if the config asked for it.
     pub alert_latency: Option<Histogram>,
+    /// What the source has to say about what it read (an input named twice and read
+    /// once, …).
+    pub source_notes: Vec<String>,
 }
 
 impl JobReport {
@@ -159,6 +162,11 @@ impl Job {
     pub fn run(&self) -> Result<JobReport, JobError> {
         let config = &self.config;
         let source = config.source.build()?;
+        if config.cluster.is_some()
+            && let Some(why) = source.single_process_only()
+        {
+            return Err(JobError::Config(why));
+        }
         let alerts = match &config.alerts {
             AlertOutput::Stdout => Some(JsonLinesWriter::stdout()),
             AlertOutput::File(path) => Some(JsonLinesWriter::create(path)?),
@@ -266,6 +274,7 @@ impl Job {
             processes: config.cluster.as_ref().map_or(1, |c| c.addresses.len()),
             workers,
             alert_latency: shared.latency.as_ref().map(|l| l.merged()),
+            source_notes: shared.source.notes(),
         })
     }
 }

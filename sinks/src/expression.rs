@@ -3,7 +3,8 @@
 //! evaluated on every batch a writer is about to write ([`eval`]).
 //!
 //! The subset is what such expressions are written with: column references (by name,
-//! case-insensitive, `` `quoted` `` or not), literals (numbers, `'strings'`, `TRUE`,
+//! case-insensitive, `` `quoted` `` or not; a `"double-quoted"` name of a column, as
+//! delta-rs writes them, is the column, any other double-quoted text a string), literals (numbers, `'strings'`, `TRUE`,
 //! `FALSE`, `NULL`, `DATE '…'`, `TIMESTAMP '…'`), `AND` / `OR` / `NOT`, comparisons
 //! (`=`, `==`, `<>`, `!=`, `<`, `<=`, `>`, `>=`, `<=>`), `+ - * / %`, `||`,
 //! `IS [NOT] NULL|TRUE|FALSE`, `IS [NOT] DISTINCT FROM`, `[NOT] IN (…)`,

@@ -127,7 +127,10 @@ impl JsonLinesWriter {
 }
 
 /// Appends each of `records` to `buffer` as a JSON line; returns how many.
-fn serialize_lines<T: Serialize>(records: impl IntoIterator<Item = T>, buffer: &mut Vec<u8>) -> u64 {
+fn serialize_lines<T: Serialize>(
+    records: impl IntoIterator<Item = T>,
+    buffer: &mut Vec<u8>,
+) -> u64 {
     let mut lines = 0;
     for record in records {
         // Serialising our own record types into memory cannot fail.

@@ -464,7 +464,13 @@ mod tests {
             want.sort_by_key(|d| d.0);
             let mut got: Vec<_> = dead_letters(&batches)
                 .iter()
-                .map(|d| (d.position.expect("position"), d.line.expect("line"), d.reason))
+                .map(|d| {
+                    (
+                        d.position.expect("position"),
+                        d.line.expect("line"),
+                        d.reason,
+                    )
+                })
                 .collect();
             got.sort_by_key(|d| d.0);
             assert_eq!(got, want, "split size {split}");

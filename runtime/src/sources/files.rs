@@ -3,7 +3,10 @@
 //! [`jsonl`](super::jsonl) sources).
 //!
 //! A file of `S` bytes is split into ranges `[k·R, min((k+1)·R, S))` of the split size
-//! `R`, whatever the worker count; an empty file has one empty range. Partitions are
+//! `R`, whatever the worker count; an empty file has one empty range. A stream input
+//! (`-` for stdin, a pipe, a FIFO, a character device) cannot be split or read twice:
+//! it is one partition, read from its start to its end. A file named twice (the same
+//! path, a link to it, overlapping globs) is read once. Partitions are
 //! numbered in file order, so `(partition, byte offset)` is file order. A line belongs
 //! to the range its first byte lies in: the reader of `[s, e)` with `s > 0` skips the
 //! partial line before `s` (up to and including the first `\n` at or after `s − 1`),
@@ -30,16 +33,49 @@ const MIN_BUF_SIZE: usize = 64 << 10;
 /// The UTF-8 byte order mark some tools write at the start of a text file.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Resolves inputs, each a path or a glob (it contains `*`, `?` or `[`), into files,
-/// in the given order; the matches of a glob are sorted by path.
+/// One input as resolved: a regular file, split into byte ranges, or a stream (`-` for
+/// stdin, a pipe, a FIFO, a character device), read whole as one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    /// The path (`-` for stdin).
+    pub path: PathBuf,
+    /// How the input was named (a path as given, or a glob's match).
+    pub name: String,
+    /// True for a stream: read sequentially, once, never split.
+    pub stream: bool,
+}
+
+/// The inputs that named a file already named before (the same path, a link to it, or
+/// an overlapping glob), and were therefore not read again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DuplicateInput {
+    /// The input as named the second time.
+    pub name: String,
+    /// The input as named first, which is read.
+    pub same_as: String,
+}
+
+/// Resolves inputs, each `-` (stdin), a path or a glob (it contains `*`, `?` or `[`),
+/// into files, in the given order; the matches of a glob are sorted by path. A file
+/// named more than once (the same device and inode, or stdin twice) is kept the first
+/// time and returned among the duplicates after that.
 ///
 /// Glob matching is shell-like: `*` does not cross `/` nor match a leading `.`, and
 /// directories matched by a glob are skipped. An input matching no file is
 /// [`SourceError::NoFiles`]; a path naming a directory is [`SourceError::Config`].
-pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, SourceError> {
-    let mut files = Vec::new();
+pub fn resolve_inputs(inputs: &[String]) -> Result<(Vec<Input>, Vec<DuplicateInput>), SourceError> {
+    let mut found: Vec<(Input, FileId)> = Vec::new();
     for input in inputs {
-        if input.contains(['*', '?', '[']) {
+        if input == STDIN {
+            found.push((
+                Input {
+                    path: PathBuf::from(STDIN),
+                    name: "stdin".to_owned(),
+                    stream: true,
+                },
+                FileId::Stdin,
+            ));
+        } else if input.contains(['*', '?', '[']) {
             let options = glob::MatchOptions {
                 case_sensitive: true,
                 require_literal_separator: true,
@@ -56,15 +92,17 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, SourceError> {
                     source: e.into(),
                 })?;
                 let meta = std::fs::metadata(&path).map_err(|source| io_error(&path, source))?;
-                if meta.is_file() {
-                    matched.push(path);
+                if !meta.is_dir() {
+                    matched.push((path, meta));
                 }
             }
             if matched.is_empty() {
                 return Err(SourceError::NoFiles(input.clone()));
             }
-            matched.sort();
-            files.extend(matched);
+            matched.sort_by(|a, b| a.0.cmp(&b.0));
+            for (path, meta) in matched {
+                found.push(input_of(path, &meta));
+            }
         } else {
             let path = PathBuf::from(input);
             match std::fs::metadata(&path) {
@@ -73,7 +111,7 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, SourceError> {
                         "input '{input}' is a directory; name its files or use a glob such as '{input}/*'"
                     )));
                 }
-                Ok(_) => files.push(path),
+                Ok(meta) => found.push(input_of(path, &meta)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(SourceError::NoFiles(input.clone()));
                 }
@@ -81,7 +119,51 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, SourceError> {
             }
         }
     }
-    Ok(files)
+    let mut files: Vec<(Input, FileId)> = Vec::new();
+    let mut duplicates = Vec::new();
+    for (input, id) in found {
+        match files.iter().find(|(_, seen)| *seen == id) {
+            Some((first, _)) => duplicates.push(DuplicateInput {
+                name: input.name,
+                same_as: first.name.clone(),
+            }),
+            None => files.push((input, id)),
+        }
+    }
+    Ok((files.into_iter().map(|(i, _)| i).collect(), duplicates))
+}
+
+/// The name of the standard input among the inputs.
+pub const STDIN: &str = "-";
+
+/// What makes two inputs the same file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FileId {
+    /// Device and inode.
+    Inode(u64, u64),
+    /// The standard input.
+    Stdin,
+}
+
+/// `path` (with its metadata) as an input: a regular file, or a stream for anything
+/// else (a FIFO, a character device, a socket).
+fn input_of(path: PathBuf, meta: &std::fs::Metadata) -> (Input, FileId) {
+    use std::os::unix::fs::MetadataExt;
+    let input = Input {
+        name: path.display().to_string(),
+        stream: !meta.is_file(),
+        path,
+    };
+    (input, FileId::Inode(meta.dev(), meta.ino()))
+}
+
+/// Opens an input for reading: a file, or (for `-`) a handle on the standard input.
+fn open_input(path: &Path) -> io::Result<File> {
+    if path.as_os_str() == STDIN {
+        use std::os::fd::AsFd;
+        return Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?));
+    }
+    File::open(path)
 }
 
 /// One input file and the partitions it is split into.
@@ -90,6 +172,7 @@ struct FileEntry {
     path: PathBuf,
     name: String,
     size: u64,
+    stream: bool,
     first_partition: u32,
     partitions: u32,
 }
@@ -101,8 +184,11 @@ pub struct ByteRange {
     pub path: PathBuf,
     /// The first byte of the range.
     pub start: u64,
-    /// One past the last byte of the range (lines starting before it are read).
+    /// One past the last byte of the range (lines starting before it are read);
+    /// `u64::MAX` for a stream, read to its end.
     pub end: u64,
+    /// True for a stream input: read once, from its start, never reopened.
+    pub stream: bool,
 }
 
 /// A file source: input files split into byte ranges, each read with format `F`.
@@ -143,14 +229,43 @@ impl<F: RecordFormat> Source for FileSource<F> {
     fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError> {
         Ok(Box::new(self.files.open::<F>(partition)?))
     }
+
+    fn notes(&self) -> Vec<String> {
+        self.files
+            .duplicates()
+            .iter()
+            .map(|d| {
+                if d.name == d.same_as {
+                    format!("input {} was named more than once and read once", d.name)
+                } else {
+                    format!(
+                        "input {} is the same file as {} and was read once, as {}",
+                        d.name, d.same_as, d.same_as
+                    )
+                }
+            })
+            .collect()
+    }
+
+    fn single_process_only(&self) -> Option<String> {
+        let streams: Vec<&str> = self.files.streams().collect();
+        (!streams.is_empty()).then(|| {
+            format!(
+                "{} can only be read by one process (it is a stream, read once: every process would have its own); use tidelake run, or files",
+                streams.join(", ")
+            )
+        })
+    }
 }
 
-/// Resolved input files split into fixed byte ranges, one per partition.
+/// Resolved input files split into fixed byte ranges, one per partition; a stream input
+/// is one partition.
 #[derive(Clone, Debug)]
 pub struct FileSet {
     files: Vec<FileEntry>,
     split_size: u64,
     partitions: u32,
+    duplicates: Vec<DuplicateInput>,
 }
 
 impl FileSet {
@@ -164,11 +279,19 @@ impl FileSet {
         }
         let mut files = Vec::new();
         let mut partitions: u32 = 0;
-        for path in resolve_inputs(inputs)? {
-            let size = std::fs::metadata(&path)
-                .map_err(|source| io_error(&path, source))?
-                .len();
-            let count = size.div_ceil(split_size).max(1);
+        let (inputs, duplicates) = resolve_inputs(inputs)?;
+        for Input { path, name, stream } in inputs {
+            let size = match stream {
+                true => u64::MAX,
+                false => std::fs::metadata(&path)
+                    .map_err(|source| io_error(&path, source))?
+                    .len(),
+            };
+            let count = if stream {
+                1
+            } else {
+                size.div_ceil(split_size).max(1)
+            };
             let total = u64::from(partitions) + count;
             let Ok(next) = u32::try_from(total) else {
                 return Err(SourceError::Config(format!(
@@ -178,9 +301,10 @@ impl FileSet {
                 )));
             };
             files.push(FileEntry {
-                name: path.display().to_string(),
+                name,
                 path,
                 size,
+                stream,
                 first_partition: partitions,
                 partitions: next - partitions,
             });
@@ -190,7 +314,21 @@ impl FileSet {
             files,
             split_size,
             partitions,
+            duplicates,
         })
+    }
+
+    /// The inputs not read because they named a file named before.
+    pub fn duplicates(&self) -> &[DuplicateInput] {
+        &self.duplicates
+    }
+
+    /// The stream inputs (stdin, pipes, FIFOs), by name.
+    pub fn streams(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .filter(|f| f.stream)
+            .map(|f| f.name.as_str())
     }
 
     /// The number of partitions (byte ranges) over all files.
@@ -228,7 +366,11 @@ impl FileSet {
         Some(ByteRange {
             path: entry.path.clone(),
             start,
-            end: start.saturating_add(self.split_size).min(entry.size),
+            end: match entry.stream {
+                true => u64::MAX,
+                false => start.saturating_add(self.split_size).min(entry.size),
+            },
+            stream: entry.stream,
         })
     }
 
@@ -290,7 +432,7 @@ impl LineReader {
     /// Opens `range` with a read buffer of up to `max_buf` bytes and skips the partial
     /// line before its start.
     pub fn open(range: &ByteRange, max_buf: usize) -> Result<Self, SourceError> {
-        let file = File::open(&range.path).map_err(|e| io_error(&range.path, e))?;
+        let file = open_input(&range.path).map_err(|e| io_error(&range.path, e))?;
         let len = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(usize::MAX);
         let capacity = max_buf.min(len.max(MIN_BUF_SIZE));
         let mut reader = LineReader {
@@ -573,6 +715,10 @@ impl<F: RecordFormat> PartitionReader for RangeReader<F> {
         if let Some(ts) = self.first_ts {
             return Ok(ts);
         }
+        if self.range.stream {
+            // A stream cannot be read twice: nothing is known before it is read.
+            return Ok(None);
+        }
         let mut lines = LineReader::open(&self.range, MIN_BUF_SIZE)?;
         let mut format = F::default();
         let mut found = None;
@@ -734,6 +880,7 @@ mod tests {
             path: path.into(),
             start: 0,
             end: content.len() as u64,
+            stream: false,
         };
         let mut lines = LineReader::open(&range, MIN_BUF_SIZE).expect("open");
         let mut got = Vec::new();
@@ -786,16 +933,75 @@ mod tests {
         let names: Vec<_> = (0..files.partitions())
             .map(|p| files.name(p).expect("name"))
             .collect();
-        assert_eq!(names, [&c, &a, &b, &b, &b, &c].map(String::as_str));
+        // c.csv is named first, then matched by the glob again: read once.
+        assert_eq!(names, [&c, &a, &b, &b, &b].map(String::as_str));
+        assert_eq!(
+            files.duplicates(),
+            [DuplicateInput {
+                name: c.clone(),
+                same_as: c.clone()
+            }]
+        );
         let ranges: Vec<_> = (0..files.partitions())
             .map(|p| files.range(p).map(|r| (r.start, r.end)).expect("range"))
             .collect();
-        assert_eq!(ranges, [(0, 4), (0, 0), (0, 4), (4, 8), (8, 10), (0, 4)]);
-        assert!(files.range(6).is_none() && files.name(6).is_none());
+        assert_eq!(ranges, [(0, 4), (0, 0), (0, 4), (4, 8), (8, 10)]);
+        assert!(files.range(5).is_none() && files.name(5).is_none());
         assert!(matches!(
-            files.open::<crate::sources::csv::CsvFormat>(6),
+            files.open::<crate::sources::csv::CsvFormat>(5),
             Err(SourceError::Config(_))
         ));
+    }
+
+    #[test]
+    fn a_file_named_by_a_link_or_another_path_is_read_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let a = testing::write_file(d, "a.csv", b"x,1,2\n");
+        let link = d.join("link.csv");
+        std::os::unix::fs::symlink(&a, &link).expect("symlink");
+        let dotted = format!("{}/./a.csv", d.display());
+        let inputs = [a.clone(), link.display().to_string(), dotted.clone()];
+        let files = FileSet::new(&inputs, 1 << 20).expect("file set");
+        assert_eq!(files.partitions(), 1);
+        let same_as: Vec<(&str, &str)> = files
+            .duplicates()
+            .iter()
+            .map(|d| (d.name.as_str(), d.same_as.as_str()))
+            .collect();
+        assert_eq!(
+            same_as,
+            [
+                (link.display().to_string().as_str(), a.as_str()),
+                (dotted.as_str(), a.as_str())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fifo_is_one_stream_partition_read_to_its_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("in.csv");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let lines: Vec<String> = (0..5000).map(|i| format!("acct-{i},{i},1.5")).collect();
+        let text = lines.join("\n") + "\n";
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, text).expect("write the fifo"))
+        };
+        // A split size far below the data: a stream is never split.
+        let source =
+            crate::sources::csv::CsvSource::new(&[fifo.display().to_string()], 64).expect("source");
+        assert_eq!(source.partitions(), 1);
+        assert!(source.single_process_only().is_some());
+        let batches = testing::read_all(&source, 1000, 0);
+        writer.join().expect("writer");
+        let events: usize = batches.iter().map(|b| b.events.len()).sum();
+        assert_eq!(events, 5000);
     }
 
     #[test]

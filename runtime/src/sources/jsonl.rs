@@ -107,19 +107,9 @@ impl Object<'_> {
             None => return Err(parse_error("missing field ts".to_owned())),
             Some(Value::UInt(v)) => validate::ts_in_range(i128::from(v))?,
             Some(Value::Int(v)) => validate::ts_in_range(i128::from(v))?,
-            // serde_json hands integers beyond 64 bits over as floats: those are out of
-            // range, like in CSV; a fractional ts does not parse.
-            Some(Value::Float(v)) if v.fract() == 0.0 && v.abs() >= 9.2e18 => {
-                return Err((
-                    Reason::Ts,
-                    format!("ts {v:e} is outside 0 ≤ ts < {}", validate::MAX_TS),
-                ));
-            }
-            Some(Value::Float(v)) => {
-                return Err(parse_error(format!(
-                    "ts {v} is not an integer number of milliseconds"
-                )));
-            }
+            // A number with a fraction or an exponent (`1e12`), or an integer beyond 64
+            // bits, comes as a float: fine if it is a whole number in range.
+            Some(Value::Float(v)) => validate::ts_number(v)?,
             Some(other) => {
                 return Err(parse_error(format!(
                     "ts is {}, not an integer",

@@ -74,6 +74,16 @@ pub trait Source: Send + Sync {
     fn source_name(&self, partition: u32) -> String;
     /// Opens a reader for `partition`.
     fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError>;
+    /// What the job's summary should say about the source (an input named twice and
+    /// read once, …).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Why the source cannot be read by a cluster of processes, if it cannot (a stream
+    /// input: each process has its own stdin).
+    fn single_process_only(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Reads one partition.

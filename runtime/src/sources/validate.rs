@@ -12,7 +12,8 @@ pub const MAX_ACCOUNT_ID_BYTES: usize = 128;
 /// Why a field is bad: the dead letter's reason and detail.
 pub type Invalid = (Reason, String);
 
-/// Checks an account id: UTF-8, 1–128 bytes.
+/// Checks an account id: UTF-8, 1–128 bytes, no NUL byte. It is taken as written
+/// (spaces and case are kept).
 pub fn account_id(bytes: &[u8]) -> Result<AccountId, Invalid> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         (
@@ -32,19 +33,47 @@ pub fn account_id(bytes: &[u8]) -> Result<AccountId, Invalid> {
             ),
         ));
     }
+    if let Some(at) = memchr::memchr(0, bytes) {
+        return Err((
+            Reason::AccountId,
+            format!("account id has a NUL byte (\\0) at byte {at}"),
+        ));
+    }
     Ok(AccountId::from(text))
 }
 
-/// Parses an event time in ms: an integer in `0 ≤ ts < 253402300800000`.
+/// Parses an event time in ms: an integer in `0 ≤ ts < 253402300800000`, written as
+/// one (`1714521600000`) or in a number notation whose value is one (`1.7145216e12`).
 pub fn ts(bytes: &[u8]) -> Result<u64, Invalid> {
     let text = field_text(bytes, "ts")?;
-    let value: i128 = text.parse().map_err(|_| {
-        (
+    if let Ok(value) = text.parse::<i128>() {
+        return ts_in_range(value);
+    }
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() => ts_number(value),
+        _ => Err((
             Reason::Parse,
             format!("ts '{text}' is not an integer number of milliseconds"),
-        )
-    })?;
-    ts_in_range(value)
+        )),
+    }
+}
+
+/// Checks an event time given as a floating-point number: it must be a whole number
+/// (every one in range is exact in a double), in `0 ≤ ts < 253402300800000`.
+pub fn ts_number(value: f64) -> Result<u64, Invalid> {
+    if value.fract() != 0.0 {
+        return Err((
+            Reason::Parse,
+            format!("ts {value} is not an integer number of milliseconds"),
+        ));
+    }
+    if !(0.0..MAX_TS as f64).contains(&value) {
+        return Err((
+            Reason::Ts,
+            format!("ts {value:e} is outside 0 ≤ ts < {MAX_TS} (before 1970 or after 9999)"),
+        ));
+    }
+    Ok(value as u64)
 }
 
 /// Checks that an event time is in `0 ≤ ts < 253402300800000`.

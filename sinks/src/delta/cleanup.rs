@@ -17,10 +17,10 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;
 
 use super::DeltaError;
-use super::features::Operation;
 use super::checkpoint::{
     CheckpointKind, checkpoint_file, list_log_objects, usable_checkpoint, write_checkpoint_at,
 };
+use super::features::Operation;
 use super::log::commit_version;
 use super::retention::{cutoff_ms, deleted_file_retention, log_retention, tombstone_expired};
 use super::table::DeltaTable;

@@ -65,7 +65,9 @@ impl Constraints {
     /// evaluate.
     pub fn of_table(metadata: &Metadata, table: &str) -> Result<Constraints, DeltaError> {
         let schema = Schema::from_schema_string(&metadata.schema_string).map_err(|e| {
-            DeltaError::Corrupt(format!("{table}: metaData.schemaString does not parse: {e}"))
+            DeltaError::Corrupt(format!(
+                "{table}: metaData.schemaString does not parse: {e}"
+            ))
         })?;
         let columns: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
         let compile = |name: String, expression: String| {
@@ -103,7 +105,10 @@ impl Constraints {
                         field.name
                     ))
                 })?;
-                rules.push(compile(format!("the invariant of column {}", field.name), sql)?);
+                rules.push(compile(
+                    format!("the invariant of column {}", field.name),
+                    sql,
+                )?);
             }
             if let Some(generation) = field.metadata.get("delta.generationExpression") {
                 let Some(sql) = generation.as_str() else {
@@ -220,7 +225,8 @@ impl Constraints {
                 safe: true,
                 ..CastOptions::default()
             };
-            let typed = cast_with_options(&strings, data_type, &options).map_err(|e| e.to_string())?;
+            let typed =
+                cast_with_options(&strings, data_type, &options).map_err(|e| e.to_string())?;
             fields.push(Arc::new(Field::new(column, data_type.clone(), true)));
             columns.push(typed);
         }
@@ -289,7 +295,11 @@ fn rows_as_json(batch: &RecordBatch) -> Result<Vec<String>, String> {
                         DataType::Boolean => Value::Bool(column.as_boolean().value(i)),
                         DataType::Float64 | DataType::Float32 => {
                             let text = formatters[c].value(i).to_string();
-                            match text.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                            match text
+                                .parse::<f64>()
+                                .ok()
+                                .and_then(serde_json::Number::from_f64)
+                            {
                                 Some(n) => Value::Number(n),
                                 None => Value::String(text),
                             }
@@ -378,7 +388,11 @@ mod tests {
         let constraints =
             Constraints::of_table(&metadata(&[("delta.constraints.pos", "amount > 0")]), "t")
                 .expect("compiles");
-        let names: Vec<&str> = constraints.rules().iter().map(|r| r.name.as_str()).collect();
+        let names: Vec<&str> = constraints
+            .rules()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
         assert_eq!(
             names,
             [

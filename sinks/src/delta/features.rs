@@ -217,7 +217,9 @@ pub fn check(snapshot: &Snapshot, table: &str, operation: Operation) -> Result<(
         detail,
     };
     let Some(protocol) = &snapshot.protocol else {
-        return Err(DeltaError::Corrupt(format!("{table}: the log has no protocol")));
+        return Err(DeltaError::Corrupt(format!(
+            "{table}: the log has no protocol"
+        )));
     };
     check_versions(protocol).map_err(|(what, detail)| refuse(what, detail))?;
     let (reader, writer) = table_features(snapshot);
@@ -366,7 +368,11 @@ mod tests {
         Protocol {
             min_reader_version: if reader.is_empty() { 1 } else { 3 },
             min_writer_version: 7,
-            reader_features: if reader.is_empty() { None } else { list(reader) },
+            reader_features: if reader.is_empty() {
+                None
+            } else {
+                list(reader)
+            },
             writer_features: list(writer),
             ..Protocol::default()
         }
@@ -392,8 +398,16 @@ mod tests {
         let tables = [
             snapshot(legacy(1, 2), &[], PLAIN),
             snapshot(legacy(1, 2), &[("delta.appendOnly", "true")], INVARIANT),
-            snapshot(legacy(1, 3), &[("delta.constraints.pos", "amount > 0")], PLAIN),
-            snapshot(legacy(1, 4), &[("delta.enableChangeDataFeed", "true")], PLAIN),
+            snapshot(
+                legacy(1, 3),
+                &[("delta.constraints.pos", "amount > 0")],
+                PLAIN,
+            ),
+            snapshot(
+                legacy(1, 4),
+                &[("delta.enableChangeDataFeed", "true")],
+                PLAIN,
+            ),
             // Writer 5 and 6 with their features not in force.
             snapshot(legacy(2, 5), &[("delta.columnMapping.mode", "none")], PLAIN),
             snapshot(legacy(1, 6), &[], PLAIN),
@@ -403,7 +417,10 @@ mod tests {
                 PLAIN,
             ),
             snapshot(
-                features(&["vacuumProtocolCheck"], &["vacuumProtocolCheck", "changeDataFeed"]),
+                features(
+                    &["vacuumProtocolCheck"],
+                    &["vacuumProtocolCheck", "changeDataFeed"],
+                ),
                 &[],
                 PLAIN,
             ),
@@ -420,21 +437,30 @@ mod tests {
         let unknown_writer = snapshot(features(&[], &["futureFeatureX"]), &[], PLAIN);
         let message = refused(&unknown_writer, Operation::Append);
         assert!(
-            message.contains("uses the writer feature futureFeatureX, which appending does not implement"),
+            message.contains(
+                "uses the writer feature futureFeatureX, which appending does not implement"
+            ),
             "{message}"
         );
         // A reader needs no writer feature.
         check(&unknown_writer, "t", Operation::Inspect).expect("inspect");
 
         let unknown_reader = snapshot(features(&["futureY"], &["futureY"]), &[], PLAIN);
-        assert!(refused(&unknown_reader, Operation::Inspect).contains("the reader feature futureY"));
+        assert!(
+            refused(&unknown_reader, Operation::Inspect).contains("the reader feature futureY")
+        );
 
         let dv = snapshot(
             features(&["deletionVectors"], &["deletionVectors"]),
             &[("delta.enableDeletionVectors", "true")],
             PLAIN,
         );
-        for op in [Operation::Inspect, Operation::Vacuum, Operation::Checkpoint, Operation::Append] {
+        for op in [
+            Operation::Inspect,
+            Operation::Vacuum,
+            Operation::Checkpoint,
+            Operation::Append,
+        ] {
             assert!(refused(&dv, op).contains("deletionVectors"), "{op:?}");
         }
 
@@ -450,7 +476,10 @@ mod tests {
 
     #[test]
     fn column_mapping_is_read_but_not_written() {
-        for protocol in [legacy(2, 5), features(&["columnMapping"], &["columnMapping"])] {
+        for protocol in [
+            legacy(2, 5),
+            features(&["columnMapping"], &["columnMapping"]),
+        ] {
             let table = snapshot(protocol, &[("delta.columnMapping.mode", "name")], PLAIN);
             for op in [Operation::Append, Operation::Optimize] {
                 assert!(
@@ -470,7 +499,10 @@ mod tests {
         assert_eq!(writer, BTreeSet::from(["invariants".to_owned()]));
         let (reader, writer) = table_features(&snapshot(
             legacy(2, 5),
-            &[("delta.columnMapping.mode", "id"), ("delta.appendOnly", "true")],
+            &[
+                ("delta.columnMapping.mode", "id"),
+                ("delta.appendOnly", "true"),
+            ],
             PLAIN,
         ));
         assert_eq!(reader, BTreeSet::from(["columnMapping".to_owned()]));

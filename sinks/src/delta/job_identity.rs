@@ -156,8 +156,8 @@ pub async fn check_job_identity(
     if writers.is_empty() {
         return Ok(());
     }
-    let Some((version, recorded)) = newest_identity(table, snapshot.version, &identity.job_id)
-        .await?
+    let Some((version, recorded)) =
+        newest_identity(table, snapshot.version, &identity.job_id).await?
     else {
         return Err(DeltaError::JobUnverifiable {
             table: table.location().to_owned(),
@@ -296,7 +296,10 @@ mod tests {
                 .await
                 .expect_err("other settings");
             let message = err.to_string();
-            assert!(matches!(err, DeltaError::JobMismatch { version: 1, .. }), "{err:?}");
+            assert!(
+                matches!(err, DeltaError::JobMismatch { version: 1, .. }),
+                "{err:?}"
+            );
             assert!(
                 message.contains(r#"--commit-interval was "1s" when it committed, is "2s" now"#)
                     && message.contains(r#"workers was "2" when it committed, is "3" now"#),
@@ -312,7 +315,10 @@ mod tests {
             let err = check_job_identity(&table, &snapshot, &identity("1s", "2"))
                 .await
                 .expect_err("unverifiable");
-            assert!(matches!(err, DeltaError::JobUnverifiable { writers: 1, .. }), "{err:?}");
+            assert!(
+                matches!(err, DeltaError::JobUnverifiable { writers: 1, .. }),
+                "{err:?}"
+            );
         });
     }
 }

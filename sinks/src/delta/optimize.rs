@@ -62,9 +62,9 @@ use arrow::datatypes::SchemaRef;
 use serde::Serialize;
 
 use super::DeltaError;
-use super::features::{self, Operation};
 use super::actions::Add;
 use super::commit::{DEFAULT_MAX_ATTEMPTS, engine_info};
+use super::features::{self, Operation};
 use super::schema::Schema;
 use super::snapshot::Snapshot;
 use super::table::DeltaTable;

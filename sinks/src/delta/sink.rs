@@ -76,7 +76,11 @@ impl<R: ArrowRows> DeltaSink<R> {
 
     /// Checks every row against the table's `constraints` before it is written, handing
     /// the rows that break one to `on_rejected` (see [`super::constraints`]).
-    pub fn with_constraints(mut self, constraints: Arc<Constraints>, on_rejected: OnRejected) -> Self {
+    pub fn with_constraints(
+        mut self,
+        constraints: Arc<Constraints>,
+        on_rejected: OnRejected,
+    ) -> Self {
         self.files = self.files.with_constraints(constraints, on_rejected);
         self
     }

@@ -8,8 +8,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::DeltaError;
-use super::features::{self, Operation};
 use super::actions::{Action, Add, CommitInfo, Format, Metadata, Protocol};
+use super::features::{self, Operation};
 use super::log::{CommitOutcome, read_commit, write_commit};
 use super::schema::Schema;
 use super::snapshot::Snapshot;

@@ -36,9 +36,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::DeltaError;
-use super::features::Operation;
 use super::actions::{Action, CommitInfo, Remove};
 use super::commit::CommitOptions;
+use super::features::Operation;
 use super::log::{CommitOutcome, LOG_DIR};
 use super::retention::{
     DEFAULT_DELETED_FILE_RETENTION, cutoff_ms, deleted_file_retention, tombstone_expired,

@@ -24,8 +24,8 @@ use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use serde::Serialize;
 
 use super::DeltaError;
-use super::features::Operation;
 use super::actions::Add;
+use super::features::Operation;
 use super::stats::parse_num_records;
 use super::table::DeltaTable;
 use super::writer::data_file_location;

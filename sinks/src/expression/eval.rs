@@ -89,8 +89,9 @@ pub(crate) fn cast_to(array: &ArrayRef, t: Type) -> Result<ArrayRef> {
         };
         let values = cast_with_options(array, &DataType::Int64, &CastOptions::default())
             .map_err(|e| e.to_string())?;
-        let micros: TimestampMicrosecondArray =
-            values.as_primitive::<arrow::datatypes::Int64Type>().unary(scale);
+        let micros: TimestampMicrosecondArray = values
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .unary(scale);
         return Ok(boxed(micros));
     }
     if let DataType::Timestamp(_, Some(_)) = array.data_type() {
@@ -187,9 +188,7 @@ impl Evaluator<'_> {
                     (true, false) => nlike,
                     (true, true) => nilike,
                 };
-                Ok(boxed(
-                    kernel(&value, &pattern).map_err(|e| e.to_string())?,
-                ))
+                Ok(boxed(kernel(&value, &pattern).map_err(|e| e.to_string())?))
             }
             Expr::Cast(e, t) => cast_to(&self.eval(e)?, *t),
             Expr::Call(function, args) => self.call(function, args),
@@ -236,7 +235,10 @@ impl Evaluator<'_> {
         &self,
         a: &Expr,
         b: &Expr,
-        kernel: fn(&BooleanArray, &BooleanArray) -> std::result::Result<BooleanArray, arrow::error::ArrowError>,
+        kernel: fn(
+            &BooleanArray,
+            &BooleanArray,
+        ) -> std::result::Result<BooleanArray, arrow::error::ArrowError>,
     ) -> Result<ArrayRef> {
         let (a, b) = (self.predicate(a)?, self.predicate(b)?);
         Ok(boxed(kernel(&a, &b).map_err(|e| e.to_string())?))
@@ -363,7 +365,9 @@ impl Evaluator<'_> {
             .map(|(_, result)| self.eval(result))
             .chain(otherwise.map(|e| self.eval(e)))
             .collect::<Result<Vec<_>>>()?;
-        let t = results.iter().try_fold(None, |t, r| common_type(t, type_of(r.data_type())))?;
+        let t = results
+            .iter()
+            .try_fold(None, |t, r| common_type(t, type_of(r.data_type())))?;
         let cast = |r: &ArrayRef| match t {
             Some(t) => cast_to(r, t),
             None => Ok(Arc::clone(r)),
@@ -447,7 +451,9 @@ impl Evaluator<'_> {
             Function::ToDate => cast_to(first, Type::Date),
             Function::Part(part) => {
                 let t = match type_of(first.data_type()) {
-                    Some(Type::Date) if matches!(part, DatePart::Year | DatePart::Month | DatePart::Day) => {
+                    Some(Type::Date)
+                        if matches!(part, DatePart::Year | DatePart::Month | DatePart::Day) =>
+                    {
                         cast_to(first, Type::Date)?
                     }
                     _ => cast_to(first, Type::Timestamp)?,
@@ -542,9 +548,24 @@ mod tests {
                     ])
                     .with_timezone("UTC"),
                 ),
-                boxed(StringArray::from(vec![Some("Ab"), Some("ü"), None, Some("xyz")])),
-                boxed(Float64Array::from(vec![Some(1.5), Some(-3.0), Some(0.0), None])),
-                boxed(arrow::array::Int32Array::from(vec![Some(7), Some(0), None, Some(-2)])),
+                boxed(StringArray::from(vec![
+                    Some("Ab"),
+                    Some("ü"),
+                    None,
+                    Some("xyz"),
+                ])),
+                boxed(Float64Array::from(vec![
+                    Some(1.5),
+                    Some(-3.0),
+                    Some(0.0),
+                    None,
+                ])),
+                boxed(arrow::array::Int32Array::from(vec![
+                    Some(7),
+                    Some(0),
+                    None,
+                    Some(-2),
+                ])),
                 boxed(StringArray::from(vec![
                     Some("2024-05-01"),
                     Some("2024-05-01"),
@@ -609,11 +630,17 @@ mod tests {
         assert_eq!(check("accountId ILIKE 'a_'"), [T, F, N, F]);
         assert_eq!(check("accountId NOT LIKE '%z'"), [T, T, N, F]);
         assert_eq!(check("accountId || '!' = 'Ab!'"), [T, F, N, F]);
-        assert_eq!(check("concat(accountId, date) = 'xyz2024-04-30'"), [F, F, N, T]);
+        assert_eq!(
+            check("concat(accountId, date) = 'xyz2024-04-30'"),
+            [F, F, N, T]
+        );
         assert_eq!(check("substring(accountId, 2) = 'b'"), [T, F, N, F]);
         assert_eq!(check("substring(accountId, -2, 1) = 'y'"), [F, F, N, T]);
         assert_eq!(check("coalesce(accountId, 'none') = 'none'"), [F, F, T, F]);
-        assert_eq!(check("date <=> date_format(dt, 'yyyy-MM-dd')"), [T, T, F, T]);
+        assert_eq!(
+            check("date <=> date_format(dt, 'yyyy-MM-dd')"),
+            [T, T, F, T]
+        );
         assert_eq!(check("dt >= '2024-05-01'"), [T, T, N, F]);
         assert_eq!(check("dt < TIMESTAMP '2024-05-01 00:30:00'"), [T, F, N, T]);
         assert_eq!(check("to_date(dt) = DATE '2024-05-01'"), [T, T, N, F]);
@@ -624,6 +651,9 @@ mod tests {
             check("CASE WHEN amount > 1 THEN 'big' WHEN amount < 0 THEN 'neg' END = 'neg'"),
             [F, T, N, N]
         );
-        assert_eq!(check("CASE n WHEN 7 THEN TRUE ELSE FALSE END"), [T, F, F, F]);
+        assert_eq!(
+            check("CASE n WHEN 7 THEN TRUE ELSE FALSE END"),
+            [T, F, F, F]
+        );
     }
 }

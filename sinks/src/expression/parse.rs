@@ -45,7 +45,14 @@ impl Converter<'_> {
                 ));
             }
             E::Nested(inner) => self.expr(inner)?,
-            E::Value(value) => Expr::Literal(literal(&value.value)?),
+            // delta-rs writes identifiers in double quotes (`"accountId" > 0`), which
+            // Spark reads as a string: a double-quoted name of a column is the column.
+            E::Value(value) => match &value.value {
+                Value::DoubleQuotedString(name) if self.column(name).is_ok() => {
+                    self.column(name)?
+                }
+                other => Expr::Literal(literal(other)?),
+            },
             E::TypedString(typed) => typed_literal(&typed.data_type, &typed.value.value)?,
             E::UnaryOp { op, expr } => {
                 let inner = self.expr(expr)?;
@@ -69,9 +76,11 @@ impl Converter<'_> {
             E::IsNotFalse(e) => self.is(e, IsTest::False, true)?,
             E::IsUnknown(e) => self.is(e, IsTest::Null, false)?,
             E::IsNotUnknown(e) => self.is(e, IsTest::Null, true)?,
-            E::IsNotDistinctFrom(a, b) => {
-                Expr::Compare(Compare::NullSafeEq, boxed(self.expr(a)?), boxed(self.expr(b)?))
-            }
+            E::IsNotDistinctFrom(a, b) => Expr::Compare(
+                Compare::NullSafeEq,
+                boxed(self.expr(a)?),
+                boxed(self.expr(b)?),
+            ),
             E::IsDistinctFrom(a, b) => Expr::Not(boxed(Expr::Compare(
                 Compare::NullSafeEq,
                 boxed(self.expr(a)?),
@@ -84,7 +93,10 @@ impl Converter<'_> {
                 ..
             } => Expr::InList {
                 expr: boxed(self.expr(expr)?),
-                list: list.iter().map(|e| self.expr(e)).collect::<Result<_, _>>()?,
+                list: list
+                    .iter()
+                    .map(|e| self.expr(e))
+                    .collect::<Result<_, _>>()?,
                 negated: *negated,
             },
             E::Between {
@@ -339,7 +351,10 @@ impl Converter<'_> {
                     return Err("date_format's pattern must be a string literal".to_owned());
                 };
                 let chrono = java_date_pattern(pattern)?;
-                return Ok(Expr::Call(Function::DateFormat(chrono), vec![args[0].clone()]));
+                return Ok(Expr::Call(
+                    Function::DateFormat(chrono),
+                    vec![args[0].clone()],
+                ));
             }
             "year" => part(DatePart::Year)?,
             "month" => part(DatePart::Month)?,
@@ -361,9 +376,7 @@ fn literal(value: &Value) -> Result<Literal, String> {
         Value::Null => Literal::Null,
         Value::Boolean(b) => Literal::Boolean(*b),
         Value::Number(text, long) => number(text, *long)?,
-        Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
-            Literal::String(s.clone())
-        }
+        Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Literal::String(s.clone()),
         other => return Err(format!("the literal {other} is not supported")),
     })
 }
@@ -392,7 +405,9 @@ fn typed_literal(data_type: &DataType, value: &Value) -> Result<Expr, String> {
         Type::Date => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .ok()
             .and_then(|d| {
-                let days = d.signed_duration_since(chrono::NaiveDate::default()).num_days();
+                let days = d
+                    .signed_duration_since(chrono::NaiveDate::default())
+                    .num_days();
                 i32::try_from(days).ok()
             })
             .map(Literal::Date)
@@ -401,7 +416,11 @@ fn typed_literal(data_type: &DataType, value: &Value) -> Result<Expr, String> {
             timestamp_micros(text)
                 .ok_or_else(|| format!("TIMESTAMP '{text}' is not a timestamp"))?,
         ),
-        other => return Err(format!("typed literals of type {other:?} are not supported")),
+        other => {
+            return Err(format!(
+                "typed literals of type {other:?} are not supported"
+            ));
+        }
     };
     Ok(Expr::Literal(literal))
 }
@@ -412,7 +431,11 @@ pub(super) fn timestamp_micros(text: &str) -> Option<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(t.timestamp_micros());
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
             return Some(t.and_utc().timestamp_micros());
         }
@@ -499,7 +522,11 @@ mod tests {
     fn columns_resolve_ignoring_case_and_literals_are_typed() {
         assert_eq!(
             p("AMOUNT > 0"),
-            Ok(Expr::Compare(Compare::Gt, col("amount"), lit(Literal::Long(0))))
+            Ok(Expr::Compare(
+                Compare::Gt,
+                col("amount"),
+                lit(Literal::Long(0))
+            ))
         );
         assert_eq!(
             p("`accountid` <> 'x' AND amount <= -1.5"),
@@ -513,6 +540,21 @@ mod tests {
                     Compare::LtEq,
                     col("amount"),
                     lit(Literal::Double(-1.5))
+                ))
+            ))
+        );
+        assert_eq!(
+            p(r#""accountId" != 'x' AND "no column" = 'y'"#),
+            Ok(Expr::And(
+                boxed(Expr::Compare(
+                    Compare::NotEq,
+                    col("accountId"),
+                    lit(Literal::String("x".into()))
+                )),
+                boxed(Expr::Compare(
+                    Compare::Eq,
+                    lit(Literal::String("no column".into())),
+                    lit(Literal::String("y".into()))
                 ))
             ))
         );
@@ -544,10 +586,16 @@ mod tests {
             ("t.amount > 1", "`t.amount` names a nested field"),
             ("amount >", "does not parse"),
             ("amount > 1 garbage", "does not parse"),
-            ("sha2(accountId, 256) = 'x'", "the function sha2 is not supported"),
+            (
+                "sha2(accountId, 256) = 'x'",
+                "the function sha2 is not supported",
+            ),
             ("amount IN (SELECT 1)", "is not supported"),
             ("date_format(dt, 'EEE') = 'Mon'", "uses `EEE`"),
-            ("length(accountId, 2) > 1", "length takes 1 arguments, not 2"),
+            (
+                "length(accountId, 2) > 1",
+                "length takes 1 arguments, not 2",
+            ),
         ] {
             let err = p(sql).expect_err(sql);
             assert!(err.contains(says), "{sql}: {err}");

@@ -455,7 +455,9 @@ pub async fn write_checkpoint_at(
             table,
             feature: field,
             operation: "writing a checkpoint",
-            detail: "tidelake's checkpoints do not hold it, so readers of the checkpoint would lose it".to_owned(),
+            detail:
+                "tidelake's checkpoints do not hold it, so readers of the checkpoint would lose it"
+                    .to_owned(),
         });
     }
     let tombstone_cutoff_ms = cutoff_ms(now_ms, deleted_file_retention(snapshot)?);

@@ -248,7 +248,10 @@ fn the_plan_packs_small_files_per_partition_and_names_bad_columns() {
                 .insert("delta.columnMapping.mode".into(), "name".into());
         }
         let err = super::plan(&table, &mapped, &OptimizeOptions::default()).expect_err("mapping");
-        assert!(matches!(err, DeltaError::UnsupportedFeature { .. }), "{err}");
+        assert!(
+            matches!(err, DeltaError::UnsupportedFeature { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("column mapping"), "{err}");
     });
 }
