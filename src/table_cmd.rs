@@ -127,7 +127,11 @@ pub fn run(args: &TableArgs) -> ExitCode {
     match result {
         Ok(code) => code,
         // The error names the URL already.
-        Err(e @ (DeltaError::Url { .. } | DeltaError::Refused { .. })) => usage_error(e.into()),
+        Err(
+            e @ (DeltaError::Url { .. }
+            | DeltaError::Refused { .. }
+            | DeltaError::UnsupportedFeature { .. }),
+        ) => usage_error(e.into()),
         // A store that fails (unreachable, denied) fails the command, as it fails a job.
         Err(e @ DeltaError::Store { .. }) => {
             eprintln!(

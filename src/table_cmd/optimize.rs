@@ -89,7 +89,7 @@ pub async fn show_optimize(
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ (DeltaError::Url { .. } | DeltaError::InvalidArgument(_))) => Err(e),
+        Err(e) if e.is_configuration() => Err(e),
         Err(e) => {
             eprintln!(
                 "tidelake: error: cannot optimize table {}: {e}",

@@ -750,3 +750,239 @@ fn bad_cluster_flags_exit_2_naming_the_problem() {
         );
     }
 }
+
+/// A two-process hostfile on free loopback ports, and its addresses.
+fn two_process_hostfile(dir: &Path) -> Vec<String> {
+    let addresses: Vec<String> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    std::fs::write(dir.join("hosts"), addresses.join("\n") + "\n").expect("hostfile");
+    addresses
+}
+
+/// `tidelake worker` process `process` of a 20 000-event generator job.
+fn worker_command(dir: &Path, process: &str, secret: Option<&str>, timeout: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidelake"));
+    command
+        .args([
+            "worker",
+            "--hostfile",
+            "hosts",
+            "--process",
+            process,
+            "--no-table",
+            "--start",
+            "0",
+            "--count",
+            "20000",
+            "--alerts",
+            &format!("alerts-{process}.jsonl"),
+            "--report-json",
+            &format!("report-{process}.json"),
+            "--start-timeout",
+            timeout,
+        ])
+        .current_dir(dir)
+        .env_remove("TIDELAKE_CLUSTER_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(file) = secret {
+        command.args(["--cluster-secret-file", file]);
+    }
+    command
+}
+
+/// Connects to `address` once it listens, writes `bytes`, and returns what comes back
+/// before the other side closes the connection (or stays silent for 5 s).
+fn probe(address: &str, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut stream = loop {
+        match std::net::TcpStream::connect(address) {
+            Ok(stream) => break stream,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("nothing listens on {address}: {e}"),
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+fn events_of(dir: &Path, process: usize) -> u64 {
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("report-{process}.json"))).expect("the report"),
+    )
+    .expect("JSON");
+    report["totals"]["events"].as_u64().expect("events")
+}
+
+#[test]
+fn connections_that_do_not_authenticate_are_dropped_and_the_real_peer_joins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let addresses = two_process_hostfile(d);
+    std::fs::write(d.join("secret"), "correct horse battery staple\n").expect("secret");
+    let mut zero = Running::spawn(&mut worker_command(d, "0", Some("secret"), "60s"));
+
+    // Stray bytes, as from a port scan or an HTTP health probe.
+    let answer = probe(&addresses[0], b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    // A hello of the previous protocol, with another job's settings: nothing comes back,
+    // in particular not this job's settings.
+    let mut old_hello = b"tidelake".to_vec();
+    let settings = br#"[["--job-id","theirs"],["--table","s3://x/t"]]"#;
+    for n in [2u32, 1, 2, 1, settings.len() as u32] {
+        old_hello.extend_from_slice(&n.to_le_bytes());
+    }
+    old_hello.extend_from_slice(settings);
+    assert!(probe(&addresses[0], &old_hello).is_empty());
+    // A well-formed challenge, then a proof made without the secret: the acceptor's
+    // challenge and proof come back (77 bytes), never its hello.
+    let mut challenge = b"tidelake".to_vec();
+    challenge.extend_from_slice(&3u32.to_le_bytes());
+    challenge.push(1);
+    challenge.extend_from_slice(&[7u8; 32]);
+    let mut attempt = challenge.clone();
+    attempt.extend_from_slice(&[0u8; 32]);
+    let answer = probe(&addresses[0], &attempt);
+    assert_eq!(answer.len(), 8 + 4 + 1 + 32 + 32, "{answer:?}");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("--"),
+        "{answer:?}"
+    );
+    assert!(
+        zero.child().try_wait().expect("try_wait").is_none(),
+        "process 0 is still waiting for its peer"
+    );
+
+    // The real process 1, with the secret from the environment: the cluster forms.
+    let one = worker_command(d, "1", None, "60s")
+        .env("TIDELAKE_CLUSTER_SECRET", "correct horse battery staple")
+        .output()
+        .expect("process 1 runs");
+    assert_exit(&one, 0);
+    let zero = zero.wait();
+    assert_exit(&zero, 0);
+    assert_eq!(events_of(d, 0) + events_of(d, 1), 20_000);
+    let stderr = String::from_utf8_lossy(&zero.stderr);
+    assert_eq!(
+        stderr
+            .matches("tidelake: cluster: dropped a connection from 127.0.0.1:")
+            .count(),
+        3,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("does not speak tidelake's cluster handshake"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("runs cluster protocol version 2, this process 3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("does not know this cluster's secret"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_wrong_secret_never_joins_and_both_fail_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    two_process_hostfile(d);
+    std::fs::write(d.join("a"), "the secret of cluster a").expect("secret");
+    std::fs::write(d.join("b"), "the secret of cluster b").expect("secret");
+    let mut zero = Running::spawn(&mut worker_command(d, "0", Some("a"), "3s"));
+    let started = Instant::now();
+    let one = worker_command(d, "1", Some("b"), "3s")
+        .output()
+        .expect("process 1 runs");
+    assert!(zero.wait_at_most(Duration::from_secs(20)).is_some());
+    let zero = zero.wait();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    for output in [&zero, &one] {
+        assert_exit(output, 1);
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("the cluster did not form within 3s"),
+            "{}",
+            describe(output)
+        );
+    }
+    let one_err = String::from_utf8_lossy(&one.stderr);
+    assert!(
+        one_err.contains("process 0 (127.0.0.1:")
+            && one_err.contains("does not know this cluster's secret"),
+        "{one_err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&zero.stderr).contains("dropped a connection"),
+        "{}",
+        describe(&zero)
+    );
+}
+
+#[test]
+fn without_a_secret_only_loopback_addresses_may_be_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let port = free_port();
+    std::fs::write(
+        d.join("remote"),
+        format!("127.0.0.1:{port}\n10.255.255.1:2101\n"),
+    )
+    .expect("hostfile");
+    std::fs::write(d.join("one"), format!("127.0.0.1:{port}\n")).expect("hostfile");
+    std::fs::write(d.join("short"), "only 9 b").expect("secret");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--hostfile", "remote", "--process", "0"],
+            "10.255.255.1:2101 is not a loopback address",
+        ),
+        (
+            &[
+                "--hostfile",
+                "one",
+                "--process",
+                "0",
+                "--listen",
+                "0.0.0.0:0",
+            ],
+            "0.0.0.0:0 is not a loopback address",
+        ),
+        (
+            &[
+                "--hostfile",
+                "one",
+                "--process",
+                "0",
+                "--cluster-secret-file",
+                "short",
+            ],
+            "the cluster secret in short is 8 bytes; use at least 16",
+        ),
+    ];
+    for (args, says) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_tidelake"))
+            .arg("worker")
+            .args(args)
+            .args(["--no-table", "--count", "10"])
+            .env_remove("TIDELAKE_CLUSTER_SECRET")
+            .current_dir(d)
+            .output()
+            .expect("runs");
+        assert_exit(&output, 2);
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(says),
+            "{says:?} not in {}",
+            describe(&output)
+        );
+    }
+}

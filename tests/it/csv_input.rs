@@ -106,6 +106,11 @@ fn csv_entries() -> Vec<Entry> {
             Good(long, 181_000, 5.0),
         ),
         line(format!("{long}w,181000,5").as_bytes(), Bad("account_id")),
+        // A ts in exponent notation is read when it is a whole number; an account id is
+        // taken as written, spaces and all, but a NUL byte in it is bad.
+        line(b"n,1.85e5,5", Good("n", 185_000, 5.0)),
+        line(b" n ,185000,6", Good(" n ", 185_000, 6.0)),
+        line(b"o\x00p,185000,5", Bad("account_id")),
         Entry {
             terminator: b"",
             ..line(b"m,190000,5", Good("m", 190_000, 5.0))
@@ -130,7 +135,12 @@ fn jsonl_entries() -> Vec<Entry> {
         } else {
             "accountId"
         };
-        let text = format!(r#"{{"{key}":"{account}","ts":{ts},"amount":{amount}}}"#);
+        // A ts in exponent notation is still a whole number of milliseconds.
+        let ts_text = match account {
+            "n" => format!("{}e3", ts / 1000),
+            _ => ts.to_string(),
+        };
+        let text = format!(r#"{{"{key}":"{account}","ts":{ts_text},"amount":{amount}}}"#);
         entries.push(line(text.as_bytes(), Good(account, ts, amount)));
         match i {
             1 => entries.push(line(br#"{"accountId":"x","ts":2000}"#, Bad("parse"))),
@@ -146,6 +156,10 @@ fn jsonl_entries() -> Vec<Entry> {
                 Bad("encoding"),
             )),
             7 => entries.push(line(b"42", Bad("parse"))),
+            9 => entries.push(line(
+                br#"{"accountId":"o\u0000p","ts":5000,"amount":1}"#,
+                Bad("account_id"),
+            )),
             8 => entries.push(line(
                 br#"{"accountId":"x","ts":1,"amount":1}"#,
                 Late("x", 1, 1.0),

@@ -19,11 +19,11 @@ use crate::reference::{self, RefAlert, Tx};
 use crate::support::{AlertLine, Rng, assert_exit, describe, read_lines, rfc3339_millis};
 
 /// 2024-05-01T23:58:00Z: the input crosses midnight, so it has two `date` partitions.
-const START_MS: u64 = 1_714_607_880_000;
+pub(crate) const START_MS: u64 = 1_714_607_880_000;
 
 /// `lines` transactions from `start` on, about 10 ms apart, on 300 accounts, with
 /// enough small and large amounts for alerts; `prefix` names the accounts.
-fn transactions(seed: u64, lines: usize, start: u64, prefix: &str) -> Vec<Tx> {
+pub(crate) fn transactions(seed: u64, lines: usize, start: u64, prefix: &str) -> Vec<Tx> {
     let mut rng = Rng(seed);
     let mut ts = start;
     (0..lines)
@@ -46,7 +46,7 @@ fn transactions(seed: u64, lines: usize, start: u64, prefix: &str) -> Vec<Tx> {
 }
 
 /// Writes `txs` as the CSV file `path`.
-fn write_csv(path: &Path, txs: &[Tx]) {
+pub(crate) fn write_csv(path: &Path, txs: &[Tx]) {
     let text: String = txs
         .iter()
         .map(|t| format!("{},{},{:.2}\n", t.account, t.ts, t.amount))
@@ -56,7 +56,7 @@ fn write_csv(path: &Path, txs: &[Tx]) {
 
 /// The rows the `transactions` table must hold for `txs`: every transaction, flagged
 /// where the reference model raises an alert on it, sorted.
-fn expected_rows(txs: &[Tx]) -> Vec<TransactionOut> {
+pub(crate) fn expected_rows(txs: &[Tx]) -> Vec<TransactionOut> {
     let mut alerts: BTreeMap<(String, u64, u64), usize> = BTreeMap::new();
     for (account, ts, _, _, large) in reference::alerts(txs) {
         *alerts.entry((account, ts, large)).or_default() += 1;
@@ -81,7 +81,7 @@ fn expected_rows(txs: &[Tx]) -> Vec<TransactionOut> {
     sorted(rows.collect())
 }
 
-fn sorted(mut rows: Vec<TransactionOut>) -> Vec<TransactionOut> {
+pub(crate) fn sorted(mut rows: Vec<TransactionOut>) -> Vec<TransactionOut> {
     rows.sort_by(|a, b| {
         (&a.account_id, a.dt, a.amount.to_bits(), a.alert).cmp(&(
             &b.account_id,
@@ -94,7 +94,7 @@ fn sorted(mut rows: Vec<TransactionOut>) -> Vec<TransactionOut> {
 }
 
 /// Runs `tidelake run` in `dir` with `args` (and `env`), expecting success.
-fn run_job(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+pub(crate) fn run_job(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_tidelake"))
         .arg("run")
         .args(args)
@@ -612,4 +612,19 @@ fn another_schema_a_bad_retention_property_or_no_put_if_absent_is_refused_and_ex
             && !stderr.contains("put-if-absent ("),
         "{stderr}"
     );
+    // The table commands fail the same way on that store: exit 1, naming the store.
+    for command in ["history", "files"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_tidelake"))
+            .args(["table", command, "s3://bucket/t"])
+            .envs(s3[..5].iter().copied())
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        assert_exit(&output, 1);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("cannot read table s3://bucket/t: object store error"),
+            "{command}: {stderr}"
+        );
+    }
 }

@@ -53,9 +53,14 @@ impl Python {
     /// A command running `delta_read.py` with `args`. Inherited `AWS_*` variables are
     /// removed, so only the ones given with [`with_env`](Self::with_env) apply.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.script_command("delta_read.py", args)
+    }
+
+    /// A command running `tests/py/<script>` with `args`, in the same environment.
+    fn script_command(&self, script: &str, args: &[&str]) -> Command {
         let mut command = Command::new(&self.interpreter);
         command
-            .arg(repo().join("tests/py/delta_read.py"))
+            .arg(repo().join("tests/py").join(script))
             .args(args)
             .stdin(Stdio::null());
         for (key, _) in std::env::vars_os() {
@@ -69,22 +74,48 @@ impl Python {
 
     /// Runs `delta_read.py` with `args` and parses the JSON document it prints.
     pub fn run<T: DeserializeOwned>(&self, args: &[&str]) -> T {
+        self.run_script("delta_read.py", args)
+    }
+
+    /// Runs `tests/py/<script>` with `args` and parses the JSON document it prints.
+    fn run_script<T: DeserializeOwned>(&self, script: &str, args: &[&str]) -> T {
         let output = self
-            .command(args)
+            .script_command(script, args)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.interpreter.display()));
         assert!(
             output.status.success(),
-            "delta_read.py {args:?} failed ({}):\n{}",
+            "{script} {args:?} failed ({}):\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
             panic!(
-                "delta_read.py {args:?} printed no valid JSON ({e}):\n{}",
+                "{script} {args:?} printed no valid JSON ({e}):\n{}",
                 String::from_utf8_lossy(&output.stdout)
             )
         })
+    }
+
+    /// Makes a table of the transactions schema with one Delta table feature at `url`
+    /// (see `tests/py/feature_tables.py` for the features), with `rows` rows.
+    pub fn feature_table(&self, url: &str, feature: &str, rows: usize) -> FeatureTable {
+        self.run_script(
+            "feature_tables.py",
+            &["make", url, feature, "--rows", &rows.to_string()],
+        )
+    }
+
+    /// delta-rs adds the CHECK constraint `name` = `expression`; returns the version.
+    pub fn add_constraint(&self, url: &str, name: &str, expression: &str) -> u64 {
+        let out: VersionOutput = self.run(&["add-constraint", url, name, expression]);
+        out.version
+    }
+
+    /// The table's change data feed from `version` on, as delta-rs reads it.
+    pub fn change_data_feed(&self, url: &str, version: u64) -> Vec<Map<String, Value>> {
+        let out: RowsOutput = self.run(&["cdf", url, "--starting-version", &version.to_string()]);
+        out.rows
     }
 
     /// The table at `url` as delta-rs, pyarrow and polars read it, with the
@@ -344,6 +375,21 @@ impl TableRead {
             .find(|f| f.path == path)
             .unwrap_or_else(|| panic!("no file {path} in {:?}", self.files))
     }
+}
+
+/// What `feature_tables.py make` made (its version, protocol and configuration are
+/// in the notes too).
+#[derive(Debug, Deserialize)]
+pub struct FeatureTable {
+    /// The rows a reader sees.
+    pub rows: u64,
+    /// How it was made, and what delta-rs says of it.
+    pub notes: String,
+}
+
+#[derive(Deserialize)]
+struct RowsOutput {
+    rows: Vec<Map<String, Value>>,
 }
 
 /// A row of the `transactions` table as delta-rs reads it.

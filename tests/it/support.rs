@@ -205,6 +205,27 @@ impl Rng {
     }
 }
 
+/// Every file under `root` (a table's directory), by path relative to it, but those of
+/// the put-if-absent probe's scratch directory `_tidelake/`.
+pub fn files_under(root: &Path) -> std::collections::BTreeSet<String> {
+    let mut files = std::collections::BTreeSet::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read the directory") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                if !path.ends_with("_tidelake") {
+                    dirs.push(path);
+                }
+            } else {
+                let relative = path.strip_prefix(root).expect("under the root");
+                files.insert(relative.display().to_string());
+            }
+        }
+    }
+    files
+}
+
 /// A port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))

@@ -131,12 +131,15 @@ fn challenge(mode: u8, nonce: &[u8; NONCE]) -> Vec<u8> {
 /// Reads the other side's challenge header and nonce, checking magic, version and mode.
 fn read_challenge(stream: &mut TcpStream, mode: u8) -> Result<[u8; NONCE], Failure> {
     let mut head = [0u8; CHALLENGE];
-    stream.read_exact(&mut head)?;
+    // The magic first: a stray client that sends less than a challenge is told apart
+    // at once, not when it gives up.
+    stream.read_exact(&mut head[..8])?;
     if &head[..8] != MAGIC {
         return Err(Failure::Untrusted(
             "it does not speak tidelake's cluster handshake".into(),
         ));
     }
+    stream.read_exact(&mut head[8..])?;
     let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
     if version != VERSION {
         return Err(Failure::Untrusted(format!(

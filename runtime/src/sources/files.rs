@@ -231,20 +231,21 @@ impl<F: RecordFormat> Source for FileSource<F> {
     }
 
     fn notes(&self) -> Vec<String> {
-        self.files
-            .duplicates()
-            .iter()
-            .map(|d| {
-                if d.name == d.same_as {
-                    format!("input {} was named more than once and read once", d.name)
-                } else {
-                    format!(
-                        "input {} is the same file as {} and was read once, as {}",
-                        d.name, d.same_as, d.same_as
-                    )
-                }
-            })
-            .collect()
+        let mut notes: Vec<String> = Vec::new();
+        for d in self.files.duplicates() {
+            let note = if d.name == d.same_as {
+                format!("input {} is named more than once: it was read once", d.name)
+            } else {
+                format!(
+                    "input {} is the same file as {}: it was read once, as {}",
+                    d.name, d.same_as, d.same_as
+                )
+            };
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+        notes
     }
 
     fn single_process_only(&self) -> Option<String> {

@@ -78,52 +78,28 @@ impl Operation {
         }
     }
 
-    /// The writer features the operation implements.
-    fn writer_features(self) -> &'static [&'static str] {
-        const COMMON: [&str; 6] = [
+    /// Whether the operation implements the writer feature `feature`.
+    fn implements_writer_feature(self, feature: &str) -> bool {
+        // What every writing operation honours: its rows are checked, or it writes none.
+        const EVERY: [&str; 7] = [
             "appendOnly",
             "invariants",
             "checkConstraints",
             "generatedColumns",
             "changeDataFeed",
             "columnMapping",
+            "vacuumProtocolCheck",
         ];
-        match self {
-            Operation::Inspect => &[],
-            Operation::Append => &[
-                COMMON[0],
-                COMMON[1],
-                COMMON[2],
-                COMMON[3],
-                COMMON[4],
-                COMMON[5],
-                "timestampNtz",
-                "vacuumProtocolCheck",
-            ],
-            Operation::Optimize => &[
-                COMMON[0],
-                COMMON[1],
-                COMMON[2],
-                COMMON[3],
-                COMMON[4],
-                COMMON[5],
-                "identityColumns",
-                "vacuumProtocolCheck",
-            ],
-            Operation::Vacuum | Operation::Checkpoint => &[
-                COMMON[0],
-                COMMON[1],
-                COMMON[2],
-                COMMON[3],
-                COMMON[4],
-                COMMON[5],
-                "identityColumns",
-                "timestampNtz",
-                "typeWidening",
-                "typeWidening-preview",
-                "vacuumProtocolCheck",
-            ],
-        }
+        EVERY.contains(&feature)
+            || match self {
+                Operation::Inspect => true,
+                Operation::Append => feature == "timestampNtz",
+                Operation::Optimize => feature == "identityColumns",
+                Operation::Vacuum | Operation::Checkpoint => matches!(
+                    feature,
+                    "identityColumns" | "timestampNtz" | "typeWidening" | "typeWidening-preview"
+                ),
+            }
     }
 
     /// Whether the operation reads or writes data files by column name, so that only
@@ -233,7 +209,7 @@ pub fn check(snapshot: &Snapshot, table: &str, operation: Operation) -> Result<(
     }
     if operation.writes() {
         for feature in &writer {
-            if !operation.writer_features().contains(&feature.as_str()) {
+            if !operation.implements_writer_feature(feature) {
                 return Err(refuse(
                     format!("the writer feature {feature}"),
                     feature_detail(feature),

@@ -10,7 +10,8 @@
 //! another worker count would skip the wrong accounts. So every commit carries
 //! `commitInfo.tidelakeJob` = `{"jobId", "fingerprint", "settings": {name: value}}`, and
 //! [`check_job_identity`] refuses a job whose id has committed to the table with other
-//! settings, naming each setting that differs (docs/semantics.md, "Job identity").
+//! settings, naming each setting that differs (the README's "Exactly once, and what
+//! a job id promises").
 //!
 //! The settings are opaque to this module: the runtime names them (by the flag that sets
 //! them) and formats their values.

@@ -4,7 +4,9 @@
 //! [`super::checkpoint`]), and applies the JSON commits after it in version order: the
 //! latest `protocol` and `metaData` win, an `add` makes a file live (and clears its
 //! tombstone), a `remove` turns it into a tombstone, and each `txn` sets its
-//! application's version.
+//! application's version. Within one commit the removes apply before the adds: the
+//! protocol does not order a commit's actions, and a commit may remove a file and add
+//! the same path again (with a new deletion vector).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -40,7 +42,10 @@ impl Snapshot {
     /// Applies the actions of commit `version` on top of this state.
     pub fn apply(&mut self, version: u64, actions: impl IntoIterator<Item = Action>) {
         self.version = version;
-        for action in actions {
+        let (removes, others): (Vec<Action>, Vec<Action>) = actions
+            .into_iter()
+            .partition(|a| matches!(a, Action::Remove(_)));
+        for action in removes.into_iter().chain(others) {
             match action {
                 Action::Protocol(p) => self.protocol = Some(p),
                 Action::Metadata(m) => self.metadata = Some(m),
@@ -357,6 +362,24 @@ mod tests {
                 "{err}"
             );
         });
+    }
+
+    #[test]
+    fn a_commit_that_removes_a_path_and_adds_it_again_leaves_it_live() {
+        use crate::delta::actions::Remove;
+        let mut snapshot = Snapshot::default();
+        snapshot.apply(1, [add("a"), add("b")]);
+        let remove = |path: &str| {
+            Action::Remove(Remove {
+                path: path.to_owned(),
+                data_change: true,
+                ..Remove::default()
+            })
+        };
+        // As Spark's DELETE writes it: the add of the new version first.
+        snapshot.apply(2, [add("a"), remove("a"), remove("b")]);
+        assert_eq!(snapshot.files.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(snapshot.tombstones.keys().collect::<Vec<_>>(), ["b"]);
     }
 
     #[test]

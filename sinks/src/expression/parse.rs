@@ -292,82 +292,50 @@ impl Converter<'_> {
                 other => Err(format!("the argument `{other}` is not supported")),
             })
             .collect::<Result<Vec<Expr>, String>>()?;
-        let arity = |range: std::ops::RangeInclusive<usize>| {
-            if range.contains(&args.len()) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{name} takes {} arguments, not {}",
-                    if range.start() == range.end() {
-                        range.start().to_string()
-                    } else {
-                        format!("{} to {}", range.start(), range.end())
-                    },
-                    args.len()
-                ))
-            }
-        };
-        let part = |p| Ok::<_, String>(Function::Part(p));
-        let function = match name.as_str() {
+        // `None`: concat, which is `||` of its arguments.
+        let (function, arity) = match name.as_str() {
             "length" | "char_length" | "character_length" | "len" => {
-                arity(1..=1)?;
-                Function::Length
+                (Some(Function::Length), 1..=1)
             }
-            "lower" | "lcase" => {
-                arity(1..=1)?;
-                Function::Lower
-            }
-            "upper" | "ucase" => {
-                arity(1..=1)?;
-                Function::Upper
-            }
-            "trim" => {
-                arity(1..=1)?;
-                Function::Trim
-            }
-            "abs" => {
-                arity(1..=1)?;
-                Function::Abs
-            }
-            "coalesce" | "nvl" | "ifnull" => {
-                arity(1..=usize::MAX)?;
-                Function::Coalesce
-            }
-            "concat" => {
-                arity(1..=usize::MAX)?;
-                return Ok(Expr::Concat(args));
-            }
-            "substring" | "substr" => {
-                arity(2..=3)?;
-                Function::Substring
-            }
-            "to_date" => {
-                arity(1..=1)?;
-                Function::ToDate
-            }
-            "date_format" => {
-                arity(2..=2)?;
+            "lower" | "lcase" => (Some(Function::Lower), 1..=1),
+            "upper" | "ucase" => (Some(Function::Upper), 1..=1),
+            "trim" => (Some(Function::Trim), 1..=1),
+            "abs" => (Some(Function::Abs), 1..=1),
+            "coalesce" | "nvl" | "ifnull" => (Some(Function::Coalesce), 1..=usize::MAX),
+            "concat" => (None, 1..=usize::MAX),
+            "substring" | "substr" => (Some(Function::Substring), 2..=3),
+            "to_date" => (Some(Function::ToDate), 1..=1),
+            "date_format" => (Some(Function::DateFormat(String::new())), 2..=2),
+            "year" => (Some(Function::Part(DatePart::Year)), 1..=1),
+            "month" => (Some(Function::Part(DatePart::Month)), 1..=1),
+            "day" | "dayofmonth" => (Some(Function::Part(DatePart::Day)), 1..=1),
+            "hour" => (Some(Function::Part(DatePart::Hour)), 1..=1),
+            "minute" => (Some(Function::Part(DatePart::Minute)), 1..=1),
+            "second" => (Some(Function::Part(DatePart::Second)), 1..=1),
+            _ => return Err(format!("the function {name} is not supported")),
+        };
+        if !arity.contains(&args.len()) {
+            let takes = match (arity.start(), arity.end()) {
+                (a, b) if a == b => a.to_string(),
+                (a, &usize::MAX) => format!("at least {a}"),
+                (a, b) => format!("{a} to {b}"),
+            };
+            return Err(format!(
+                "{name} takes {takes} arguments, not {}",
+                args.len()
+            ));
+        }
+        Ok(match function {
+            None => Expr::Concat(args),
+            Some(Function::DateFormat(_)) => {
                 let Expr::Literal(Literal::String(pattern)) = &args[1] else {
                     return Err("date_format's pattern must be a string literal".to_owned());
                 };
                 let chrono = java_date_pattern(pattern)?;
-                return Ok(Expr::Call(
-                    Function::DateFormat(chrono),
-                    vec![args[0].clone()],
-                ));
+                Expr::Call(Function::DateFormat(chrono), vec![args[0].clone()])
             }
-            "year" => part(DatePart::Year)?,
-            "month" => part(DatePart::Month)?,
-            "day" | "dayofmonth" => part(DatePart::Day)?,
-            "hour" => part(DatePart::Hour)?,
-            "minute" => part(DatePart::Minute)?,
-            "second" => part(DatePart::Second)?,
-            _ => return Err(format!("the function {name} is not supported")),
-        };
-        if matches!(function, Function::Part(_)) {
-            arity(1..=1)?;
-        }
-        Ok(Expr::Call(function, args))
+            Some(function) => Expr::Call(function, args),
+        })
     }
 }
 

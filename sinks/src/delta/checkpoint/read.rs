@@ -518,9 +518,11 @@ pub(in crate::delta) fn usable_checkpoint(
         return Ok(Some(parts));
     }
     if let Some((path, _)) = files.iter().find(|(_, k)| *k == CheckpointKind::V2) {
-        return Err(DeltaError::Checkpoint {
-            path: path.to_string(),
-            detail: "V2 (UUID-named) checkpoints are not supported".to_owned(),
+        return Err(DeltaError::UnsupportedFeature {
+            table: path.to_string(),
+            feature: "a V2 (UUID-named) checkpoint, of the reader feature v2Checkpoint".to_owned(),
+            operation: "reading the log",
+            detail: "tidelake reads and writes only classic (V1) checkpoints".to_owned(),
         });
     }
     Ok(None)
