@@ -12,7 +12,7 @@
 //!
 //! | feature | inspect | append | optimize | vacuum, checkpoint |
 //! |---|---|---|---|---|
-//! | `appendOnly` | – | yes: only appends | yes: removes with `dataChange=false` | yes |
+//! | `appendOnly` | – | yes: it only appends | yes: its removes have `dataChange=false` | yes |
 //! | `invariants`, `checkConstraints` | – | yes: rows are checked ([`super::constraints`]) | yes: no new rows | yes |
 //! | `generatedColumns` | – | yes: checked like constraints | yes | yes |
 //! | `changeDataFeed` | – | yes: appends need no `cdc` files | yes: no data change | yes |
@@ -28,7 +28,7 @@
 use std::collections::BTreeSet;
 
 use super::DeltaError;
-use super::actions::{Action, Metadata, Protocol};
+use super::actions::{Metadata, Protocol};
 use super::schema::Schema;
 use super::snapshot::Snapshot;
 
@@ -272,38 +272,12 @@ fn feature_detail(feature: &str) -> String {
     }
 }
 
-/// Refuses `actions`, about to be committed to `snapshot`'s table, if they break its
-/// `delta.appendOnly`: a `remove` with `dataChange=true` deletes data, which an
-/// append-only table forbids (removes of compaction, with `dataChange=false`, are fine).
-pub fn check_append_only(
-    snapshot: &Snapshot,
-    table: &str,
-    actions: &[Action],
-) -> Result<(), DeltaError> {
-    let append_only = snapshot
-        .metadata
-        .as_ref()
-        .and_then(|m| m.configuration.get("delta.appendOnly"))
-        .is_some_and(|v| v == "true");
-    let deletes = actions
-        .iter()
-        .any(|a| matches!(a, Action::Remove(r) if r.data_change));
-    if append_only && deletes {
-        return Err(DeltaError::Refused {
-            operation: "commit",
-            table: table.to_owned(),
-            detail: "the table is append-only (delta.appendOnly = true) and the commit would remove data (a remove with dataChange=true)".to_owned(),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::delta::actions::{Format, Remove};
+    use crate::delta::actions::Format;
 
     fn snapshot(protocol: Protocol, configuration: &[(&str, &str)], schema: &str) -> Snapshot {
         Snapshot {
@@ -493,22 +467,5 @@ mod tests {
             PLAIN,
         ));
         assert!(writer.is_empty());
-    }
-
-    #[test]
-    fn append_only_tables_refuse_removes_that_change_data() {
-        let table = snapshot(legacy(1, 2), &[("delta.appendOnly", "true")], PLAIN);
-        let remove = |data_change| {
-            Action::Remove(Remove {
-                path: "part-0.parquet".into(),
-                data_change,
-                ..Remove::default()
-            })
-        };
-        check_append_only(&table, "t", &[remove(false)]).expect("compaction");
-        let err = check_append_only(&table, "t", &[remove(true)]).expect_err("a delete");
-        assert!(err.to_string().contains("append-only"), "{err}");
-        let open = snapshot(legacy(1, 2), &[], PLAIN);
-        check_append_only(&open, "t", &[remove(true)]).expect("not append-only");
     }
 }
