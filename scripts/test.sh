@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace, on a fresh machine as on a developer's:
-# the Python venv the integration tests need, formatting, clippy (warnings are errors),
-# then unit, integration and doc tests.
+# the Python venv the integration tests need, Debian's Chromium (the monitoring page's
+# test drives it headless), formatting, clippy (warnings are errors), then unit,
+# integration and doc tests.
 #
 # The venv (.venv in the repo, git-ignored) holds the real Delta readers the tests check
 # tables with (deltalake, pyarrow, polars) and moto's S3 server. It is created once and
@@ -10,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Pinned: the versions shared/notes/delta-writer.md and real-components.md verified.
-VENV_PACKAGES=(deltalake==1.6.6 pyarrow==26.0.1 polars==2.1.0 'moto[server]==5.2.5')
+VENV_PACKAGES=(deltalake==1.6.6 pyarrow==26.0.1 polars==2.1.0 'moto[server]==5.2.5'
+    prometheus-client==0.26.0)
 
 # Runs apt-get as root, through sudo when not root and sudo exists.
 apt_get() {
@@ -27,7 +29,7 @@ apt_get() {
 setup_venv() {
     local stamp=.venv/tidelake-packages want="${VENV_PACKAGES[*]}"
     if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
-        .venv/bin/python -c 'import deltalake, pyarrow, polars, moto' 2>/dev/null; then
+        .venv/bin/python -c 'import deltalake, pyarrow, polars, moto, prometheus_client' 2>/dev/null; then
         return
     fi
     local start=$SECONDS
@@ -48,8 +50,20 @@ setup_venv() {
     echo "scripts/test.sh: Python venv .venv ready in $((SECONDS - start)) s"
 }
 
+# Headless Chromium for the monitoring page's test (Debian's package).
+setup_chromium() {
+    if command -v chromium >/dev/null; then
+        return
+    fi
+    local start=$SECONDS
+    apt_get update -qq && DEBIAN_FRONTEND=noninteractive apt_get install -y -qq chromium >/dev/null
+    echo "scripts/test.sh: chromium installed in $((SECONDS - start)) s"
+}
+
 setup_venv
+setup_chromium
 export TIDELAKE_PYTHON="$PWD/.venv/bin/python"
+export TIDELAKE_CHROMIUM="$(command -v chromium)"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -103,6 +103,10 @@ pub struct BenchArgs {
     /// Keep the temporary directory (its path is printed and in the JSON).
     #[arg(long)]
     pub keep: bool,
+    /// Also draw the figures as SVG charts in DIR: `scaling.svg` (with --scaling),
+    /// `throughput.svg` (events/s in total and per worker) and `latency.svg`.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
     /// More `tidelake run` flags for every run, after `--` (e.g. `-- --seed 7`).
     #[arg(last = true, value_name = "RUN FLAGS")]
     pub run_flags: Vec<String>,
@@ -146,7 +150,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     report.dir = args.keep.then(|| work.path().display().to_string());
     if args.keep {
-        eprintln!("tidelake bench: kept {}", work.path().display());
+        tracing::info!("kept {}", work.path().display());
     }
 
     let json = serde_json::to_string_pretty(&report)? + "\n";
@@ -158,6 +162,77 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         print!("{table}");
         std::fs::write(&args.json, json)
             .with_context(|| format!("cannot write the results to {}", args.json))?;
+    }
+    if let Some(dir) = &args.plot {
+        plot(&report, dir)?;
+    }
+    Ok(())
+}
+
+/// The sink as the flag names it.
+fn sink_name(sink: SinkKind) -> String {
+    sink.to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+/// Draws the report's figures as SVG charts in `dir` (see [`BenchArgs::plot`]).
+fn plot(report: &BenchReport, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let millions = |x: f64| x / 1e6;
+    if !report.scaling.is_empty() {
+        let bars: Vec<(String, f64)> = report
+            .scaling
+            .iter()
+            .map(|r| {
+                (
+                    format!("{} × {}", r.processes, r.workers),
+                    millions(r.events_per_second),
+                )
+            })
+            .collect();
+        crate::plot::bars(
+            &dir.join("scaling.svg"),
+            "Scaling: processes × workers",
+            "M events/s",
+            &bars,
+        )?;
+    }
+    if let Some(t) = &report.throughput {
+        let mut bars = vec![("all".to_owned(), millions(t.events_per_second))];
+        let per_worker = t.elapsed_secs.max(1e-9);
+        bars.extend(
+            t.events_per_worker
+                .iter()
+                .enumerate()
+                .map(|(w, &n)| (format!("worker {w}"), millions(n as f64 / per_worker))),
+        );
+        crate::plot::bars(
+            &dir.join("throughput.svg"),
+            &format!(
+                "Throughput: {} events, {} sink",
+                t.events,
+                sink_name(report.settings.sink)
+            ),
+            "M events/s",
+            &bars,
+        )?;
+    }
+    if let Some(l) = &report.latency {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let s = &l.latency;
+        let bars = vec![
+            ("p50".to_owned(), ms(s.p50_us)),
+            ("p99".to_owned(), ms(s.p99_us)),
+            ("p99.9".to_owned(), ms(s.p999_us)),
+            ("max".to_owned(), ms(s.max_us)),
+        ];
+        crate::plot::bars(
+            &dir.join("latency.svg"),
+            &format!("Alert latency at {} events/s offered", l.offered_rate),
+            "ms",
+            &bars,
+        )?;
     }
     Ok(())
 }

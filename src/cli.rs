@@ -25,6 +25,11 @@ use tidelake_sinks::delta::writer::WriterOptions;
     args_override_self = true
 )]
 pub struct Cli {
+    /// How log lines are written to stderr: `text`, or `json` (one object a line, with
+    /// timestamp, level, target, message and fields). RUST_LOG filters them (default
+    /// `info`; `debug` shows every commit).
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    pub log_format: crate::logging::LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -355,6 +360,15 @@ pub struct RunArgs {
     /// not answer); `0s` never stops it.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m", help_heading = "Failure handling")]
     pub stall_timeout: Duration,
+    /// Serve Prometheus metrics (`/metrics`), health probes (`/healthz`, `/readyz`)
+    /// and a live page of the job (`/`) on HOST:PORT, e.g. `127.0.0.1:9100` (`launch`:
+    /// process I on PORT + I, or free ports for port 0).
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Monitoring")]
+    pub metrics_addr: Option<String>,
+    /// Keep serving them this long after the job has ended, so a scraper gets the
+    /// final figures (Ctrl-C ends it early).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s", help_heading = "Monitoring")]
+    pub metrics_linger: Duration,
     /// `worker` and `launch`: fail when the processes of the cluster have not all
     /// connected to each other within this time.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", help_heading = "Failure handling")]
@@ -466,6 +480,8 @@ impl RunArgs {
         };
         config.stall_timeout = (!self.stall_timeout.is_zero()).then_some(self.stall_timeout);
         config.alert_latency = self.alert_latency;
+        config.metrics_addr = self.metrics_addr.clone();
+        config.metrics_linger = self.metrics_linger;
         config.validate()?;
         Ok(config)
     }

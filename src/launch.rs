@@ -38,8 +38,8 @@ use tidelake_runtime::panic::LOST_PEER;
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
 use crate::cli::{CLUSTER_SECRET_ENV, RunArgs, SourceKind, now_rounded_to_second};
-use crate::status;
 use crate::{EXIT_CLUSTER_ADDRESS, EXIT_FAILED, EXIT_USAGE};
+use crate::{logging, status};
 
 /// `tidelake launch`: how many processes, and the job's flags.
 #[derive(Clone, Debug, Args)]
@@ -64,13 +64,13 @@ const STATUS_INTERVAL: &str = "5s";
 /// Runs the cluster; `given` is the command line after `launch`.
 pub fn launch(args: &LaunchArgs, given: &[String]) -> ExitCode {
     if let Err(message) = args.run.job_config() {
-        eprintln!("tidelake launch: error: {message}");
+        tracing::error!("{message}");
         return ExitCode::from(EXIT_USAGE);
     }
     match Launch::new(args, given).and_then(|launch| launch.run()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tidelake launch: error: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -85,6 +85,8 @@ struct Launch {
     flags: Vec<String>,
     /// The cluster secret of this launch's processes: random, in hex.
     secret: String,
+    /// `--metrics-addr` of each process, if the job serves metrics.
+    metrics: Option<Vec<String>>,
     job_id: String,
     dir: TempDir,
     interrupts: Arc<AtomicUsize>,
@@ -118,7 +120,14 @@ impl Launch {
         }
         let secret = ClusterSecret::random().context("cannot make a cluster secret")?;
         let secret: String = secret.bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let metrics = args
+            .run
+            .metrics_addr
+            .as_deref()
+            .map(|address| metrics_addresses(address, usize::from(args.processes)))
+            .transpose()?;
         Ok(Launch {
+            metrics,
             secret,
             processes: usize::from(args.processes),
             workers: args.run.workers,
@@ -150,8 +159,8 @@ impl Launch {
         for attempt in 1..=PORT_ATTEMPTS {
             outcome = self.attempt(&alerts)?;
             match outcome {
-                Outcome::PortTaken(process) if attempt < PORT_ATTEMPTS => eprintln!(
-                    "tidelake launch: the port of process {process} was taken before it could listen; starting again on other ports"
+                Outcome::PortTaken(process) if attempt < PORT_ATTEMPTS => tracing::warn!(
+                    "the port of process {process} was taken before it could listen; starting again on other ports"
                 ),
                 _ => break,
             }
@@ -167,26 +176,22 @@ impl Launch {
                 let reports = self.reports()?;
                 let report =
                     ClusterReport::new(started.elapsed().as_secs_f64(), self.workers, reports);
-                eprintln!("{}", status::cluster_summary(&report));
+                logging::report(&status::cluster_summary(&report));
                 if let Some(path) = &self.run.report_json {
                     write_json(path, &report)?;
                 }
                 Ok(ExitCode::SUCCESS)
             }
             Outcome::PortTaken(process) => {
-                eprintln!(
-                    "tidelake launch: error: process {process} found its port taken {PORT_ATTEMPTS} times"
-                );
+                tracing::error!("process {process} found its port taken {PORT_ATTEMPTS} times");
                 Ok(ExitCode::from(EXIT_FAILED))
             }
             Outcome::Failed {
                 reasons,
                 usage_only,
             } => {
-                eprintln!("tidelake launch: error: the job failed:");
-                for reason in reasons {
-                    eprintln!("  {reason}");
-                }
+                let reasons: Vec<String> = reasons.iter().map(|r| format!("\n  {r}")).collect();
+                tracing::error!("the job failed:{}", reasons.concat());
                 Ok(ExitCode::from(if usage_only {
                     EXIT_USAGE
                 } else {
@@ -205,9 +210,15 @@ impl Launch {
         let mut processes = Vec::with_capacity(self.processes);
         for (index, address) in addresses.iter().enumerate() {
             let process = self.spawn(index, &hostfile, alerts)?;
-            eprintln!(
-                "tidelake launch: process {index}: pid {}, {address}",
-                process.child.id()
+            tracing::info!(
+                process = index,
+                pid = process.child.id(),
+                "process {index}: pid {}, {address}{}",
+                process.child.id(),
+                self.metrics
+                    .as_ref()
+                    .map(|m| format!(", metrics on http://{}/metrics", m[index]))
+                    .unwrap_or_default()
             );
             processes.push(process);
         }
@@ -224,6 +235,7 @@ impl Launch {
             Command::new(std::env::current_exe().context("cannot find the tidelake binary")?);
         command
             .arg("worker")
+            .args(["--log-format", logging::format().name()])
             .args(&self.flags)
             .arg("--hostfile")
             .arg(hostfile)
@@ -244,6 +256,9 @@ impl Launch {
             command
                 .arg("--enriched")
                 .arg(part(&self.dir, "enriched", index));
+        }
+        if let Some(metrics) = &self.metrics {
+            command.args(["--metrics-addr", &metrics[index]]);
         }
         if self.run.status_interval.is_none() && !self.run.quiet {
             command.args(["--status-interval", STATUS_INTERVAL]);
@@ -456,25 +471,73 @@ fn copy_alerts(out: ChildStdout, alerts: Arc<Mutex<Box<dyn Write + Send>>>) -> J
     })
 }
 
-/// Copies a process's stderr to the launcher's, prefixed with `[pI]`, remembering the
-/// last line that reports an error or a panic.
+/// Copies a process's stderr to the launcher's, remembering the last line that reports
+/// an error or a panic: text lines prefixed with `[pI]`, JSON log lines with a
+/// `"process": I` field added.
 fn copy_log(
     index: usize,
     err: ChildStderr,
     last_error: Arc<Mutex<Option<String>>>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
+        let mut stderr = std::io::stderr();
         for line in BufReader::new(err).lines().map_while(Result::ok) {
-            eprintln!("[p{index}] {line}");
-            let error = line.strip_prefix("tidelake: error: ").or_else(|| {
-                line.strip_prefix("tidelake: ")
-                    .filter(|l| l.contains("panicked"))
-            });
+            let (shown, error) = match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(serde_json::Value::Object(mut event)) => {
+                    let error = (event.get("level").and_then(|l| l.as_str()) == Some("ERROR"))
+                        .then(|| {
+                            event
+                                .get("message")
+                                .and_then(|m| m.as_str())
+                                .map(str::to_owned)
+                        })
+                        .flatten();
+                    event.insert("process".to_owned(), index.into());
+                    (serde_json::Value::Object(event).to_string(), error)
+                }
+                _ => {
+                    let error = line.strip_prefix("tidelake: error: ").or_else(|| {
+                        line.strip_prefix("tidelake: ")
+                            .filter(|l| l.contains("panicked"))
+                    });
+                    (format!("[p{index}] {line}"), error.map(str::to_owned))
+                }
+            };
+            // Not eprintln!, which panics once the launcher's stderr is gone.
+            let _ = writeln!(stderr, "{shown}");
             if let (Some(error), Ok(mut last)) = (error, last_error.lock()) {
-                *last = Some(error.to_owned());
+                *last = Some(error);
             }
         }
     })
+}
+
+/// The `--metrics-addr` of each of `n` processes for the launcher's `address`:
+/// `host:port + i`, or ports free right now on `host` for port 0.
+fn metrics_addresses(address: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .with_context(|| format!("--metrics-addr {address:?} is not HOST:PORT"))?;
+    if port != 0 {
+        return (0..n)
+            .map(|i| {
+                let port = u16::try_from(usize::from(port) + i).ok().with_context(|| {
+                    format!("--metrics-addr {address}: port {port} + {i} is past 65535")
+                })?;
+                Ok(format!("{host}:{port}"))
+            })
+            .collect();
+    }
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind((host, 0)))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("cannot find free ports on {host}"))?;
+    Ok(listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect())
 }
 
 /// `127.0.0.1:port` for `n` processes, on ports free right now.

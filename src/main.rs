@@ -5,6 +5,8 @@ mod cli;
 mod job_file;
 mod launch;
 mod launcher_watch;
+mod logging;
+mod plot;
 mod status;
 mod table_cmd;
 
@@ -32,8 +34,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let cli = match parse(&args) {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => {
+            logging::init(logging::LogFormat::default());
+            return usage_error(e);
+        }
     };
+    logging::init(cli.log_format);
     match cli
         .command
         .unwrap_or_else(|| Command::Run(Box::new(default_run_args())))
@@ -49,7 +55,7 @@ fn main() -> ExitCode {
         Command::Bench(bench_args) => match bench::run(&bench_args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("tidelake: error: {e:#}");
+                tracing::error!("{e:#}");
                 ExitCode::from(EXIT_FAILED)
             }
         },
@@ -116,7 +122,7 @@ fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>)
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ntidelake: stopping (Ctrl-C again to exit at once)");
+        tracing::info!("stopping (Ctrl-C again to exit at once)");
         control.request_stop();
     });
 
@@ -127,24 +133,27 @@ fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>)
     drop(watch);
     match result {
         Ok(report) => {
-            eprintln!("{}", status::summary(&report));
+            logging::report(&status::summary(&report));
             if let Some(path) = &args.report_json
                 && let Err(e) = launch::write_json(path, &report.process_report())
             {
-                eprintln!("tidelake: error: {e:#}");
+                tracing::error!("{e:#}");
                 return ExitCode::from(EXIT_FAILED);
             }
+            job.linger();
             ExitCode::SUCCESS
         }
         Err(e @ (JobError::Config(_) | JobError::Source(_))) => usage_error(e.into()),
         Err(JobError::Table(e)) if e.is_configuration() => usage_error(e.into()),
-        Err(e @ JobError::Cluster(ClusterError::NoSecret { .. })) => usage_error(e.into()),
+        Err(e @ (JobError::Cluster(ClusterError::NoSecret { .. }) | JobError::Monitor(_))) => {
+            usage_error(e.into())
+        }
         Err(e @ JobError::Cluster(ClusterError::Bind { .. })) => {
-            eprintln!("tidelake: error: {e}");
+            tracing::error!("{e}");
             ExitCode::from(EXIT_CLUSTER_ADDRESS)
         }
         Err(e) => {
-            eprintln!("tidelake: error: {e}");
+            tracing::error!("{e}");
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -160,6 +169,6 @@ fn usage_error(e: anyhow::Error) -> ExitCode {
             _ => ExitCode::from(EXIT_USAGE),
         };
     }
-    eprintln!("tidelake: error: {e:#}");
+    tracing::error!("{e:#}");
     ExitCode::from(EXIT_USAGE)
 }

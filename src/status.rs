@@ -33,13 +33,19 @@ impl StatusLine {
                 let rate = (t.events - last_events) as f64 / last_at.elapsed().as_secs_f64();
                 (last_events, last_at) = (t.events, Instant::now());
                 let line = status_text(&t, rate);
-                // Not eprint!, which panics once stderr is gone (a killed launcher).
-                let mut stderr = std::io::stderr().lock();
-                let _ = if live {
-                    write!(stderr, "\r\x1b[2K{line}").and_then(|()| stderr.flush())
+                if live {
+                    // Not eprint!, which panics once stderr is gone (a killed launcher).
+                    let mut stderr = std::io::stderr().lock();
+                    let _ = write!(stderr, "\r\x1b[2K{line}").and_then(|()| stderr.flush());
                 } else {
-                    writeln!(stderr, "status: {line}")
-                };
+                    tracing::info!(
+                        events = t.events,
+                        alerts = t.alerts,
+                        dead_letters = t.dead_letters,
+                        commits = t.commits,
+                        "status: {line}"
+                    );
+                }
                 ControlFlow::Continue(())
             })
         });

@@ -53,6 +53,10 @@ pub enum TableCommand {
         /// min/max stats of COLUMN contain it (repeat for other columns).
         #[arg(long, value_name = "COLUMN=VALUE[,VALUE…]", value_parser = skipping::parse_lookups)]
         skipping: Vec<skipping::Lookups>,
+        /// Also draw the file-size histogram and the files of each partition as an SVG
+        /// chart in FILE.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<std::path::PathBuf>,
     },
     /// Rewrite the small files of each partition into files near a target size (one
     /// commit per partition), or z-order them; exit 0 even if a partition is given up
@@ -116,7 +120,11 @@ pub fn run(args: &TableArgs) -> ExitCode {
     };
     let result = match &args.command {
         TableCommand::History { table, limit } => runtime.block_on(show_history(table, *limit)),
-        TableCommand::Files { table, skipping } => runtime.block_on(show_files(table, skipping)),
+        TableCommand::Files {
+            table,
+            skipping,
+            plot,
+        } => runtime.block_on(show_files(table, skipping, plot.as_deref())),
         TableCommand::Optimize { table, args } => {
             runtime.block_on(optimize::show_optimize(table, args))
         }
@@ -134,10 +142,7 @@ pub fn run(args: &TableArgs) -> ExitCode {
         ) => usage_error(e.into()),
         // A store that fails (unreachable, denied) fails the command, as it fails a job.
         Err(e @ DeltaError::Store { .. }) => {
-            eprintln!(
-                "tidelake: error: cannot read table {}: {e}",
-                args.command.table().url
-            );
+            tracing::error!("cannot read table {}: {e}", args.command.table().url);
             ExitCode::from(EXIT_FAILED)
         }
         Err(e) => usage_error(anyhow::anyhow!(
@@ -177,10 +182,17 @@ async fn show_history(
 async fn show_files(
     options: &TableOptions,
     lookups: &[skipping::Lookups],
+    plot: Option<&std::path::Path>,
 ) -> Result<ExitCode, DeltaError> {
     let table = DeltaTable::open_existing_url(&options.url)?;
     let snapshot = table.snapshot_for(Operation::Inspect).await?;
     let layout = TableLayout::of(&snapshot);
+    if let Some(path) = plot
+        && let Err(e) = plot_layout(&options.url, &layout, path)
+    {
+        tracing::error!("{e:#}");
+        return Ok(ExitCode::from(EXIT_FAILED));
+    }
     let figures = skipping::figures(&snapshot, lookups)?;
     if options.json {
         print_json(skipping::files_json(&layout, &figures));
@@ -189,6 +201,26 @@ async fn show_files(
         print_out(&text);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Draws the file-size histogram and the files of each partition of `layout` in
+/// `path`.
+fn plot_layout(url: &str, layout: &TableLayout, path: &std::path::Path) -> anyhow::Result<()> {
+    let sizes: Vec<(String, f64)> = layout
+        .size_histogram
+        .iter()
+        .map(|b| (bucket_label(b), b.files as f64))
+        .collect();
+    let partitions: Vec<(String, f64)> = layout
+        .partitions
+        .iter()
+        .map(|p| (partition_name(&p.partition_values), p.files.files as f64))
+        .collect();
+    crate::plot::two_bars(
+        path,
+        (&format!("{url}: live files by size"), "files", &sizes),
+        ("Live files per partition", "files", &partitions),
+    )
 }
 
 /// Validates the table and prints the report; exit code 1 if it found problems.

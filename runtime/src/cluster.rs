@@ -332,7 +332,7 @@ fn check_peer_hello(me: &Hello, hello: &Hello, expected: Option<usize>) -> Resul
 
 /// Logs a connection that is not a peer of the cluster.
 fn log_dropped(from: &str, why: &str) {
-    eprintln!("tidelake: cluster: dropped a connection from {from}: {why}");
+    tracing::warn!(from, "cluster: dropped a connection from {from}: {why}");
 }
 
 /// `process N (host:port)`.

@@ -250,6 +250,11 @@ pub struct JobConfig {
     pub stall_timeout: Option<Duration>,
     /// Measure each alert's latency (see [`crate::latency`]) into the report.
     pub alert_latency: bool,
+    /// Serve metrics, health probes and the job's page on this `host:port` (see
+    /// [`crate::monitor`]).
+    pub metrics_addr: Option<String>,
+    /// How long to keep serving them after the job has ended.
+    pub metrics_linger: Duration,
 }
 
 /// One setting every process of a cluster must share, named by its flag: `(flag, value)`.
@@ -353,6 +358,8 @@ impl JobConfig {
             max_in_flight: 1 << 20,
             stall_timeout: Some(Duration::from_secs(120)),
             alert_latency: false,
+            metrics_addr: None,
+            metrics_linger: Duration::ZERO,
         }
     }
 

@@ -25,6 +25,37 @@ pub enum Reason {
     Constraint,
 }
 
+impl Reason {
+    /// Every reason, in the order of [`index`](Self::index).
+    pub const ALL: [Reason; 7] = [
+        Reason::Parse,
+        Reason::AccountId,
+        Reason::Amount,
+        Reason::Ts,
+        Reason::Late,
+        Reason::Encoding,
+        Reason::Constraint,
+    ];
+
+    /// The reason's place in [`ALL`](Self::ALL).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The reason as dead letters name it (`account_id`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Parse => "parse",
+            Reason::AccountId => "account_id",
+            Reason::Amount => "amount",
+            Reason::Ts => "ts",
+            Reason::Late => "late",
+            Reason::Encoding => "encoding",
+            Reason::Constraint => "constraint",
+        }
+    }
+}
+
 /// One dead letter, written as a JSON line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {

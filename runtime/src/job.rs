@@ -20,11 +20,12 @@ use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, ClusterError};
 use crate::config::{AlertOutput, JobConfig};
 use crate::control::JobControl;
-use crate::dead_letter::DeadLetter;
+use crate::dead_letter::{DeadLetter, Reason};
 use crate::fault_injection;
 use crate::lake::{Lake, LakeJob, TableCompaction};
 use crate::latency::{self, AlertLatency, Histogram};
 use crate::metrics::{Metrics, Totals, WorkerMetrics, add, record_state_size};
+use crate::monitor::{Monitor, MonitorError, Phase, Server};
 use crate::panic;
 use crate::report::{ProcessReport, peak_rss_bytes};
 use crate::sources::operator::{SourceSettings, TimeMode, read_source};
@@ -50,6 +51,9 @@ pub enum JobError {
     /// The processes of the cluster did not connect.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The monitoring endpoint could not start (its address is taken or wrong).
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
     /// The job stopped on an error while running.
     #[error("job failed: {0}")]
     Failed(String),
@@ -114,6 +118,8 @@ pub struct Job {
     clock: Arc<dyn Clock>,
     control: Arc<JobControl>,
     metrics: Arc<Metrics>,
+    /// The monitoring endpoint, while the job has one.
+    server: std::sync::Mutex<Option<Server>>,
 }
 
 /// What every worker of the job shares.
@@ -139,6 +145,7 @@ impl Job {
             clock: Arc::new(SystemClock),
             control: Arc::new(JobControl::default()),
             metrics,
+            server: std::sync::Mutex::new(None),
         })
     }
 
@@ -162,6 +169,7 @@ impl Job {
     pub fn run(&self) -> Result<JobReport, JobError> {
         let config = &self.config;
         let source = config.source.build()?;
+        self.metrics.set_partitions(source.partitions());
         if config.cluster.is_some()
             && let Some(why) = source.single_process_only()
         {
@@ -212,6 +220,20 @@ impl Job {
                 .then(|| Arc::new(AlertLatency::new(config.workers))),
         });
 
+        tracing::info!(
+            job_id = %job_id,
+            workers = config.workers,
+            "job {job_id}: {} worker(s), {} partition(s) of {}{}",
+            config.workers,
+            shared.source.partitions(),
+            shared.source.source_name(0),
+            match (&transactions_table, &alerts_table) {
+                (Some(t), Some(a)) => format!(", tables {t} and {a}"),
+                (Some(t), None) | (None, Some(t)) => format!(", table {t}"),
+                (None, None) => String::new(),
+            }
+        );
+        let monitor = self.start_monitor(&shared, &job_id)?;
         panic::abort_on_worker_panic();
         let workers = config.workers;
         let (builders, communication) = match &config.cluster {
@@ -220,9 +242,22 @@ impl Job {
                 .map_err(JobError::Failed)?,
             Some(cluster) => {
                 panic::name_cluster_peers(&cluster.addresses);
-                cluster::connect(cluster, workers, &config.cluster_settings())?
+                let formed = cluster::connect(cluster, workers, &config.cluster_settings())?;
+                tracing::info!(
+                    process = cluster.process,
+                    processes = cluster.addresses.len(),
+                    "cluster formed: process {} of {}, {} peer(s) connected and authenticated",
+                    cluster.process,
+                    cluster.addresses.len(),
+                    cluster.addresses.len() - 1
+                );
+                formed
             }
         };
+        if let Some(monitor) = &monitor {
+            monitor.set_phase(Phase::Running);
+        }
+        let dataflow = monitor.as_ref().map(|m| Arc::clone(m.dataflow()));
         let started = Instant::now();
         let watchdog = config.stall_timeout.map(|timeout| {
             Watchdog::start(
@@ -238,6 +273,9 @@ impl Job {
             communication,
             timely::WorkerConfig::default(),
             move |worker| {
+                if let Some(dataflow) = &dataflow {
+                    dataflow.register(worker, worker.index());
+                }
                 let shared = &dataflow_shared;
                 panic::mark_worker_thread();
                 let probe = ProbeHandle::new();
@@ -254,6 +292,9 @@ impl Job {
         }
         let elapsed = started.elapsed();
         drop(watchdog);
+        if let Some(monitor) = &monitor {
+            monitor.set_phase(Phase::Finished);
+        }
         let compaction = shared.lake.finish_compaction();
 
         for writer in alerts.iter().chain([&dead_letters]).chain(enriched.iter()) {
@@ -276,6 +317,55 @@ impl Job {
             alert_latency: shared.latency.as_ref().map(|l| l.merged()),
             source_notes: shared.source.notes(),
         })
+    }
+}
+
+impl Job {
+    /// Starts serving the job's metrics, health and page on `--metrics-addr`, if set;
+    /// the server stays with the job until [`linger`](Self::linger).
+    fn start_monitor(
+        &self,
+        shared: &Arc<Shared>,
+        job_id: &str,
+    ) -> Result<Option<Arc<Monitor>>, JobError> {
+        let Some(address) = &self.config.metrics_addr else {
+            return Ok(None);
+        };
+        let cluster = self.config.cluster.as_ref();
+        let lake = Arc::clone(shared);
+        let monitor = Arc::new(Monitor::new(
+            job_id.to_owned(),
+            cluster.map_or(0, |c| c.process),
+            cluster.map_or(1, |c| c.addresses.len()),
+            self.config.workers,
+            Arc::clone(&self.metrics),
+            Arc::new(SystemClock),
+            Box::new(move || lake.lake.compaction()),
+            shared.lake.tables(),
+        ));
+        let server = Server::start(address, Arc::clone(&monitor))?;
+        tracing::info!(
+            address = server.address(),
+            "serving metrics on http://{}/metrics, the job's page on http://{}/",
+            server.address(),
+            server.address()
+        );
+        *self.server.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
+        Ok(Some(monitor))
+    }
+
+    /// Keeps serving the final figures for `--metrics-linger` after the job has ended
+    /// (so a scraper gets them), unless the job was stopped or is asked to stop; then
+    /// stops the server.
+    pub fn linger(&self) {
+        let server = self.server.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(server) = server else { return };
+        let stopped = self.control.should_stop();
+        let until = Instant::now() + self.config.metrics_linger;
+        while !stopped && !self.control.should_stop() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(server);
     }
 }
 
@@ -359,7 +449,9 @@ impl Shared {
             Arc::clone(&self.metrics),
         );
         Arc::new(move |rows: Vec<Rejected>| {
-            add(&metrics.worker(slot).dead_letters, rows.len() as u64);
+            metrics
+                .worker(slot)
+                .dead_letter(Reason::Constraint, rows.len() as u64);
             writer.write_records(
                 rows.into_iter()
                     .map(|r| DeadLetter::constraint(&table, &r.constraint, r.row)),
@@ -399,7 +491,14 @@ fn write_lake<'s, W: EpochWriter>(
 /// Adds a sealed epoch to the worker's counters.
 fn count_epoch(counters: &WorkerMetrics, report: &EpochReport) {
     match report.outcome {
-        EpochOutcome::Committed { .. } => add(&counters.commits, 1),
+        EpochOutcome::Committed { attempts, .. } => {
+            add(&counters.commits, 1);
+            add(&counters.commit_attempts, u64::from(attempts));
+            add(&counters.rows_committed, report.rows);
+            if let Some(latency) = report.commit_latency {
+                counters.commit_latency.observe(latency.as_secs_f64());
+            }
+        }
         EpochOutcome::AlreadyCommitted => {
             add(&counters.epochs_skipped, 1);
             add(&counters.rows_skipped, report.rows);

@@ -163,6 +163,29 @@ impl Lake {
             .map(|dir| ParquetFileSink::new(dir, worker, self.writer.clone()))
     }
 
+    /// What auto-compaction has done to each table so far (empty without it).
+    pub fn compaction(&self) -> Vec<TableCompaction> {
+        [&self.transactions, &self.alerts]
+            .into_iter()
+            .flatten()
+            .filter_map(|open| {
+                open.compactor.as_ref().map(|compactor| TableCompaction {
+                    table: open.table.location().to_owned(),
+                    totals: compactor.totals(),
+                })
+            })
+            .collect()
+    }
+
+    /// The tables the job writes, to read back (for the monitoring page).
+    pub fn tables(&self) -> Vec<DeltaTable> {
+        [&self.transactions, &self.alerts]
+            .into_iter()
+            .flatten()
+            .map(|open| open.table.clone())
+            .collect()
+    }
+
     /// Ends auto-compaction: waits for running compactions, compacts what was committed
     /// since the last run, and says what was done to each table.
     pub fn finish_compaction(&self) -> Vec<TableCompaction> {

@@ -34,6 +34,7 @@ pub mod job;
 pub mod lake;
 pub mod latency;
 pub mod metrics;
+pub mod monitor;
 pub mod panic;
 pub mod periodic;
 pub mod report;

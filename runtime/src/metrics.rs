@@ -1,14 +1,27 @@
-//! Counters the job keeps while it runs: read by the status line and the summary.
+//! Counters the job keeps while it runs: read by the status line, the summary and the
+//! monitoring endpoint ([`crate::monitor`]).
 //!
-//! Operators update their worker's slot once per batch with relaxed atomics, so the
-//! per-event path pays nothing for them.
+//! Operators update their worker's slot once per batch, tick or commit with relaxed
+//! atomics, so the per-event path pays nothing for them.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use prometheus_client::metrics::histogram::Histogram;
 use tidelake_operators::StoreSize;
 
+use crate::dead_letter::Reason;
+
+/// The upper bounds, in seconds, of the commit latency histogram's buckets.
+pub const COMMIT_LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A partition's watermark before the partition has a record.
+pub const NO_WATERMARK: u64 = u64::MAX;
+
 /// Counters of one worker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WorkerMetrics {
     /// Records the worker's source accepted.
     pub events: AtomicU64,
@@ -43,12 +56,68 @@ pub struct WorkerMetrics {
     /// Frontier moves seen at the end of the worker's dataflow (the fraud operator's
     /// output and the sinks' commits). The stall watchdog's "progress".
     pub progress: AtomicU64,
+    /// Dead letters by reason, indexed by [`Reason::index`].
+    pub dead_letters_by_reason: [AtomicU64; Reason::ALL.len()],
+    /// Keys in the worker's fraud-operator state now (after its latest tick).
+    pub state_keys_now: AtomicU64,
+    /// Bytes of that state now.
+    pub state_bytes_now: AtomicU64,
+    /// Puts the worker's table commits took: one per commit, one more per version
+    /// another writer took first.
+    pub commit_attempts: AtomicU64,
+    /// Rows in the worker's committed epochs.
+    pub rows_committed: AtomicU64,
+    /// Wall-clock ms of the worker source's latest activation (0: none yet).
+    pub last_active_ms: AtomicU64,
+    /// How long each of the worker's commits took, from sealing its epoch to the log
+    /// entry landing (seconds).
+    pub commit_latency: Histogram,
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> Self {
+        WorkerMetrics {
+            events: AtomicU64::default(),
+            dead_letters: AtomicU64::default(),
+            blank_lines: AtomicU64::default(),
+            watermark: AtomicU64::default(),
+            alerts: AtomicU64::default(),
+            enriched: AtomicU64::default(),
+            state_keys: AtomicU64::default(),
+            state_bytes: AtomicU64::default(),
+            commits: AtomicU64::default(),
+            files: AtomicU64::default(),
+            bytes: AtomicU64::default(),
+            epochs_skipped: AtomicU64::default(),
+            rows_skipped: AtomicU64::default(),
+            in_flight: AtomicU64::default(),
+            progress: AtomicU64::default(),
+            dead_letters_by_reason: Default::default(),
+            state_keys_now: AtomicU64::default(),
+            state_bytes_now: AtomicU64::default(),
+            commit_attempts: AtomicU64::default(),
+            rows_committed: AtomicU64::default(),
+            last_active_ms: AtomicU64::default(),
+            commit_latency: Histogram::new(COMMIT_LATENCY_BUCKETS),
+        }
+    }
+}
+
+impl WorkerMetrics {
+    /// Counts `n` dead letters of `reason`.
+    pub fn dead_letter(&self, reason: Reason, n: u64) {
+        add(&self.dead_letters, n);
+        add(&self.dead_letters_by_reason[reason.index()], n);
+    }
 }
 
 /// Counters of every worker of this process.
 #[derive(Debug)]
 pub struct Metrics {
     workers: Vec<WorkerMetrics>,
+    /// The watermark of every source partition (ms, [`NO_WATERMARK`] before its first
+    /// record); each is updated by the worker that reads the partition.
+    partitions: OnceLock<Vec<AtomicU64>>,
 }
 
 /// A point-in-time reading of [`Metrics`], summed over workers.
@@ -91,7 +160,35 @@ impl Metrics {
     pub fn new(workers: usize) -> Self {
         Metrics {
             workers: (0..workers).map(|_| WorkerMetrics::default()).collect(),
+            partitions: OnceLock::new(),
         }
+    }
+
+    /// Makes room for the watermarks of a source's `partitions` (once; later calls do
+    /// nothing).
+    pub fn set_partitions(&self, partitions: u32) {
+        let _ = self.partitions.set(
+            (0..partitions)
+                .map(|_| AtomicU64::new(NO_WATERMARK))
+                .collect(),
+        );
+    }
+
+    /// The watermark of source partition `partition`, if the source has it.
+    pub fn partition_watermark(&self, partition: u32) -> Option<&AtomicU64> {
+        self.partitions.get()?.get(partition as usize)
+    }
+
+    /// Every partition's watermark, by partition (`None` before its first record).
+    pub fn partition_watermarks(&self) -> Vec<Option<u64>> {
+        self.partitions
+            .get()
+            .map(|all| {
+                all.iter()
+                    .map(|w| Some(w.load(Ordering::Relaxed)).filter(|&w| w != NO_WATERMARK))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The counters of local worker `index`.
@@ -161,10 +258,13 @@ impl Totals {
     }
 }
 
-/// Records the size of a worker's fraud-operator state when it holds more keys than
-/// ever before.
+/// Records the size of a worker's fraud-operator state: now, and at its peak of keys.
 pub fn record_state_size(counters: &WorkerMetrics, size: StoreSize) {
     let keys = size.keys as u64;
+    counters.state_keys_now.store(keys, Ordering::Relaxed);
+    counters
+        .state_bytes_now
+        .store(size.bytes as u64, Ordering::Relaxed);
     if keys > counters.state_keys.load(Ordering::Relaxed) {
         counters.state_keys.store(keys, Ordering::Relaxed);
         counters

@@ -117,5 +117,6 @@ pub(crate) fn report(epoch: u64, rows: u64, adds: &[Add], outcome: EpochOutcome)
         files: adds.len() as u64,
         bytes: adds.iter().map(|a| a.size.max(0) as u64).sum(),
         outcome,
+        commit_latency: None,
     }
 }

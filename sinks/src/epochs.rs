@@ -42,6 +42,9 @@ pub struct EpochReport {
     pub bytes: u64,
     /// What the sink did with it.
     pub outcome: EpochOutcome,
+    /// How long the commit took, from sealing the epoch (files finished) to the log
+    /// entry landing, for a committed epoch.
+    pub commit_latency: Option<std::time::Duration>,
 }
 
 /// What a sink did with an epoch.
@@ -72,6 +75,7 @@ impl EpochReport {
             files: 0,
             bytes: 0,
             outcome: EpochOutcome::Empty,
+            commit_latency: None,
         }
     }
 }

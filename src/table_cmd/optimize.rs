@@ -91,10 +91,7 @@ pub async fn show_optimize(
         }
         Err(e) if e.is_configuration() => Err(e),
         Err(e) => {
-            eprintln!(
-                "tidelake: error: cannot optimize table {}: {e}",
-                options.url
-            );
+            tracing::error!("cannot optimize table {}: {e}", options.url);
             Ok(ExitCode::from(EXIT_FAILED))
         }
     }

@@ -389,8 +389,8 @@ fn a_killed_process_makes_the_cluster_exit_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let head = ["--processes", "2", "--workers", "1"];
     let mut launched = Launched::start(dir.path(), &[&head[..], &UNBOUNDED].concat(), &[], 2);
-    launched.wait_for("[p1] status:");
-    launched.wait_for("[p0] status:");
+    launched.wait_for("[p1] tidelake: status:");
+    launched.wait_for("[p0] tidelake: status:");
     launched.signal(1, "-KILL");
     let (status, stderr) = launched.exit_within(Duration::from_secs(10));
     assert_ended(
@@ -425,7 +425,7 @@ fn ctrl_c_to_the_launcher_stops_every_process_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let head = ["--processes", "2", "--workers", "1"];
     let mut launched = Launched::start(dir.path(), &[&head[..], &UNBOUNDED].concat(), &[], 2);
-    launched.wait_for("[p1] status:");
+    launched.wait_for("[p1] tidelake: status:");
     launched.signal_launcher("-INT");
     let (status, stderr) = launched.exit_within(Duration::from_secs(30));
     assert_ended(
@@ -455,8 +455,8 @@ fn the_processes_of_a_killed_launcher_stop_by_themselves() {
     let dir = tempfile::tempdir().expect("tempdir");
     let head = ["--processes", "2", "--workers", "1"];
     let mut launched = Launched::start(dir.path(), &[&head[..], &UNBOUNDED].concat(), &[], 2);
-    launched.wait_for("[p0] status:");
-    launched.wait_for("[p1] status:");
+    launched.wait_for("[p0] tidelake: status:");
+    launched.wait_for("[p1] tidelake: status:");
     let pids = launched.launcher.pids.clone();
     launched.signal_launcher("-KILL");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -482,7 +482,7 @@ fn a_stopped_process_trips_the_stall_watchdog() {
         "2s",
     ];
     let mut launched = Launched::start(dir.path(), &[&head[..], &UNBOUNDED].concat(), &[], 2);
-    launched.wait_for("[p0] status:");
+    launched.wait_for("[p0] tidelake: status:");
     launched.signal(1, "-STOP");
     let (status, stderr) = launched.exit_within(Duration::from_secs(30));
     assert_ended(
@@ -874,7 +874,7 @@ fn connections_that_do_not_authenticate_are_dropped_and_the_real_peer_joins() {
     let stderr = String::from_utf8_lossy(&zero.stderr);
     assert_eq!(
         stderr
-            .matches("tidelake: cluster: dropped a connection from 127.0.0.1:")
+            .matches("tidelake: warning: cluster: dropped a connection from 127.0.0.1:")
             .count(),
         3,
         "{stderr}"

@@ -13,6 +13,7 @@ mod delta_sink;
 mod determinism;
 mod fraud_rule;
 mod job_identity;
+mod monitor;
 mod moto;
 mod optimize;
 mod python;

@@ -106,6 +106,40 @@ impl Python {
         )
     }
 
+    /// `text` in the Prometheus text format, parsed by the `prometheus_client` package
+    /// (`tests/py/monitoring.py metrics`).
+    pub fn parse_metrics(&self, text: &str) -> MetricsRead {
+        use std::io::Write;
+        let mut child = self
+            .script_command("monitoring.py", &["metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("feed the metrics");
+        let output = child.wait_with_output().expect("python ends");
+        assert!(
+            output.status.success(),
+            "the Prometheus parser refused the metrics:\n{}\n---\n{text}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    }
+
+    /// Each of `files` read as an SVG (XML) or PNG image (`monitoring.py images`).
+    pub fn images(&self, files: &[&Path]) -> Vec<ImageRead> {
+        let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        let mut args = vec!["images"];
+        args.extend(files.iter().map(String::as_str));
+        self.run_script("monitoring.py", &args)
+    }
+
     /// delta-rs adds the CHECK constraint `name` = `expression`; returns the version.
     pub fn add_constraint(&self, url: &str, name: &str, expression: &str) -> u64 {
         let out: VersionOutput = self.run(&["add-constraint", url, name, expression]);
@@ -375,6 +409,60 @@ impl TableRead {
             .find(|f| f.path == path)
             .unwrap_or_else(|| panic!("no file {path} in {:?}", self.files))
     }
+}
+
+/// Metrics as the Prometheus parser read them.
+#[derive(Debug, Deserialize)]
+pub struct MetricsRead {
+    /// Family name (without `_total`) → type.
+    pub families: BTreeMap<String, String>,
+    /// Every sample.
+    pub samples: Vec<MetricSample>,
+}
+
+/// One sample of a metric.
+#[derive(Debug, Deserialize)]
+pub struct MetricSample {
+    /// The sample's name, with its suffix.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
+}
+
+impl MetricsRead {
+    /// The sum of the samples named `name` whose labels include `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value)
+            .sum()
+    }
+
+    /// The samples named `name`.
+    pub fn named(&self, name: &str) -> Vec<&MetricSample> {
+        self.samples.iter().filter(|s| s.name == name).collect()
+    }
+}
+
+/// An image as `monitoring.py images` read it.
+#[derive(Debug, Deserialize)]
+pub struct ImageRead {
+    /// `svg` or `png`.
+    pub kind: String,
+    /// Its width in pixels.
+    pub width: u64,
+    /// Its height.
+    pub height: u64,
+    /// XML elements (SVG).
+    pub elements: u64,
 }
 
 /// What `feature_tables.py make` made (its version, protocol and configuration are

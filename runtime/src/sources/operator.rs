@@ -133,6 +133,10 @@ pub fn read_source<'s>(
 
         move |_frontiers| {
             let counters = metrics.worker(metrics_slot);
+            counters.last_active_ms.store(
+                settings.clock.now_ms(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let Some(held) = caps.as_mut() else { return };
             let finish = |caps: &mut Option<Vec<Capability<u64>>>| {
                 *caps = None;
@@ -225,6 +229,12 @@ pub fn read_source<'s>(
                 let read =
                     batch.events.len() + batch.dead_letters.len() + batch.blank_lines as usize
                         - before;
+                if let (Some(wm), Some(gauge)) = (
+                    part.watermark.current(),
+                    metrics.partition_watermark(part.index),
+                ) {
+                    gauge.store(wm, std::sync::atomic::Ordering::Relaxed);
+                }
                 budget = budget.saturating_sub(read.max(1));
                 if read > 0 {
                     part.idle_since = None;
@@ -243,7 +253,9 @@ pub fn read_source<'s>(
 
             // Emit: events at the tick of their rule time, dead letters at the watermark.
             add(&counters.events, batch.events.len() as u64);
-            add(&counters.dead_letters, batch.dead_letters.len() as u64);
+            for letter in &batch.dead_letters {
+                counters.dead_letter(letter.reason, 1);
+            }
             add(&counters.blank_lines, batch.blank_lines);
             batch.blank_lines = 0;
             if !batch.dead_letters.is_empty() {

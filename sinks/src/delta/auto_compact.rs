@@ -101,6 +101,11 @@ impl AutoCompactor {
         self.shared.wake.notify_one();
     }
 
+    /// What the compactor has done so far.
+    pub fn totals(&self) -> CompactionTotals {
+        self.shared.lock().totals.clone()
+    }
+
     /// Waits for a running compaction, runs a last one if commits were made since the
     /// last run, and returns what the compactor did. Later calls return the totals.
     pub fn finish(&self) -> CompactionTotals {

@@ -176,10 +176,26 @@ impl EpochCommitter {
                     self.next_version = version + 1;
                     return self.committed(epoch_version, version, attempt).await;
                 }
-                Ok(CommitOutcome::VersionTaken) => {}
+                Ok(CommitOutcome::VersionTaken) => {
+                    tracing::debug!(
+                        table = self.table.location(),
+                        app_id = %self.app_id,
+                        epoch,
+                        version,
+                        attempt,
+                        "commit of epoch {epoch} lost version {version} to another writer; retrying"
+                    );
+                }
                 // The put may or may not have landed (a timeout, a 5xx): catching up
                 // finds our txnId at `version` if it did.
                 Err(error @ DeltaError::Store { .. }) => {
+                    tracing::warn!(
+                        table = self.table.location(),
+                        app_id = %self.app_id,
+                        epoch,
+                        version,
+                        "commit of epoch {epoch} at version {version}: {error}; reading back whether it landed"
+                    );
                     store_errors += 1;
                     if store_errors >= MAX_STORE_ERRORS {
                         return Err(error);
@@ -227,6 +243,15 @@ impl EpochCommitter {
         attempts: u32,
     ) -> Result<EpochOutcome, DeltaError> {
         self.txn_version = Some(epoch);
+        tracing::debug!(
+            table = self.table.location(),
+            app_id = %self.app_id,
+            epoch,
+            version,
+            attempts,
+            "committed epoch {epoch} of {} as version {version}",
+            self.app_id
+        );
         checkpoint_if_due(&self.table, version, self.options.checkpoint_interval).await?;
         Ok(EpochOutcome::Committed { version, attempts })
     }

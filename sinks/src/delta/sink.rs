@@ -105,6 +105,7 @@ impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
     }
 
     async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
+        let sealing = std::time::Instant::now();
         let (adds, written) = self.files.finish(epoch).await?;
         let skipped = self.skipped.remove(&epoch).unwrap_or(0);
         let outcome = match skipped {
@@ -120,6 +121,7 @@ impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
                 if let Some(compactor) = &self.compactor {
                     compactor.committed();
                 }
+                report.commit_latency = Some(sealing.elapsed());
                 EpochOutcome::Committed { version, attempts }
             }
             CommitOutcome::AlreadyCommitted { .. } => {
