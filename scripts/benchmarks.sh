@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Measures the end-to-end targets of issue 5 on this machine with `tidelake bench` and
-# writes BENCHMARKS.md: each scenario RUNS times (release build, whole process), the
-# median and range. Run it on an otherwise idle machine:
+# Measures the end-to-end targets on this machine with `tidelake bench` and writes
+# BENCHMARKS.md (and its charts, docs/benchmarks/*.svg): each scenario RUNS times
+# (release build, whole process), the median and range. Run it on an otherwise idle
+# machine:
 #
 #     bash scripts/benchmarks.sh            # writes BENCHMARKS.md
 #
@@ -29,12 +30,21 @@ bench() {
     done
 }
 
+PLOTS=docs/benchmarks
+mkdir -p "$PLOTS"
 bench csv --input "$CSV" --sink alerts --phase throughput
-bench null --sink null --phase throughput
+bench null --sink null --phase throughput --plot "$PWD/$PLOTS"
 bench delta --sink delta --phase throughput
-bench latency-null --sink null --phase latency
+bench latency-null --sink null --phase latency --plot "$PWD/$PLOTS"
 bench latency-delta --sink delta --phase latency
-bench scaling --sink null --scaling
+bench scaling --sink null --scaling --plot "$PWD/$PLOTS"
+# Monitoring's cost: the null-sink run without and with --metrics-addr, alternately.
+for i in $(seq "$RUNS"); do
+    (cd "$WORK" && "$BIN" bench --sink null --phase throughput --dir "$WORK" \
+        --json "$JSON/plain-$i.json" >/dev/null)
+    (cd "$WORK" && "$BIN" bench --sink null --phase throughput --dir "$WORK" \
+        --json "$JSON/metrics-$i.json" -- --metrics-addr 127.0.0.1:0 >/dev/null)
+done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 tables=$(
@@ -91,6 +101,16 @@ for i, row in enumerate(rows[0]):
     print(f"| {row['workers']} × {row['processes']} | {M(med(rates))} "
           f"| {M(med(s['events_per_second_per_worker'] for s in same))} "
           f"| {M(min(rates))}–{M(max(rates))} | {MB(max(s['peak_rss_bytes'] for s in same))} |")
+
+print()
+print("| null sink, 10 M events, run alternately | events/s (median) | range |")
+print("|---|---|---|")
+medians = {}
+for name, label in [("plain", "without --metrics-addr"), ("metrics", "with --metrics-addr (metrics, page, timely logging)")]:
+    rates = [r["throughput"]["events_per_second"] for r in load(name)]
+    medians[name] = med(rates)
+    print(f"| {label} | {M(medians[name])} | {M(min(rates))}–{M(max(rates))} |")
+print(f"| ratio (with / without; target ≥ 0.98) | {medians['metrics'] / medians['plain']:.3f} | |")
 PY
 )
 
@@ -155,16 +175,24 @@ Each scenario runs $RUNS times.
 
 $tables
 
-Commands (as the script runs them, each $RUNS times):
+Commands (as the script runs them, each $RUNS times; the last two alternately):
 
 \`\`\`sh
 tidelake bench --input tx10m.csv --sink alerts --phase throughput
-tidelake bench --sink null --phase throughput
+tidelake bench --sink null --phase throughput --plot docs/benchmarks
 tidelake bench --sink delta --phase throughput
-tidelake bench --sink null --phase latency
+tidelake bench --sink null --phase latency --plot docs/benchmarks
 tidelake bench --sink delta --phase latency
-tidelake bench --sink null --scaling
+tidelake bench --sink null --scaling --plot docs/benchmarks
+tidelake bench --sink null --phase throughput
+tidelake bench --sink null --phase throughput -- --metrics-addr 127.0.0.1:0
 \`\`\`
+
+Charts of the last run of each (\`--plot\`):
+
+![scaling](docs/benchmarks/scaling.svg)
+![throughput, null sink](docs/benchmarks/throughput.svg)
+![alert latency, null sink](docs/benchmarks/latency.svg)
 
 ## Hot paths (criterion)
 

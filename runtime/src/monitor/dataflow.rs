@@ -61,13 +61,7 @@ impl Dataflow {
             return;
         };
         let shared = std::sync::Arc::clone(self);
-        let mut state = WorkerState {
-            operators: HashMap::new(),
-            channel_source: HashMap::new(),
-            exchanged: HashMap::new(),
-            running: HashMap::new(),
-            published: Instant::now(),
-        };
+        let mut state = WorkerState::new();
         registry.insert::<TimelyEventBuilder, _>("timely", move |_elapsed, data| {
             if let Some(batch) = data {
                 for (at, event) in batch.iter() {
@@ -83,66 +77,95 @@ impl Dataflow {
     }
 }
 
-/// What the logging callback of one worker keeps.
+/// What the logging callback of one worker keeps; indexed by the small integers timely
+/// numbers operators and channels with, so an event costs a few array accesses.
 struct WorkerState {
     /// Operator id → its figures.
-    operators: HashMap<usize, OperatorStats>,
-    /// Channel id → the address of the operator that sends on it (channels can be
-    /// logged before their source operator is).
-    channel_source: HashMap<usize, Vec<usize>>,
-    /// Operator address → records it sent on its outputs.
-    exchanged: HashMap<Vec<usize>, i64>,
+    operators: Vec<Option<OperatorStats>>,
     /// Operator id → when its running activation started.
-    running: HashMap<usize, Duration>,
+    running: Vec<Option<Duration>>,
+    /// Channel id → the slot in `sent` of the operator that sends on it.
+    channel_source: Vec<Option<usize>>,
+    /// Operator address → its slot in `sent` (channels can be logged before their
+    /// source operator is, so they are matched by address).
+    slots: HashMap<Vec<usize>, usize>,
+    /// Records sent on each slot's outputs.
+    sent: Vec<i64>,
     published: Instant,
 }
 
+/// `vec[index]`, growing `vec` with `None` to reach it.
+fn slot<T>(vec: &mut Vec<Option<T>>, index: usize) -> &mut Option<T> {
+    if vec.len() <= index {
+        vec.resize_with(index + 1, || None);
+    }
+    &mut vec[index]
+}
+
 impl WorkerState {
+    fn new() -> Self {
+        WorkerState {
+            operators: Vec::new(),
+            running: Vec::new(),
+            channel_source: Vec::new(),
+            slots: HashMap::new(),
+            sent: Vec::new(),
+            published: Instant::now(),
+        }
+    }
+
+    /// The slot of the operator at `addr`.
+    fn slot_of(&mut self, addr: &[usize]) -> usize {
+        if let Some(&slot) = self.slots.get(addr) {
+            return slot;
+        }
+        self.sent.push(0);
+        self.slots.insert(addr.to_vec(), self.sent.len() - 1);
+        self.sent.len() - 1
+    }
+
     fn record(&mut self, event: &TimelyEvent, at: Duration) {
         match event {
-            TimelyEvent::Operates(op) => {
-                self.operators.insert(
-                    op.id,
-                    OperatorStats {
-                        name: op.name.clone(),
-                        addr: op.addr.clone(),
-                        ..OperatorStats::default()
-                    },
-                );
-            }
-            TimelyEvent::Channels(channel) => {
-                let mut addr = channel.scope_addr.clone();
-                addr.push(channel.source.0);
-                self.channel_source.insert(channel.id, addr);
-            }
             TimelyEvent::Messages(m) if m.is_send => {
-                if let Some(addr) = self.channel_source.get(&m.channel) {
-                    *self.exchanged.entry(addr.clone()).or_default() += m.record_count;
+                if let Some(Some(slot)) = self.channel_source.get(m.channel) {
+                    self.sent[*slot] += m.record_count;
                 }
             }
             TimelyEvent::Schedule(s) => match s.start_stop {
-                StartStop::Start => {
-                    self.running.insert(s.id, at);
-                }
+                StartStop::Start => *slot(&mut self.running, s.id) = Some(at),
                 StartStop::Stop => {
-                    if let (Some(started), Some(op)) =
-                        (self.running.remove(&s.id), self.operators.get_mut(&s.id))
+                    let started = slot(&mut self.running, s.id).take();
+                    if let (Some(started), Some(Some(op))) = (started, self.operators.get_mut(s.id))
                     {
                         op.activations += 1;
                         op.busy_micros += at.saturating_sub(started).as_micros() as u64;
                     }
                 }
             },
+            TimelyEvent::Operates(op) => {
+                *slot(&mut self.operators, op.id) = Some(OperatorStats {
+                    name: op.name.clone(),
+                    addr: op.addr.clone(),
+                    ..OperatorStats::default()
+                });
+            }
+            TimelyEvent::Channels(channel) => {
+                let mut addr = channel.scope_addr.clone();
+                addr.push(channel.source.0);
+                let source = self.slot_of(&addr);
+                *slot(&mut self.channel_source, channel.id) = Some(source);
+            }
             _ => {}
         }
     }
 
     fn snapshot(&self, worker: usize) -> Vec<OperatorStats> {
         self.operators
-            .values()
+            .iter()
+            .flatten()
             .map(|op| OperatorStats {
                 worker,
-                records_sent: self.exchanged.get(&op.addr).copied().unwrap_or(0),
+                records_sent: self.slots.get(&op.addr).map_or(0, |&s| self.sent[s]),
                 ..op.clone()
             })
             .collect()
