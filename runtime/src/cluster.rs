@@ -182,6 +182,11 @@ fn connect_sockets(
                     });
                 }
                 Err(Failure::Untrusted(why)) => last_failure[peer] = Some(why),
+                // Only when nothing better is known: a definite refusal stays the
+                // reason even if the peer later resets a connection as it stops.
+                Err(Failure::Broken(why)) => {
+                    last_failure[peer].get_or_insert(why);
+                }
             }
         }
         loop {
@@ -229,7 +234,9 @@ fn connect_sockets(
                 Err((peer, Failure::Mismatch(what))) => {
                     return Err(ClusterError::Mismatch { peer, what });
                 }
-                Err((from, Failure::Untrusted(why))) => log_dropped(&from, &why),
+                Err((from, Failure::Untrusted(why) | Failure::Broken(why))) => {
+                    log_dropped(&from, &why)
+                }
             }
         }
         let missing: Vec<String> = (0..addresses.len())

@@ -165,16 +165,7 @@ impl Lake {
 
     /// What auto-compaction has done to each table so far (empty without it).
     pub fn compaction(&self) -> Vec<TableCompaction> {
-        [&self.transactions, &self.alerts]
-            .into_iter()
-            .flatten()
-            .filter_map(|open| {
-                open.compactor.as_ref().map(|compactor| TableCompaction {
-                    table: open.table.location().to_owned(),
-                    totals: compactor.totals(),
-                })
-            })
-            .collect()
+        self.each_compactor(AutoCompactor::totals)
     }
 
     /// The tables the job writes, to read back (for the monitoring page).
@@ -189,13 +180,21 @@ impl Lake {
     /// Ends auto-compaction: waits for running compactions, compacts what was committed
     /// since the last run, and says what was done to each table.
     pub fn finish_compaction(&self) -> Vec<TableCompaction> {
+        self.each_compactor(AutoCompactor::finish)
+    }
+
+    /// `totals` of each table's auto-compactor.
+    fn each_compactor(
+        &self,
+        totals: fn(&AutoCompactor) -> CompactionTotals,
+    ) -> Vec<TableCompaction> {
         [&self.transactions, &self.alerts]
             .into_iter()
             .flatten()
             .filter_map(|open| {
-                open.compactor.as_ref().map(|compactor| TableCompaction {
+                open.compactor.as_deref().map(|compactor| TableCompaction {
                     table: open.table.location().to_owned(),
-                    totals: compactor.finish(),
+                    totals: totals(compactor),
                 })
             })
             .collect()

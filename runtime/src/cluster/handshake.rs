@@ -59,11 +59,15 @@ pub(super) enum Failure {
     /// The other side is an authenticated process of the cluster that runs another
     /// layout or job: the cluster cannot form.
     Mismatch(String),
+    /// The connection broke or timed out before the other side said what it is; a
+    /// weaker reason than [`Untrusted`](Self::Untrusted) (a peer that stops while a
+    /// handshake is under way resets it).
+    Broken(String),
 }
 
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Self {
-        Failure::Untrusted(match e.kind() {
+        Failure::Broken(match e.kind() {
             io::ErrorKind::UnexpectedEof => {
                 "it closed the connection during the handshake (it may not know this cluster's secret)"
                     .to_owned()
@@ -330,7 +334,7 @@ mod tests {
 
     fn untrusted(result: Result<Hello, Failure>) -> String {
         match result {
-            Err(Failure::Untrusted(why)) => why,
+            Err(Failure::Untrusted(why) | Failure::Broken(why)) => why,
             other => panic!("not refused: {other:?}"),
         }
     }

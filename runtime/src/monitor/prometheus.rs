@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -157,13 +157,35 @@ impl Collector for JobCollector {
             .map(|(i, w)| ((monitor.first_worker + i).to_string(), w))
             .collect();
 
-        for (name, help, read) in WORKER_COUNTERS {
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        // Encodes one family of a series per worker.
+        let mut per_worker = |name: &str,
+                              help: &str,
+                              kind: MetricType,
+                              encode: &dyn Fn(&WorkerMetrics, MetricEncoder) -> fmt::Result|
+         -> fmt::Result {
+            let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
             for (worker, w) in &workers {
                 let labels = [("worker", worker.as_str())];
-                ConstCounter::new(read(w)).encode(metric.encode_family(&labels)?)?;
+                encode(w, metric.encode_family(&labels)?)?;
             }
+            Ok(())
+        };
+        for (name, help, read) in WORKER_COUNTERS {
+            per_worker(name, help, MetricType::Counter, &|w, m| {
+                ConstCounter::new(read(w)).encode(m)
+            })?;
         }
+        for (name, help, read) in WORKER_GAUGES {
+            per_worker(name, help, MetricType::Gauge, &|w, m| {
+                ConstGauge::new(read(w)).encode(m)
+            })?;
+        }
+        per_worker(
+            "commit_latency_seconds",
+            "Time from sealing an epoch to its commit landing in the log",
+            MetricType::Histogram,
+            &|w, m| w.commit_latency.encode(m),
+        )?;
         let mut metric = encoder.encode_descriptor(
             "dead_letters",
             "Records sent to the dead letters, by reason",
@@ -176,23 +198,6 @@ impl Collector for JobCollector {
                 let n = load(&w.dead_letters_by_reason[reason.index()]);
                 ConstCounter::new(n).encode(metric.encode_family(&labels)?)?;
             }
-        }
-        for (name, help, read) in WORKER_GAUGES {
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for (worker, w) in &workers {
-                let labels = [("worker", worker.as_str())];
-                ConstGauge::new(read(w)).encode(metric.encode_family(&labels)?)?;
-            }
-        }
-        let mut metric = encoder.encode_descriptor(
-            "commit_latency_seconds",
-            "Time from sealing an epoch to its commit landing in the log",
-            None,
-            MetricType::Histogram,
-        )?;
-        for (worker, w) in &workers {
-            let labels = [("worker", worker.as_str())];
-            w.commit_latency.encode(metric.encode_family(&labels)?)?;
         }
 
         let now = monitor.clock.now_ms();
