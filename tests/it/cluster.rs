@@ -313,8 +313,11 @@ impl Launched {
         launched
     }
 
-    /// Waits (at most 60 s) for a stderr line containing `text`.
+    /// The first stderr line containing `text`: one seen already, or the next within 60 s.
     fn wait_for(&mut self, text: &str) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(text)) {
+            return line.clone();
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
         while let Ok(line) = self
             .lines
@@ -389,8 +392,10 @@ fn a_killed_process_makes_the_cluster_exit_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let head = ["--processes", "2", "--workers", "1"];
     let mut launched = Launched::start(dir.path(), &[&head[..], &UNBOUNDED].concat(), &[], 2);
-    launched.wait_for("[p1] tidelake: status:");
-    launched.wait_for("[p0] tidelake: status:");
+    // Status lines start before the cluster forms; a peer killed before that is a
+    // start-up failure, not a lost connection.
+    launched.wait_for("[p1] tidelake: cluster formed");
+    launched.wait_for("[p0] tidelake: cluster formed");
     launched.signal(1, "-KILL");
     let (status, stderr) = launched.exit_within(Duration::from_secs(10));
     assert_ended(
@@ -482,7 +487,8 @@ fn a_stopped_process_trips_the_stall_watchdog() {
         "2s",
     ];
     let mut launched = Launched::start(dir.path(), &[&head[..], &UNBOUNDED].concat(), &[], 2);
-    launched.wait_for("[p0] tidelake: status:");
+    launched.wait_for("[p0] tidelake: cluster formed");
+    launched.wait_for("[p1] tidelake: cluster formed");
     launched.signal(1, "-STOP");
     let (status, stderr) = launched.exit_within(Duration::from_secs(30));
     assert_ended(

@@ -366,6 +366,10 @@ fn each_launched_process_serves_its_own_figures() {
     let mut addresses = Vec::new();
     while addresses.len() < 2 {
         let line = lines.next().expect("a line").expect("text");
+        // The launcher's own lines, not a process's "serving metrics on …".
+        if !line.starts_with("tidelake launch: process ") {
+            continue;
+        }
         if let Some(rest) = line.split("metrics on http://").nth(1) {
             addresses.push(rest.trim_end_matches("/metrics").to_owned());
         }
