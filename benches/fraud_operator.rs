@@ -1,4 +1,4 @@
-//! The fraud operator per event: 200 000 transactions over 10 000 accounts (the SPEC §4
+//! The fraud operator per event: 200 000 transactions over 10 000 accounts (the docs/semantics.md §4
 //! amount mix: 2% small, 2% large), through a one-worker dataflow with a 100 ms tick.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -135,7 +135,7 @@ comes from that run. Do not edit the figures by hand: run the script.
 \`--workers\`, \`--processes\`; \`--phase throughput|latency\` makes one of the two runs,
 \`--scaling\` the scaling rows; flags after \`--\` go to every \`tidelake run\`.
 
-The bench workload, fixed: 100 000 accounts, the SPEC §4 amount mix with injected
+The bench workload, fixed: 100 000 accounts, the docs/semantics.md §4 amount mix with injected
 fraud (the generator's defaults), 100 000 events per second of event time from
 \`--start 0\`, tick \`100ms\`, commit interval \`10s\`, 2 workers. The CSV file is
 \`python3 scripts/make_csv.py\` (10 M lines, the same mix).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent implementation of the fraud rule (SPEC section 2) for one CSV file
+"""An independent implementation of the fraud rule (docs/semantics.md §2) for one CSV file
 `account_id,ts_millis,amount` (optional header): per account, order by (ts, line) and
 alert on each small (< 1.00) -> large (> 500.00) neighbour pair at most 60 000 ms apart.
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
-use tidelake_runtime::config::{AutoCompactConfig, ClusterConfig, ClusterSecret};
+use tidelake_runtime::config::{AutoCompactConfig, ClusterConfig, ClusterSecret, RuleConfig};
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
 use tidelake_runtime::{AlertOutput, JobConfig, LakeConfig, SourceConfig, TimeMode};
@@ -203,6 +203,15 @@ pub enum TimeArg {
     Ingestion,
 }
 
+/// The built-in rule a job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RuleArg {
+    /// A small transaction (< 1.00) followed within a minute by a large one (> 500.00).
+    Fraud,
+    /// More than --velocity-max transactions of one account within --velocity-window.
+    Velocity,
+}
+
 /// `tidelake run`: flags. Every long flag is also a key of the `--config` TOML file.
 #[derive(Clone, Debug, Args)]
 pub struct RunArgs {
@@ -275,6 +284,17 @@ pub struct RunArgs {
     /// watermark back.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", help_heading = "Processing")]
     pub idle_timeout: Duration,
+    /// The rule: `fraud` (small then large within a minute) or `velocity` (too many
+    /// transactions of one account in a short time).
+    #[arg(long, value_enum, default_value = "fraud", help_heading = "Processing")]
+    pub rule: RuleArg,
+    /// Velocity: an account's transaction alerts when more than N of its transactions
+    /// (itself included) fall in the window ending at it [default: 3].
+    #[arg(long, value_name = "N", help_heading = "Processing")]
+    pub velocity_max: Option<u64>,
+    /// Velocity: the window's length [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Processing")]
+    pub velocity_window: Option<Duration>,
 
     /// Where alerts go as JSON lines: `-` for stdout, or a file.
     #[arg(
@@ -448,6 +468,7 @@ impl RunArgs {
             },
         };
         let mut config = JobConfig::new(source);
+        config.rule = self.rule()?;
         config.workers = self.workers;
         config.time = match self.time {
             TimeArg::Event => TimeMode::Event,
@@ -465,6 +486,7 @@ impl RunArgs {
         config.lake = LakeConfig {
             transactions: (!self.no_table).then(|| self.table.clone()),
             alerts: self.alerts_table.clone(),
+            tables: Default::default(),
             parquet_dir: self.parquet_dir.clone(),
             job_id: self.job_id.clone(),
             commit_interval_ms: millis(self.commit_interval),
@@ -484,6 +506,32 @@ impl RunArgs {
         config.metrics_linger = self.metrics_linger;
         config.validate()?;
         Ok(config)
+    }
+}
+
+impl RunArgs {
+    /// The rule these flags choose, with its settings.
+    fn rule(&self) -> Result<RuleConfig, String> {
+        match self.rule {
+            RuleArg::Fraud => {
+                if self.velocity_max.is_some() || self.velocity_window.is_some() {
+                    return Err(
+                        "--velocity-max and --velocity-window are only for --rule velocity".into(),
+                    );
+                }
+                Ok(RuleConfig::Fraud)
+            }
+            RuleArg::Velocity => {
+                let window_ms = millis(self.velocity_window.unwrap_or(Duration::from_secs(10)));
+                if window_ms == 0 {
+                    return Err("--velocity-window must be at least 1ms".into());
+                }
+                Ok(RuleConfig::Velocity {
+                    max: self.velocity_max.unwrap_or(3),
+                    window_ms,
+                })
+            }
+        }
     }
 }
 

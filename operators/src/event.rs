@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// `time` is the rule's time in milliseconds (the event time `ts` in event mode, the
 /// ingestion time in ingestion mode). `(partition, seq)` is the record's position in its
 /// source; `(time, partition, seq)` is the total order in which a keyed operator sees the
-/// records of one key (SPEC §1, §2).
+/// records of one key (docs/semantics.md §1, §2).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event<R> {
     /// The rule's time of this record, in milliseconds since the Unix epoch.

@@ -1,4 +1,4 @@
-//! The fraud rule of SPEC §2, as Flink's walkthrough `FraudDetector` writes it.
+//! The fraud rule of docs/semantics.md §2, as Flink's walkthrough `FraudDetector` writes it.
 //!
 //! For each account, a transaction `L` raises an alert iff `L.amount > 500.00`, the
 //! transaction `S` immediately before it has `S.amount < 1.00`, and `L.ts − S.ts ≤ 60 s`.
@@ -49,7 +49,7 @@ pub struct Alert {
     pub large_amount: f64,
 }
 
-/// Alerts serialise as the JSON line of SPEC §1, with RFC 3339 `dt` and `smallDt`.
+/// Alerts serialise as the JSON line of docs/semantics.md §1, with RFC 3339 `dt` and `smallDt`.
 impl Serialize for Alert {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut s = serializer.serialize_struct("Alert", 7)?;
@@ -94,7 +94,7 @@ impl KeyState for FraudState {
 pub struct FraudDetector;
 
 impl FraudDetector {
-    /// The detector with the constants of SPEC §2.
+    /// The detector with the constants of docs/semantics.md §2.
     pub fn new() -> Self {
         FraudDetector
     }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat};
 
-/// The tick of `t`: `t − t mod tick` (SPEC §2). The timely timestamp of a record.
+/// The tick of `t`: `t − t mod tick` (docs/semantics.md §2). The timely timestamp of a record.
 #[inline]
 pub fn tick_of(t: u64, tick: u64) -> u64 {
     t - t % tick

@@ -1,4 +1,4 @@
-//! The fraud job's records: transactions in, enriched transactions out (SPEC §1).
+//! The fraud job's records: transactions in, enriched transactions out (docs/semantics.md §1).
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};

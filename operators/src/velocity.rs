@@ -3,8 +3,9 @@
 //!
 //! State is a [`MapState`] from rule time to the number of transactions at that time;
 //! each transaction counts the account's transactions in `(time − window, time]` and
-//! alerts when there are more than `max`. A timer at `time + window` drops entries that
-//! can no longer count, so an idle account's state goes away.
+//! alerts when there are more than `max`. Every transaction goes on to the main output,
+//! marked `alert` when it crossed the limit. A timer at `time + window` drops entries
+//! that can no longer count, so an idle account's state goes away.
 //!
 //! ```
 //! use tidelake_operators::{harness, Event, Transaction, VelocityRule};
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keyed_process::{Collector, Context, KeyedProcessFunction};
 use crate::state::{KeyState, MapState};
-use crate::transaction::{AccountId, Transaction};
+use crate::transaction::{AccountId, EnrichedTransaction, Transaction};
 
 /// Too many transactions of one account in a short time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,7 +70,7 @@ impl KeyedProcessFunction for VelocityRule {
     type Key = AccountId;
     type Input = Transaction;
     type State = VelocityState;
-    type Output = Transaction;
+    type Output = EnrichedTransaction;
     type SideOutput = VelocityAlert;
 
     fn key(input: &Transaction) -> &AccountId {
@@ -80,14 +81,15 @@ impl KeyedProcessFunction for VelocityRule {
         &mut self,
         ctx: &mut Context<'_, AccountId, VelocityState>,
         tx: Transaction,
-        out: &mut Collector<'_, Transaction, VelocityAlert>,
+        out: &mut Collector<'_, EnrichedTransaction, VelocityAlert>,
     ) {
         let now = ctx.timestamp();
         let counts = &mut ctx.state().counts;
         *counts.entry_or_default(now) += 1;
         let from = (now + 1).saturating_sub(self.window);
         let count: u64 = counts.range(from..).map(|(_, n)| n).sum();
-        if count > self.max {
+        let alert = count > self.max;
+        if alert {
             out.emit_side(VelocityAlert {
                 account_id: tx.account_id.clone(),
                 ts: tx.ts,
@@ -95,14 +97,19 @@ impl KeyedProcessFunction for VelocityRule {
             });
         }
         ctx.timers().register(now + self.window);
-        out.emit(tx);
+        out.emit(EnrichedTransaction {
+            account_id: tx.account_id,
+            ts: tx.ts,
+            amount: tx.amount,
+            alert,
+        });
     }
 
     fn on_timer(
         &mut self,
         ctx: &mut Context<'_, AccountId, VelocityState>,
         time: u64,
-        _out: &mut Collector<'_, Transaction, VelocityAlert>,
+        _out: &mut Collector<'_, EnrichedTransaction, VelocityAlert>,
     ) {
         // Entries at or before `time − window` can no longer be inside any window.
         ctx.state().counts.remove_below(&(time + 1 - self.window));

@@ -1,4 +1,4 @@
-//! The `alerts` table (SPEC §1): how an alert becomes a row — `accountId`, `dt`
+//! The `alerts` table (docs/semantics.md §1): how an alert becomes a row — `accountId`, `dt`
 //! (timestamp, µs, UTC: the large transaction's event time), `smallDt` (the small transaction's
 //! event time), `smallAmount`, `largeAmount`, partitioned by `date` (`yyyy-MM-dd` of
 //! `dt` in UTC, as in the `transactions` table).
@@ -10,7 +10,6 @@ use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use tidelake_operators::Alert;
-use tidelake_sinks::delta::Schema;
 use tidelake_sinks::rows::ArrowRows;
 
 use crate::transactions_table::{date_partition_values, day_of, micros, utc_micros};
@@ -41,17 +40,6 @@ impl ArrowRows for AlertRow {
             Field::new("smallAmount", DataType::Float64, true),
             Field::new("largeAmount", DataType::Float64, true),
         ]))
-    }
-
-    fn delta_schema() -> Schema {
-        Schema::of(&[
-            ("accountId", "string"),
-            ("dt", "timestamp"),
-            ("smallDt", "timestamp"),
-            ("smallAmount", "double"),
-            ("largeAmount", "double"),
-            ("date", "string"),
-        ])
     }
 
     fn partition_columns() -> &'static [&'static str] {

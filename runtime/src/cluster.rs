@@ -29,7 +29,7 @@ use timely::communication::allocator::ProcessBuilder;
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
 use timely::communication::{AllocatorBuilder, Hooks};
 
-use crate::config::{ClusterConfig, ClusterSecret, ClusterSetting};
+use crate::config::{ClusterConfig, ClusterSecret};
 
 mod handshake;
 
@@ -95,7 +95,7 @@ const MAX_PENDING_HANDSHAKES: usize = 64;
 pub fn connect(
     cluster: &ClusterConfig,
     workers: usize,
-    settings: &[ClusterSetting],
+    settings: Vec<(String, String)>,
 ) -> Result<(Vec<AllocatorBuilder>, Box<dyn Any + Send>), ClusterError> {
     if cluster.secret.is_none() {
         check_loopback(cluster)?;
@@ -104,10 +104,7 @@ pub fn connect(
         process: cluster.process as u32,
         processes: cluster.addresses.len() as u32,
         workers: workers as u32,
-        settings: settings
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), value.clone()))
-            .collect(),
+        settings,
     };
     let sockets = connect_sockets(cluster, &me)?;
     let hooks = Hooks::default();

@@ -1,5 +1,6 @@
 //! The job's configuration, validated: what to read, how to time it, where to write.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +98,22 @@ impl SourceConfig {
     }
 }
 
+/// The built-in rule a job runs (each is a [`Pipeline`](crate::pipeline::Pipeline) of
+/// [`crate::jobs`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RuleConfig {
+    /// The small-then-large rule (docs/semantics.md §2).
+    #[default]
+    Fraud,
+    /// More than `max` transactions of one account within `window_ms` of rule time.
+    Velocity {
+        /// Transactions allowed within a window.
+        max: u64,
+        /// The window (ms).
+        window_ms: u64,
+    },
+}
+
 /// Where alerts go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AlertOutput {
@@ -109,13 +126,15 @@ pub enum AlertOutput {
 }
 
 /// The job's lake outputs: Delta tables and rolling Parquet files, committed in epochs
-/// of the rule's time (SPEC §5).
+/// of the rule's time (docs/semantics.md §5).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LakeConfig {
     /// The `transactions` Delta table (a path or object-store URL).
     pub transactions: Option<String>,
     /// The `alerts` Delta table.
     pub alerts: Option<String>,
+    /// Other tables a pipeline writes, by the name it declares them with.
+    pub tables: BTreeMap<String, String>,
     /// A directory of rolling Parquet files of the transactions (Flink's FileSink).
     pub parquet_dir: Option<String>,
     /// Names the writers for exactly-once (`<job id>-w<worker>`); a fresh id per run if
@@ -130,7 +149,7 @@ pub struct LakeConfig {
     pub auto_compact: Option<AutoCompactConfig>,
 }
 
-/// Auto-compaction (SPEC §6): after every `every_commits` commits to a table, compact
+/// Auto-compaction (docs/semantics.md §6): after every `every_commits` commits to a table, compact
 /// its partitions that hold at least `min_files` small files (smaller than 3/4 of the
 /// target file size) into files of the target size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +174,7 @@ impl Default for LakeConfig {
         LakeConfig {
             transactions: None,
             alerts: None,
+            tables: BTreeMap::new(),
             parquet_dir: None,
             job_id: None,
             commit_interval_ms: 10_000,
@@ -221,6 +241,8 @@ pub struct ClusterConfig {
 pub struct JobConfig {
     /// The source.
     pub source: SourceConfig,
+    /// The built-in rule (ignored by a job given a pipeline of its own).
+    pub rule: RuleConfig,
     /// Worker threads in this process.
     pub workers: usize,
     /// Event or ingestion time.
@@ -280,6 +302,13 @@ impl JobConfig {
             ("--idle-timeout", ms(self.idle_timeout.as_millis() as u64)),
             ("--table", some(self.lake.transactions.clone())),
             ("--alerts-table", some(self.lake.alerts.clone())),
+            (
+                "named tables",
+                some((!self.lake.tables.is_empty()).then(|| {
+                    let named = self.lake.tables.iter().map(|(n, url)| format!("{n}={url}"));
+                    named.collect::<Vec<_>>().join(",")
+                })),
+            ),
             ("--parquet-dir", some(self.lake.parquet_dir.clone())),
             ("--commit-interval", ms(self.lake.commit_interval_ms)),
             (
@@ -309,11 +338,12 @@ impl JobConfig {
     /// The settings that decide which rows each of the job's table writers commits in
     /// which epoch, recorded in every commit and compared when a job with the same id
     /// runs again (see `tidelake_sinks::delta::job_identity`): the source and every flag
-    /// that decides what it reads (its pace, `--rate`, does not), the rule, the rule's
-    /// time, tick, out-of-orderness and commit interval, and the number of workers in
-    /// all processes, which decides who owns an account (not how they are spread over
-    /// processes).
-    pub fn identity_settings(&self) -> Vec<(String, String)> {
+    /// that decides what it reads (its pace, `--rate`, does not), the rule's time, tick,
+    /// out-of-orderness and commit interval, the rule and its settings (`rule`: the
+    /// pipeline's [`settings`](crate::pipeline::Pipeline::settings)), and the number of
+    /// workers in all processes, which decides who owns an account (not how they are
+    /// spread over processes).
+    pub fn identity_settings(&self, rule: &[(String, String)]) -> Vec<(String, String)> {
         const DECIDE_ROWS: [&str; 4] = [
             "--time",
             "--tick",
@@ -332,7 +362,7 @@ impl JobConfig {
             )
             .map(|(name, value)| (name.to_owned(), value))
             .collect();
-        settings.push(("--rule".to_owned(), "fraud".to_owned()));
+        settings.extend_from_slice(rule);
         settings.push((
             "--workers (in all processes)".to_owned(),
             self.total_workers().to_string(),
@@ -344,6 +374,7 @@ impl JobConfig {
     pub fn new(source: SourceConfig) -> Self {
         JobConfig {
             source,
+            rule: RuleConfig::Fraud,
             workers: 1,
             time: TimeMode::Event,
             tick_ms: 100,

@@ -1,5 +1,5 @@
 //! The dead-letter output: bad and late input, kept with its position and raw bytes
-//! (SPEC §1), and rows a table's constraints keep out, kept with the table and the row.
+//! (docs/semantics.md §1), and rows a table's constraints keep out, kept with the table and the row.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};

@@ -1,36 +1,30 @@
-//! The fraud job: builds its dataflow on every worker and runs it to the end.
+//! A job: a [`Pipeline`] run on every worker, with everything it shares — the source
+//! and its dead letters, the tables, metrics, monitoring, the cluster and the stall
+//! watchdog — until its input ends or it is stopped.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Inspect, Probe};
-use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+use timely::dataflow::{ProbeHandle, Scope};
 
-use tidelake_operators::{FraudDetector, KeyedProcess};
 use tidelake_sinks::delta::DeltaError;
-use tidelake_sinks::delta::constraints::{OnRejected, Rejected};
-use tidelake_sinks::epochs::{EpochOutcome, EpochReport, EpochWriter, WriteEpochs};
 use tidelake_sinks::{JsonLinesWriter, SinkError, WriteJsonLines};
-
-use crate::alerts_table::AlertRow;
 
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, ClusterError};
 use crate::config::{AlertOutput, JobConfig};
 use crate::control::JobControl;
-use crate::dead_letter::{DeadLetter, Reason};
 use crate::fault_injection;
+use crate::jobs;
 use crate::lake::{Lake, LakeJob, TableCompaction};
-use crate::latency::{self, AlertLatency, Histogram};
-use crate::metrics::{Metrics, Totals, WorkerMetrics, add, record_state_size};
+use crate::latency::{AlertLatency, Histogram};
+use crate::metrics::{Metrics, Totals};
 use crate::monitor::{Monitor, MonitorError, Phase, Server};
 use crate::panic;
+use crate::pipeline::{ALERTS, Pipeline, Stage, TRANSACTIONS};
 use crate::report::{ProcessReport, peak_rss_bytes};
 use crate::sources::operator::{SourceSettings, TimeMode, read_source};
 use crate::sources::{Source, SourceError};
-use crate::transactions_table::TransactionRow;
 use crate::watchdog::Watchdog;
 
 /// Why a job did not run to completion.
@@ -112,9 +106,10 @@ impl JobReport {
     }
 }
 
-/// A configured fraud job, ready to run.
+/// A configured job, ready to run.
 pub struct Job {
     config: JobConfig,
+    pipeline: Arc<dyn Pipeline>,
     clock: Arc<dyn Clock>,
     control: Arc<JobControl>,
     metrics: Arc<Metrics>,
@@ -123,25 +118,32 @@ pub struct Job {
 }
 
 /// What every worker of the job shares.
-struct Shared {
-    source: Arc<dyn Source>,
-    settings: SourceSettings,
-    alerts: Option<Arc<JsonLinesWriter>>,
-    dead_letters: Arc<JsonLinesWriter>,
-    enriched: Option<Arc<JsonLinesWriter>>,
-    lake: Lake,
-    metrics: Arc<Metrics>,
-    control: Arc<JobControl>,
-    latency: Option<Arc<AlertLatency>>,
+pub(crate) struct Shared {
+    pub(crate) source: Arc<dyn Source>,
+    pub(crate) settings: SourceSettings,
+    pub(crate) alerts: Option<Arc<JsonLinesWriter>>,
+    pub(crate) dead_letters: Arc<JsonLinesWriter>,
+    pub(crate) enriched: Option<Arc<JsonLinesWriter>>,
+    pub(crate) lake: Lake,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) control: Arc<JobControl>,
+    pub(crate) latency: Option<Arc<AlertLatency>>,
 }
 
 impl Job {
-    /// Validates `config` into a job.
+    /// Validates `config` into a job running its built-in rule (`config.rule`).
     pub fn new(config: JobConfig) -> Result<Self, JobError> {
+        let pipeline = jobs::pipeline(config.rule);
+        Job::with_pipeline(config, pipeline)
+    }
+
+    /// Validates `config` into a job running `pipeline` (`config.rule` is not used).
+    pub fn with_pipeline(config: JobConfig, pipeline: Arc<dyn Pipeline>) -> Result<Self, JobError> {
         config.validate().map_err(JobError::Config)?;
         let metrics = Arc::new(Metrics::new(config.workers));
         Ok(Job {
             config,
+            pipeline,
             clock: Arc::new(SystemClock),
             control: Arc::new(JobControl::default()),
             metrics,
@@ -186,17 +188,19 @@ impl Job {
             .as_deref()
             .map(JsonLinesWriter::create)
             .transpose()?;
+        let rule = self.pipeline.settings();
         let lake = Lake::open(
             &config.lake,
             LakeJob {
-                settings: config.identity_settings(),
+                settings: config.identity_settings(&rule),
                 replayable: config.time == TimeMode::Event,
             },
+            &self.pipeline.tables(),
         )?;
         let (job_id, transactions_table, alerts_table) = (
             lake.job_id().to_owned(),
-            lake.transactions_location().map(str::to_owned),
-            lake.alerts_location().map(str::to_owned),
+            lake.location(TRANSACTIONS).map(str::to_owned),
+            lake.location(ALERTS).map(str::to_owned),
         );
         let shared = Arc::new(Shared {
             source,
@@ -242,7 +246,13 @@ impl Job {
                 .map_err(JobError::Failed)?,
             Some(cluster) => {
                 panic::name_cluster_peers(&cluster.addresses);
-                let formed = cluster::connect(cluster, workers, &config.cluster_settings())?;
+                let settings = config
+                    .cluster_settings()
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value))
+                    .chain(rule)
+                    .collect();
+                let formed = cluster::connect(cluster, workers, settings)?;
                 tracing::info!(
                     process = cluster.process,
                     processes = cluster.addresses.len(),
@@ -268,6 +278,7 @@ impl Job {
             )
         });
         let dataflow_shared = Arc::clone(&shared);
+        let pipeline = Arc::clone(&self.pipeline);
         let guards = timely::execute::execute_from(
             builders,
             communication,
@@ -282,7 +293,7 @@ impl Job {
                 let committed = ProbeHandle::new();
                 let slot = worker.index() % workers;
                 worker.dataflow::<u64, _, _>(|scope| {
-                    fraud_dataflow(scope, shared, slot, &probe, &committed)
+                    build_dataflow(scope, shared, pipeline.as_ref(), slot, &probe, &committed)
                 });
             },
         )
@@ -372,12 +383,13 @@ impl Job {
 /// How long a stalled job gets to stop by itself before the process exits.
 const STALL_GRACE: Duration = Duration::from_secs(2);
 
-/// The fraud job on one worker: source → fraud detector → alerts and enriched rows →
-/// JSON lines, Delta tables and Parquet files. `probe` sees the end of the dataflow (for
-/// flow control), `committed` the epochs the lake sinks made durable.
-fn fraud_dataflow<'s>(
+/// The job on one worker: the source, its dead letters, and `pipeline` on its accepted
+/// records. `probe` sees the end of the dataflow (for flow control), `committed` the
+/// epochs the lake sinks made durable.
+fn build_dataflow<'s>(
     scope: Scope<'s, u64>,
     job: &Shared,
+    pipeline: &dyn Pipeline,
     slot: usize,
     probe: &ProbeHandle<u64>,
     committed: &ProbeHandle<u64>,
@@ -393,133 +405,12 @@ fn fraud_dataflow<'s>(
     );
     dead_letters.write_json_lines("DeadLetters", Arc::clone(&job.dead_letters));
     let transactions = fault_injection::panic_if_asked(transactions, scope.index());
-
-    let metrics = Arc::clone(&job.metrics);
-    let on_state_size = move |size| record_state_size(metrics.worker(slot), size);
-    let (enriched, alerts) = transactions.keyed_process_sized(
-        "FraudDetector",
-        job.settings.tick,
-        FraudDetector::new(),
-        on_state_size,
-    );
-    let alerts = latency::measure(alerts, job.latency.as_ref(), slot);
-
-    let alerts = count_into(alerts, &job.metrics, slot, |w| &w.alerts).probe_with(probe);
-    if let Some(writer) = &job.alerts {
-        alerts
-            .clone()
-            .write_json_lines("Alerts", Arc::clone(writer));
-    }
-    let enriched = count_into(enriched, &job.metrics, slot, |w| &w.enriched).probe_with(probe);
-    if let Some(writer) = &job.enriched {
-        enriched
-            .clone()
-            .write_json_lines("Enriched", Arc::clone(writer));
-    }
-
-    let worker = scope.index();
-    let to_dead_letters = |table: &str| job.rejected_rows(table, slot);
-    if let Some(sink) = job.lake.transactions_sink(worker, to_dead_letters) {
-        let rows = enriched.clone().map(TransactionRow);
-        write_lake(rows, "TransactionsTable", sink, job, slot, committed);
-    }
-    if let Some(sink) = job.lake.parquet_sink(worker) {
-        let rows = enriched.map(TransactionRow);
-        write_lake(rows, "ParquetFiles", sink, job, slot, committed);
-    }
-    if let Some(sink) = job.lake.alerts_sink(worker, to_dead_letters) {
-        write_lake(
-            alerts.map(AlertRow),
-            "AlertsTable",
-            sink,
-            job,
-            slot,
-            committed,
-        );
-    }
-}
-
-impl Shared {
-    /// Where worker `slot`'s sink of `table` hands the rows the table's constraints keep
-    /// out: the dead letters, with reason `constraint`.
-    fn rejected_rows(&self, table: &str, slot: usize) -> OnRejected {
-        let (table, writer, metrics) = (
-            table.to_owned(),
-            Arc::clone(&self.dead_letters),
-            Arc::clone(&self.metrics),
-        );
-        Arc::new(move |rows: Vec<Rejected>| {
-            metrics
-                .worker(slot)
-                .dead_letter(Reason::Constraint, rows.len() as u64);
-            writer.write_records(
-                rows.into_iter()
-                    .map(|r| DeadLetter::constraint(&table, &r.constraint, r.row)),
-            );
-        })
-    }
-}
-
-/// Writes `rows` with a lake sink (or fails the job if the sink could not be made),
-/// counting what it commits into the worker's metrics.
-fn write_lake<'s, W: EpochWriter>(
-    rows: StreamVec<'s, u64, W::Row>,
-    name: &str,
-    sink: Result<W, DeltaError>,
-    job: &Shared,
-    slot: usize,
-    committed: &ProbeHandle<u64>,
-) {
-    let sink = match sink {
-        Ok(sink) => sink,
-        Err(e) => return job.control.fail(format!("{name}: {e}")),
+    let stage = Stage {
+        scope,
+        job,
+        slot,
+        probe: probe.clone(),
+        committed: committed.clone(),
     };
-    let control = Arc::clone(&job.control);
-    let prefix = name.to_owned();
-    let on_error = move |e: String| control.fail(format!("{prefix}: {e}"));
-    let metrics = Arc::clone(&job.metrics);
-    rows.write_epochs(name, job.lake.commit_interval_ms(), sink, on_error)
-        .inspect_core(move |event| match event {
-            Ok((_, reports)) => reports
-                .iter()
-                .for_each(|report| count_epoch(metrics.worker(slot), report)),
-            Err(_frontier) => add(&metrics.worker(slot).progress, 1),
-        })
-        .probe_with(committed);
-}
-
-/// Adds a sealed epoch to the worker's counters.
-fn count_epoch(counters: &WorkerMetrics, report: &EpochReport) {
-    match report.outcome {
-        EpochOutcome::Committed { attempts, .. } => {
-            add(&counters.commits, 1);
-            add(&counters.commit_attempts, u64::from(attempts));
-            add(&counters.rows_committed, report.rows);
-            if let Some(latency) = report.commit_latency {
-                counters.commit_latency.observe(latency.as_secs_f64());
-            }
-        }
-        EpochOutcome::AlreadyCommitted => {
-            add(&counters.epochs_skipped, 1);
-            add(&counters.rows_skipped, report.rows);
-        }
-        EpochOutcome::Written | EpochOutcome::Empty => {}
-    }
-    add(&counters.files, report.files);
-    add(&counters.bytes, report.bytes);
-}
-
-/// Passes a stream through, adding the number of records to one of the worker's
-/// counters, and each move of its frontier to the worker's progress.
-fn count_into<'s, D: Clone + 'static>(
-    stream: timely::dataflow::StreamVec<'s, u64, D>,
-    metrics: &Arc<Metrics>,
-    slot: usize,
-    counter: fn(&crate::metrics::WorkerMetrics) -> &AtomicU64,
-) -> timely::dataflow::StreamVec<'s, u64, D> {
-    let metrics = Arc::clone(metrics);
-    stream.inspect_core(move |event| match event {
-        Ok((_, data)) => add(counter(metrics.worker(slot)), data.len() as u64),
-        Err(_frontier) => add(&metrics.worker(slot).progress, 1),
-    })
+    pipeline.build(&stage, transactions);
 }

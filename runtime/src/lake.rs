@@ -1,5 +1,5 @@
 //! The job's lake outputs: its Delta tables, opened once at start, and the sinks each
-//! worker writes them with (SPEC §5).
+//! worker writes them with (docs/semantics.md §5).
 //!
 //! At start every table is opened (created if missing, with the row type's schema and
 //! partitioning, or checked against them), after checking that its store honours
@@ -26,22 +26,22 @@ use tidelake_sinks::delta::{DeltaError, DeltaTable, Snapshot};
 use tidelake_sinks::parquet_files::ParquetFileSink;
 use tidelake_sinks::rows::ArrowRows;
 
-use crate::alerts_table::AlertRow;
 use crate::config::LakeConfig;
-use crate::transactions_table::TransactionRow;
+use crate::pipeline::{ALERTS, TRANSACTIONS, TableDecl};
 
 /// The lake outputs of a job, ready for its workers.
 pub struct Lake {
     identity: JobIdentity,
     commit_interval_ms: u64,
     writer: WriterOptions,
-    transactions: Option<OpenTable>,
-    alerts: Option<OpenTable>,
+    /// The tables the job writes, in the pipeline's order.
+    tables: Vec<OpenTable>,
     parquet_dir: Option<String>,
 }
 
 /// A table, its snapshot at start, its row rules, and its auto-compactor.
 struct OpenTable {
+    decl: TableDecl,
     table: DeltaTable,
     snapshot: Snapshot,
     constraints: Arc<Constraints>,
@@ -68,9 +68,13 @@ pub struct LakeJob {
 }
 
 impl Lake {
-    /// Opens (or creates) the tables of `config` for `job`. Without a job id in
-    /// `config`, a fresh one is chosen.
-    pub fn open(config: &LakeConfig, job: LakeJob) -> Result<Lake, DeltaError> {
+    /// Opens (or creates) those of the pipeline's `tables` that `config` gives a
+    /// location, for `job`. Without a job id in `config`, a fresh one is chosen.
+    pub fn open(
+        config: &LakeConfig,
+        job: LakeJob,
+        tables: &[TableDecl],
+    ) -> Result<Lake, DeltaError> {
         let job_id = config
             .job_id
             .clone()
@@ -80,26 +84,20 @@ impl Lake {
             .enable_all()
             .build()
             .map_err(|e| DeltaError::Corrupt(format!("cannot start an I/O runtime: {e}")))?;
-        let (transactions, alerts) = runtime.block_on(async {
-            let open = |url| open_table::<TransactionRow>(url, config, &identity, job.replayable);
-            let transactions = match &config.transactions {
-                Some(url) => Some(open(url).await?),
-                None => None,
-            };
-            let alerts = match &config.alerts {
-                Some(url) => {
-                    Some(open_table::<AlertRow>(url, config, &identity, job.replayable).await?)
+        let tables = runtime.block_on(async {
+            let mut open = Vec::new();
+            for decl in tables {
+                if let Some(url) = location(config, decl.name) {
+                    open.push(open_table(url, decl, config, &identity, job.replayable).await?);
                 }
-                None => None,
-            };
-            Ok::<_, DeltaError>((transactions, alerts))
+            }
+            Ok::<_, DeltaError>(open)
         })?;
         Ok(Lake {
             identity,
             commit_interval_ms: config.commit_interval_ms,
             writer: config.writer.clone(),
-            transactions,
-            alerts,
+            tables,
             parquet_dir: config.parquet_dir.clone(),
         })
     }
@@ -119,48 +117,49 @@ impl Lake {
         job_identity::app_id(&self.identity.job_id, worker)
     }
 
-    /// The transactions table's location, if the job writes it.
-    pub fn transactions_location(&self) -> Option<&str> {
-        self.transactions.as_ref().map(|t| t.table.location())
+    /// The location of the table `name`, if the job writes it.
+    pub fn location(&self, name: &str) -> Option<&str> {
+        self.table(name).map(|t| t.table.location())
     }
 
-    /// The alerts table's location, if the job writes it.
-    pub fn alerts_location(&self) -> Option<&str> {
-        self.alerts.as_ref().map(|t| t.table.location())
-    }
-
-    /// The sink of global worker `worker` for the transactions table; the rows its
-    /// constraints keep out go to `on_rejected`.
-    pub fn transactions_sink(
+    /// The sink of global worker `worker` for the table `name` of rows `R`, if the job
+    /// writes it; the rows its constraints keep out go to `on_rejected`. An error if `R`
+    /// is not the row type the pipeline declared the table with.
+    pub fn sink<R: ArrowRows>(
         &self,
+        name: &str,
         worker: usize,
         on_rejected: impl FnOnce(&str) -> OnRejected,
-    ) -> Option<Result<DeltaSink<TransactionRow>, DeltaError>> {
-        self.transactions
-            .as_ref()
-            .map(|t| self.sink(t, worker, on_rejected))
-    }
-
-    /// The sink of global worker `worker` for the alerts table; the rows its
-    /// constraints keep out go to `on_rejected`.
-    pub fn alerts_sink(
-        &self,
-        worker: usize,
-        on_rejected: impl FnOnce(&str) -> OnRejected,
-    ) -> Option<Result<DeltaSink<AlertRow>, DeltaError>> {
-        self.alerts
-            .as_ref()
-            .map(|t| self.sink(t, worker, on_rejected))
+    ) -> Option<Result<DeltaSink<R>, DeltaError>> {
+        let open = self.table(name)?;
+        let declared = TableDecl::of::<R>(open.decl.name);
+        if declared != open.decl {
+            return Some(Err(DeltaError::SchemaMismatch {
+                table: open.table.location().to_owned(),
+                detail: format!(
+                    "the pipeline declared the {name} table with other rows than it writes to it: {}",
+                    declared
+                        .schema
+                        .mismatch(&open.decl.schema)
+                        .unwrap_or_else(|| "other partition columns".to_owned())
+                ),
+            }));
+        }
+        Some(self.open_sink(open, worker, on_rejected))
     }
 
     /// The Parquet file sink of global worker `worker`.
-    pub fn parquet_sink(
+    pub fn parquet_sink<R: ArrowRows>(
         &self,
         worker: usize,
-    ) -> Option<Result<ParquetFileSink<TransactionRow>, DeltaError>> {
+    ) -> Option<Result<ParquetFileSink<R>, DeltaError>> {
         self.parquet_dir
             .as_deref()
             .map(|dir| ParquetFileSink::new(dir, worker, self.writer.clone()))
+    }
+
+    fn table(&self, name: &str) -> Option<&OpenTable> {
+        self.tables.iter().find(|t| t.decl.name == name)
     }
 
     /// What auto-compaction has done to each table so far (empty without it).
@@ -170,11 +169,7 @@ impl Lake {
 
     /// The tables the job writes, to read back (for the monitoring page).
     pub fn tables(&self) -> Vec<DeltaTable> {
-        [&self.transactions, &self.alerts]
-            .into_iter()
-            .flatten()
-            .map(|open| open.table.clone())
-            .collect()
+        self.tables.iter().map(|open| open.table.clone()).collect()
     }
 
     /// Ends auto-compaction: waits for running compactions, compacts what was committed
@@ -188,9 +183,8 @@ impl Lake {
         &self,
         totals: fn(&AutoCompactor) -> CompactionTotals,
     ) -> Vec<TableCompaction> {
-        [&self.transactions, &self.alerts]
-            .into_iter()
-            .flatten()
+        self.tables
+            .iter()
             .filter_map(|open| {
                 open.compactor.as_deref().map(|compactor| TableCompaction {
                     table: open.table.location().to_owned(),
@@ -202,7 +196,7 @@ impl Lake {
 
     /// A sink of `open` for global worker `worker`; `on_rejected` is given the table's
     /// location and makes the callback for the rows its constraints keep out.
-    fn sink<R: ArrowRows>(
+    fn open_sink<R: ArrowRows>(
         &self,
         open: &OpenTable,
         worker: usize,
@@ -231,11 +225,21 @@ impl Lake {
     }
 }
 
-/// Opens the table at `url` for rows `R`, creating it if there is none, checks that the
-/// job may write it (`identity`, `replayable`: see [`LakeJob`]), and starts its
+/// Where `config` puts the table `name`, if anywhere.
+fn location<'c>(config: &'c LakeConfig, name: &str) -> Option<&'c str> {
+    match name {
+        TRANSACTIONS => config.transactions.as_deref(),
+        ALERTS => config.alerts.as_deref(),
+        _ => config.tables.get(name).map(String::as_str),
+    }
+}
+
+/// Opens the table at `url` as `decl` declares it, creating it if there is none, checks
+/// that the job may write it (`identity`, `replayable`: see [`LakeJob`]), and starts its
 /// auto-compactor if `config` asks for one.
-async fn open_table<R: ArrowRows>(
+async fn open_table(
     url: &str,
+    decl: &TableDecl,
     config: &LakeConfig,
     identity: &JobIdentity,
     replayable: bool,
@@ -246,8 +250,12 @@ async fn open_table<R: ArrowRows>(
     let engine_info = CommitOptions::default().engine_info;
     let snapshot = table
         .create_or_open(
-            &R::delta_schema(),
-            R::partition_columns(),
+            &decl.schema,
+            &decl
+                .partition_columns
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
             configuration,
             &engine_info,
         )
@@ -288,6 +296,7 @@ async fn open_table<R: ArrowRows>(
         None => None,
     };
     Ok(OpenTable {
+        decl: decl.clone(),
         table,
         snapshot,
         constraints,

@@ -1,5 +1,5 @@
-//! tidelake's runtime: job configuration, sources and watermarks, the fraud job's
-//! dataflow, metrics and job control.
+//! tidelake's runtime: job configuration, sources and watermarks, the pipeline API and
+//! the jobs built on it, metrics and job control.
 //!
 //! # Architecture
 //!
@@ -7,21 +7,32 @@
 //!   per-partition [`sources::Watermark`]s, and the timely [`sources::operator`] that
 //!   reads a worker's partitions and emits records at the tick of their rule time, with
 //!   bad and late records on a [`dead_letter`] output.
-//! - [`job`]: the fraud job — source → exchange by account → fraud operator (from
-//!   `tidelake-operators`) → alerts and enriched rows (sinks from `tidelake-sinks`) —
-//!   run on N worker threads by timely.
+//! - [`pipeline`]: what a job computes — a [`Pipeline`] builds its dataflow with a
+//!   [`Stage`]: keyed processing by any `KeyedProcessFunction` (from
+//!   `tidelake-operators`), then each output to its sinks (from `tidelake-sinks`).
+//! - [`jobs`]: the built-in pipelines, `fraud` and `velocity`.
+//! - [`job`]: runs a pipeline on N worker threads by timely, with the source and its
+//!   dead letters, the tables, metrics, monitoring, the cluster and the watchdog.
 //! - [`config`], [`control`], [`metrics`], [`clock`], [`panic`](mod@panic): what a job is
 //!   configured with, how it is stopped, what it counts, the time it reads, and why a
 //!   panicking worker aborts the process.
+//! - [`lake`]: the job's tables, opened once at start (put-if-absent probe, schema,
+//!   features, constraints, the job's identity), and each worker's sinks of them.
 //! - [`cluster`], [`watchdog`], [`fault_injection`]: forming a cluster of processes
-//!   (sockets under a start timeout, a handshake that names both sides, then timely's
-//!   allocators), stopping a job whose frontier stalls, and the debug-build hook that
-//!   makes a worker panic for tests.
+//!   (sockets under a start timeout, a handshake that authenticates both sides with the
+//!   cluster secret and then compares their settings, then timely's allocators),
+//!   stopping a job whose frontier stalls, and the debug-build hook that makes a worker
+//!   panic for tests.
+//! - [`monitor`], [`latency`], [`periodic`]: the monitoring endpoint (Prometheus metrics,
+//!   health probes, the live page), alert latency, and the background-check thread.
 //! - [`report`]: what a process and a cluster did, as `--report-json` writes it.
 //! - [`transactions_table`]: the `transactions` Delta table's row: how an enriched
 //!   transaction is written (schema, `date` partition).
 //! - [`alerts_table`]: the `alerts` Delta table's row: how an alert is written (schema,
-//!   `date` partition of the large transaction's time).
+//!   `date` partition of the large transaction's time); [`velocity_alerts_table`]: the
+//!   velocity job's.
+//!
+//! The semantics all this implements are in `docs/semantics.md`.
 
 pub mod alerts_table;
 pub mod clock;
@@ -31,18 +42,22 @@ pub mod control;
 pub mod dead_letter;
 pub mod fault_injection;
 pub mod job;
+pub mod jobs;
 pub mod lake;
 pub mod latency;
 pub mod metrics;
 pub mod monitor;
 pub mod panic;
 pub mod periodic;
+pub mod pipeline;
 pub mod report;
 pub mod sources;
 pub mod transactions_table;
+pub mod velocity_alerts_table;
 pub mod watchdog;
 
 pub use config::{AlertOutput, JobConfig, LakeConfig, SourceConfig};
 pub use job::{Job, JobError, JobReport};
+pub use pipeline::{Events, Pipeline, Stage, TableDecl};
 
 pub use sources::operator::TimeMode;

@@ -1,4 +1,4 @@
-//! The `transactions` table (SPEC §1): how an enriched transaction becomes a row —
+//! The `transactions` table (docs/semantics.md §1): how an enriched transaction becomes a row —
 //! `dt` (timestamp, µs, UTC), `accountId`, `amount`, `alert`, partitioned by `date`
 //! (`yyyy-MM-dd` of `dt` in UTC).
 
@@ -9,7 +9,6 @@ use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUn
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use tidelake_operators::EnrichedTransaction;
-use tidelake_sinks::delta::Schema;
 use tidelake_sinks::rows::ArrowRows;
 
 const MILLIS_PER_DAY: u64 = 86_400_000;
@@ -68,16 +67,6 @@ impl ArrowRows for TransactionRow {
             Field::new("amount", DataType::Float64, true),
             Field::new("alert", DataType::Boolean, true),
         ]))
-    }
-
-    fn delta_schema() -> Schema {
-        Schema::of(&[
-            ("dt", "timestamp"),
-            ("accountId", "string"),
-            ("amount", "double"),
-            ("alert", "boolean"),
-            ("date", "string"),
-        ])
     }
 
     fn partition_columns() -> &'static [&'static str] {

@@ -1,6 +1,6 @@
 //! Writing a stream epoch by epoch, with the I/O off the timely worker thread.
 //!
-//! Commit epochs follow SPEC §5: a record at timely time `t` belongs to epoch
+//! Commit epochs follow docs/semantics.md §5: a record at timely time `t` belongs to epoch
 //! `floor(t / interval)`. [`WriteEpochs::write_epochs`] hands each batch of records to
 //! an [`EpochWriter`] running on a thread of its own (with a current-thread tokio
 //! runtime for object-store calls), and, once the input frontier has passed the end of

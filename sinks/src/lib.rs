@@ -2,8 +2,15 @@
 //!
 //! - [`json_lines`]: JSON lines to a file or stdout, shared by the workers of a process
 //!   (alerts, dead letters, enriched rows).
-//! - [`delta`]: the Delta Lake log — actions, snapshot replay, table creation and
-//!   put-if-absent commits (the Delta sink operator builds on it).
+//! - [`epochs`]: the timely operator that writes a stream epoch by epoch on an I/O
+//!   thread of its own, and reports each sealed epoch (the committed frontier).
+//! - [`rows`]: the trait of records that append themselves to Arrow builders.
+//! - [`delta`]: Delta Lake — the log's actions, snapshots, commits and checkpoints, the
+//!   table features each operation implements, the job identity in commits, the
+//!   per-worker epoch sink, data files and their stats, maintenance (optimize, z-order,
+//!   vacuum, log cleanup, auto-compaction) and inspection; see its module map.
+//! - [`expression`]: Spark SQL expressions (table constraints) over Arrow batches.
+//! - [`parquet_files`]: rolling Parquet files in a directory (Flink's FileSink).
 //!
 //! Sinks know nothing of sources or of fraud: they write any record the caller gives.
 

@@ -38,8 +38,12 @@ pub trait ArrowRows: Sized + 'static {
     /// The Arrow schema of the data file (partition columns excluded).
     fn arrow_schema() -> SchemaRef;
 
-    /// The Delta schema of the table (partition columns included, last).
-    fn delta_schema() -> Schema;
+    /// The Delta schema of the table (partition columns included, last, as strings):
+    /// derived from [`arrow_schema`](ArrowRows::arrow_schema), so a row type declares its
+    /// columns once.
+    fn delta_schema() -> Schema {
+        Schema::from_arrow(&Self::arrow_schema(), Self::partition_columns())
+    }
 
     /// Partition column names, in order (empty for an unpartitioned table).
     fn partition_columns() -> &'static [&'static str];
@@ -125,16 +129,6 @@ pub(crate) mod test_rows {
                 Field::new("amount", DataType::Float64, true),
                 Field::new("alert", DataType::Boolean, true),
             ]))
-        }
-
-        fn delta_schema() -> Schema {
-            Schema::of(&[
-                ("dt", "timestamp"),
-                ("accountId", "string"),
-                ("amount", "double"),
-                ("alert", "boolean"),
-                ("date", "string"),
-            ])
         }
 
         fn partition_columns() -> &'static [&'static str] {

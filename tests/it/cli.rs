@@ -1,4 +1,4 @@
-//! The command line (SPEC §9): help, usage errors with exit code 2 and a message
+//! The command line (docs/semantics.md §7): help, usage errors with exit code 2 and a message
 //! naming the culprit, the TOML job file and flags overriding it, and `tidelake` with
 //! no arguments.
 

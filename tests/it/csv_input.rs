@@ -1,4 +1,4 @@
-//! CSV and JSON-lines input through the binary (SPEC §1, §4): good lines are processed
+//! CSV and JSON-lines input through the binary (docs/semantics.md §1, §4): good lines are processed
 //! (the enriched rows are exactly them and the alerts exactly the expected ones), every
 //! bad line is a dead letter exactly once with its reason, byte offset, line number,
 //! file and raw bytes, blank lines are only counted — for one partition and for many
@@ -558,7 +558,7 @@ fn csv_glob_reads_files_in_order() {
     );
 }
 
-/// An integer ts out of range is reason `ts` (SPEC §1: "an out-of-range time"), in
+/// An integer ts out of range is reason `ts` (docs/semantics.md §1: "an out-of-range time"), in
 /// JSON lines as in CSV — also past the 64-bit range, where a JSON parser without
 /// arbitrary precision sees a float.
 #[test]

@@ -1,5 +1,5 @@
 //! A large CSV file through the binary, split into 1 MiB ranges read by 2 workers,
-//! against the reference model (SPEC §2): many equal timestamps, the exact boundary
+//! against the reference model (docs/semantics.md §2): many equal timestamps, the exact boundary
 //! amounts 1.00 and 500.00, and small→large gaps of 59 999, 60 000 and 60 001 ms.
 
 use std::cmp::Reverse;
@@ -165,7 +165,7 @@ fn split_csv_with_two_workers_matches_the_reference() {
     assert_eq!(got.len(), expected.len(), "alert count");
     assert!(got == expected, "alerts differ from the reference");
 
-    // Exactly the SPEC §1 fields, in the SPEC's order.
+    // Exactly the docs/semantics.md §1 fields, in the the order of docs/semantics.md §1.
     let text = std::fs::read_to_string(dir.path().join("alerts.jsonl")).expect("alerts");
     for line in text.lines().take(50) {
         let value: serde_json::Value = serde_json::from_str(line).expect("JSON");

@@ -1,4 +1,4 @@
-//! Determinism through the library API (SPEC §2): the same generated input gives the
+//! Determinism through the library API (docs/semantics.md §2): the same generated input gives the
 //! same alerts, the same enriched rows (as a multiset) and the same late records for 1,
 //! 2 and 4 workers, ticks of 1 ms, 100 ms and 1 s, and any batch size — in order and
 //! out of order — and those alerts are the reference model's on the generator's own
@@ -165,7 +165,7 @@ fn matrix(config: &GeneratorConfig) -> Vec<Setup> {
             });
         }
     }
-    // Batch sizes and flow control change batching only (SPEC §2).
+    // Batch sizes and flow control change batching only (docs/semantics.md §2).
     setups.push(Setup {
         workers: 4,
         tick_ms: 100,

@@ -23,4 +23,5 @@ mod support;
 mod table_cmd;
 mod table_features;
 mod vacuum;
+mod velocity;
 mod walkthrough;

@@ -1,4 +1,4 @@
-//! A plain reference model of the fraud rule (SPEC §2), written from the spec's
+//! A plain reference model of the fraud rule (docs/semantics.md §2), written from the spec's
 //! definition and sharing no code with the operator: sort each account's transactions
 //! by `(ts, partition, sequence)` and look at each adjacent pair.
 

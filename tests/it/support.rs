@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::reference::RefAlert;
 
-/// An alert JSON line: exactly the fields of SPEC §1 (any other field fails to parse).
+/// An alert JSON line: exactly the fields of docs/semantics.md §1 (any other field fails to parse).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AlertLine {
@@ -45,7 +45,7 @@ impl AlertLine {
     }
 }
 
-/// A dead-letter JSON line: the fields of SPEC §1 (any other field fails to parse).
+/// A dead-letter JSON line: the fields of docs/semantics.md §1 (any other field fails to parse).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLine {

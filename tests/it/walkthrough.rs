@@ -1,4 +1,4 @@
-//! Flink's walkthrough data (SPEC §2, §4): no alert in event time (the small and the
+//! Flink's walkthrough data (docs/semantics.md §2, §4): no alert in event time (the small and the
 //! large transaction of account 3 are 30 min apart), account 3's alerts in ingestion
 //! time — with a frozen injected clock and with the system clock at a fast replay rate.
 
@@ -74,7 +74,7 @@ fn assert_account_3_alerts(mut alerts: Vec<AlertLine>, cycles: u64) {
         })
         .collect();
     assert_eq!(got, expected);
-    // The values of SPEC §1's example, literally.
+    // The values of docs/semantics.md §1's example, literally.
     assert_eq!(alerts[0].ts, 1_546_310_520_000);
     assert_eq!(alerts[0].small_ts, 1_546_308_720_000);
     assert_eq!(alerts[0].dt, "2019-01-01T02:42:00.000Z");

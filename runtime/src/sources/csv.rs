@@ -1,5 +1,5 @@
 //! The CSV file source: columns `account_id,ts_millis,amount`, an optional header,
-//! RFC 4180 quoting (SPEC §4).
+//! RFC 4180 quoting (docs/semantics.md §4).
 //!
 //! Lines without a `"` are split on `,` in place; lines with one go through
 //! `csv-core`, and a quoted field may then span lines. Such a record must end in the

@@ -1,4 +1,4 @@
-//! The `generator` source: synthetic transactions, deterministic from a seed (SPEC §4).
+//! The `generator` source: synthetic transactions, deterministic from a seed (docs/semantics.md §4).
 //!
 //! # Generation scheme
 //!

@@ -1,5 +1,5 @@
 //! The JSON lines file source: one object per line with `accountId` (or
-//! `account_id`), `ts` (integer ms) and `amount` (SPEC §4).
+//! `account_id`), `ts` (integer ms) and `amount` (docs/semantics.md §4).
 //!
 //! Objects are read with a small serde visitor that borrows the account id and skips
 //! other fields, so a line allocates nothing beyond its transaction, and a missing or

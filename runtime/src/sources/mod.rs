@@ -99,7 +99,7 @@ pub trait PartitionReader: Send {
     fn read(&mut self, max: usize, emit: &mut Emitter<'_>) -> Result<ReadStatus, SourceError>;
 }
 
-/// The per-partition watermark of SPEC §2: the greatest event time read so far minus
+/// The per-partition watermark of docs/semantics.md §2: the greatest event time read so far minus
 /// the out-of-orderness bound.
 #[derive(Clone, Debug)]
 pub struct Watermark {

@@ -3,7 +3,7 @@
 //!
 //! Partition `p` is read by worker `p mod peers`, so the data and each partition's order
 //! do not depend on the worker count. The worker holds its capability at the tick of the
-//! least watermark over its partitions (SPEC §2): a partition not read yet holds it at
+//! least watermark over its partitions (docs/semantics.md §2): a partition not read yet holds it at
 //! its first record's time minus the out-of-orderness bound; a finished partition holds
 //! nothing; an unbounded partition that has been idle for the idle timeout stops
 //! holding it. The partition holding the watermark lowest is always read first, so
@@ -34,7 +34,7 @@ use crate::sources::{
     Emitter, PartitionReader, ReadBatch, ReadStatus, RuleTime, Source, Watermark,
 };
 
-/// Which time the rule runs on (SPEC §2).
+/// Which time the rule runs on (docs/semantics.md §2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TimeMode {
     /// The record's event time `ts`.

@@ -1,4 +1,4 @@
-//! Field validation shared by the file readers (SPEC §1).
+//! Field validation shared by the file readers (docs/semantics.md §1).
 
 use tidelake_operators::{AccountId, Transaction};
 

@@ -1,5 +1,5 @@
 //! The `walkthrough` source: the 50 transactions of Flink's fraud-detection
-//! walkthrough, cycled (SPEC §4).
+//! walkthrough, cycled (docs/semantics.md §4).
 //!
 //! The list is `TransactionIterator` of `flink-walkthrough-common`
 //! (`apache/flink`, `flink-walkthroughs/flink-walkthrough-common/src/main/java/org/
@@ -341,7 +341,7 @@ mod tests {
                 30 * 60 * 1000
             );
         }
-        // The alert of SPEC §1 is this pair.
+        // The alert of docs/semantics.md §1 is this pair.
         assert_eq!(record(22).1, 1_546_308_720_000);
         assert_eq!(record(27).1, 1_546_310_520_000);
     }

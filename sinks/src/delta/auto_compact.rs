@@ -1,4 +1,4 @@
-//! Auto-compaction (SPEC §6): the streaming sinks of a table count their commits, and
+//! Auto-compaction (docs/semantics.md §6): the streaming sinks of a table count their commits, and
 //! after every N of them a background thread runs [`optimize`] on the partitions that
 //! hold enough small files.
 //!

@@ -1,5 +1,5 @@
 //! The layout of a table's live data files: per partition, how many files, rows and
-//! bytes, and how file sizes spread. Streaming writers make many small files (SPEC §6);
+//! bytes, and how file sizes spread. Streaming writers make many small files (docs/semantics.md §6);
 //! this shows how many, and where.
 //!
 //! Row counts come from each file's `stats.numRecords`; files without it are counted in

@@ -1,10 +1,17 @@
-//! Delta Lake, named after the protocol: [`actions`] of the log, the [`log`] directory
-//! and its put-if-absent commits, [`snapshot`] replay, table [`schema`]s, and the
-//! [`table`] that ties them to an object store; reading a table back: its [`history`],
-//! the [`layout`] of its files, and [`validate`] against the store.
-//! Data files: [`writer`] (rows) over [`batch_writer`] (Arrow batches), and
-//! [`reader`] back. Maintenance: [`optimize`] (bin-packing, or [`zorder`]) and the
-//! [`skipping`] figure it improves.
+//! Delta Lake, named after the protocol.
+//!
+//! - The log: [`actions`] (plain serde types), the [`log`] directory and its
+//!   put-if-absent commits, [`snapshot`] replay, [`checkpoint`]s, table [`schema`]s,
+//!   [`retention`] properties, and the [`table`] that ties them to an object [`store`].
+//! - What a table asks of a client: [`features`] (which reader and writer features each
+//!   operation implements) and [`constraints`] (the rules every row must pass).
+//! - Writing: the per-worker epoch [`sink`], its exactly-once [`commit`]s (with the
+//!   [`job_identity`] they record and their [`backoff`]), data files by [`writer`] (rows)
+//!   over [`batch_writer`] (Arrow batches) with their [`stats`].
+//! - Maintenance: [`optimize`] (bin-packing, or [`zorder`]), [`auto_compact`],
+//!   [`vacuum`] and log [`cleanup`].
+//! - Reading back: the [`history`], the [`layout`] of the files, the [`skipping`] figure,
+//!   [`validate`] against the store, and data files by [`reader`].
 
 pub mod actions;
 pub mod auto_compact;

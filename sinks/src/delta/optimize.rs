@@ -1,4 +1,4 @@
-//! OPTIMIZE and ZORDER BY (SPEC §6; `shared/notes/delta-writer.md` §3 and §6): the
+//! OPTIMIZE and ZORDER BY (docs/semantics.md §6; `shared/notes/delta-writer.md` §3 and §6): the
 //! small files of each partition rewritten into files near a target size, one commit
 //! per partition, so that a conflict costs only that partition.
 //!

@@ -49,6 +49,31 @@ impl Schema {
         }
     }
 
+    /// The table schema of data files of schema `arrow` plus `partition_columns`
+    /// (strings, last): each column of the Delta type of its Arrow type (see
+    /// [`delta_type`]; a type without one keeps its Arrow name, which no table accepts
+    /// and the data file writer refuses, naming the column).
+    pub fn from_arrow(arrow: &ArrowSchema, partition_columns: &[&str]) -> Self {
+        let data = arrow.fields().iter().map(|f| Field {
+            name: f.name().clone(),
+            data_type: Value::String(
+                delta_type(f.data_type()).unwrap_or_else(|| f.data_type().to_string()),
+            ),
+            nullable: f.is_nullable(),
+            metadata: Map::new(),
+        });
+        let partitions = partition_columns.iter().map(|name| Field {
+            name: (*name).to_owned(),
+            data_type: Value::String("string".to_owned()),
+            nullable: true,
+            metadata: Map::new(),
+        });
+        Schema {
+            kind: "struct".to_owned(),
+            fields: data.chain(partitions).collect(),
+        }
+    }
+
     /// Parses `metaData.schemaString`.
     pub fn from_schema_string(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
@@ -111,6 +136,33 @@ impl Schema {
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Arc::new(ArrowSchema::new(fields)))
     }
+}
+
+/// The Delta primitive type of an Arrow type, where there is one (the inverse of
+/// [`arrow_type`]).
+pub fn delta_type(data_type: &DataType) -> Option<String> {
+    Some(
+        match data_type {
+            DataType::Boolean => "boolean",
+            DataType::Int8 => "byte",
+            DataType::Int16 => "short",
+            DataType::Int32 => "integer",
+            DataType::Int64 => "long",
+            DataType::Float32 => "float",
+            DataType::Float64 => "double",
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string",
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary",
+            DataType::Date32 => "date",
+            DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if !tz.is_empty() => "timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, _) => "timestamp_ntz",
+            DataType::Decimal128(precision, scale) => {
+                return Some(format!("decimal({precision},{scale})"));
+            }
+            DataType::Dictionary(_, values) => return delta_type(values),
+            _ => return None,
+        }
+        .to_owned(),
+    )
 }
 
 /// The Arrow type data files hold for a Delta primitive type, as delta-rs writes them:

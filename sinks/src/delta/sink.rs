@@ -1,5 +1,5 @@
 //! The Delta table sink of one worker: each commit epoch's rows become Parquet files
-//! and one commit of this worker's `appId` (SPEC §5).
+//! and one commit of this worker's `appId` (docs/semantics.md §5).
 //!
 //! [`DeltaSink`] is the [`EpochWriter`] that [`crate::epochs`] drives on the sink's I/O
 //! thread. Rows of an epoch go to a [`DataFileWriter`] of their own, which may upload

@@ -1,6 +1,6 @@
 //! Data skipping: for point lookups of values of one column, how many live files a
 //! reader must open — those whose `stats` bounds of the column contain the value —
-//! out of how many. Z-order exists to make this small (SPEC §6).
+//! out of how many. Z-order exists to make this small (docs/semantics.md §6).
 //!
 //! Values compare as the column's Delta type: strings by their UTF-8 bytes (as Spark
 //! and delta-rs do), integers and floating-point numbers as numbers, dates as

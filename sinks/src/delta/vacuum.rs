@@ -1,5 +1,5 @@
 //! VACUUM: deleting the data files that no version of the table within the retention
-//! still needs (SPEC §6, `shared/notes/delta-writer.md` §6).
+//! still needs (docs/semantics.md §6, `shared/notes/delta-writer.md` §6).
 //!
 //! A file under the table root may go when the latest snapshot does not reference it
 //! (it is not among its live files) and it is older than the retention:

@@ -33,7 +33,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, TimeUnit};
 use arrow::error::ArrowError;
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -43,6 +42,7 @@ use parquet::errors::ParquetError;
 use super::actions::Add;
 use super::batch_writer::{BatchFileWriter, PartitionSpec};
 use super::constraints::{Constraints, Rejected};
+use super::schema::delta_type;
 use crate::rows::ArrowRows;
 
 /// The directory name of a null partition value.
@@ -322,9 +322,14 @@ fn check_schemas<R: ArrowRows>() -> Result<(), WriterError> {
         )));
     }
     for (field, delta_field) in arrow.fields().iter().zip(&delta.fields) {
-        if let Some(expected) = delta_type(field.data_type())
-            && delta_field.data_type.as_str() != Some(expected)
-        {
+        let Some(expected) = delta_type(field.data_type()) else {
+            return Err(WriterError::Schema(format!(
+                "column `{}` is {} in Arrow, which has no Delta type tidelake writes",
+                field.name(),
+                field.data_type()
+            )));
+        };
+        if delta_field.data_type.as_str() != Some(expected.as_str()) {
             return Err(WriterError::Schema(format!(
                 "column `{}` is {} in Arrow, which is Delta `{expected}`, but the Delta schema says {}",
                 field.name(),
@@ -334,26 +339,6 @@ fn check_schemas<R: ArrowRows>() -> Result<(), WriterError> {
         }
     }
     Ok(())
-}
-
-/// The Delta primitive type of an Arrow type, where there is one.
-fn delta_type(data_type: &DataType) -> Option<&'static str> {
-    Some(match data_type {
-        DataType::Boolean => "boolean",
-        DataType::Int8 => "byte",
-        DataType::Int16 => "short",
-        DataType::Int32 => "integer",
-        DataType::Int64 => "long",
-        DataType::Float32 => "float",
-        DataType::Float64 => "double",
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string",
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary",
-        DataType::Date32 => "date",
-        DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if !tz.is_empty() => "timestamp",
-        DataType::Timestamp(TimeUnit::Microsecond, _) => "timestamp_ntz",
-        DataType::Dictionary(_, values) => return delta_type(values),
-        _ => return None,
-    })
 }
 
 /// Percent-encodes (`%XX`, uppercase) every byte of `text`'s UTF-8 except those in
@@ -399,7 +384,9 @@ mod tests {
     use std::collections::HashMap;
 
     use arrow::array::{Array, AsArray, StringBuilder};
-    use arrow::datatypes::{Field, Schema as ArrowSchema, SchemaRef, TimestampMicrosecondType};
+    use arrow::datatypes::{
+        DataType, Field, Schema as ArrowSchema, SchemaRef, TimestampMicrosecondType,
+    };
     use arrow::record_batch::RecordBatch;
     use bytes::Bytes;
     use futures::TryStreamExt;

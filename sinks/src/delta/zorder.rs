@@ -1,6 +1,6 @@
 //! Z-order (Morton) keys: rows ordered along a Z-order curve over one or more columns,
 //! so that rows close in every one of the columns share files, and a lookup on any of
-//! them skips most files by their min/max stats (SPEC §6, notes §6).
+//! them skips most files by their min/max stats (docs/semantics.md §6, notes §6).
 //!
 //! Each row's key is built in two steps:
 //!

@@ -1,0 +1,277 @@
+//! The pipeline API: what a job computes, built on every worker from the source's
+//! stream, like a Flink job's `env.fromSource(..).keyBy(..).process(..).sinkTo(..)`.
+//!
+//! A [`Pipeline`] names its settings (part of the job's identity and of the settings
+//! every process of a cluster shares) and the Delta tables it may write, and builds its
+//! dataflow with a [`Stage`]: keyed processing by any
+//! [`KeyedProcessFunction`](tidelake_operators::KeyedProcessFunction), then each output
+//! to its sinks. Everything else — the source's partitions, watermarks and dead letters,
+//! ticks and timers, exactly-once commits, auto-compaction, metrics, the status line and
+//! report, clusters, the stall watchdog and Ctrl-C — is the [`Job`](crate::Job)'s, the
+//! same for every pipeline. The built-in pipelines are in [`crate::jobs`].
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use serde::Serialize;
+use timely::ExchangeData;
+use timely::dataflow::operators::{Inspect, Probe};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+
+use tidelake_operators::keyed_process::KeyedOutputs;
+use tidelake_operators::{EnrichedTransaction, Event, KeyedProcess, KeyedProcessFunction};
+use tidelake_sinks::WriteJsonLines;
+use tidelake_sinks::delta::constraints::{OnRejected, Rejected};
+use tidelake_sinks::delta::{DeltaError, Schema};
+use tidelake_sinks::epochs::{EpochOutcome, EpochReport, EpochWriter, WriteEpochs};
+use tidelake_sinks::rows::ArrowRows;
+
+use crate::dead_letter::{DeadLetter, Reason};
+use crate::job::Shared;
+use crate::latency;
+use crate::metrics::{Metrics, WorkerMetrics, add, record_state_size};
+
+/// The name of the table `--table` names: the job's enriched transactions.
+pub const TRANSACTIONS: &str = "transactions";
+/// The name of the table `--alerts-table` names: the job's alerts.
+pub const ALERTS: &str = "alerts";
+
+/// What a job computes: see the [module docs](self).
+pub trait Pipeline: Send + Sync + 'static {
+    /// The rule and the settings that decide what it computes, by flag (e.g.
+    /// `("--rule", "velocity")`, `("--velocity-max", "3")`): recorded in every commit as
+    /// part of the job's identity, and shared by every process of a cluster.
+    fn settings(&self) -> Vec<(String, String)>;
+
+    /// The Delta tables this pipeline may write, by name ([`TRANSACTIONS`], [`ALERTS`]);
+    /// those the job's configuration gives a location are opened (created or checked
+    /// against the row type's schema) before the workers start.
+    fn tables(&self) -> Vec<TableDecl>;
+
+    /// Builds the dataflow of one worker on the source's accepted transactions.
+    fn build<'s>(
+        &self,
+        stage: &Stage<'s, '_>,
+        transactions: Events<'s, tidelake_operators::Transaction>,
+    );
+}
+
+/// A stream of records with their rule time and position.
+pub type Events<'s, R> = StreamVec<'s, u64, Event<R>>;
+
+/// A Delta table a pipeline writes: its name and its row type's schema.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableDecl {
+    /// The table's name in the job ([`TRANSACTIONS`], [`ALERTS`]).
+    pub name: &'static str,
+    /// The table's schema, partition columns included.
+    pub schema: Schema,
+    /// The partition columns.
+    pub partition_columns: Vec<String>,
+}
+
+impl TableDecl {
+    /// The table `name` of rows `R`.
+    pub fn of<R: ArrowRows>(name: &'static str) -> Self {
+        TableDecl {
+            name,
+            schema: R::delta_schema(),
+            partition_columns: R::partition_columns()
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// What a pipeline builds its dataflow with, on one worker: keyed processing with the
+/// job's tick and state accounting, and the job's sinks.
+pub struct Stage<'s, 'j> {
+    pub(crate) scope: Scope<'s, u64>,
+    pub(crate) job: &'j Shared,
+    /// This worker's index in the process (its slot in the metrics).
+    pub(crate) slot: usize,
+    /// Sees the end of the dataflow, for the source's flow control.
+    pub(crate) probe: ProbeHandle<u64>,
+    /// Sees the epochs the lake sinks made durable.
+    pub(crate) committed: ProbeHandle<u64>,
+}
+
+impl<'s> Stage<'s, '_> {
+    /// The global index of this worker.
+    pub fn worker(&self) -> usize {
+        self.scope.index()
+    }
+
+    /// Runs `function` on `input`, keyed by its key, with frontier-driven timers at the
+    /// job's tick (docs/semantics.md §2–3); the size of its keyed state goes to the
+    /// worker's metrics. Returns its main and side outputs.
+    pub fn keyed<F>(
+        &self,
+        name: &str,
+        function: F,
+        input: Events<'s, F::Input>,
+    ) -> KeyedOutputs<'s, F::Output, F::SideOutput>
+    where
+        F: KeyedProcessFunction,
+        F::Input: ExchangeData + Clone,
+    {
+        let metrics = Arc::clone(&self.job.metrics);
+        let slot = self.slot;
+        let on_state_size = move |size| record_state_size(metrics.worker(slot), size);
+        let (main, side) =
+            input.keyed_process_sized(name, self.job.settings.tick, function, on_state_size);
+        // The source reads ahead of what the keyed stages have done, not further.
+        (main.probe_with(&self.probe), side.probe_with(&self.probe))
+    }
+
+    /// The job's alerts: counted (and timed, with `--alert-latency`), written as JSON
+    /// lines to `--alerts`, and passed on for more sinks.
+    pub fn alerts<A: Serialize + Clone + 'static>(
+        &self,
+        alerts: StreamVec<'s, u64, A>,
+    ) -> StreamVec<'s, u64, A> {
+        let alerts = latency::measure(alerts, self.job.latency.as_ref(), self.slot);
+        let alerts = count_into(alerts, &self.job.metrics, self.slot, |w| &w.alerts);
+        if let Some(writer) = &self.job.alerts {
+            alerts
+                .clone()
+                .write_json_lines("Alerts", Arc::clone(writer));
+        }
+        alerts
+    }
+
+    /// The job's enriched transactions: counted, written as JSON lines to `--enriched`,
+    /// and passed on for more sinks.
+    pub fn enriched(
+        &self,
+        enriched: StreamVec<'s, u64, EnrichedTransaction>,
+    ) -> StreamVec<'s, u64, EnrichedTransaction> {
+        let enriched = count_into(enriched, &self.job.metrics, self.slot, |w| &w.enriched);
+        if let Some(writer) = &self.job.enriched {
+            enriched
+                .clone()
+                .write_json_lines("Enriched", Arc::clone(writer));
+        }
+        enriched
+    }
+
+    /// Writes `rows` to the table `table` (one of [`Pipeline::tables`]) exactly once,
+    /// if the job writes it; rows its constraints keep out become dead letters.
+    pub fn table<R>(&self, table: &'static str, rows: StreamVec<'s, u64, R>)
+    where
+        R: ArrowRows + Clone + Send,
+    {
+        let worker = self.worker();
+        let to_dead_letters = |location: &str| self.rejected_rows(location);
+        if let Some(sink) = self.job.lake.sink::<R>(table, worker, to_dead_letters) {
+            self.write_lake(rows, &table_operator_name(table), sink);
+        }
+    }
+
+    /// Writes `rows` as rolling Parquet files to `--parquet-dir`, if the job writes one.
+    pub fn parquet_files<R>(&self, rows: StreamVec<'s, u64, R>)
+    where
+        R: ArrowRows + Clone + Send,
+    {
+        if let Some(sink) = self.job.lake.parquet_sink::<R>(self.worker()) {
+            self.write_lake(rows, "ParquetFiles", sink);
+        }
+    }
+
+    /// Where this worker's sink of the table at `location` hands the rows the table's
+    /// constraints keep out: the dead letters, with reason `constraint`.
+    fn rejected_rows(&self, location: &str) -> OnRejected {
+        let (table, writer, metrics, slot) = (
+            location.to_owned(),
+            Arc::clone(&self.job.dead_letters),
+            Arc::clone(&self.job.metrics),
+            self.slot,
+        );
+        Arc::new(move |rows: Vec<Rejected>| {
+            metrics
+                .worker(slot)
+                .dead_letter(Reason::Constraint, rows.len() as u64);
+            writer.write_records(
+                rows.into_iter()
+                    .map(|r| DeadLetter::constraint(&table, &r.constraint, r.row)),
+            );
+        })
+    }
+
+    /// Writes `rows` with a lake sink (or fails the job if the sink could not be made),
+    /// counting what it commits into the worker's metrics.
+    fn write_lake<W: EpochWriter>(
+        &self,
+        rows: StreamVec<'s, u64, W::Row>,
+        name: &str,
+        sink: Result<W, DeltaError>,
+    ) where
+        W::Row: Clone,
+    {
+        let job = self.job;
+        let sink = match sink {
+            Ok(sink) => sink,
+            Err(e) => return job.control.fail(format!("{name}: {e}")),
+        };
+        let control = Arc::clone(&job.control);
+        let prefix = name.to_owned();
+        let on_error = move |e: String| control.fail(format!("{prefix}: {e}"));
+        let (metrics, slot) = (Arc::clone(&job.metrics), self.slot);
+        rows.write_epochs(name, job.lake.commit_interval_ms(), sink, on_error)
+            .inspect_core(move |event| match event {
+                Ok((_, reports)) => reports
+                    .iter()
+                    .for_each(|report| count_epoch(metrics.worker(slot), report)),
+                Err(_frontier) => add(&metrics.worker(slot).progress, 1),
+            })
+            .probe_with(&self.committed);
+    }
+}
+
+/// The dataflow operator's name for the sink of `table`: `TransactionsTable`, …
+fn table_operator_name(table: &str) -> String {
+    let mut chars = table.chars();
+    let first = chars.next().map(|c| c.to_ascii_uppercase());
+    first
+        .into_iter()
+        .chain(chars)
+        .chain("Table".chars())
+        .collect()
+}
+
+/// Adds a sealed epoch to the worker's counters.
+fn count_epoch(counters: &WorkerMetrics, report: &EpochReport) {
+    match report.outcome {
+        EpochOutcome::Committed { attempts, .. } => {
+            add(&counters.commits, 1);
+            add(&counters.commit_attempts, u64::from(attempts));
+            add(&counters.rows_committed, report.rows);
+            if let Some(latency) = report.commit_latency {
+                counters.commit_latency.observe(latency.as_secs_f64());
+            }
+        }
+        EpochOutcome::AlreadyCommitted => {
+            add(&counters.epochs_skipped, 1);
+            add(&counters.rows_skipped, report.rows);
+        }
+        EpochOutcome::Written | EpochOutcome::Empty => {}
+    }
+    add(&counters.files, report.files);
+    add(&counters.bytes, report.bytes);
+}
+
+/// Passes a stream through, adding the number of records to one of the worker's
+/// counters, and each move of its frontier to the worker's progress.
+fn count_into<'s, D: Clone + 'static>(
+    stream: StreamVec<'s, u64, D>,
+    metrics: &Arc<Metrics>,
+    slot: usize,
+    counter: fn(&WorkerMetrics) -> &AtomicU64,
+) -> StreamVec<'s, u64, D> {
+    let metrics = Arc::clone(metrics);
+    stream.inspect_core(move |event| match event {
+        Ok((_, data)) => add(counter(metrics.worker(slot)), data.len() as u64),
+        Err(_frontier) => add(&metrics.worker(slot).progress, 1),
+    })
+}
