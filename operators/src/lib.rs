@@ -13,7 +13,8 @@
 //! - [`keyed_process`]: the [`KeyedProcessFunction`] trait and the timely operator that
 //!   runs it: exchange by key, buffer by tick, and at the frontier merge records and
 //!   timers in exact-millisecond order.
-//! - [`fraud`] and [`velocity`]: two rules on that API.
+//! - [`fraud`] and [`velocity`]: two rules on that API; [`window`]: tumbling, sliding and
+//!   session windows with aggregates and allowed lateness, on it too.
 //! - [`harness`]: runs a rule over a finite list of events in a one-worker dataflow, for
 //!   examples and tests.
 //!
@@ -45,6 +46,7 @@ pub mod time;
 pub mod timer;
 pub mod transaction;
 pub mod velocity;
+pub mod window;
 
 pub use event::Event;
 pub use fraud::{Alert, FraudDetector};

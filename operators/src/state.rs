@@ -131,6 +131,11 @@ impl<K: Ord, V> MapState<K, V> {
         self.0.iter()
     }
 
+    /// Entries in key order, their values mutable.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.0.iter_mut()
+    }
+
     /// Entries whose key is in `range`, in key order.
     pub fn range<R: std::ops::RangeBounds<K>>(&self, range: R) -> impl Iterator<Item = (&K, &V)> {
         self.0.range(range)

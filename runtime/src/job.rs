@@ -188,7 +188,11 @@ impl Job {
             .as_deref()
             .map(JsonLinesWriter::create)
             .transpose()?;
-        let rule = self.pipeline.settings();
+        let mut rule = self.pipeline.settings();
+        let lateness = self.pipeline.allowed_lateness();
+        if lateness > 0 {
+            rule.push(("allowed lateness".to_owned(), format!("{lateness}ms")));
+        }
         let lake = Lake::open(
             &config.lake,
             LakeJob {
@@ -208,6 +212,7 @@ impl Job {
                 time: config.time,
                 tick: config.tick_ms,
                 out_of_orderness: config.out_of_orderness_ms,
+                allowed_lateness: lateness,
                 idle_timeout: config.idle_timeout,
                 batch_size: config.batch_size,
                 max_in_flight: config.max_in_flight,

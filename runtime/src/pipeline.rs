@@ -48,6 +48,15 @@ pub trait Pipeline: Send + Sync + 'static {
     /// against the row type's schema) before the workers start.
     fn tables(&self) -> Vec<TableDecl>;
 
+    /// How far behind its partition's watermark a record may be and still reach the
+    /// pipeline (at the watermark's time) rather than the dead letters: for pipelines
+    /// that update results late, like windows with an allowed lateness
+    /// (`tidelake_operators::window`). 0, the default, for rules that need every record
+    /// at its own time. Part of the job's identity.
+    fn allowed_lateness(&self) -> u64 {
+        0
+    }
+
     /// Builds the dataflow of one worker on the source's accepted transactions.
     fn build<'s>(
         &self,

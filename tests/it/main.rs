@@ -25,3 +25,4 @@ mod table_features;
 mod vacuum;
 mod velocity;
 mod walkthrough;
+mod windows;

@@ -105,6 +105,9 @@ pub trait PartitionReader: Send {
 pub struct Watermark {
     max_ts: Option<u64>,
     bound: u64,
+    /// How far behind the watermark a record may be and still be passed on, at the
+    /// watermark's time (a pipeline's allowed lateness; 0 for most).
+    lateness: u64,
 }
 
 impl Watermark {
@@ -113,7 +116,14 @@ impl Watermark {
         Watermark {
             max_ts: None,
             bound,
+            lateness: 0,
         }
+    }
+
+    /// This watermark, passing on records up to `lateness` ms behind it.
+    pub fn with_allowed_lateness(mut self, lateness: u64) -> Self {
+        self.lateness = lateness;
+        self
     }
 
     /// The watermark, once a record has been read.
@@ -126,14 +136,24 @@ impl Watermark {
         self.bound
     }
 
-    /// Accepts `ts` and advances, or returns the watermark `ts` is below (late).
+    /// The allowed lateness (ms).
+    pub fn lateness(&self) -> u64 {
+        self.lateness
+    }
+
+    /// Accepts `ts` and advances, returning the rule time of the record: `ts`, or the
+    /// watermark for a record below it by no more than the allowed lateness. Returns
+    /// the watermark a record further below it is late to.
     #[inline]
-    pub fn observe(&mut self, ts: u64) -> Result<(), u64> {
+    pub fn observe(&mut self, ts: u64) -> Result<u64, u64> {
         match self.current() {
-            Some(wm) if ts < wm => Err(wm),
+            Some(wm) if ts < wm => match ts.saturating_add(self.lateness) >= wm {
+                true => Ok(wm),
+                false => Err(wm),
+            },
             _ => {
                 self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
-                Ok(())
+                Ok(ts)
             }
         }
     }
@@ -205,19 +225,23 @@ impl<'a> Emitter<'a> {
     #[inline]
     pub fn record(&mut self, seq: u64, tx: Transaction) -> Result<(), Late> {
         let time = match self.time {
-            RuleTime::Event => {
-                if let Err(wm) = self.watermark.observe(tx.ts) {
+            RuleTime::Event => match self.watermark.observe(tx.ts) {
+                Ok(time) => time,
+                Err(wm) => {
+                    let lateness = match self.watermark.lateness() {
+                        0 => String::new(),
+                        l => format!(", allowed lateness {l} ms"),
+                    };
                     return Err(Late {
                         detail: format!(
-                            "ts {} is below the partition's watermark {} (out-of-orderness {} ms)",
+                            "ts {} is below the partition's watermark {} (out-of-orderness {} ms{lateness})",
                             tx.ts,
                             wm,
                             self.watermark.bound()
                         ),
                     });
                 }
-                tx.ts
-            }
+            },
             RuleTime::Ingestion(now) => now,
         };
         if tick_of(time, self.tick) < self.floor {
@@ -267,14 +291,27 @@ mod tests {
     #[test]
     fn watermark_lateness_is_strict() {
         let mut wm = Watermark::new(0);
-        assert_eq!(wm.observe(10), Ok(()));
-        assert_eq!(wm.observe(10), Ok(()), "equal is on time");
+        assert_eq!(wm.observe(10), Ok(10));
+        assert_eq!(wm.observe(10), Ok(10), "equal is on time");
         assert_eq!(wm.observe(9), Err(10));
         let mut wm = Watermark::new(5);
-        assert_eq!(wm.observe(10), Ok(()));
-        assert_eq!(wm.observe(5), Ok(()));
+        assert_eq!(wm.observe(10), Ok(10));
+        assert_eq!(wm.observe(5), Ok(5));
         assert_eq!(wm.observe(4), Err(5));
         assert_eq!(wm.current(), Some(5));
+    }
+
+    #[test]
+    fn records_within_the_allowed_lateness_are_passed_on_at_the_watermark() {
+        let mut wm = Watermark::new(5).with_allowed_lateness(3);
+        assert_eq!(wm.observe(10), Ok(10));
+        assert_eq!(
+            wm.observe(2),
+            Ok(5),
+            "3 behind the watermark: at the watermark"
+        );
+        assert_eq!(wm.observe(1), Err(5));
+        assert_eq!(wm.current(), Some(5), "a late record does not move it");
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct SourceSettings {
     pub tick: u64,
     /// The out-of-orderness bound of each partition's watermark (ms).
     pub out_of_orderness: u64,
+    /// How far behind its partition's watermark a record may be and still be passed on
+    /// (at the watermark's time), for pipelines that update results late (ms; 0: late
+    /// records are dead letters).
+    pub allowed_lateness: u64,
     /// How long an unbounded partition may have no input before it stops holding the
     /// watermark.
     pub idle_timeout: Duration,
@@ -153,17 +157,14 @@ pub fn read_source<'s>(
             }
             let parts = match partitions.as_mut() {
                 Some(parts) => parts,
-                None => {
-                    match open_partitions(source.as_ref(), worker, peers, settings.out_of_orderness)
-                    {
-                        Ok(parts) => partitions.insert(parts),
-                        Err(message) => {
-                            control.fail(message);
-                            finish(&mut caps);
-                            return;
-                        }
+                None => match open_partitions(source.as_ref(), worker, peers, &settings) {
+                    Ok(parts) => partitions.insert(parts),
+                    Err(message) => {
+                        control.fail(message);
+                        finish(&mut caps);
+                        return;
                     }
-                }
+                },
             };
 
             // Flow control: wait while far ahead of a frontier another worker holds back.
@@ -322,8 +323,9 @@ fn open_partitions(
     source: &dyn Source,
     worker: usize,
     peers: usize,
-    bound: u64,
+    settings: &SourceSettings,
 ) -> Result<Vec<Partition>, String> {
+    let bound = settings.out_of_orderness;
     let mut parts = Vec::new();
     for index in (0..source.partitions()).filter(|p| *p as usize % peers == worker) {
         let name = source.source_name(index);
@@ -340,7 +342,7 @@ fn open_partitions(
             index,
             name,
             reader,
-            watermark: Watermark::new(bound),
+            watermark: Watermark::new(bound).with_allowed_lateness(settings.allowed_lateness),
             initial_hold,
             idle_since: None,
             done: false,
