@@ -1,9 +1,9 @@
 //! Windows through the pipeline API, into Delta tables: every account's spend per hour
 //! (tumbling windows) and its sessions (runs of transactions less than 30 minutes
 //! apart: how many, and their spend), on 200 000 generated transactions of 20 000
-//! accounts over about three hours of event time, on 2 workers. Written to `spend_per_hour` and `sessions`
-//! under the directory given (default: a fresh one in the temp directory), exactly
-//! once per window, readable by any Delta reader.
+//! accounts over about three hours of event time, on 2 workers. Written to
+//! `spend_per_hour` and `sessions` under the directory given (default: a fresh one in
+//! the temp directory), exactly once per window, readable by any Delta reader.
 //!
 //! `cargo run --release --example windows [DIR]`
 
