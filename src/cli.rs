@@ -504,7 +504,7 @@ impl RunArgs {
         config.alert_latency = self.alert_latency;
         config.metrics_addr = self.metrics_addr.clone();
         config.metrics_linger = self.metrics_linger;
-        config.validate()?;
+        config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
 }

@@ -18,16 +18,8 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use cli::{Cli, Command, RunArgs};
 use launcher_watch::LauncherWatch;
-use tidelake_runtime::cluster::ClusterError;
-use tidelake_runtime::{Job, JobConfig, JobError};
-
-/// Exit code of a job that failed.
-const EXIT_FAILED: u8 = 1;
-/// Exit code of a usage or configuration error.
-const EXIT_USAGE: u8 = 2;
-/// Exit code of a cluster process that could not listen on its address (`launch`
-/// starts the cluster again on other ports).
-const EXIT_CLUSTER_ADDRESS: u8 = 3;
+use tidelake_runtime::job::{EXIT_CLUSTER_ADDRESS, EXIT_FAILED, EXIT_USAGE};
+use tidelake_runtime::{Job, JobConfig};
 
 fn main() -> ExitCode {
     tidelake_runtime::panic::abort_on_any_panic();
@@ -143,18 +135,10 @@ fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>)
             job.linger();
             ExitCode::SUCCESS
         }
-        Err(e @ (JobError::Config(_) | JobError::Source(_))) => usage_error(e.into()),
-        Err(JobError::Table(e)) if e.is_configuration() => usage_error(e.into()),
-        Err(e @ (JobError::Cluster(ClusterError::NoSecret { .. }) | JobError::Monitor(_))) => {
-            usage_error(e.into())
-        }
-        Err(e @ JobError::Cluster(ClusterError::Bind { .. })) => {
-            tracing::error!("{e}");
-            ExitCode::from(EXIT_CLUSTER_ADDRESS)
-        }
+        Err(e) if e.exit_code() == EXIT_USAGE => usage_error(e.into()),
         Err(e) => {
             tracing::error!("{e}");
-            ExitCode::from(EXIT_FAILED)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -516,7 +516,7 @@ mod tests {
         );
         let run = harness::run(sum, events, 100);
         let mut got = found(&run.main);
-        got.sort_by(|a, b| (a.0.clone(), a.1).cmp(&(b.0.clone(), b.1)));
+        got.sort_by_key(|a| (a.0.clone(), a.1));
         assert_eq!(
             got,
             [

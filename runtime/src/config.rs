@@ -396,22 +396,22 @@ impl JobConfig {
 
     /// Checks the options that do not depend on the source, and that every output's
     /// directory exists (before any output is created).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 {
-            return Err("--workers must be at least 1".into());
+            return Err(ConfigError::NoWorkers);
         }
         if self.tick_ms == 0 {
-            return Err("--tick must be at least 1ms".into());
+            return Err(ConfigError::ZeroTick);
         }
         let interval = self.lake.commit_interval_ms;
         if interval == 0 || !interval.is_multiple_of(self.tick_ms) {
-            return Err(format!(
-                "--commit-interval ({interval}ms) must be a positive multiple of --tick ({}ms)",
-                self.tick_ms
-            ));
+            return Err(ConfigError::CommitInterval {
+                interval_ms: interval,
+                tick_ms: self.tick_ms,
+            });
         }
         if self.lake.writer.target_file_size == 0 {
-            return Err("--target-file-size must be positive".into());
+            return Err(ConfigError::TargetFileSize);
         }
         if let Some(id) = &self.lake.job_id
             && (id.is_empty()
@@ -419,12 +419,10 @@ impl JobConfig {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
         {
-            return Err(format!(
-                "--job-id {id:?}: use letters, digits, '-', '_' and '.' only"
-            ));
+            return Err(ConfigError::JobId(id.clone()));
         }
         if self.batch_size == 0 {
-            return Err("the batch size must be at least 1".into());
+            return Err(ConfigError::BatchSize);
         }
         let alerts = match &self.alerts {
             AlertOutput::File(path) => Some(path),
@@ -439,15 +437,55 @@ impl JobConfig {
                 && !dir.as_os_str().is_empty()
                 && !dir.is_dir()
             {
-                return Err(format!(
-                    "cannot write {}: the directory {} does not exist",
-                    path.display(),
-                    dir.display()
-                ));
+                return Err(ConfigError::NoDirectory {
+                    path: path.clone(),
+                    dir: dir.to_path_buf(),
+                });
             }
         }
         Ok(())
     }
+}
+
+/// Why a [`JobConfig`] is not valid (named by the `tidelake run` flag that sets it).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// No worker threads.
+    #[error("--workers must be at least 1")]
+    NoWorkers,
+    /// A tick of 0.
+    #[error("--tick must be at least 1ms")]
+    ZeroTick,
+    /// A commit interval that is not a positive multiple of the tick.
+    #[error(
+        "--commit-interval ({interval_ms}ms) must be a positive multiple of --tick ({tick_ms}ms)"
+    )]
+    CommitInterval {
+        /// The commit interval.
+        interval_ms: u64,
+        /// The tick.
+        tick_ms: u64,
+    },
+    /// A target file size of 0.
+    #[error("--target-file-size must be positive")]
+    TargetFileSize,
+    /// A job id with characters a Delta `appId` and a file name should not hold.
+    #[error("--job-id {0:?}: use letters, digits, '-', '_' and '.' only")]
+    JobId(String),
+    /// A read batch of 0 records.
+    #[error("the batch size must be at least 1")]
+    BatchSize,
+    /// A source a cluster of processes cannot read (each process has its own stdin).
+    #[error("{0}")]
+    SingleProcessOnly(String),
+    /// An output in a directory that does not exist.
+    #[error("cannot write {}: the directory {} does not exist", path.display(), dir.display())]
+    NoDirectory {
+        /// The output.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+    },
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tidelake_sinks::{JsonLinesWriter, SinkError, WriteJsonLines};
 
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, ClusterError};
-use crate::config::{AlertOutput, JobConfig};
+use crate::config::{AlertOutput, ConfigError, JobConfig};
 use crate::control::JobControl;
 use crate::fault_injection;
 use crate::jobs;
@@ -32,7 +32,7 @@ use crate::watchdog::Watchdog;
 pub enum JobError {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     /// The source could not be set up.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -51,6 +51,33 @@ pub enum JobError {
     /// The job stopped on an error while running.
     #[error("job failed: {0}")]
     Failed(String),
+}
+
+/// Exit code of a job that failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of a usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code of a cluster process that could not listen on its address (`launch`
+/// starts the cluster again on other ports).
+pub const EXIT_CLUSTER_ADDRESS: u8 = 3;
+
+impl JobError {
+    /// The process's exit code for this error (docs/semantics.md §7): [`EXIT_USAGE`] for
+    /// what the configuration or the table it names decides (a bad option, a source
+    /// that cannot be set up, a table that does not fit the job, a cluster without a
+    /// secret off loopback, a metrics address taken), [`EXIT_CLUSTER_ADDRESS`] when a
+    /// cluster process cannot listen, [`EXIT_FAILED`] for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            JobError::Config(_)
+            | JobError::Source(_)
+            | JobError::Monitor(_)
+            | JobError::Cluster(ClusterError::NoSecret { .. }) => EXIT_USAGE,
+            JobError::Table(e) if e.is_configuration() => EXIT_USAGE,
+            JobError::Cluster(ClusterError::Bind { .. }) => EXIT_CLUSTER_ADDRESS,
+            _ => EXIT_FAILED,
+        }
+    }
 }
 
 /// What a finished job did.
@@ -139,7 +166,7 @@ impl Job {
 
     /// Validates `config` into a job running `pipeline` (`config.rule` is not used).
     pub fn with_pipeline(config: JobConfig, pipeline: Arc<dyn Pipeline>) -> Result<Self, JobError> {
-        config.validate().map_err(JobError::Config)?;
+        config.validate()?;
         let metrics = Arc::new(Metrics::new(config.workers));
         Ok(Job {
             config,
@@ -175,7 +202,7 @@ impl Job {
         if config.cluster.is_some()
             && let Some(why) = source.single_process_only()
         {
-            return Err(JobError::Config(why));
+            return Err(ConfigError::SingleProcessOnly(why).into());
         }
         let alerts = match &config.alerts {
             AlertOutput::Stdout => Some(JsonLinesWriter::stdout()),
