@@ -111,6 +111,11 @@ impl<K: Ord, V> MapState<K, V> {
         self.0.entry(key).or_default()
     }
 
+    /// The value of `key`, inserting `make()` first if there is none.
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        self.0.entry(key).or_insert_with(make)
+    }
+
     /// Puts `value` under `key`, returning the previous value.
     pub fn put(&mut self, key: K, value: V) -> Option<V> {
         self.0.insert(key, value)

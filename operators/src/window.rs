@@ -296,19 +296,21 @@ impl<I: WindowInput, G: Aggregate<I>> WindowFunction<I, G> {
         }
     }
 
-    /// The starts of the fixed windows holding `ts`, earliest first.
-    fn starts(&self, ts: u64) -> Vec<u64> {
+    /// The fixed windows `(start, end)` holding `ts`, earliest first (none for sessions).
+    fn windows_of(&self, ts: u64) -> Vec<(u64, u64)> {
         let (size, slide) = match self.windows {
             Windows::Tumbling { size } => (size, size),
             Windows::Sliding { size, slide } => (size, slide),
             Windows::Session { .. } => return Vec::new(),
         };
         let last = ts - ts % slide;
-        let mut starts: Vec<u64> = std::iter::successors(Some(last), |s| s.checked_sub(slide))
-            .take_while(|s| s + size > ts)
-            .collect();
-        starts.reverse();
-        starts
+        let mut windows: Vec<(u64, u64)> =
+            std::iter::successors(Some(last), |s| s.checked_sub(slide))
+                .take_while(|s| s + size > ts)
+                .map(|s| (s, s + size))
+                .collect();
+        windows.reverse();
+        windows
     }
 
     /// Emits `pane` (starting at `start`) as its next firing.
@@ -385,30 +387,13 @@ where
             let start = self.merge_session(ctx, &input, ts, gap);
             return self.settle(ctx, start, out);
         }
-        for start in self.starts(ts) {
-            let size = match self.windows {
-                Windows::Tumbling { size } | Windows::Sliding { size, .. } => size,
-                Windows::Session { .. } => unreachable!("sessions return above"),
-            };
-            let zero = self.aggregate.zero();
-            let panes = &mut ctx.state().panes;
-            let pane = match panes.get_mut(&start) {
-                Some(pane) => pane,
-                None => {
-                    panes.put(
-                        start,
-                        Pane {
-                            end: start + size,
-                            acc: zero,
-                            fired: false,
-                            firings: 0,
-                        },
-                    );
-                    panes
-                        .get_mut(&start)
-                        .unwrap_or_else(|| unreachable!("just put"))
-                }
-            };
+        for (start, end) in self.windows_of(ts) {
+            let pane = ctx.state().panes.get_or_insert_with(start, || Pane {
+                end,
+                acc: self.aggregate.zero(),
+                fired: false,
+                firings: 0,
+            });
             self.aggregate.add(&mut pane.acc, &input);
             self.settle(ctx, start, out);
         }
@@ -538,9 +523,15 @@ mod tests {
             Count,
             0,
         );
-        assert_eq!(f.starts(1_250), [300, 600, 900, 1_200]);
-        assert_eq!(f.starts(100), [0]);
-        assert_eq!(f.starts(0), [0]);
+        let starts = |ts| {
+            f.windows_of(ts)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(starts(1_250), [300, 600, 900, 1_200]);
+        assert_eq!(starts(100), [0]);
+        assert_eq!(starts(0), [0]);
         let events = vec![tx(0, "a", 100, 1.0), tx(1, "a", 650, 1.0)];
         let run = harness::run(f, events, 10);
         let got: Vec<_> = found(&run.main).into_iter().map(|r| (r.1, r.3)).collect();
