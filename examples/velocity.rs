@@ -16,6 +16,8 @@ use tidelake_runtime::{Events, Job, JobConfig, Pipeline, SourceConfig, Stage, Ta
 struct Velocity;
 
 impl Pipeline for Velocity {
+    type Record = Transaction;
+
     fn settings(&self) -> Vec<(String, String)> {
         vec![("--rule".to_owned(), "velocity (example)".to_owned())]
     }

@@ -30,6 +30,8 @@ const SESSION_GAP: u64 = 30 * 60_000;
 struct SpendAndSessions;
 
 impl Pipeline for SpendAndSessions {
+    type Record = Transaction;
+
     fn settings(&self) -> Vec<(String, String)> {
         vec![(
             "--rule".to_owned(),

@@ -31,6 +31,12 @@ impl<R> Event<R> {
         }
     }
 
+    /// The same event with its record mapped by `f`.
+    #[inline]
+    pub fn map<U>(self, f: impl FnOnce(R) -> U) -> Event<U> {
+        Event::new(self.time, self.partition, self.seq, f(self.record))
+    }
+
     /// The key that orders events: `(time, partition, seq)`.
     #[inline]
     pub fn order(&self) -> (u64, u32, u64) {

@@ -75,6 +75,7 @@ pub struct Context<'a, K: Ord, S> {
     state: &'a mut S,
     timers: TimerService<'a, K>,
     timestamp: u64,
+    position: Option<(u32, u64)>,
     watermark: u64,
 }
 
@@ -99,6 +100,12 @@ impl<'a, K: Ord + Clone, S> Context<'a, K, S> {
         self.timestamp
     }
 
+    /// The source position `(partition, sequence)` of the record being processed;
+    /// `None` in a timer.
+    pub fn position(&self) -> Option<(u32, u64)> {
+        self.position
+    }
+
     /// The input frontier (ms): every record with a tick below it has arrived. `u64::MAX`
     /// once the input has ended.
     pub fn current_watermark(&self) -> u64 {
@@ -108,8 +115,8 @@ impl<'a, K: Ord + Clone, S> Context<'a, K, S> {
 
 /// Where a rule emits: the main output and the side output.
 pub struct Collector<'a, O, S> {
-    main: &'a mut Vec<O>,
-    side: &'a mut Vec<S>,
+    pub(crate) main: &'a mut Vec<O>,
+    pub(crate) side: &'a mut Vec<S>,
 }
 
 impl<O, S> Collector<'_, O, S> {
@@ -268,6 +275,7 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                                     state,
                                     timers,
                                     timestamp: event.time,
+                                    position: Some((event.partition, event.seq)),
                                     watermark,
                                 };
                                 function.process_element(&mut ctx, event.record, &mut out);
@@ -330,6 +338,7 @@ fn fire_timers_before<F: KeyedProcessFunction>(
                 state,
                 timers,
                 timestamp: time,
+                position: None,
                 watermark,
             };
             function.on_timer(&mut ctx, time, out);

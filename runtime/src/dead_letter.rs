@@ -23,11 +23,14 @@ pub enum Reason {
     /// The row breaks a constraint of the table it was to be written to (a CHECK
     /// constraint, an invariant, a NOT NULL or generated column).
     Constraint,
+    /// A pipeline's own record type decoded it, and its check
+    /// ([`SourceRecord::validate`](crate::sources::SourceRecord::validate)) refused it.
+    Invalid,
 }
 
 impl Reason {
     /// Every reason, in the order of [`index`](Self::index).
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Parse,
         Reason::AccountId,
         Reason::Amount,
@@ -35,6 +38,7 @@ impl Reason {
         Reason::Late,
         Reason::Encoding,
         Reason::Constraint,
+        Reason::Invalid,
     ];
 
     /// The reason's place in [`ALL`](Self::ALL).
@@ -52,6 +56,7 @@ impl Reason {
             Reason::Late => "late",
             Reason::Encoding => "encoding",
             Reason::Constraint => "constraint",
+            Reason::Invalid => "invalid",
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use timely::dataflow::{ProbeHandle, Scope};
 
+use tidelake_operators::Transaction;
 use tidelake_sinks::delta::DeltaError;
 use tidelake_sinks::{JsonLinesWriter, SinkError, WriteJsonLines};
 
@@ -24,7 +25,7 @@ use crate::panic;
 use crate::pipeline::{ALERTS, Pipeline, Stage, TRANSACTIONS};
 use crate::report::{ProcessReport, peak_rss_bytes};
 use crate::sources::operator::{SourceSettings, TimeMode, read_source};
-use crate::sources::{Source, SourceError};
+use crate::sources::{Source, SourceError, SourceRecord};
 use crate::watchdog::Watchdog;
 
 /// Why a job did not run to completion.
@@ -133,10 +134,10 @@ impl JobReport {
     }
 }
 
-/// A configured job, ready to run.
-pub struct Job {
+/// A configured job, ready to run: a pipeline reading records `R`.
+pub struct Job<R = Transaction> {
     config: JobConfig,
-    pipeline: Arc<dyn Pipeline>,
+    pipeline: Arc<dyn Pipeline<Record = R>>,
     clock: Arc<dyn Clock>,
     control: Arc<JobControl>,
     metrics: Arc<Metrics>,
@@ -144,9 +145,8 @@ pub struct Job {
     server: std::sync::Mutex<Option<Server>>,
 }
 
-/// What every worker of the job shares.
+/// What every worker of the job shares (but its source).
 pub(crate) struct Shared {
-    pub(crate) source: Arc<dyn Source>,
     pub(crate) settings: SourceSettings,
     pub(crate) alerts: Option<Arc<JsonLinesWriter>>,
     pub(crate) dead_letters: Arc<JsonLinesWriter>,
@@ -163,9 +163,15 @@ impl Job {
         let pipeline = jobs::pipeline(config.rule);
         Job::with_pipeline(config, pipeline)
     }
+}
 
-    /// Validates `config` into a job running `pipeline` (`config.rule` is not used).
-    pub fn with_pipeline(config: JobConfig, pipeline: Arc<dyn Pipeline>) -> Result<Self, JobError> {
+impl<R: SourceRecord> Job<R> {
+    /// Validates `config` into a job running `pipeline` (`config.rule` is not used),
+    /// reading the records `R` its source decodes.
+    pub fn with_pipeline(
+        config: JobConfig,
+        pipeline: Arc<dyn Pipeline<Record = R>>,
+    ) -> Result<Self, JobError> {
         config.validate()?;
         let metrics = Arc::new(Metrics::new(config.workers));
         Ok(Job {
@@ -197,7 +203,7 @@ impl Job {
     /// Runs the job on `workers` threads until its input ends or it is stopped.
     pub fn run(&self) -> Result<JobReport, JobError> {
         let config = &self.config;
-        let source = config.source.build()?;
+        let source = R::source(&config.source)?;
         self.metrics.set_partitions(source.partitions());
         if config.cluster.is_some()
             && let Some(why) = source.single_process_only()
@@ -234,7 +240,6 @@ impl Job {
             lake.location(ALERTS).map(str::to_owned),
         );
         let shared = Arc::new(Shared {
-            source,
             settings: SourceSettings {
                 time: config.time,
                 tick: config.tick_ms,
@@ -261,8 +266,8 @@ impl Job {
             workers = config.workers,
             "job {job_id}: {} worker(s), {} partition(s) of {}{}",
             config.workers,
-            shared.source.partitions(),
-            shared.source.source_name(0),
+            source.partitions(),
+            source.source_name(0),
             match (&transactions_table, &alerts_table) {
                 (Some(t), Some(a)) => format!(", tables {t} and {a}"),
                 (Some(t), None) | (None, Some(t)) => format!(", table {t}"),
@@ -310,6 +315,7 @@ impl Job {
             )
         });
         let dataflow_shared = Arc::clone(&shared);
+        let dataflow_source = Arc::clone(&source);
         let pipeline = Arc::clone(&self.pipeline);
         let guards = timely::execute::execute_from(
             builders,
@@ -325,7 +331,16 @@ impl Job {
                 let committed = ProbeHandle::new();
                 let slot = worker.index() % workers;
                 worker.dataflow::<u64, _, _>(|scope| {
-                    build_dataflow(scope, shared, pipeline.as_ref(), slot, &probe, &committed)
+                    let source = Arc::clone(&dataflow_source);
+                    build_dataflow(
+                        scope,
+                        shared,
+                        source,
+                        pipeline.as_ref(),
+                        slot,
+                        &probe,
+                        &committed,
+                    )
                 });
             },
         )
@@ -358,12 +373,12 @@ impl Job {
             processes: config.cluster.as_ref().map_or(1, |c| c.addresses.len()),
             workers,
             alert_latency: shared.latency.as_ref().map(|l| l.merged()),
-            source_notes: shared.source.notes(),
+            source_notes: source.notes(),
         })
     }
 }
 
-impl Job {
+impl<R> Job<R> {
     /// Starts serving the job's metrics, health and page on `--metrics-addr`, if set;
     /// the server stays with the job until [`linger`](Self::linger).
     fn start_monitor(
@@ -418,17 +433,18 @@ const STALL_GRACE: Duration = Duration::from_secs(2);
 /// The job on one worker: the source, its dead letters, and `pipeline` on its accepted
 /// records. `probe` sees the end of the dataflow (for flow control), `committed` the
 /// epochs the lake sinks made durable.
-fn build_dataflow<'s>(
+fn build_dataflow<'s, R: SourceRecord>(
     scope: Scope<'s, u64>,
     job: &Shared,
-    pipeline: &dyn Pipeline,
+    source: Arc<dyn Source<R>>,
+    pipeline: &dyn Pipeline<Record = R>,
     slot: usize,
     probe: &ProbeHandle<u64>,
     committed: &ProbeHandle<u64>,
 ) {
-    let (transactions, dead_letters) = read_source(
+    let (records, dead_letters) = read_source(
         scope,
-        Arc::clone(&job.source),
+        source,
         job.settings.clone(),
         probe.clone(),
         Arc::clone(&job.metrics),
@@ -436,7 +452,7 @@ fn build_dataflow<'s>(
         Arc::clone(&job.control),
     );
     dead_letters.write_json_lines("DeadLetters", Arc::clone(&job.dead_letters));
-    let transactions = fault_injection::panic_if_asked(transactions, scope.index());
+    let records = fault_injection::panic_if_asked(records, scope.index());
     let stage = Stage {
         scope,
         job,
@@ -444,5 +460,5 @@ fn build_dataflow<'s>(
         probe: probe.clone(),
         committed: committed.clone(),
     };
-    pipeline.build(&stage, transactions);
+    pipeline.build(&stage, records);
 }

@@ -19,6 +19,7 @@ use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use tidelake_operators::keyed_process::KeyedOutputs;
+use tidelake_operators::positioned::Positioned;
 use tidelake_operators::{EnrichedTransaction, Event, KeyedProcess, KeyedProcessFunction};
 use tidelake_sinks::WriteJsonLines;
 use tidelake_sinks::delta::constraints::{OnRejected, Rejected};
@@ -30,6 +31,7 @@ use crate::dead_letter::{DeadLetter, Reason};
 use crate::job::Shared;
 use crate::latency;
 use crate::metrics::{Metrics, WorkerMetrics, add, record_state_size};
+use crate::sources::SourceRecord;
 
 /// The name of the table `--table` names: the job's enriched transactions.
 pub const TRANSACTIONS: &str = "transactions";
@@ -38,6 +40,10 @@ pub const ALERTS: &str = "alerts";
 
 /// What a job computes: see the [module docs](self).
 pub trait Pipeline: Send + Sync + 'static {
+    /// The records its source decodes ([`Transaction`](tidelake_operators::Transaction)
+    /// for the built-in jobs).
+    type Record: SourceRecord;
+
     /// The rule and the settings that decide what it computes, by flag (e.g.
     /// `("--rule", "velocity")`, `("--velocity-max", "3")`): recorded in every commit as
     /// part of the job's identity, and shared by every process of a cluster.
@@ -57,12 +63,8 @@ pub trait Pipeline: Send + Sync + 'static {
         0
     }
 
-    /// Builds the dataflow of one worker on the source's accepted transactions.
-    fn build<'s>(
-        &self,
-        stage: &Stage<'s, '_>,
-        transactions: Events<'s, tidelake_operators::Transaction>,
-    );
+    /// Builds the dataflow of one worker on the source's accepted records.
+    fn build<'s>(&self, stage: &Stage<'s, '_>, records: Events<'s, Self::Record>);
 }
 
 /// A stream of records with their rule time and position.
@@ -132,6 +134,22 @@ impl<'s> Stage<'s, '_> {
             input.keyed_process_sized(name, self.job.settings.tick, function, on_state_size);
         // The source reads ahead of what the keyed stages have done, not further.
         (main.probe_with(&self.probe), side.probe_with(&self.probe))
+    }
+
+    /// [`keyed`](Self::keyed), with each output an [`Event`] at the rule time and
+    /// position of what made it (`tidelake_operators::positioned`), so another keyed
+    /// stage can take it as its input: keyed stages in a row.
+    pub fn keyed_events<F>(
+        &self,
+        name: &str,
+        function: F,
+        input: Events<'s, F::Input>,
+    ) -> (Events<'s, F::Output>, Events<'s, F::SideOutput>)
+    where
+        F: KeyedProcessFunction,
+        F::Input: ExchangeData + Clone,
+    {
+        self.keyed(name, Positioned::new(function), input)
     }
 
     /// The job's alerts: counted (and timed, with `--alert-latency`), written as JSON

@@ -4,10 +4,12 @@
 
 mod auto_compact;
 mod bench;
+mod chained;
 mod cli;
 mod cluster;
 mod csv_input;
 mod csv_reference;
+mod custom_rule;
 mod delta_s3;
 mod delta_sink;
 mod determinism;

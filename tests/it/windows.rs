@@ -28,6 +28,8 @@ struct WindowSums {
 }
 
 impl Pipeline for WindowSums {
+    type Record = Transaction;
+
     fn settings(&self) -> Vec<(String, String)> {
         vec![("--rule".to_owned(), format!("{:?}", self.windows))]
     }

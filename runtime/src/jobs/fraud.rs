@@ -23,6 +23,8 @@ use crate::transactions_table::TransactionRow;
 pub struct FraudJob;
 
 impl Pipeline for FraudJob {
+    type Record = Transaction;
+
     fn settings(&self) -> Vec<(String, String)> {
         vec![("--rule".to_owned(), "fraud".to_owned())]
     }

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use tidelake_operators::Transaction;
+
 use crate::config::RuleConfig;
 use crate::pipeline::Pipeline;
 
@@ -13,7 +15,7 @@ pub use fraud::FraudJob;
 pub use velocity::VelocityJob;
 
 /// The pipeline of the built-in rule `rule`.
-pub fn pipeline(rule: RuleConfig) -> Arc<dyn Pipeline> {
+pub fn pipeline(rule: RuleConfig) -> Arc<dyn Pipeline<Record = Transaction>> {
     match rule {
         RuleConfig::Fraud => Arc::new(FraudJob),
         RuleConfig::Velocity { max, window_ms } => Arc::new(VelocityJob { max, window_ms }),

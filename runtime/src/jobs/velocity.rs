@@ -23,6 +23,8 @@ pub struct VelocityJob {
 }
 
 impl Pipeline for VelocityJob {
+    type Record = Transaction;
+
     fn settings(&self) -> Vec<(String, String)> {
         vec![
             ("--rule".to_owned(), "velocity".to_owned()),

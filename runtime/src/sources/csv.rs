@@ -10,10 +10,11 @@
 use csv_core::{ReadRecordResult, Terminator};
 
 use super::files::{
-    FileSource, Line, LineReader, Outcome, Parsed, RangeReader, RecordFormat, is_blank,
+    ByteRange, FileSource, Line, LineReader, Outcome, Parsed, RangeReader, RecordFormat, is_blank,
 };
 use super::{SourceError, validate};
 use crate::dead_letter::Reason;
+use tidelake_operators::Transaction;
 
 /// The column names, in order.
 pub const COLUMNS: [&str; 3] = ["account_id", "ts_millis", "amount"];
@@ -122,6 +123,12 @@ impl CsvFormat {
 }
 
 impl RecordFormat for CsvFormat {
+    type Record = Transaction;
+
+    fn open(_range: &ByteRange) -> Result<Self, SourceError> {
+        Ok(Self::default())
+    }
+
     fn next_record<'a>(
         &'a mut self,
         lines: &'a mut LineReader,
@@ -162,6 +169,45 @@ impl RecordFormat for CsvFormat {
             }
         };
         Ok(Some(Parsed { line, raw, outcome }))
+    }
+}
+
+/// One record's fields as csv-core split them (quotes and escapes removed).
+pub(super) struct Fields<'a> {
+    /// The record's bytes without the line terminator (lines joined with `\n`).
+    pub(super) raw: &'a [u8],
+    data: &'a [u8],
+    ends: &'a [usize],
+    /// False when a quoted field is still open at the end of the range or file.
+    pub(super) complete: bool,
+}
+
+impl<'a> Fields<'a> {
+    /// The fields, in order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let data = self.data;
+        self.ends.iter().scan(0, move |start, &end| {
+            let field = &data[*start..end];
+            *start = end;
+            Some(field)
+        })
+    }
+}
+
+impl CsvFormat {
+    /// Reads the next record (its first line the current one of `lines`) through
+    /// csv-core, whatever its quoting: for formats that want every field.
+    pub(super) fn split<'a>(
+        &'a mut self,
+        lines: &mut LineReader,
+    ) -> Result<Fields<'a>, SourceError> {
+        let state = self.read_quoted(lines)?;
+        Ok(Fields {
+            raw: &self.raw,
+            data: &self.fields[..state.out],
+            ends: &self.ends[..state.nends],
+            complete: state.complete,
+        })
     }
 }
 

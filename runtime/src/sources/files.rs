@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use tidelake_operators::Transaction;
 
-use super::{Emitter, PartitionReader, ReadStatus, Source, SourceError};
+use super::{Emitter, PartitionReader, ReadStatus, Source, SourceError, SourceRecord};
 use crate::dead_letter::Reason;
 
 /// The read buffer of a range reader.
@@ -213,7 +213,7 @@ impl<F: RecordFormat> FileSource<F> {
     }
 }
 
-impl<F: RecordFormat> Source for FileSource<F> {
+impl<F: RecordFormat> Source<F::Record> for FileSource<F> {
     fn partitions(&self) -> u32 {
         self.files.partitions()
     }
@@ -226,7 +226,7 @@ impl<F: RecordFormat> Source for FileSource<F> {
         self.files.name(partition).unwrap_or_default().to_owned()
     }
 
-    fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError> {
+    fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader<F::Record>>, SourceError> {
         Ok(Box::new(self.files.open::<F>(partition)?))
     }
 
@@ -649,36 +649,43 @@ pub fn is_blank(line: &[u8]) -> bool {
 
 /// What a format made of the next record of a range.
 #[derive(Debug, PartialEq)]
-pub enum Outcome {
+pub enum Outcome<R = Transaction> {
     /// A blank line.
     Blank,
     /// A header line, skipped.
     Header,
-    /// A valid transaction.
-    Valid(Transaction),
+    /// A valid record.
+    Valid(R),
     /// A bad record: the dead letter's reason and detail.
     Invalid(Reason, String),
 }
 
 /// One record (or blank line or header) of a range.
 #[derive(Debug)]
-pub struct Parsed<'a> {
+pub struct Parsed<'a, R = Transaction> {
     /// Its first line.
     pub line: Line,
     /// Its original bytes without the line terminator (lines joined with `\n`).
     pub raw: &'a [u8],
     /// What it is.
-    pub outcome: Outcome,
+    pub outcome: Outcome<R>,
 }
 
 /// A line-based file format: reads the next record from the lines of a range.
-pub trait RecordFormat: Default + Send + 'static {
+pub trait RecordFormat: Sized + Send + 'static {
+    /// The records it decodes.
+    type Record: SourceRecord;
+
+    /// The format's state for reading `range` (a format that needs the file's header
+    /// reads it here).
+    fn open(range: &ByteRange) -> Result<Self, SourceError>;
+
     /// Parses the next record, taking one or more lines from `lines`; `None` when the
     /// range has no more lines.
     fn next_record<'a>(
         &'a mut self,
         lines: &'a mut LineReader,
-    ) -> Result<Option<Parsed<'a>>, SourceError>;
+    ) -> Result<Option<Parsed<'a, Self::Record>>, SourceError>;
 }
 
 /// The [`PartitionReader`] of a line-based file format over one byte range.
@@ -696,9 +703,9 @@ impl<F: RecordFormat> RangeReader<F> {
         let lines = LineReader::open(&range, BUF_SIZE)?;
         Ok(RangeReader {
             numbers: LineNumbers::new(&range.path, range.start),
+            format: F::open(&range)?,
             range,
             lines,
-            format: F::default(),
             first_ts: None,
         })
     }
@@ -709,7 +716,7 @@ impl<F: RecordFormat> RangeReader<F> {
     }
 }
 
-impl<F: RecordFormat> PartitionReader for RangeReader<F> {
+impl<F: RecordFormat> PartitionReader<F::Record> for RangeReader<F> {
     /// Scans the range with its own file handle for the first valid record, so the
     /// reads are unaffected; the answer is cached.
     fn first_ts(&mut self) -> Result<Option<u64>, SourceError> {
@@ -721,11 +728,11 @@ impl<F: RecordFormat> PartitionReader for RangeReader<F> {
             return Ok(None);
         }
         let mut lines = LineReader::open(&self.range, MIN_BUF_SIZE)?;
-        let mut format = F::default();
+        let mut format = F::open(&self.range)?;
         let mut found = None;
         while let Some(parsed) = format.next_record(&mut lines)? {
-            if let Outcome::Valid(tx) = parsed.outcome {
-                found = Some(tx.ts);
+            if let Outcome::Valid(record) = parsed.outcome {
+                found = Some(record.event_time());
                 break;
             }
         }
@@ -733,7 +740,11 @@ impl<F: RecordFormat> PartitionReader for RangeReader<F> {
         Ok(found)
     }
 
-    fn read(&mut self, max: usize, emit: &mut Emitter<'_>) -> Result<ReadStatus, SourceError> {
+    fn read(
+        &mut self,
+        max: usize,
+        emit: &mut Emitter<'_, F::Record>,
+    ) -> Result<ReadStatus, SourceError> {
         for _ in 0..max {
             let Some(parsed) = self.format.next_record(&mut self.lines)? else {
                 return Ok(ReadStatus::Done);
@@ -742,8 +753,8 @@ impl<F: RecordFormat> PartitionReader for RangeReader<F> {
             match parsed.outcome {
                 Outcome::Blank => emit.blank_line(),
                 Outcome::Header => {}
-                Outcome::Valid(tx) => {
-                    if let Err(late) = emit.record(line.offset, tx) {
+                Outcome::Valid(record) => {
+                    if let Err(late) = emit.record(line.offset, record) {
                         let number = self.numbers.number(line)?;
                         emit.reject(
                             line.offset,
@@ -773,7 +784,9 @@ impl<F: RecordFormat> PartitionReader for RangeReader<F> {
 pub(crate) mod testing {
     use std::path::Path;
 
-    use crate::sources::{Emitter, ReadBatch, ReadStatus, RuleTime, Source, Watermark};
+    use crate::sources::{
+        Emitter, ReadBatch, ReadStatus, RuleTime, Source, SourceRecord, Watermark,
+    };
 
     /// Writes `content` to `dir/name` and returns the path as a string.
     pub(crate) fn write_file(dir: &Path, name: &str, content: &[u8]) -> String {
@@ -815,7 +828,11 @@ pub(crate) mod testing {
 
     /// Reads every partition of `source` to the end, `max` records per call, each
     /// partition with its own watermark of out-of-orderness `bound`.
-    pub(crate) fn read_all(source: &dyn Source, max: usize, bound: u64) -> Vec<ReadBatch> {
+    pub(crate) fn read_all<R: SourceRecord>(
+        source: &dyn Source<R>,
+        max: usize,
+        bound: u64,
+    ) -> Vec<ReadBatch<R>> {
         (0..source.partitions())
             .map(|p| {
                 let name = source.source_name(p);

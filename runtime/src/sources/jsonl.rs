@@ -10,7 +10,9 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::files::{FileSource, LineReader, Outcome, Parsed, RangeReader, RecordFormat, is_blank};
+use super::files::{
+    ByteRange, FileSource, LineReader, Outcome, Parsed, RangeReader, RecordFormat, is_blank,
+};
 use super::{SourceError, validate};
 use crate::dead_letter::Reason;
 use tidelake_operators::{AccountId, Transaction};
@@ -26,6 +28,12 @@ pub type JsonlReader = RangeReader<JsonlFormat>;
 pub struct JsonlFormat;
 
 impl RecordFormat for JsonlFormat {
+    type Record = Transaction;
+
+    fn open(_range: &ByteRange) -> Result<Self, SourceError> {
+        Ok(JsonlFormat)
+    }
+
     fn next_record<'a>(
         &'a mut self,
         lines: &'a mut LineReader,

@@ -1,4 +1,4 @@
-//! Sources: where transactions come from, split into partitions.
+//! Sources: where records come from, split into partitions.
 //!
 //! A [`Source`] has a fixed number of partitions that does not depend on the worker
 //! count, so the data, its order within each partition and therefore lateness are the
@@ -7,14 +7,19 @@
 //! assigns the rule time (event or ingestion), applies the partition's
 //! [`Watermark`] and collects dead letters.
 //!
-//! Readers: [`generator`], [`walkthrough`], [`csv`] and [`jsonl`] files (split into
-//! fixed byte ranges by [`files`]).
+//! Sources are generic over the record type `R` a pipeline reads (a [`SourceRecord`]:
+//! its event time, its check, and how each configured source decodes it); `R` is
+//! [`Transaction`] unless said otherwise. Readers: [`generator`], [`walkthrough`],
+//! [`csv`] and [`jsonl`] files of transactions (split into fixed byte ranges by
+//! [`files`]), and CSV and JSON-lines files of any serde record type ([`decoded`]).
 
 pub mod csv;
+pub mod decoded;
 pub mod files;
 pub mod generator;
 pub mod jsonl;
 pub mod operator;
+pub mod record;
 mod synthetic;
 pub mod validate;
 pub mod walkthrough;
@@ -25,6 +30,8 @@ use tidelake_operators::time::tick_of;
 use tidelake_operators::{Event, Transaction};
 
 use crate::dead_letter::{DeadLetter, Reason};
+
+pub use record::SourceRecord;
 
 /// What a read left behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +71,8 @@ pub enum SourceError {
     Config(String),
 }
 
-/// A source of transactions with a fixed number of partitions.
-pub trait Source: Send + Sync {
+/// A source of records `R` with a fixed number of partitions.
+pub trait Source<R = Transaction>: Send + Sync {
     /// The number of partitions (fixed for the source, whatever the worker count).
     fn partitions(&self) -> u32;
     /// True when every partition ends (files, a generator with a count).
@@ -73,7 +80,7 @@ pub trait Source: Send + Sync {
     /// The name dead letters of `partition` carry as `source` (a file name, `generator`).
     fn source_name(&self, partition: u32) -> String;
     /// Opens a reader for `partition`.
-    fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError>;
+    fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader<R>>, SourceError>;
     /// What the job's summary should say about the source (an input named twice and
     /// read once, …).
     fn notes(&self) -> Vec<String> {
@@ -86,8 +93,8 @@ pub trait Source: Send + Sync {
     }
 }
 
-/// Reads one partition.
-pub trait PartitionReader: Send {
+/// Reads one partition of records `R`.
+pub trait PartitionReader<R = Transaction>: Send {
     /// The event time of the first record this reader will produce, if known without
     /// consuming it. The source uses it to bound the times a partition it has not read
     /// yet can produce, so that it need not hold the watermark at zero.
@@ -96,7 +103,7 @@ pub trait PartitionReader: Send {
     }
 
     /// Reads up to `max` records (bad ones and blank lines included) into `emit`.
-    fn read(&mut self, max: usize, emit: &mut Emitter<'_>) -> Result<ReadStatus, SourceError>;
+    fn read(&mut self, max: usize, emit: &mut Emitter<'_, R>) -> Result<ReadStatus, SourceError>;
 }
 
 /// The per-partition watermark of docs/semantics.md §2: the greatest event time read so far minus
@@ -169,14 +176,24 @@ pub enum RuleTime {
 }
 
 /// What readers produce in one call: events, dead letters and blank lines.
-#[derive(Debug, Default)]
-pub struct ReadBatch {
+#[derive(Debug)]
+pub struct ReadBatch<R = Transaction> {
     /// Records accepted, with rule time and position.
-    pub events: Vec<Event<Transaction>>,
+    pub events: Vec<Event<R>>,
     /// Records rejected.
     pub dead_letters: Vec<DeadLetter>,
     /// Blank lines skipped.
     pub blank_lines: u64,
+}
+
+impl<R> Default for ReadBatch<R> {
+    fn default() -> Self {
+        ReadBatch {
+            events: Vec::new(),
+            dead_letters: Vec::new(),
+            blank_lines: 0,
+        }
+    }
 }
 
 /// A record the watermark rejected: say so with [`Emitter::reject`] and reason
@@ -188,7 +205,7 @@ pub struct Late {
 }
 
 /// Where a [`PartitionReader`] puts records, rejects and blank lines.
-pub struct Emitter<'a> {
+pub struct Emitter<'a, R = Transaction> {
     source: &'a str,
     partition: u32,
     time: RuleTime,
@@ -196,10 +213,10 @@ pub struct Emitter<'a> {
     /// No record may be emitted at a tick below this (the worker's capability).
     floor: u64,
     tick: u64,
-    out: &'a mut ReadBatch,
+    out: &'a mut ReadBatch<R>,
 }
 
-impl<'a> Emitter<'a> {
+impl<'a, R: SourceRecord> Emitter<'a, R> {
     /// An emitter for `partition` of `source`, adding to `out`.
     pub fn new(
         source: &'a str,
@@ -208,7 +225,7 @@ impl<'a> Emitter<'a> {
         watermark: &'a mut Watermark,
         floor: u64,
         tick: u64,
-        out: &'a mut ReadBatch,
+        out: &'a mut ReadBatch<R>,
     ) -> Self {
         Emitter {
             source,
@@ -221,11 +238,12 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// Emits a valid transaction at position `seq`, unless it is late.
+    /// Emits a valid record at position `seq`, unless it is late.
     #[inline]
-    pub fn record(&mut self, seq: u64, tx: Transaction) -> Result<(), Late> {
+    pub fn record(&mut self, seq: u64, record: R) -> Result<(), Late> {
+        let ts = record.event_time();
         let time = match self.time {
-            RuleTime::Event => match self.watermark.observe(tx.ts) {
+            RuleTime::Event => match self.watermark.observe(ts) {
                 Ok(time) => time,
                 Err(wm) => {
                     let lateness = match self.watermark.lateness() {
@@ -235,7 +253,7 @@ impl<'a> Emitter<'a> {
                     return Err(Late {
                         detail: format!(
                             "ts {} is below the partition's watermark {} (out-of-orderness {} ms{lateness})",
-                            tx.ts,
+                            ts,
                             wm,
                             self.watermark.bound()
                         ),
@@ -254,7 +272,7 @@ impl<'a> Emitter<'a> {
         }
         self.out
             .events
-            .push(Event::new(time, self.partition, seq, tx));
+            .push(Event::new(time, self.partition, seq, record));
         Ok(())
     }
 

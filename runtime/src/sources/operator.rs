@@ -23,15 +23,15 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
+use tidelake_operators::Event;
 use tidelake_operators::time::tick_of;
-use tidelake_operators::{Event, Transaction};
 
 use crate::clock::Clock;
 use crate::control::JobControl;
 use crate::dead_letter::DeadLetter;
 use crate::metrics::{Metrics, add};
 use crate::sources::{
-    Emitter, PartitionReader, ReadBatch, ReadStatus, RuleTime, Source, Watermark,
+    Emitter, PartitionReader, ReadBatch, ReadStatus, RuleTime, Source, SourceRecord, Watermark,
 };
 
 /// Which time the rule runs on (docs/semantics.md §2).
@@ -73,10 +73,10 @@ pub struct SourceSettings {
 const READ_BUDGET: usize = 65_536;
 
 /// One partition being read.
-struct Partition {
+struct Partition<R> {
     index: u32,
     name: String,
-    reader: Box<dyn PartitionReader>,
+    reader: Box<dyn PartitionReader<R>>,
     watermark: Watermark,
     /// What the partition holds the watermark at before its first record.
     initial_hold: u64,
@@ -84,7 +84,7 @@ struct Partition {
     done: bool,
 }
 
-impl Partition {
+impl<R> Partition<R> {
     /// The event time this partition holds the worker's watermark at, if any.
     fn hold(&self, unbounded: bool, idle_timeout: Duration) -> Option<u64> {
         let idle = unbounded
@@ -102,32 +102,29 @@ impl Partition {
 /// of dead letters. The source stops, releasing its capabilities, when its partitions
 /// are exhausted or `control` asks it to stop. `metrics_slot` is this worker's local
 /// index in `metrics`; `probe` observes the end of the dataflow, for flow control.
-pub fn read_source<'s>(
+pub fn read_source<'s, R: SourceRecord>(
     scope: Scope<'s, u64>,
-    source: Arc<dyn Source>,
+    source: Arc<dyn Source<R>>,
     settings: SourceSettings,
     probe: ProbeHandle<u64>,
     metrics: Arc<Metrics>,
     metrics_slot: usize,
     control: Arc<JobControl>,
-) -> (
-    StreamVec<'s, u64, Event<Transaction>>,
-    StreamVec<'s, u64, DeadLetter>,
-) {
+) -> (StreamVec<'s, u64, Event<R>>, StreamVec<'s, u64, DeadLetter>) {
     let mut builder = OperatorBuilder::new("Source".to_owned(), scope);
     let info = builder.operator_info();
     let activator = scope.activator_for(info.address.clone());
-    let (events_out, events) = builder.new_output::<Vec<Event<Transaction>>>();
+    let (events_out, events) = builder.new_output::<Vec<Event<R>>>();
     let (dead_out, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
     let mut events_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<Event<Transaction>>>>::from(events_out);
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Event<R>>>>::from(events_out);
     let mut dead_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
     let (worker, peers) = (scope.index(), scope.peers());
 
     builder.build(move |initial| {
         let mut caps: Option<Vec<Capability<u64>>> = Some(initial);
-        let mut partitions: Option<Vec<Partition>> = None;
+        let mut partitions: Option<Vec<Partition<R>>> = None;
         let mut in_flight: VecDeque<(u64, u64)> = VecDeque::new();
         let mut in_flight_total = 0u64;
         let mut last_now = 0u64;
@@ -319,12 +316,12 @@ pub fn read_source<'s>(
 }
 
 /// Opens the partitions this worker reads, with their initial watermark holds.
-fn open_partitions(
-    source: &dyn Source,
+fn open_partitions<R>(
+    source: &dyn Source<R>,
     worker: usize,
     peers: usize,
     settings: &SourceSettings,
-) -> Result<Vec<Partition>, String> {
+) -> Result<Vec<Partition<R>>, String> {
     let bound = settings.out_of_orderness;
     let mut parts = Vec::new();
     for index in (0..source.partitions()).filter(|p| *p as usize % peers == worker) {
@@ -355,10 +352,7 @@ fn open_partitions(
 /// A batch is usually in tick order already (one partition, or partitions in step): then
 /// the runs are split off without moving records; otherwise each record moves once into
 /// its tick's run, which is cheaper than sorting the batch.
-fn runs_by_tick(
-    events: &mut Vec<Event<Transaction>>,
-    tick: u64,
-) -> Vec<(u64, Vec<Event<Transaction>>)> {
+fn runs_by_tick<R>(events: &mut Vec<Event<R>>, tick: u64) -> Vec<(u64, Vec<Event<R>>)> {
     let mut runs = Vec::new();
     if events.is_sorted_by_key(|e| tick_of(e.time, tick)) {
         while let Some(last) = events.last() {
@@ -368,7 +362,7 @@ fn runs_by_tick(
         }
         runs.reverse();
     } else {
-        let mut by_tick: BTreeMap<u64, Vec<Event<Transaction>>> = BTreeMap::new();
+        let mut by_tick: BTreeMap<u64, Vec<Event<R>>> = BTreeMap::new();
         for event in events.drain(..) {
             by_tick
                 .entry(tick_of(event.time, tick))
@@ -396,7 +390,7 @@ mod tests {
         }
     }
 
-    fn partition(initial_hold: u64) -> Partition {
+    fn partition(initial_hold: u64) -> Partition<tidelake_operators::Transaction> {
         Partition {
             index: 0,
             name: "test".into(),
