@@ -23,7 +23,6 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Map;
 
 use tidelake_operators::{
     Collector, Context, KeyState, KeyedProcessFunction, MapState, ValueState,
@@ -183,7 +182,7 @@ impl Pipeline for MerchantHoppingJob {
     fn build<'s>(&self, stage: &Stage<'s, '_>, purchases: Events<'s, Purchase>) {
         let (alerts, _) = stage.keyed("MerchantHopping", MerchantHopping, purchases);
         let alerts = stage.alerts(alerts);
-        stage.table("merchant_alerts", alerts.map(AlertRow));
+        stage.table("merchant_alerts", alerts, AlertRow);
     }
 }
 

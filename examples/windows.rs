@@ -15,7 +15,6 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use timely::dataflow::operators::vec::Map;
 
 use tidelake_operators::window::{Fold, Sum, WindowFunction, WindowResult, Windows};
 use tidelake_operators::{AccountId, Transaction};
@@ -53,8 +52,9 @@ impl Pipeline for SpendAndSessions {
             0,
         );
         let (hourly, _) = stage.keyed("SpendPerHour", spend, transactions.clone());
-        let hourly = hourly.map(|r| WindowRow::of(r, |spend| (None, spend)));
-        stage.table("spend_per_hour", hourly);
+        stage.table("spend_per_hour", hourly, |r| {
+            WindowRow::of(r, |spend| (None, spend))
+        });
 
         let sessions = WindowFunction::new(
             Windows::Session { gap: SESSION_GAP },
@@ -72,8 +72,9 @@ impl Pipeline for SpendAndSessions {
             0,
         );
         let (sessions, _) = stage.keyed("Sessions", sessions, transactions);
-        let sessions = sessions.map(|r| WindowRow::of(r, |(n, spend)| (Some(n), spend)));
-        stage.table("sessions", sessions);
+        stage.table("sessions", sessions, |r| {
+            WindowRow::of(r, |(n, spend)| (Some(n), spend))
+        });
     }
 }
 

@@ -194,6 +194,8 @@ Charts of the last run of each (\`--plot\`):
 ![throughput, null sink](docs/benchmarks/throughput.svg)
 ![alert latency, null sink](docs/benchmarks/latency.svg)
 
+$(cat docs/benchmarks/changes.md)
+
 ## Hot paths (criterion)
 
 \`cargo bench\` runs \`benches/fraud_operator.rs\` (the fraud operator per event) and

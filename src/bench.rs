@@ -20,7 +20,7 @@ use clap::{Args, ValueEnum};
 
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
-use crate::cli::parse_duration;
+use crate::flags::parse_duration;
 use output::{BenchReport, LatencyResult, Settings, ThroughputResult};
 
 /// The bench's fixed workload (BENCHMARKS.md): rule-time tick and commit interval of the

@@ -1,9 +1,14 @@
 //! Command-line flags, parsed with clap, and their translation into a job config.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::flags::{
+    Count, Rate, millis, now_rounded_to_second, parse_count, parse_duration, parse_rate,
+    parse_size_arg, parse_start,
+};
 
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::config::{AutoCompactConfig, ClusterConfig, ClusterSecret, RuleConfig};
@@ -56,7 +61,7 @@ pub enum Command {
     /// a free loopback port: their alerts merged on stdout (or --alerts FILE), their
     /// logs on stderr prefixed with the process index, Ctrl-C forwarded to all. Exits
     /// non-zero, naming the process and why, if any process fails.
-    Launch(Box<crate::launch::LaunchArgs>),
+    Launch(Box<LaunchArgs>),
     /// Measure the end-to-end job: events/s in total and per worker, alert latency in
     /// ingestion mode, peak RSS, state bytes per active account, bytes, files and commits
     /// written; a table on stdout and JSON in --json. Defaults: the bench workload of
@@ -395,22 +400,15 @@ pub struct RunArgs {
     pub start_timeout: Duration,
 }
 
-/// A record count, or no end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Count {
-    /// Exactly this many records.
-    Finite(u64),
-    /// No end.
-    Unbounded,
-}
-
-/// A rate limit, or none.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Rate {
-    /// Records per second of wall time.
-    PerSecond(f64),
-    /// As fast as possible.
-    Unthrottled,
+/// `tidelake launch`: how many processes, and the job's flags.
+#[derive(Clone, Debug, Args)]
+pub struct LaunchArgs {
+    /// Processes to start on this host, each with --workers worker threads.
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+    pub processes: u16,
+    /// The job, as for `tidelake run`.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 impl RunArgs {
@@ -533,63 +531,4 @@ impl RunArgs {
             }
         }
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    d.as_millis() as u64
-}
-
-/// The generator's default start: now, rounded down to the second.
-pub fn now_rounded_to_second() -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    now.as_secs() * 1000
-}
-
-/// Parses a duration such as `250ms`, `10s` or `168h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("'{text}' is not a duration like 250ms, 10s or 168h ({e})"))
-}
-
-/// Parses a size such as `128MiB` or `64MB`.
-pub fn parse_size_arg(text: &str) -> Result<u64, String> {
-    parse_size::parse_size(text)
-        .map_err(|e| format!("'{text}' is not a size like 128MiB or 64MB ({e})"))
-}
-
-fn parse_count(text: &str) -> Result<Count, String> {
-    match text {
-        "unbounded" => Ok(Count::Unbounded),
-        n => n
-            .replace('_', "")
-            .parse()
-            .map(Count::Finite)
-            .map_err(|_| format!("'{text}' is not a count (a whole number, or `unbounded`)")),
-    }
-}
-
-fn parse_rate(text: &str) -> Result<Rate, String> {
-    match text {
-        "unthrottled" => Ok(Rate::Unthrottled),
-        n => match n.replace('_', "").parse::<f64>() {
-            Ok(r) if r.is_finite() && r > 0.0 => Ok(Rate::PerSecond(r)),
-            _ => Err(format!(
-                "'{text}' is not a rate (records per second > 0, or `unthrottled`)"
-            )),
-        },
-    }
-}
-
-fn parse_start(text: &str) -> Result<u64, String> {
-    if let Ok(ms) = text.parse::<u64>() {
-        return Ok(ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
-        .ok_or_else(|| {
-            format!("'{text}' is neither RFC 3339 (2024-05-01T00:00:00Z) nor epoch milliseconds")
-        })
 }

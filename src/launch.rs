@@ -1,61 +1,39 @@
 //! `tidelake launch`: starts P processes of one cluster on this host, each a `tidelake
-//! worker` on a free loopback port, and supervises them.
+//! worker` on a free loopback port, with the runtime's supervisor
+//! (`tidelake_runtime::cluster::supervisor`: alert lines merged to stdout or `--alerts
+//! FILE`, logs prefixed `[pI]`, Ctrl-C forwarded, a failure stopping the others).
 //!
-//! - Each process's stdout carries only alert JSON lines; the launcher merges them, a
-//!   whole line at a time, to its stdout or to `--alerts FILE`.
-//! - Each process's stderr (logs, status lines, summary) is copied to the launcher's
-//!   stderr, every line prefixed with `[pI]`.
 //! - Dead letters and enriched rows are written per process and merged into the files
 //!   named by the flags when the processes end.
-//! - Ctrl-C (or SIGTERM) is forwarded to every process as SIGINT.
 //! - A launcher killed outright (SIGKILL) forwards nothing; its processes notice they
-//!   lost their parent and stop by themselves (see `launcher_watch`).
-//! - When a process fails, the others get a few seconds to fail on their own (a lost
-//!   peer makes them exit at once), then are killed; the launcher exits non-zero,
-//!   naming each failed process and why.
+//!   lost their parent and stop by themselves
+//!   (`tidelake_runtime::cluster::launcher_watch`).
+//! - The launcher exits non-zero when a process failed, naming each failed process and
+//!   why.
 //! - A port taken between choosing it and binding it makes that process exit with
-//!   [`EXIT_CLUSTER_ADDRESS`]; the launcher then starts all of them again on new ports.
+//!   status 3; the launcher then starts all of them again on new ports.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::net::TcpListener;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use clap::Args;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use tempfile::TempDir;
 
+use tidelake_runtime::cluster::supervisor::{self, AlertsOutput, Outcome};
 use tidelake_runtime::config::ClusterSecret;
-use tidelake_runtime::panic::LOST_PEER;
+use tidelake_runtime::job::{EXIT_FAILED, EXIT_USAGE};
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
-use crate::cli::{CLUSTER_SECRET_ENV, RunArgs, SourceKind, now_rounded_to_second};
-use crate::{EXIT_CLUSTER_ADDRESS, EXIT_FAILED, EXIT_USAGE};
+use crate::cli::{CLUSTER_SECRET_ENV, LaunchArgs, RunArgs, SourceKind};
+use crate::flags::now_rounded_to_second;
 use crate::{logging, status};
 
-/// `tidelake launch`: how many processes, and the job's flags.
-#[derive(Clone, Debug, Args)]
-pub struct LaunchArgs {
-    /// Processes to start on this host, each with --workers worker threads.
-    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
-    pub processes: u16,
-    /// The job, as for `tidelake run`.
-    #[command(flatten)]
-    pub run: RunArgs,
-}
-
-/// How often the launcher checks on its processes.
-const POLL: Duration = Duration::from_millis(20);
-/// How long the other processes get to exit by themselves after one failed.
-const GRACE: Duration = Duration::from_secs(3);
 /// How many times the cluster is started on fresh ports when a port was taken.
 const PORT_ATTEMPTS: usize = 5;
 /// The status-line interval of the processes, unless `--status-interval` or `--quiet`.
@@ -90,19 +68,6 @@ struct Launch {
     job_id: String,
     dir: TempDir,
     interrupts: Arc<AtomicUsize>,
-}
-
-/// How one attempt at running the cluster ended.
-enum Outcome {
-    /// Every process exited with status 0.
-    Done,
-    /// A process could not bind its port: start again on other ports.
-    PortTaken(usize),
-    /// Some processes failed; why, one line each.
-    Failed {
-        reasons: Vec<String>,
-        usage_only: bool,
-    },
 }
 
 impl Launch {
@@ -148,13 +113,12 @@ impl Launch {
 
     fn run(self) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
-        let alerts: Arc<Mutex<Box<dyn Write + Send>>> =
-            Arc::new(Mutex::new(match self.run.alerts.as_str() {
-                "-" => Box::new(std::io::stdout()),
-                path => Box::new(BufWriter::new(
-                    File::create(path).with_context(|| format!("cannot create {path}"))?,
-                )),
-            }));
+        let alerts: AlertsOutput = Arc::new(Mutex::new(match self.run.alerts.as_str() {
+            "-" => Box::new(std::io::stdout()),
+            path => Box::new(BufWriter::new(
+                File::create(path).with_context(|| format!("cannot create {path}"))?,
+            )),
+        }));
         let mut outcome = Outcome::Done;
         for attempt in 1..=PORT_ATTEMPTS {
             outcome = self.attempt(&alerts)?;
@@ -202,35 +166,34 @@ impl Launch {
     }
 
     /// Starts every process on fresh ports and supervises them until all have exited.
-    fn attempt(&self, alerts: &Arc<Mutex<Box<dyn Write + Send>>>) -> anyhow::Result<Outcome> {
-        let addresses = free_addresses(self.processes)?;
+    fn attempt(&self, alerts: &AlertsOutput) -> anyhow::Result<Outcome> {
+        let addresses = supervisor::free_addresses(self.processes)
+            .context("cannot find free ports on 127.0.0.1")?;
         let hostfile = self.dir.path().join("hosts");
         std::fs::write(&hostfile, addresses.join("\n") + "\n")
             .with_context(|| format!("cannot write {}", hostfile.display()))?;
-        let mut processes = Vec::with_capacity(self.processes);
-        for (index, address) in addresses.iter().enumerate() {
-            let process = self.spawn(index, &hostfile, alerts)?;
+        let commands = (0..self.processes)
+            .map(|index| self.command(index, &hostfile))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let on_start = |index: usize, pid: u32| {
             tracing::info!(
                 process = index,
-                pid = process.child.id(),
-                "process {index}: pid {}, {address}{}",
-                process.child.id(),
+                pid,
+                "process {index}: pid {pid}, {}{}",
+                addresses[index],
                 self.metrics
                     .as_ref()
                     .map(|m| format!(", metrics on http://{}/metrics", m[index]))
                     .unwrap_or_default()
             );
-            processes.push(process);
-        }
-        Ok(self.supervise(processes))
+        };
+        supervisor::run_processes(commands, alerts, &self.interrupts, on_start)
+            .context("cannot start a tidelake worker process")
     }
 
-    fn spawn(
-        &self,
-        index: usize,
-        hostfile: &Path,
-        alerts: &Arc<Mutex<Box<dyn Write + Send>>>,
-    ) -> anyhow::Result<Process> {
+    /// The command line of process `index`: `tidelake worker` with the user's flags and
+    /// the launch's own.
+    fn command(&self, index: usize, hostfile: &Path) -> anyhow::Result<Command> {
         let mut command =
             Command::new(std::env::current_exe().context("cannot find the tidelake binary")?);
         command
@@ -265,96 +228,7 @@ impl Launch {
         }
         // The processes prove to each other that they were started here.
         command.env(CLUSTER_SECRET_ENV, &self.secret);
-        // A process group of its own: a terminal's Ctrl-C reaches the launcher only,
-        // which forwards it once.
-        let mut child = command
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot start a tidelake worker process")?;
-        let last_error = Arc::new(Mutex::new(None));
-        let threads = [
-            child
-                .stdout
-                .take()
-                .map(|out| copy_alerts(out, Arc::clone(alerts))),
-            child
-                .stderr
-                .take()
-                .map(|err| copy_log(index, err, Arc::clone(&last_error))),
-        ];
-        Ok(Process {
-            index,
-            child,
-            status: None,
-            killed: false,
-            ended: usize::MAX,
-            last_error,
-            threads: threads.into_iter().flatten().collect(),
-        })
-    }
-
-    /// Waits for every process, forwarding Ctrl-C, and stops the others once one fails.
-    fn supervise(&self, mut processes: Vec<Process>) -> Outcome {
-        let mut forwarded = 0;
-        let mut first_failure: Option<Instant> = None;
-        let mut ended = Vec::new();
-        while processes.iter().any(|p| p.status.is_none()) {
-            std::thread::sleep(POLL);
-            let interrupts = self.interrupts.load(Ordering::SeqCst);
-            for process in processes.iter_mut().filter(|p| p.status.is_none()) {
-                if interrupts > forwarded {
-                    let _ = kill(Pid::from_raw(process.child.id() as i32), Signal::SIGINT);
-                }
-                if let Ok(Some(status)) = process.child.try_wait() {
-                    process.status = Some(status);
-                    process.ended = ended.len();
-                    ended.push(process.index);
-                    if !status.success() && first_failure.is_none() {
-                        first_failure = Some(Instant::now());
-                    }
-                }
-            }
-            forwarded = interrupts;
-            let port_taken = processes
-                .iter()
-                .any(|p| p.exited_with(EXIT_CLUSTER_ADDRESS));
-            if first_failure.is_some_and(|at| port_taken || at.elapsed() >= GRACE) {
-                for process in processes.iter_mut().filter(|p| p.status.is_none()) {
-                    let _ = process.child.kill();
-                    process.killed = true;
-                    process.status = process.child.wait().ok();
-                    process.ended = usize::MAX;
-                }
-            }
-        }
-        for process in &mut processes {
-            for thread in process.threads.drain(..) {
-                let _ = thread.join();
-            }
-        }
-        if let Some(p) = processes
-            .iter()
-            .find(|p| p.exited_with(EXIT_CLUSTER_ADDRESS))
-        {
-            return Outcome::PortTaken(p.index);
-        }
-        // Causes first (in the order they ended), then the processes that failed
-        // because a peer did: those that lost a connection, then those killed here.
-        let mut failed: Vec<&Process> = processes
-            .iter()
-            .filter(|p| !p.status.is_some_and(|s| s.success()))
-            .collect();
-        failed.sort_by_key(|p| (p.killed, p.lost_a_peer(), p.ended));
-        let Some(first) = failed.first().map(|p| p.index) else {
-            return Outcome::Done;
-        };
-        Outcome::Failed {
-            usage_only: failed.iter().all(|p| p.exited_with(EXIT_USAGE)),
-            reasons: failed.iter().map(|p| p.explain(first)).collect(),
-        }
+        Ok(command)
     }
 
     /// Appends each process's dead letters and enriched rows to the files the flags
@@ -400,118 +274,6 @@ impl Launch {
     }
 }
 
-/// A running (or exited) process of the cluster.
-struct Process {
-    index: usize,
-    child: Child,
-    status: Option<ExitStatus>,
-    /// True when the launcher killed it after another process failed.
-    killed: bool,
-    /// When it ended, as a rank among the processes (`usize::MAX`: killed).
-    ended: usize,
-    /// The last `tidelake: error` line it printed.
-    last_error: Arc<Mutex<Option<String>>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Process {
-    /// True when it exited with status `code`.
-    fn exited_with(&self, code: u8) -> bool {
-        self.status.and_then(|s| s.code()) == Some(i32::from(code))
-    }
-
-    /// True when it failed because a peer process went away.
-    fn lost_a_peer(&self) -> bool {
-        self.last_error
-            .lock()
-            .ok()
-            .and_then(|e| e.as_ref().map(|e| e.starts_with(LOST_PEER)))
-            .unwrap_or(false)
-    }
-
-    /// Why this process failed, in one line; `first` is the first process that failed.
-    fn explain(&self, first: usize) -> String {
-        let pid = self.child.id();
-        let what = match self.status {
-            _ if self.killed => format!("was stopped by the launcher after process {first} failed"),
-            Some(status) => match (status.code(), status.signal()) {
-                (Some(code), _) => format!("exited with status {code}"),
-                (None, Some(signal)) => format!(
-                    "was killed by signal {}",
-                    Signal::try_from(signal)
-                        .map_or_else(|_| signal.to_string(), |s| s.as_str().to_owned())
-                ),
-                (None, None) => "ended abnormally".to_owned(),
-            },
-            None => "could not be waited for".to_owned(),
-        };
-        let error = self
-            .last_error
-            .lock()
-            .ok()
-            .and_then(|e| e.clone())
-            .filter(|_| !self.killed)
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default();
-        format!("process {} (pid {pid}) {what}{error}", self.index)
-    }
-}
-
-/// Copies a process's alert lines to the merged alerts output, a whole line at a time.
-fn copy_alerts(out: ChildStdout, alerts: Arc<Mutex<Box<dyn Write + Send>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let Ok(mut alerts) = alerts.lock() else {
-                return;
-            };
-            if writeln!(alerts, "{line}").is_err() {
-                return;
-            }
-        }
-    })
-}
-
-/// Copies a process's stderr to the launcher's, remembering the last line that reports
-/// an error or a panic: text lines prefixed with `[pI]`, JSON log lines with a
-/// `"process": I` field added.
-fn copy_log(
-    index: usize,
-    err: ChildStderr,
-    last_error: Arc<Mutex<Option<String>>>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut stderr = std::io::stderr();
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let (shown, error) = match serde_json::from_str::<serde_json::Value>(&line) {
-                Ok(serde_json::Value::Object(mut event)) => {
-                    let error = (event.get("level").and_then(|l| l.as_str()) == Some("ERROR"))
-                        .then(|| {
-                            event
-                                .get("message")
-                                .and_then(|m| m.as_str())
-                                .map(str::to_owned)
-                        })
-                        .flatten();
-                    event.insert("process".to_owned(), index.into());
-                    (serde_json::Value::Object(event).to_string(), error)
-                }
-                _ => {
-                    let error = line.strip_prefix("tidelake: error: ").or_else(|| {
-                        line.strip_prefix("tidelake: ")
-                            .filter(|l| l.contains("panicked"))
-                    });
-                    (format!("[p{index}] {line}"), error.map(str::to_owned))
-                }
-            };
-            // Not eprintln!, which panics once the launcher's stderr is gone.
-            let _ = writeln!(stderr, "{shown}");
-            if let (Some(error), Ok(mut last)) = (error, last_error.lock()) {
-                *last = Some(error);
-            }
-        }
-    })
-}
-
 /// The `--metrics-addr` of each of `n` processes for the launcher's `address`:
 /// `host:port + i`, or ports free right now on `host` for port 0.
 fn metrics_addresses(address: &str, n: usize) -> anyhow::Result<Vec<String>> {
@@ -538,20 +300,6 @@ fn metrics_addresses(address: &str, n: usize) -> anyhow::Result<Vec<String>> {
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect())
-}
-
-/// `127.0.0.1:port` for `n` processes, on ports free right now.
-fn free_addresses(n: usize) -> anyhow::Result<Vec<String>> {
-    // Hold every listener until all are chosen, so no port is chosen twice.
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .context("cannot find free ports on 127.0.0.1")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.to_string()))
-        .collect::<Result<Vec<_>, std::io::Error>>()
-        .context("cannot find free ports on 127.0.0.1")
 }
 
 /// `given` without `--processes N` / `--processes=N`.
@@ -602,15 +350,5 @@ mod tests {
             without_processes_flag(&given),
             ["--workers", "3", "--quiet"]
         );
-    }
-
-    #[test]
-    fn free_addresses_are_distinct_loopback_ports() {
-        let addresses = free_addresses(4).expect("ports");
-        let mut unique = addresses.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(unique.len(), 4);
-        assert!(addresses.iter().all(|a| a.starts_with("127.0.0.1:")));
     }
 }

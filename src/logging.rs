@@ -10,6 +10,7 @@
 //! live status line of a terminal is not a log line and stays as it is.
 
 use std::fmt;
+use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use clap::ValueEnum;
@@ -127,4 +128,20 @@ where
         event.record(&mut message);
         writeln!(writer, "{}", message.0)
     }
+}
+
+/// Reports a usage error (a clap error as clap prints it, help and version included)
+/// and returns the exit code it means: 0 for help and version, 2 for the rest.
+pub fn usage_error(e: anyhow::Error) -> ExitCode {
+    if let Some(clap_error) = e.downcast_ref::<clap::Error>() {
+        let _ = clap_error.print();
+        return match clap_error.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                ExitCode::SUCCESS
+            }
+            _ => ExitCode::from(tidelake_runtime::job::EXIT_USAGE),
+        };
+    }
+    tracing::error!("{e:#}");
+    ExitCode::from(tidelake_runtime::job::EXIT_USAGE)
 }

@@ -2,9 +2,9 @@
 
 mod bench;
 mod cli;
+mod flags;
 mod job_file;
 mod launch;
-mod launcher_watch;
 mod logging;
 mod plot;
 mod status;
@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use cli::{Cli, Command, RunArgs};
-use launcher_watch::LauncherWatch;
-use tidelake_runtime::job::{EXIT_CLUSTER_ADDRESS, EXIT_FAILED, EXIT_USAGE};
+use tidelake_runtime::cluster::launcher_watch::LauncherWatch;
+use tidelake_runtime::job::{EXIT_FAILED, EXIT_USAGE};
 use tidelake_runtime::{Job, JobConfig};
 
 fn main() -> ExitCode {
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             logging::init(logging::LogFormat::default());
-            return usage_error(e);
+            return logging::usage_error(e);
         }
     };
     logging::init(cli.log_format);
@@ -100,11 +100,11 @@ fn default_run_args() -> RunArgs {
 fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>) -> ExitCode {
     let config = match config {
         Ok(config) => config,
-        Err(message) => return usage_error(anyhow::anyhow!(message)),
+        Err(message) => return logging::usage_error(anyhow::anyhow!(message)),
     };
     let job = match Job::new(config) {
         Ok(job) => job,
-        Err(e) => return usage_error(e.into()),
+        Err(e) => return logging::usage_error(e.into()),
     };
     let control = job.control();
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -135,24 +135,10 @@ fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>)
             job.linger();
             ExitCode::SUCCESS
         }
-        Err(e) if e.exit_code() == EXIT_USAGE => usage_error(e.into()),
+        Err(e) if e.exit_code() == EXIT_USAGE => logging::usage_error(e.into()),
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::from(e.exit_code())
         }
     }
-}
-
-fn usage_error(e: anyhow::Error) -> ExitCode {
-    if let Some(clap_error) = e.downcast_ref::<clap::Error>() {
-        let _ = clap_error.print();
-        return match clap_error.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                ExitCode::SUCCESS
-            }
-            _ => ExitCode::from(EXIT_USAGE),
-        };
-    }
-    tracing::error!("{e:#}");
-    ExitCode::from(EXIT_USAGE)
 }

@@ -16,8 +16,9 @@ use tidelake_sinks::delta::layout::{FileGroup, SizeBucket, TableLayout};
 use tidelake_sinks::delta::validate::{ValidationReport, validate};
 use tidelake_sinks::delta::{DeltaError, DeltaTable};
 
+use crate::logging::usage_error;
 use crate::status::group;
-use crate::{EXIT_FAILED, usage_error};
+use tidelake_runtime::job::EXIT_FAILED;
 
 mod checkpoint;
 mod optimize;

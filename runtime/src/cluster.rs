@@ -16,6 +16,9 @@
 //! real peer until the start timeout. Without a secret every address must be a loopback
 //! one. The links are not encrypted: timely takes plain `TcpStream`s, so run clusters
 //! of several machines on a trusted network (a VPN, WireGuard, a service mesh).
+//!
+//! On one host, `tidelake launch` starts and watches the processes with the
+//! [`supervisor`]; each of them stops once its launcher is gone ([`launcher_watch`]).
 
 use std::any::Any;
 use std::io;
@@ -32,6 +35,8 @@ use timely::communication::{AllocatorBuilder, Hooks};
 use crate::config::{ClusterConfig, ClusterSecret};
 
 mod handshake;
+pub mod launcher_watch;
+pub mod supervisor;
 
 use handshake::{Failure, Hello};
 

@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicU64;
 
 use serde::Serialize;
 use timely::ExchangeData;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
@@ -183,26 +184,37 @@ impl<'s> Stage<'s, '_> {
         enriched
     }
 
-    /// Writes `rows` to the table `table` (one of [`Pipeline::tables`]) exactly once,
-    /// if the job writes it; rows its constraints keep out become dead letters.
-    pub fn table<R>(&self, table: &'static str, rows: StreamVec<'s, u64, R>)
-    where
+    /// Writes `records`, each made a row by `to_row`, to the table `table` (one of
+    /// [`Pipeline::tables`]) exactly once, if the job writes it (otherwise nothing runs,
+    /// not even `to_row`); rows its constraints keep out become dead letters.
+    pub fn table<D, R>(
+        &self,
+        table: &'static str,
+        records: StreamVec<'s, u64, D>,
+        to_row: impl Fn(D) -> R + 'static,
+    ) where
+        D: Clone + 'static,
         R: ArrowRows + Clone + Send,
     {
         let worker = self.worker();
         let to_dead_letters = |location: &str| self.rejected_rows(location);
         if let Some(sink) = self.job.lake.sink::<R>(table, worker, to_dead_letters) {
-            self.write_lake(rows, &table_operator_name(table), sink);
+            self.write_lake(records.map(to_row), &table_operator_name(table), sink);
         }
     }
 
-    /// Writes `rows` as rolling Parquet files to `--parquet-dir`, if the job writes one.
-    pub fn parquet_files<R>(&self, rows: StreamVec<'s, u64, R>)
-    where
+    /// Writes `records`, each made a row by `to_row`, as rolling Parquet files to
+    /// `--parquet-dir`, if the job writes one.
+    pub fn parquet_files<D, R>(
+        &self,
+        records: StreamVec<'s, u64, D>,
+        to_row: impl Fn(D) -> R + 'static,
+    ) where
+        D: Clone + 'static,
         R: ArrowRows + Clone + Send,
     {
         if let Some(sink) = self.job.lake.parquet_sink::<R>(self.worker()) {
-            self.write_lake(rows, "ParquetFiles", sink);
+            self.write_lake(records.map(to_row), "ParquetFiles", sink);
         }
     }
 

@@ -18,9 +18,9 @@ use tidelake_sinks::delta::{DeltaError, DeltaTable};
 use super::{
     Align, TableOptions, TextTable, count, format_size, partition_name, print_json, print_out,
 };
-use crate::EXIT_FAILED;
-use crate::cli::parse_size_arg;
+use crate::flags::parse_size_arg;
 use crate::status::group;
+use tidelake_runtime::job::EXIT_FAILED;
 
 /// `tidelake table optimize` options.
 #[derive(Debug, Args)]

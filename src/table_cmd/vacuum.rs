@@ -16,7 +16,7 @@ use tidelake_sinks::delta::{DeltaError, DeltaTable};
 use super::{
     Align, TableOptions, TextTable, count, format_size, hours, print_json, print_out, timestamp,
 };
-use crate::cli::parse_duration;
+use crate::flags::parse_duration;
 
 /// `tidelake table vacuum` options.
 #[derive(Debug, Args)]

@@ -10,8 +10,6 @@
 //! alerts.addSink(new AlertSink());
 //! ```
 
-use timely::dataflow::operators::vec::Map;
-
 use tidelake_operators::{FraudDetector, Transaction};
 
 use crate::alerts_table::AlertRow;
@@ -40,10 +38,10 @@ impl Pipeline for FraudJob {
         let (enriched, alerts) = stage.keyed("FraudDetector", FraudDetector::new(), transactions);
 
         let alerts = stage.alerts(alerts);
-        stage.table(ALERTS, alerts.map(AlertRow));
+        stage.table(ALERTS, alerts, AlertRow);
 
-        let enriched = stage.enriched(enriched).map(TransactionRow);
-        stage.table(TRANSACTIONS, enriched.clone());
-        stage.parquet_files(enriched);
+        let enriched = stage.enriched(enriched);
+        stage.table(TRANSACTIONS, enriched.clone(), TransactionRow);
+        stage.parquet_files(enriched, TransactionRow);
     }
 }

@@ -5,8 +5,6 @@
 //! go to `--alerts` and the `alerts` table; every transaction, marked `alert` when it
 //! crossed the limit, to `--enriched`, the `transactions` table and `--parquet-dir`.
 
-use timely::dataflow::operators::vec::Map;
-
 use tidelake_operators::{Transaction, VelocityRule};
 
 use crate::pipeline::{ALERTS, Events, Pipeline, Stage, TRANSACTIONS, TableDecl};
@@ -48,10 +46,10 @@ impl Pipeline for VelocityJob {
         let (enriched, alerts) = stage.keyed("Velocity", rule, transactions);
 
         let alerts = stage.alerts(alerts);
-        stage.table(ALERTS, alerts.map(VelocityAlertRow));
+        stage.table(ALERTS, alerts, VelocityAlertRow);
 
-        let enriched = stage.enriched(enriched).map(TransactionRow);
-        stage.table(TRANSACTIONS, enriched.clone());
-        stage.parquet_files(enriched);
+        let enriched = stage.enriched(enriched);
+        stage.table(TRANSACTIONS, enriched.clone(), TransactionRow);
+        stage.parquet_files(enriched, TransactionRow);
     }
 }

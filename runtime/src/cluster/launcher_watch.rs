@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use nix::unistd::getppid;
 
-use tidelake_runtime::control::{FailOrExit, JobControl};
-use tidelake_runtime::periodic::Periodic;
+use crate::control::{FailOrExit, JobControl};
+use crate::periodic::Periodic;
 
 /// How often the parent is checked.
 const POLL: Duration = Duration::from_millis(200);
