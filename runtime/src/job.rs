@@ -22,7 +22,7 @@ use crate::latency::{AlertLatency, Histogram};
 use crate::metrics::{Metrics, Totals};
 use crate::monitor::{Monitor, MonitorError, Phase, Server};
 use crate::panic;
-use crate::pipeline::{ALERTS, Pipeline, Stage, TRANSACTIONS};
+use crate::pipeline::{ALERTS, Pipeline, Shared, Stage, TRANSACTIONS};
 use crate::report::{ProcessReport, peak_rss_bytes};
 use crate::sources::operator::{SourceSettings, TimeMode, read_source};
 use crate::sources::{Source, SourceError, SourceRecord};
@@ -143,18 +143,6 @@ pub struct Job<R = Transaction> {
     metrics: Arc<Metrics>,
     /// The monitoring endpoint, while the job has one.
     server: std::sync::Mutex<Option<Server>>,
-}
-
-/// What every worker of the job shares (but its source).
-pub(crate) struct Shared {
-    pub(crate) settings: SourceSettings,
-    pub(crate) alerts: Option<Arc<JsonLinesWriter>>,
-    pub(crate) dead_letters: Arc<JsonLinesWriter>,
-    pub(crate) enriched: Option<Arc<JsonLinesWriter>>,
-    pub(crate) lake: Lake,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) control: Arc<JobControl>,
-    pub(crate) latency: Option<Arc<AlertLatency>>,
 }
 
 impl Job {

@@ -22,12 +22,41 @@ use tidelake_sinks::delta::retention::check_retention_properties;
 use tidelake_sinks::delta::sink::DeltaSink;
 use tidelake_sinks::delta::store::check_put_if_absent;
 use tidelake_sinks::delta::writer::WriterOptions;
-use tidelake_sinks::delta::{DeltaError, DeltaTable, Snapshot};
+use tidelake_sinks::delta::{DeltaError, DeltaTable, Schema, Snapshot};
 use tidelake_sinks::parquet_files::ParquetFileSink;
 use tidelake_sinks::rows::ArrowRows;
 
 use crate::config::LakeConfig;
-use crate::pipeline::{ALERTS, TRANSACTIONS, TableDecl};
+
+/// The name of the table `--table` names: the job's enriched transactions.
+pub const TRANSACTIONS: &str = "transactions";
+/// The name of the table `--alerts-table` names: the job's alerts.
+pub const ALERTS: &str = "alerts";
+
+/// A Delta table a pipeline writes: its name and its row type's schema.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableDecl {
+    /// The table's name in the job ([`TRANSACTIONS`], [`ALERTS`]).
+    pub name: &'static str,
+    /// The table's schema, partition columns included.
+    pub schema: Schema,
+    /// The partition columns.
+    pub partition_columns: Vec<String>,
+}
+
+impl TableDecl {
+    /// The table `name` of rows `R`.
+    pub fn of<R: ArrowRows>(name: &'static str) -> Self {
+        TableDecl {
+            name,
+            schema: R::delta_schema(),
+            partition_columns: R::partition_columns()
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+        }
+    }
+}
 
 /// The lake outputs of a job, ready for its workers.
 pub struct Lake {

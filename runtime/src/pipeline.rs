@@ -22,22 +22,21 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use tidelake_operators::keyed_process::KeyedOutputs;
 use tidelake_operators::positioned::Positioned;
 use tidelake_operators::{EnrichedTransaction, Event, KeyedProcess, KeyedProcessFunction};
-use tidelake_sinks::WriteJsonLines;
+use tidelake_sinks::delta::DeltaError;
 use tidelake_sinks::delta::constraints::{OnRejected, Rejected};
-use tidelake_sinks::delta::{DeltaError, Schema};
 use tidelake_sinks::epochs::{EpochOutcome, EpochReport, EpochWriter, WriteEpochs};
 use tidelake_sinks::rows::ArrowRows;
+use tidelake_sinks::{JsonLinesWriter, WriteJsonLines};
 
+use crate::control::JobControl;
 use crate::dead_letter::{DeadLetter, Reason};
-use crate::job::Shared;
-use crate::latency;
+use crate::lake::Lake;
+use crate::latency::{self, AlertLatency};
 use crate::metrics::{Metrics, WorkerMetrics, add, record_state_size};
 use crate::sources::SourceRecord;
+use crate::sources::operator::SourceSettings;
 
-/// The name of the table `--table` names: the job's enriched transactions.
-pub const TRANSACTIONS: &str = "transactions";
-/// The name of the table `--alerts-table` names: the job's alerts.
-pub const ALERTS: &str = "alerts";
+pub use crate::lake::{ALERTS, TRANSACTIONS, TableDecl};
 
 /// What a job computes: see the [module docs](self).
 pub trait Pipeline: Send + Sync + 'static {
@@ -71,29 +70,16 @@ pub trait Pipeline: Send + Sync + 'static {
 /// A stream of records with their rule time and position.
 pub type Events<'s, R> = StreamVec<'s, u64, Event<R>>;
 
-/// A Delta table a pipeline writes: its name and its row type's schema.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TableDecl {
-    /// The table's name in the job ([`TRANSACTIONS`], [`ALERTS`]).
-    pub name: &'static str,
-    /// The table's schema, partition columns included.
-    pub schema: Schema,
-    /// The partition columns.
-    pub partition_columns: Vec<String>,
-}
-
-impl TableDecl {
-    /// The table `name` of rows `R`.
-    pub fn of<R: ArrowRows>(name: &'static str) -> Self {
-        TableDecl {
-            name,
-            schema: R::delta_schema(),
-            partition_columns: R::partition_columns()
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect(),
-        }
-    }
+/// What every worker of the job shares (but its source).
+pub(crate) struct Shared {
+    pub(crate) settings: SourceSettings,
+    pub(crate) alerts: Option<Arc<JsonLinesWriter>>,
+    pub(crate) dead_letters: Arc<JsonLinesWriter>,
+    pub(crate) enriched: Option<Arc<JsonLinesWriter>>,
+    pub(crate) lake: Lake,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) control: Arc<JobControl>,
+    pub(crate) latency: Option<Arc<AlertLatency>>,
 }
 
 /// What a pipeline builds its dataflow with, on one worker: keyed processing with the
