@@ -15,7 +15,6 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -167,7 +166,7 @@ impl Launch {
 
     /// Starts every process on fresh ports and supervises them until all have exited.
     fn attempt(&self, alerts: &AlertsOutput) -> anyhow::Result<Outcome> {
-        let addresses = supervisor::free_addresses(self.processes)
+        let addresses = supervisor::free_addresses("127.0.0.1", self.processes)
             .context("cannot find free ports on 127.0.0.1")?;
         let hostfile = self.dir.path().join("hosts");
         std::fs::write(&hostfile, addresses.join("\n") + "\n")
@@ -291,15 +290,7 @@ fn metrics_addresses(address: &str, n: usize) -> anyhow::Result<Vec<String>> {
             })
             .collect();
     }
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind((host, 0)))
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("cannot find free ports on {host}"))?;
-    Ok(listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| a.to_string())
-        .collect())
+    supervisor::free_addresses(host, n).with_context(|| format!("cannot find free ports on {host}"))
 }
 
 /// `given` without `--processes N` / `--processes=N`.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde::Deserialize;
 
@@ -16,16 +16,23 @@ const WINDOW: u64 = 10 * 60_000;
 const MERCHANTS: usize = 3;
 const OUT_OF_ORDERNESS: u64 = 60_000;
 
-/// The example's binary: `cargo test` builds examples next to the test's own directory.
-fn example() -> PathBuf {
+/// Runs the example's binary (`cargo test` builds examples next to the test's own
+/// directory) on `inputs`, writing to `out`.
+fn run_example(out: &Path, inputs: &[PathBuf]) -> Output {
     let exe = std::env::current_exe().expect("the test's path");
     let target = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
-    let path = target.join("examples").join("custom_rule");
-    assert!(path.exists(), "{} is not built", path.display());
-    path
+    let example = target.join("examples").join("custom_rule");
+    assert!(example.exists(), "{} is not built", example.display());
+    let output = Command::new(example)
+        .arg(out)
+        .args(inputs)
+        .output()
+        .expect("the example runs");
+    assert_exit(&output, 0);
+    output
 }
 
 #[derive(Clone, Debug)]
@@ -38,16 +45,65 @@ struct Purchase {
     position: (usize, u64),
 }
 
-/// One line of an input file: a purchase, or a bad line and the reason it must have.
-enum Line {
-    Good(Purchase),
-    Bad(String, &'static str),
+/// A bad line of an input file: what it is, in JSON lines and in CSV.
+#[derive(Clone, Copy, Debug)]
+enum Bad {
+    /// Not a whole record: JSON cut short, a CSV time that is not a number.
+    Garbled,
+    /// No merchant.
+    MissingMerchant,
+    /// An amount below zero: decodes, fails the record's check.
+    NegativeAmount,
+    /// Two out-of-orderness bounds below the file's greatest time so far.
+    Late,
 }
 
-/// Purchases of `cards` cards, each with its own few merchants, `density` ms apart on
-/// average per file, each up to `jitter` ms later than its place in the file (so out of
-/// order within the out-of-orderness when `jitter` > 0), with a late line and bad
-/// lines mixed in.
+impl Bad {
+    /// The line's text, for a file whose greatest time so far is `max_ts`.
+    fn text(self, csv: bool, max_ts: u64) -> String {
+        let late = max_ts - 2 * OUT_OF_ORDERNESS;
+        match (self, csv) {
+            (Bad::Garbled, false) => "{\"card\":\"c\",\"ts\":1,".to_owned(),
+            (Bad::Garbled, true) => "c1,m1,not-a-time,3.5".to_owned(),
+            (Bad::MissingMerchant, false) => "{\"card\":\"c1\",\"ts\":5,\"amount\":1.5}".to_owned(),
+            (Bad::MissingMerchant, true) => "c1,5,1.5".to_owned(),
+            (Bad::NegativeAmount, false) => {
+                format!("{{\"card\":\"c1\",\"merchant\":\"m1\",\"ts\":{max_ts},\"amount\":-2}}")
+            }
+            (Bad::NegativeAmount, true) => format!("c1,m1,{max_ts},-2"),
+            (Bad::Late, false) => {
+                format!("{{\"card\":\"c1\",\"merchant\":\"m1\",\"ts\":{late},\"amount\":1}}")
+            }
+            (Bad::Late, true) => format!("c1,m1,{late},1"),
+        }
+    }
+
+    /// The dead letter's reason, and words its detail must hold.
+    fn expected(self, csv: bool) -> (&'static str, &'static str) {
+        match (self, csv) {
+            (Bad::Garbled, false) => ("parse", "EOF while parsing"),
+            (Bad::Garbled, true) => ("parse", "column ts"),
+            (Bad::MissingMerchant, false) => ("parse", "missing field `merchant`"),
+            (Bad::MissingMerchant, true) => ("parse", "expected 4 fields"),
+            (Bad::NegativeAmount, _) => ("invalid", "not a positive number"),
+            (Bad::Late, _) => ("late", "below the partition's watermark"),
+        }
+    }
+}
+
+/// One line of an input file: a purchase, or a bad line.
+enum Line {
+    Good(Purchase),
+    Bad(Bad),
+}
+
+/// An expected dead letter: file name, line number, reason, words of its detail.
+type Letter = (String, u64, &'static str, &'static str);
+
+/// `count` purchases of 12 cards (ids of three lengths), from a pool of merchants that
+/// grows with `file`, `density` ms apart on average, each up to `jitter` ms later than
+/// its place in the file (so out of order within the out-of-orderness when `jitter` >
+/// 0), with a bad line of each kind every 97 purchases.
 fn lines(rng: &mut Rng, file: usize, count: usize, density: u64, jitter: u64) -> Vec<Line> {
     let mut out = Vec::new();
     let mut base = 1_700_000_000_000 + rng.below(1_000);
@@ -64,40 +120,40 @@ fn lines(rng: &mut Rng, file: usize, count: usize, density: u64, jitter: u64) ->
             amount,
             position: (file, 0),
         }));
-        match k % 97 {
-            13 => out.push(Line::Bad("{\"card\":\"c\",\"ts\":1,".into(), "parse")),
-            31 => out.push(Line::Bad(String::new(), "missing merchant")),
-            47 => out.push(Line::Bad(String::new(), "negative amount")),
-            // Well below the watermark: late.
-            71 if base > 3 * OUT_OF_ORDERNESS => out.push(Line::Bad(String::new(), "late")),
-            _ => {}
-        }
+        let bad = match k % 97 {
+            13 => Some(Bad::Garbled),
+            31 => Some(Bad::MissingMerchant),
+            47 => Some(Bad::NegativeAmount),
+            71 => Some(Bad::Late),
+            _ => None,
+        };
+        out.extend(bad.map(Line::Bad));
     }
     out
 }
 
-/// Writes `lines` as JSON lines or CSV, filling in each purchase's byte offset and the
-/// text of each bad line; returns the purchases on time and the expected dead letters
-/// as (file name, line number, reason).
+/// Writes `lines` as JSON lines or CSV, filling in each purchase's byte offset; returns
+/// the file, the purchases (all on time) and the expected dead letters.
 fn write(
     dir: &Path,
     file: usize,
     lines: &mut [Line],
     csv: bool,
-) -> (String, Vec<Purchase>, Vec<(String, u64, String)>) {
+) -> (PathBuf, Vec<Purchase>, Vec<Letter>) {
     let name = format!("purchases-{file}.{}", if csv { "csv" } else { "jsonl" });
     let mut text = String::new();
+    let mut number = 0;
     if csv {
         text.push_str("card,merchant,ts,amount\n");
+        number += 1;
     }
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     let mut max_ts = 0u64;
     for line in lines.iter_mut() {
-        let number = text.matches('\n').count() as u64 + 1;
-        let offset = text.len() as u64;
+        number += 1;
         match line {
             Line::Good(p) => {
-                p.position = (file, offset);
+                p.position = (file, text.len() as u64);
                 if csv {
                     text.push_str(&format!(
                         "{},{},{},{}\n",
@@ -112,39 +168,17 @@ fn write(
                 max_ts = max_ts.max(p.ts);
                 good.push(p.clone());
             }
-            Line::Bad(raw, what) => {
-                let (raw_text, reason) = match (*what, csv) {
-                    ("parse", false) => (raw.clone(), "parse"),
-                    ("parse", true) => ("c1,m1,not-a-time,3.5".to_owned(), "parse"),
-                    ("missing merchant", false) => (
-                        "{\"card\":\"c1\",\"ts\":5,\"amount\":1.5}".to_owned(),
-                        "parse",
-                    ),
-                    ("missing merchant", true) => ("c1,5,1.5".to_owned(), "parse"),
-                    ("negative amount", false) => (
-                        format!(
-                            "{{\"card\":\"c1\",\"merchant\":\"m1\",\"ts\":{max_ts},\"amount\":-2}}"
-                        ),
-                        "invalid",
-                    ),
-                    ("negative amount", true) => (format!("c1,m1,{max_ts},-2"), "invalid"),
-                    (_, false) => (
-                        format!(
-                            "{{\"card\":\"c1\",\"merchant\":\"m1\",\"ts\":{},\"amount\":1}}",
-                            max_ts - 2 * OUT_OF_ORDERNESS
-                        ),
-                        "late",
-                    ),
-                    (_, true) => (format!("c1,m1,{},1", max_ts - 2 * OUT_OF_ORDERNESS), "late"),
-                };
-                text.push_str(&raw_text);
+            Line::Bad(kind) => {
+                text.push_str(&kind.text(csv, max_ts));
                 text.push('\n');
-                bad.push((name.clone(), number, reason.to_owned()));
+                let (reason, detail) = kind.expected(csv);
+                bad.push((name.clone(), number, reason, detail));
             }
         }
     }
-    std::fs::write(dir.join(&name), text).expect("write input");
-    (name, good, bad)
+    let path = dir.join(&name);
+    std::fs::write(&path, text).expect("write input");
+    (path, good, bad)
 }
 
 /// The rule by its definition (the example's doc comment), on every purchase at once.
@@ -208,21 +242,16 @@ fn the_custom_rule_example_equals_its_reference_from_json_lines_and_csv() {
         let what = format!("csv {csv}, density {density} ms, jitter {jitter} ms");
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rng = Rng(density ^ jitter ^ u64::from(csv));
-        let (mut names, mut purchases, mut dead) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut inputs, mut purchases, mut dead) = (Vec::new(), Vec::new(), Vec::new());
         for file in 0..3 {
             let mut lines = lines(&mut rng, file, 1_500 + 400 * file, density, jitter);
-            let (name, good, bad) = write(dir.path(), file, &mut lines, csv);
-            names.push(dir.path().join(name).display().to_string());
+            let (input, good, bad) = write(dir.path(), file, &mut lines, csv);
+            inputs.push(input);
             purchases.extend(good);
             dead.extend(bad);
         }
         let out = dir.path().join("out");
-        let output = Command::new(example())
-            .arg(&out)
-            .args(&names)
-            .output()
-            .expect("the example runs");
-        assert_exit(&output, 0);
+        let output = run_example(&out, &inputs);
 
         let expected = reference(purchases.clone());
         assert!(
@@ -244,7 +273,7 @@ fn the_custom_rule_example_equals_its_reference_from_json_lines_and_csv() {
         assert_eq!(got, expected, "{what}: the table");
         assert_eq!(table.polars_rows, expected.len() as u64, "{what}: polars");
 
-        let mut letters: Vec<(String, u64, String)> =
+        let mut letters: Vec<(String, u64, String, String)> =
             read_lines::<DeadLetterOut>(&out.join("dead-letters.jsonl"))
                 .into_iter()
                 .map(|d| {
@@ -252,21 +281,24 @@ fn the_custom_rule_example_equals_its_reference_from_json_lines_and_csv() {
                         .file_name()
                         .map(|f| f.to_string_lossy().into_owned())
                         .unwrap_or(d.source.clone());
-                    if d.reason == "invalid" {
-                        assert!(d.detail.contains("not a positive number"), "{d:?}");
-                    }
-                    if d.reason == "parse" && !d.detail.contains("EOF") {
-                        assert!(
-                            d.detail.contains("merchant") || d.detail.contains("ts"),
-                            "{what}: the detail names the field: {d:?}"
-                        );
-                    }
-                    (file, d.line.expect("a line number"), d.reason)
+                    (file, d.line.expect("a line number"), d.reason, d.detail)
                 })
                 .collect();
         letters.sort();
         dead.sort();
-        assert_eq!(letters, dead, "{what}: the dead letters");
+        assert_eq!(letters.len(), dead.len(), "{what}: {letters:?}");
+        for (got, want) in letters.iter().zip(&dead) {
+            assert_eq!(
+                (&got.0, got.1, got.2.as_str()),
+                (&want.0, want.1, want.2),
+                "{what}"
+            );
+            assert!(
+                got.3.contains(want.3),
+                "{what}: {got:?} should say {:?}",
+                want.3
+            );
+        }
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             stdout.contains(&format!("{} purchases", purchases.len())),
@@ -281,12 +313,7 @@ fn a_csv_without_its_header_goes_to_the_dead_letters_line_by_line() {
     let path = dir.path().join("no-header.csv");
     std::fs::write(&path, "c1,m1,1000,2.5\nc1,m2,2000,3\nc1,m3,3000,4\n").expect("write");
     let out = dir.path().join("out");
-    let output = Command::new(example())
-        .arg(&out)
-        .arg(&path)
-        .output()
-        .expect("the example runs");
-    assert_exit(&output, 0);
+    let output = run_example(&out, &[path]);
     let mut letters = read_lines::<DeadLetterOut>(&out.join("dead-letters.jsonl"));
     letters.sort_by_key(|d| d.line);
     let lines: Vec<(Option<u64>, &str)> = letters

@@ -289,11 +289,11 @@ fn copy_log(
     })
 }
 
-/// `127.0.0.1:port` for `n` processes, on ports free right now.
-pub fn free_addresses(n: usize) -> std::io::Result<Vec<String>> {
+/// `host:port` for `n` processes, on ports of `host` free right now.
+pub fn free_addresses(host: &str, n: usize) -> std::io::Result<Vec<String>> {
     // Hold every listener until all are chosen, so no port is chosen twice.
     let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .map(|_| TcpListener::bind((host, 0)))
         .collect::<Result<Vec<_>, _>>()?;
     listeners
         .iter()
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn free_addresses_are_distinct_loopback_ports() {
-        let addresses = free_addresses(4).expect("ports");
+        let addresses = free_addresses("127.0.0.1", 4).expect("ports");
         let mut unique = addresses.clone();
         unique.sort();
         unique.dedup();

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
-use super::csv::CsvFormat;
+use super::csv::{CsvFormat, Fields};
 use super::files::{ByteRange, FileSource, LineReader, Outcome, Parsed, RecordFormat, is_blank};
-use super::validate::MAX_TS;
+use super::validate;
 use super::{Source, SourceError, SourceRecord};
 use crate::config::SourceConfig;
 use crate::dead_letter::Reason;
@@ -34,34 +34,25 @@ where
         SourceConfig::Jsonl { inputs, split_size } => Ok(Arc::new(
             FileSource::<JsonLinesOf<R>>::new(inputs, *split_size)?,
         )),
-        SourceConfig::Generator(_) | SourceConfig::Walkthrough(_) => {
-            Err(SourceError::Config(format!(
-                "--source {} makes transactions, and this job reads {} records: use --source csv or --source jsonl",
-                match config {
-                    SourceConfig::Generator(_) => "generator",
-                    _ => "walkthrough",
-                },
-                short_type_name::<R>()
-            )))
-        }
+        SourceConfig::Generator(_) => Err(makes_transactions::<R>("generator")),
+        SourceConfig::Walkthrough(_) => Err(makes_transactions::<R>("walkthrough")),
     }
 }
 
-/// `R`'s name without its module path.
-fn short_type_name<R>() -> &'static str {
-    let name = std::any::type_name::<R>();
-    name.rsplit("::").next().unwrap_or(name)
+/// The refusal of `--source name`, which makes transactions, for a job reading `R`.
+fn makes_transactions<R>(name: &str) -> SourceError {
+    let type_name = std::any::type_name::<R>();
+    let short = type_name.rsplit("::").next().unwrap_or(type_name);
+    SourceError::Config(format!(
+        "--source {name} makes transactions, and this job reads {short} records: use --source csv or --source jsonl"
+    ))
 }
 
 /// The checks every decoded record goes through after serde: its event time, then
 /// its own [`SourceRecord::validate`].
 fn checked<R: SourceRecord>(record: R) -> Outcome<R> {
-    let ts = record.event_time();
-    if ts >= MAX_TS {
-        return Outcome::Invalid(
-            Reason::Ts,
-            format!("event time {ts} is at or after year 10000 ({MAX_TS})"),
-        );
+    if let Err((reason, detail)) = validate::ts_in_range(i128::from(record.event_time())) {
+        return Outcome::Invalid(reason, detail);
     }
     match record.validate() {
         Ok(()) => Outcome::Valid(record),
@@ -89,15 +80,16 @@ impl<R: SourceRecord + DeserializeOwned> RecordFormat for JsonLinesOf<R> {
         let raw = lines.current();
         let outcome = if is_blank(raw) {
             Outcome::Blank
-        } else if let Err(e) = std::str::from_utf8(raw) {
-            Outcome::Invalid(
-                Reason::Encoding,
-                format!("the line is not valid UTF-8 ({e})"),
-            )
         } else {
-            match serde_json::from_slice::<R>(raw) {
-                Ok(record) => checked(record),
-                Err(e) => Outcome::Invalid(Reason::Parse, format!("bad JSON record: {e}")),
+            match std::str::from_utf8(raw) {
+                Err(e) => Outcome::Invalid(
+                    Reason::Encoding,
+                    format!("the line is not valid UTF-8 ({e})"),
+                ),
+                Ok(text) => match serde_json::from_str::<R>(text) {
+                    Ok(record) => checked(record),
+                    Err(e) => Outcome::Invalid(Reason::Parse, format!("bad JSON record: {e}")),
+                },
             }
         };
         Ok(Some(Parsed { line, raw, outcome }))
@@ -111,7 +103,7 @@ pub struct CsvOf<R> {
     fields: &'static [&'static str],
     /// The header's column names, once read and found to name a field of `R`.
     header: Option<csv::StringRecord>,
-    record: csv::StringRecord,
+    record: csv::ByteRecord,
     kind: PhantomData<fn() -> R>,
 }
 
@@ -123,7 +115,7 @@ impl<R: SourceRecord + DeserializeOwned> RecordFormat for CsvOf<R> {
             split: CsvFormat::default(),
             fields: struct_fields::<R>(),
             header: None,
-            record: csv::StringRecord::new(),
+            record: csv::ByteRecord::new(),
             kind: PhantomData,
         };
         if range.start > 0 {
@@ -137,8 +129,7 @@ impl<R: SourceRecord + DeserializeOwned> RecordFormat for CsvOf<R> {
             let mut lines = LineReader::open(&first, 64 << 10)?;
             if lines.advance()?.is_some() {
                 let fields = format.split.split(&mut lines)?;
-                let header = header_of(&fields.iter().collect::<Vec<_>>());
-                format.header = names_a_field(&header, format.fields).then_some(header);
+                format.header = header_of(&fields, format.fields);
             }
         }
         Ok(format)
@@ -173,18 +164,16 @@ impl<R: SourceRecord + DeserializeOwned> RecordFormat for CsvOf<R> {
                     .to_owned(),
             )
         } else if line.offset == 0 {
-            let header = header_of(&fields.iter().collect::<Vec<_>>());
-            if names_a_field(&header, self.fields) {
-                self.header = Some(header);
-                Outcome::Header
-            } else {
-                Outcome::Invalid(
+            self.header = header_of(&fields, self.fields);
+            match self.header {
+                Some(_) => Outcome::Header,
+                None => Outcome::Invalid(
                     Reason::Parse,
                     format!(
                         "the file's first line is not a header: it names none of the columns ({})",
                         self.fields.join(",")
                     ),
-                )
+                ),
             }
         } else {
             match &self.header {
@@ -194,23 +183,15 @@ impl<R: SourceRecord + DeserializeOwned> RecordFormat for CsvOf<R> {
                 ),
                 Some(header) => {
                     self.record.clear();
-                    for field in fields.iter() {
-                        // UTF-8 was checked above for the whole record.
-                        self.record
-                            .push_field(std::str::from_utf8(field).unwrap_or_default());
-                    }
+                    fields
+                        .iter()
+                        .for_each(|field| self.record.push_field(field));
                     decode_csv(&self.record, header)
                 }
             }
         };
         Ok(Some(Parsed { line, raw, outcome }))
     }
-}
-
-/// True when `header` names one of `fields` (or `R` is not a struct, so any header
-/// goes).
-fn names_a_field(header: &csv::StringRecord, fields: &[&str]) -> bool {
-    fields.is_empty() || header.iter().any(|column| fields.contains(&column))
 }
 
 /// The field names serde's derive gives a struct type `R` (empty for other types):
@@ -247,17 +228,20 @@ fn struct_fields<R: DeserializeOwned>() -> &'static [&'static str] {
     fields
 }
 
-/// The header's column names, whitespace trimmed.
-fn header_of(fields: &[&[u8]]) -> csv::StringRecord {
-    fields
+/// The column names of a header line, whitespace trimmed, if they name one of `R`'s
+/// `fields` (any header goes when `R` is not a struct).
+fn header_of(line: &Fields<'_>, fields: &[&str]) -> Option<csv::StringRecord> {
+    let header: csv::StringRecord = line
         .iter()
         .map(|f| String::from_utf8_lossy(f).trim().to_owned())
-        .collect()
+        .collect();
+    let names_a_field = fields.is_empty() || header.iter().any(|c| fields.contains(&c));
+    names_a_field.then_some(header)
 }
 
 /// Deserializes one CSV record by the header's names.
 fn decode_csv<R: SourceRecord + DeserializeOwned>(
-    record: &csv::StringRecord,
+    record: &csv::ByteRecord,
     header: &csv::StringRecord,
 ) -> Outcome<R> {
     if record.len() != header.len() {
@@ -271,7 +255,7 @@ fn decode_csv<R: SourceRecord + DeserializeOwned>(
             ),
         );
     }
-    match record.deserialize::<R>(Some(header)) {
+    match record.deserialize::<R>(Some(header.as_byte_record())) {
         Ok(record) => checked(record),
         Err(e) => Outcome::Invalid(Reason::Parse, csv_error(&e, header)),
     }
