@@ -13,9 +13,8 @@ use tidelake_runtime::sources::csv::CsvSource;
 use tidelake_runtime::sources::{Emitter, ReadBatch, ReadStatus, RuleTime, Source, Watermark};
 use tidelake_runtime::transactions_table::TransactionRow;
 use tidelake_sinks::delta::commit::{CommitOptions, EpochCommitter};
-use tidelake_sinks::delta::writer::{DataFileWriter, WriterOptions};
-use tidelake_sinks::delta::{Add, DeltaTable};
-use tidelake_sinks::rows::ArrowRows;
+use tidelake_sinks::delta::{Add, DeltaTable, Schema};
+use tidelake_sinks::parquet::{ArrowRows, DataFileWriter, WriterOptions};
 
 const ROWS: u64 = 100_000;
 const ACCOUNTS: u64 = 100_000;
@@ -128,7 +127,7 @@ fn delta_commit(c: &mut Criterion) {
     let table = DeltaTable::open_url(&dir.path().display().to_string()).expect("open");
     let snapshot = runtime
         .block_on(table.create_or_open(
-            &TransactionRow::delta_schema(),
+            &Schema::of_rows::<TransactionRow>(),
             TransactionRow::partition_columns(),
             Default::default(),
             "bench",

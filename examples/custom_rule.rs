@@ -33,7 +33,7 @@ use tidelake_runtime::sources::{Source, SourceError, SourceRecord, decoded};
 use tidelake_runtime::{
     AlertOutput, Events, Job, JobConfig, Pipeline, SourceConfig, Stage, TableDecl,
 };
-use tidelake_sinks::rows::ArrowRows;
+use tidelake_sinks::parquet::ArrowRows;
 
 /// The window a card's merchants are counted in (ms).
 const WINDOW: u64 = 10 * 60_000;

@@ -20,7 +20,7 @@ use tidelake_operators::window::{Fold, Sum, WindowFunction, WindowResult, Window
 use tidelake_operators::{AccountId, Transaction};
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::{Events, Job, JobConfig, Pipeline, SourceConfig, Stage, TableDecl};
-use tidelake_sinks::rows::ArrowRows;
+use tidelake_sinks::parquet::ArrowRows;
 
 const HOUR: u64 = 3_600_000;
 const SESSION_GAP: u64 = 30 * 60_000;

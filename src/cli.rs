@@ -15,7 +15,7 @@ use tidelake_runtime::config::{AutoCompactConfig, ClusterConfig, ClusterSecret, 
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
 use tidelake_runtime::{AlertOutput, JobConfig, LakeConfig, SourceConfig, TimeMode};
-use tidelake_sinks::delta::writer::WriterOptions;
+use tidelake_sinks::parquet::WriterOptions;
 
 /// tidelake: fraud detection on timely dataflow, into Delta Lake, exactly once.
 ///

@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use tidelake_operators::Alert;
-use tidelake_sinks::rows::ArrowRows;
+use tidelake_sinks::parquet::ArrowRows;
 
 use crate::transactions_table::{date_partition_values, day_of, micros, utc_micros};
 
@@ -99,7 +99,8 @@ mod tests {
     use object_store::{ObjectStore, ObjectStoreExt};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use tidelake_operators::AccountId;
-    use tidelake_sinks::delta::writer::{DataFileWriter, WriterOptions};
+    use tidelake_sinks::delta::Schema;
+    use tidelake_sinks::parquet::{DataFileWriter, WriterOptions};
 
     use super::*;
 
@@ -135,7 +136,7 @@ mod tests {
                 ("largeAmount", DataType::Float64),
             ]
         );
-        let delta: Vec<_> = AlertRow::delta_schema()
+        let delta: Vec<_> = Schema::of_rows::<AlertRow>()
             .fields
             .iter()
             .map(|f| (f.name.clone(), f.data_type.as_str().map(str::to_owned)))
@@ -285,7 +286,7 @@ mod tests {
         let may_2 = adds
             .iter()
             .find(|a| a.partition_values["date"].as_deref() == Some("2024-05-02"))
-            .and_then(|a| a.stats.as_deref())
+            .map(|a| a.stats.as_str())
             .expect("stats of 2024-05-02");
         let stats: serde_json::Value = serde_json::from_str(may_2).expect("stats JSON");
         assert_eq!(stats["numRecords"], 2);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidelake_operators::time::format_millis;
-use tidelake_sinks::delta::writer::WriterOptions;
+use tidelake_sinks::parquet::WriterOptions;
 
 use crate::sources::csv::CsvSource;
 use crate::sources::generator::{GeneratorConfig, GeneratorSource};

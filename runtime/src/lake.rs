@@ -21,10 +21,9 @@ use tidelake_sinks::delta::job_identity::{self, JobIdentity, check_job_identity}
 use tidelake_sinks::delta::retention::check_retention_properties;
 use tidelake_sinks::delta::sink::DeltaSink;
 use tidelake_sinks::delta::store::check_put_if_absent;
-use tidelake_sinks::delta::writer::WriterOptions;
 use tidelake_sinks::delta::{DeltaError, DeltaTable, Schema, Snapshot};
+use tidelake_sinks::parquet::{ArrowRows, WriterOptions};
 use tidelake_sinks::parquet_files::ParquetFileSink;
-use tidelake_sinks::rows::ArrowRows;
 
 use crate::config::LakeConfig;
 
@@ -49,7 +48,7 @@ impl TableDecl {
     pub fn of<R: ArrowRows>(name: &'static str) -> Self {
         TableDecl {
             name,
-            schema: R::delta_schema(),
+            schema: Schema::of_rows::<R>(),
             partition_columns: R::partition_columns()
                 .iter()
                 .map(|c| (*c).to_owned())

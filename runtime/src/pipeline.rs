@@ -25,7 +25,7 @@ use tidelake_operators::{EnrichedTransaction, Event, KeyedProcess, KeyedProcessF
 use tidelake_sinks::delta::DeltaError;
 use tidelake_sinks::delta::constraints::{OnRejected, Rejected};
 use tidelake_sinks::epochs::{EpochOutcome, EpochReport, EpochWriter, WriteEpochs};
-use tidelake_sinks::rows::ArrowRows;
+use tidelake_sinks::parquet::ArrowRows;
 use tidelake_sinks::{JsonLinesWriter, WriteJsonLines};
 
 use crate::control::JobControl;

@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUn
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use tidelake_operators::EnrichedTransaction;
-use tidelake_sinks::rows::ArrowRows;
+use tidelake_sinks::parquet::ArrowRows;
 
 const MILLIS_PER_DAY: u64 = 86_400_000;
 
@@ -123,7 +123,7 @@ mod tests {
     use object_store::{ObjectStore, ObjectStoreExt};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use tidelake_operators::AccountId;
-    use tidelake_sinks::delta::writer::{DataFileWriter, WriterOptions};
+    use tidelake_sinks::parquet::{DataFileWriter, WriterOptions};
 
     use super::*;
 

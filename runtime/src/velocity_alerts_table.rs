@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use tidelake_operators::VelocityAlert;
-use tidelake_sinks::rows::ArrowRows;
+use tidelake_sinks::parquet::ArrowRows;
 
 use crate::transactions_table::{date_partition_values, day_of, micros, utc_micros};
 
@@ -82,11 +82,13 @@ impl ArrowRows for VelocityAlertRow {
 
 #[cfg(test)]
 mod tests {
+    use tidelake_sinks::delta::Schema;
+
     use super::*;
 
     #[test]
     fn the_delta_schema_is_derived_from_the_arrow_columns() {
-        let delta: Vec<_> = VelocityAlertRow::delta_schema()
+        let delta: Vec<_> = Schema::of_rows::<VelocityAlertRow>()
             .fields
             .iter()
             .map(|f| (f.name.clone(), f.data_type.as_str().map(str::to_owned)))

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
+use crate::clock::SharedClock;
 use crate::delta::DeltaError;
-use crate::delta::actions::Add;
 use crate::delta::constraints::{Constraints, OnRejected};
-use crate::delta::writer::{DataFileWriter, WriterOptions};
 use crate::epochs::{EpochOutcome, EpochReport};
-use crate::rows::ArrowRows;
+use crate::parquet::{ArrowRows, DataFile, DataFileWriter, RowRules, WriterOptions};
 
 /// The open epochs' files under one root; see the [module docs](self).
 pub(crate) struct EpochFiles<R: ArrowRows> {
@@ -23,18 +22,21 @@ pub(crate) struct EpochFiles<R: ArrowRows> {
     writer_index: usize,
     options: WriterOptions,
     open: BTreeMap<u64, (DataFileWriter<R>, u64)>,
+    /// Modification times and file ids.
+    clock: SharedClock,
     /// The table's rules and where the rows they keep out go, if rows are checked.
     checks: Option<(Arc<Constraints>, OnRejected)>,
 }
 
 impl<R: ArrowRows> EpochFiles<R> {
-    /// Files under `root` in `store`, named with `writer_index`. Fails at once on a bad
-    /// row type or bad options.
+    /// Files under `root` in `store`, named with `writer_index`, timed and named by
+    /// `clock`. Fails at once on bad options.
     pub(crate) fn new(
         store: Arc<dyn ObjectStore>,
         root: Path,
         writer_index: usize,
         options: WriterOptions,
+        clock: SharedClock,
     ) -> Result<Self, DeltaError> {
         DataFileWriter::<R>::new(store.clone(), root.clone(), writer_index, options.clone())?;
         Ok(EpochFiles {
@@ -43,6 +45,7 @@ impl<R: ArrowRows> EpochFiles<R> {
             writer_index,
             options,
             open: BTreeMap::new(),
+            clock,
             checks: None,
         })
     }
@@ -79,7 +82,12 @@ impl<R: ArrowRows> EpochFiles<R> {
                     self.writer_index,
                     self.options.clone(),
                 )?
-                .with_constraints(self.checks.as_ref().map(|(c, _)| Arc::clone(c))),
+                .with_clock(self.clock.clone())
+                .with_rules(
+                    self.checks
+                        .as_ref()
+                        .map(|(c, _)| Arc::clone(c) as Arc<dyn RowRules>),
+                ),
                 0,
             )),
         };
@@ -89,17 +97,17 @@ impl<R: ArrowRows> EpochFiles<R> {
         Ok(written?)
     }
 
-    /// Uploads the rest of `epoch`'s files: their `add`s and the count of the epoch's
+    /// Uploads the rest of `epoch`'s files: the epoch's files and the count of the epoch's
     /// rows they hold (none and 0 if it had no rows; rows the table's rules kept out are
     /// not counted).
-    pub(crate) async fn finish(&mut self, epoch: u64) -> Result<(Vec<Add>, u64), DeltaError> {
+    pub(crate) async fn finish(&mut self, epoch: u64) -> Result<(Vec<DataFile>, u64), DeltaError> {
         let Some((mut files, rows)) = self.open.remove(&epoch) else {
             return Ok((Vec::new(), 0));
         };
         let finished = files.finish().await;
         Self::hand(&self.checks, &mut files);
         match finished {
-            Ok(adds) => Ok((adds, rows - files.rejected_rows())),
+            Ok(written) => Ok((written, rows - files.rejected_rows())),
             Err(e) => {
                 // Keep the epoch's files for a retry, as the writer does.
                 self.open.insert(epoch, (files, rows));
@@ -109,13 +117,18 @@ impl<R: ArrowRows> EpochFiles<R> {
     }
 }
 
-/// The report of an epoch of `rows` rows whose files are `adds`.
-pub(crate) fn report(epoch: u64, rows: u64, adds: &[Add], outcome: EpochOutcome) -> EpochReport {
+/// The report of an epoch of `rows` rows written as `files`.
+pub(crate) fn report(
+    epoch: u64,
+    rows: u64,
+    files: &[DataFile],
+    outcome: EpochOutcome,
+) -> EpochReport {
     EpochReport {
         epoch,
         rows,
-        files: adds.len() as u64,
-        bytes: adds.iter().map(|a| a.size.max(0) as u64).sum(),
+        files: files.len() as u64,
+        bytes: files.iter().map(|f| f.size.max(0) as u64).sum(),
         outcome,
         commit_latency: None,
     }

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use crate::clock;
 use crate::delta::DeltaError;
 use crate::delta::store::open_store;
-use crate::delta::writer::{WriterOptions, data_file_location};
 use crate::epoch_files::{EpochFiles, report};
 use crate::epochs::{EpochOutcome, EpochReport, EpochWriter};
-use crate::rows::ArrowRows;
+use crate::parquet::ArrowRows;
+use crate::parquet::{WriterOptions, data_file_location};
 
 /// The directory files are written in before they are complete.
 pub const IN_PROGRESS_DIR: &str = "_in-progress";
@@ -37,7 +38,13 @@ impl<R: ArrowRows> ParquetFileSink<R> {
     pub fn new(url: &str, writer_index: usize, options: WriterOptions) -> Result<Self, DeltaError> {
         let (store, root) = open_store(url)?;
         let in_progress = root.clone().join(IN_PROGRESS_DIR);
-        let files = EpochFiles::new(store.clone(), in_progress.clone(), writer_index, options)?;
+        let files = EpochFiles::new(
+            store.clone(),
+            in_progress.clone(),
+            writer_index,
+            options,
+            clock::system(),
+        )?;
         Ok(ParquetFileSink {
             store,
             root,
@@ -56,11 +63,12 @@ impl<R: ArrowRows + Send> EpochWriter for ParquetFileSink<R> {
     }
 
     async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
-        let (adds, rows) = self.files.finish(epoch).await?;
-        for add in &adds {
-            let bad_path = |e| DeltaError::Corrupt(format!("bad data file path {}: {e}", add.path));
-            let from = data_file_location(&self.in_progress, &add.path).map_err(bad_path)?;
-            let to = data_file_location(&self.root, &add.path).map_err(bad_path)?;
+        let (files, rows) = self.files.finish(epoch).await?;
+        for file in &files {
+            let bad_path =
+                |e| DeltaError::Corrupt(format!("bad data file path {}: {e}", file.path));
+            let from = data_file_location(&self.in_progress, &file.path).map_err(bad_path)?;
+            let to = data_file_location(&self.root, &file.path).map_err(bad_path)?;
             self.store
                 .rename(&from, &to)
                 .await
@@ -69,11 +77,11 @@ impl<R: ArrowRows + Send> EpochWriter for ParquetFileSink<R> {
                     source,
                 })?;
         }
-        let outcome = match adds.is_empty() {
+        let outcome = match files.is_empty() {
             true => EpochOutcome::Empty,
             false => EpochOutcome::Written,
         };
-        Ok(report(epoch, rows, &adds, outcome))
+        Ok(report(epoch, rows, &files, outcome))
     }
 }
 
@@ -88,7 +96,7 @@ mod tests {
 
     use super::*;
     use crate::epochs::WriteEpochs;
-    use crate::rows::test_rows::TestRow;
+    use crate::parquet::rows::test_rows::TestRow;
 
     /// Every `*.parquet` file under `dir` (recursively), skipping `_`-prefixed paths.
     fn visible_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -18,8 +18,7 @@ use super::{TableOptions, count, hours, print_json, print_out, timestamp};
 pub(super) async fn show_checkpoint(options: &TableOptions) -> Result<ExitCode, DeltaError> {
     let table = DeltaTable::open_existing_url(&options.url)?;
     let checkpoint = checkpoint(&table).await?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let cleanup = cleanup_expired_logs(&table, now_ms).await?;
+    let cleanup = cleanup_expired_logs(&table, table.clock().now_ms()).await?;
     if options.json {
         let json = serde_json::json!({ "checkpoint": checkpoint, "cleanup": cleanup });
         print_json(serde_json::to_string_pretty(&json));

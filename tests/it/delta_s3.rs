@@ -15,9 +15,8 @@ use tidelake_operators::{AccountId, EnrichedTransaction};
 use tidelake_runtime::transactions_table::TransactionRow;
 use tidelake_sinks::delta::commit::{CommitOptions, EpochCommitter, EpochOutcome};
 use tidelake_sinks::delta::store::check_put_if_absent;
-use tidelake_sinks::delta::writer::{Codec, DataFileWriter, WriterOptions};
-use tidelake_sinks::delta::{Add, DeltaTable};
-use tidelake_sinks::rows::ArrowRows;
+use tidelake_sinks::delta::{Add, DeltaTable, Schema};
+use tidelake_sinks::parquet::{ArrowRows, Codec, DataFileWriter, WriterOptions};
 
 use crate::moto::{BUCKET, MotoServer};
 use crate::python::{Python, TableRead, TransactionOut};
@@ -103,7 +102,7 @@ async fn write_with_library(
         .expect("the store honours put-if-absent");
     table
         .create_or_open(
-            &TransactionRow::delta_schema(),
+            &Schema::of_rows::<TransactionRow>(),
             TransactionRow::partition_columns(),
             BTreeMap::new(),
             "tidelake-it",
@@ -118,8 +117,14 @@ async fn write_with_library(
     )
     .expect("writer");
     writer.write(rows).await.expect("write data files");
-    let adds = writer.finish().await.expect("upload data files");
-    commit(&table, adds, app_id, epoch).await
+    let files = writer.finish().await.expect("upload data files");
+    commit(
+        &table,
+        files.into_iter().map(Add::from).collect(),
+        app_id,
+        epoch,
+    )
+    .await
 }
 
 /// Commits `adds` with `txn(app_id, epoch)` at the next free version, as the sink does.

@@ -7,9 +7,8 @@ use std::path::Path;
 use serde_json::Value;
 use tidelake_operators::{AccountId, EnrichedTransaction};
 use tidelake_runtime::transactions_table::TransactionRow;
-use tidelake_sinks::delta::writer::{DataFileWriter, WriterOptions};
-use tidelake_sinks::delta::{Action, Add, CommitInfo, CommitOutcome, DeltaTable, Txn};
-use tidelake_sinks::rows::ArrowRows;
+use tidelake_sinks::delta::{Action, Add, CommitInfo, CommitOutcome, DeltaTable, Schema, Txn};
+use tidelake_sinks::parquet::{ArrowRows, DataFileWriter, WriterOptions};
 
 use crate::support::{assert_exit, describe, epoch_ms, tidelake};
 
@@ -52,7 +51,13 @@ async fn commit_rows(
     )
     .expect("writer");
     writer.write(rows).await.expect("write");
-    let mut adds = writer.finish().await.expect("finish");
+    let mut adds: Vec<Add> = writer
+        .finish()
+        .await
+        .expect("finish")
+        .into_iter()
+        .map(Add::from)
+        .collect();
     adds.sort_by(|a, b| a.path.cmp(&b.path));
     let mut actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
     actions.push(Action::Txn(Txn {
@@ -82,7 +87,7 @@ fn build_table(url: &str) -> (Vec<Add>, Vec<Add>) {
         let table = DeltaTable::open_url(url).expect("open");
         table
             .create_or_open(
-                &TransactionRow::delta_schema(),
+                &Schema::of_rows::<TransactionRow>(),
                 TransactionRow::partition_columns(),
                 BTreeMap::new(),
                 "tidelake-it",

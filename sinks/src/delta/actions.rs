@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::parquet::DataFile;
+
 /// `protocol`: the reader and writer versions a client needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -73,7 +75,9 @@ pub struct Metadata {
     pub description: Option<String>,
     /// The data file format.
     pub format: Format,
-    /// The schema as Spark StructType JSON, in a string.
+    /// The schema as Spark StructType JSON, in a string (empty if the action has none,
+    /// as some Delta Live Tables commits do).
+    #[serde(default)]
     pub schema_string: String,
     /// Partition columns, in order.
     pub partition_columns: Vec<String>,
@@ -111,6 +115,22 @@ pub struct Add {
     /// Fields tidelake does not model, kept as read.
     #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
     pub other: Map<String, Value>,
+}
+
+impl From<DataFile> for Add {
+    /// The `add` of a file just written (`dataChange` true).
+    fn from(file: DataFile) -> Add {
+        Add {
+            path: file.path,
+            partition_values: file.partition_values,
+            size: file.size,
+            modification_time: file.modification_time,
+            data_change: true,
+            stats: Some(file.stats),
+            tags: None,
+            other: Map::new(),
+        }
+    }
 }
 
 /// `remove`: a data file that is no longer part of the table (a tombstone until VACUUM).
@@ -171,8 +191,14 @@ pub struct CommitInfo {
     /// `WRITE`, `STREAMING UPDATE`, `OPTIMIZE`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
-    /// The operation's parameters, as strings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The operation's parameters, as strings. Spark writes them as JSON-encoded
+    /// strings, but some writers put nulls, booleans or numbers there: those are kept
+    /// as their JSON text (`null`, `false`, `3`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "parameters_as_strings"
+    )]
     pub operation_parameters: Option<BTreeMap<String, String>>,
     /// The version the commit was based on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,6 +215,23 @@ pub struct CommitInfo {
     /// Everything else.
     #[serde(flatten)]
     pub other: Map<String, Value>,
+}
+
+/// `commitInfo.operationParameters` with every value as a string: a string as it is,
+/// anything else as its JSON text.
+fn parameters_as_strings<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    let parameters: Option<BTreeMap<String, Value>> = Option::deserialize(deserializer)?;
+    Ok(parameters.map(|parameters| {
+        parameters
+            .into_iter()
+            .map(|(key, value)| match value {
+                Value::String(text) => (key, text),
+                other => (key, other.to_string()),
+            })
+            .collect()
+    }))
 }
 
 /// One line of a commit.
@@ -309,6 +352,25 @@ mod tests {
         };
         assert_eq!(info.operation.as_deref(), Some("WRITE"));
         assert_eq!(info.other["clientVersion"], "delta-rs.1");
+
+        // As Spark and Databricks write them: a null and a boolean among the strings.
+        let info = Action::from_json(
+            r#"{"commitInfo":{"operationParameters":{"isManaged":"false","description":null,"statsOnLoad":false,"n":3}}}"#,
+        )
+        .expect("parses");
+        let Action::CommitInfo(info) = info else {
+            panic!("commitInfo")
+        };
+        let parameters = info.operation_parameters.expect("parameters");
+        assert_eq!(parameters["isManaged"], "false");
+        assert_eq!(parameters["description"], "null");
+        assert_eq!(parameters["statsOnLoad"], "false");
+        assert_eq!(parameters["n"], "3");
+        let meta = Action::from_json(
+            r#"{"metaData":{"id":"x","format":{"provider":"parquet","options":{}},"partitionColumns":[],"configuration":{}}}"#,
+        )
+        .expect("a metaData without schemaString parses");
+        assert!(matches!(meta, Action::Metadata(m) if m.schema_string.is_empty()));
         assert_eq!(
             Action::from_json(r#"{"domainMetadata":{"domain":"d"}}"#).expect("parses"),
             Action::Other("domainMetadata".into())

@@ -51,7 +51,7 @@ pub struct CheckpointReport {
 /// at it (see [`write_checkpoint_at`]). An error if there is no table.
 pub async fn checkpoint(table: &DeltaTable) -> Result<CheckpointReport, DeltaError> {
     let snapshot = table.snapshot_for(Operation::Checkpoint).await?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = table.clock().now_ms();
     let cutoff = cutoff_ms(now_ms, deleted_file_retention(&snapshot)?);
     let last = write_checkpoint_at(table.store().as_ref(), table.root(), &snapshot, now_ms).await?;
     let expired = snapshot

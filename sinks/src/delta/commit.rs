@@ -6,18 +6,14 @@
 //! version of its `appId`, and follows `shared/notes/delta-writer.md` §2–§3:
 //!
 //! 1. An epoch not above the `txn` version already in the log is committed: skip it.
-//! 2. Otherwise put the commit at the next version, if absent.
-//! 3. If the version is taken, read every commit from there to the newest and check it:
-//!    a `protocol` or `metaData` change fails the commit (the table changed under the
-//!    writer), a `txn` of our `appId` either shows the epoch is committed already (its
-//!    version ≥ the epoch: skip) or that another writer uses our `appId` (fail). Adds
-//!    and removes of other writers never conflict with a blind append. Then retry at the
-//!    next free version at once, without rewriting any file. Before reading the
-//!    winners it backs off a little (jittered, doubling), so that writers racing for
-//!    the same version spread out.
-//! 4. If the outcome of a put is unknown (timeout, 5xx), catch up as after a lost race:
-//!    our `txnId` at that version means the commit landed; no commit there means the
-//!    put is retried. A few store errors in a row end the attempt with the error.
+//! 2. Otherwise commit it with the [commit loop](super::commit_loop) (put-if-absent at
+//!    the next version; on a lost race or an unknown outcome, back off, read the
+//!    winners, retry at the next free version without rewriting any file), whose check
+//!    of each winner is this: a `protocol` or `metaData` change fails the commit (the
+//!    table changed under the writer), a `txn` of our `appId` either shows the epoch is
+//!    committed already (its version ≥ the epoch: skip) or that another writer uses our
+//!    `appId` (fail). Adds and removes of other writers never conflict with a blind
+//!    append.
 //!
 //! After committing a version that is a multiple of the checkpoint interval, the
 //! committer writes a checkpoint of that version and `_last_checkpoint`.
@@ -27,22 +23,16 @@ use std::time::Duration;
 
 use super::DeltaError;
 use super::actions::{Action, Add, CommitInfo, Txn};
-use super::backoff::{Backoff, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF};
-use super::checkpoint::write_checkpoint;
+use super::backoff::{DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF};
+use super::checkpoint::write_checkpoint_at;
+pub use super::commit_loop::DEFAULT_MAX_ATTEMPTS;
+use super::commit_loop::{ConflictCheck, Landing, Retry, commit_with_retries};
 use super::job_identity::{COMMIT_INFO_KEY, JobIdentity};
-use super::log::CommitOutcome;
 use super::snapshot::Snapshot;
 use super::table::DeltaTable;
 
-/// Failed puts or reads of one commit (not lost races) before the error is returned.
-pub(super) const MAX_STORE_ERRORS: u32 = 5;
-
 /// Versions between checkpoints, unless a writer says otherwise: 10, as Spark.
 pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 10;
-
-/// Attempts at one commit before giving up, unless a writer says otherwise. Each lost
-/// race means another writer committed, so the table made progress.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 100;
 
 /// `commitInfo.engineInfo` of tidelake's commits: `tidelake/<version>`.
 pub fn engine_info() -> String {
@@ -114,17 +104,6 @@ pub struct EpochCommitter {
     txn_version: Option<i64>,
 }
 
-/// What a commit found at a taken version.
-#[derive(Debug, PartialEq, Eq)]
-enum Winner {
-    /// Another writer's commit that does not conflict.
-    Other,
-    /// Our own commit (its `txnId` is ours).
-    Ours,
-    /// The epoch is committed already (a `txn` of our `appId` at or above it).
-    EpochDone(i64),
-}
-
 impl EpochCommitter {
     /// A committer for `app_id` on `table`, starting from `snapshot` (the table as read
     /// at start).
@@ -165,74 +144,38 @@ impl EpochCommitter {
         if let Some(txn_version) = self.txn_version.filter(|&v| v >= epoch_version) {
             return Ok(EpochOutcome::AlreadyCommitted { txn_version });
         }
-        let txn_id = uuid::Uuid::new_v4().to_string();
+        let txn_id = self.table.clock().new_id().to_string();
         let actions = self.actions(epoch_version, adds, &txn_id);
-        let mut backoff = Backoff::new(self.options.min_backoff, self.options.max_backoff);
-        let mut store_errors = 0;
-        for attempt in 1..=self.options.max_attempts {
-            let version = self.next_version;
-            match self.table.try_commit(version, &actions).await {
-                Ok(CommitOutcome::Committed) => {
-                    self.next_version = version + 1;
-                    return self.committed(epoch_version, version, attempt).await;
-                }
-                Ok(CommitOutcome::VersionTaken) => {
-                    tracing::debug!(
-                        table = self.table.location(),
-                        app_id = %self.app_id,
-                        epoch,
-                        version,
-                        attempt,
-                        "commit of epoch {epoch} lost version {version} to another writer; retrying"
-                    );
-                }
-                // The put may or may not have landed (a timeout, a 5xx): catching up
-                // finds our txnId at `version` if it did.
-                Err(error @ DeltaError::Store { .. }) => {
-                    tracing::warn!(
-                        table = self.table.location(),
-                        app_id = %self.app_id,
-                        epoch,
-                        version,
-                        "commit of epoch {epoch} at version {version}: {error}; reading back whether it landed"
-                    );
-                    store_errors += 1;
-                    if store_errors >= MAX_STORE_ERRORS {
-                        return Err(error);
-                    }
-                }
-                Err(e) => return Err(e),
+        let retry = Retry {
+            max_attempts: self.options.max_attempts,
+            min_backoff: self.options.min_backoff,
+            max_backoff: self.options.max_backoff,
+        };
+        let mut check = EpochCheck {
+            table: self.table.location(),
+            app_id: &self.app_id,
+            epoch: epoch_version,
+            txn_version: &mut self.txn_version,
+        };
+        let landing = commit_with_retries(
+            &self.table,
+            self.next_version,
+            &actions,
+            &txn_id,
+            &format!("epoch {epoch} of {}", self.app_id),
+            retry,
+            &mut check,
+        )
+        .await?;
+        self.next_version = landing.next_version();
+        match landing {
+            Landing::Committed { version, attempts } => {
+                self.committed(epoch_version, version, attempts).await
             }
-            // Back off before reading the winners, not after: the retry must follow
-            // the freshest read, or a steady writer keeps taking the version.
-            backoff.sleep().await;
-            match self.catch_up(epoch_version, &txn_id).await {
-                Ok(Some(Winner::Ours)) => {
-                    return self
-                        .committed(epoch_version, self.next_version - 1, attempt)
-                        .await;
-                }
-                Ok(Some(Winner::EpochDone(txn_version))) => {
-                    return Ok(EpochOutcome::AlreadyCommitted { txn_version });
-                }
-                Ok(Some(Winner::Other) | None) => {}
-                Err(error @ DeltaError::Store { .. }) => {
-                    store_errors += 1;
-                    if store_errors >= MAX_STORE_ERRORS {
-                        return Err(error);
-                    }
-                }
-                Err(e) => return Err(e),
+            Landing::Stopped { stop, .. } => {
+                Ok(EpochOutcome::AlreadyCommitted { txn_version: stop })
             }
         }
-        Err(DeltaError::Conflict {
-            table: self.table.location().to_owned(),
-            version: self.next_version,
-            detail: format!(
-                "gave up committing epoch {epoch} of {} after {} attempts: other writers kept taking the next version",
-                self.app_id, self.options.max_attempts
-            ),
-        })
     }
 
     /// Records that epoch `epoch` is table version `version`, and checkpoints if due.
@@ -258,7 +201,7 @@ impl EpochCommitter {
 
     /// The commit's actions: the adds, the `txn` and `commitInfo`.
     fn actions(&self, epoch: i64, adds: Vec<Add>, txn_id: &str) -> Vec<Action> {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = self.table.clock().now_ms();
         let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         actions.push(Action::Txn(Txn {
             app_id: self.app_id.clone(),
@@ -288,47 +231,29 @@ impl EpochCommitter {
         }));
         actions
     }
+}
 
-    /// Reads every commit from the next version on, checking each, until a version
-    /// that does not exist. Returns the first winner that decides the epoch (ours, or
-    /// the epoch committed already), or the last one seen.
-    async fn catch_up(&mut self, epoch: i64, txn_id: &str) -> Result<Option<Winner>, DeltaError> {
-        let mut last = None;
-        loop {
-            let version = self.next_version;
-            let Some(actions) = self.table.read_commit_if_exists(version).await? else {
-                return Ok(last);
-            };
-            self.next_version = version + 1;
-            let winner = self.check_winner(version, &actions, epoch, txn_id)?;
-            if winner != Winner::Other {
-                return Ok(Some(winner));
-            }
-            last = Some(winner);
-        }
-    }
+/// The check of another writer's commit against a blind append of `epoch` by `app_id`
+/// (see the [module docs](self)): it stops the commit when the epoch is committed
+/// already, with the `txn` version that says so.
+struct EpochCheck<'a> {
+    table: &'a str,
+    app_id: &'a str,
+    epoch: i64,
+    /// The `appId`'s latest `txn` version known, kept up to date.
+    txn_version: &'a mut Option<i64>,
+}
 
-    /// Checks the commit at `version` (not ours unless it has our `txnId`) against a
-    /// blind append of `epoch`.
-    fn check_winner(
-        &mut self,
-        version: u64,
-        actions: &[Action],
-        epoch: i64,
-        txn_id: &str,
-    ) -> Result<Winner, DeltaError> {
+impl ConflictCheck for EpochCheck<'_> {
+    type Stop = i64;
+
+    fn check(&mut self, version: u64, actions: &[Action]) -> Result<Option<i64>, DeltaError> {
         let conflict = |detail: String| DeltaError::Conflict {
-            table: self.table.location().to_owned(),
+            table: self.table.to_owned(),
             version,
             detail,
         };
-        let ours = actions.iter().any(
-            |a| matches!(a, Action::CommitInfo(info) if info.txn_id.as_deref() == Some(txn_id)),
-        );
-        if ours {
-            return Ok(Winner::Ours);
-        }
-        let mut winner = Winner::Other;
+        let mut done = None;
         for action in actions {
             match action {
                 Action::Protocol(_) => {
@@ -343,20 +268,20 @@ impl EpochCommitter {
                     ));
                 }
                 Action::Txn(txn) if txn.app_id == self.app_id => {
-                    self.txn_version = Some(txn.version);
-                    if txn.version >= epoch {
-                        winner = Winner::EpochDone(txn.version);
+                    *self.txn_version = Some(txn.version);
+                    if txn.version >= self.epoch {
+                        done = Some(txn.version);
                     } else {
                         return Err(conflict(format!(
-                            "another writer committed epoch {} as appId {} while this one was committing epoch {epoch}: two jobs with the same --job-id are writing at once",
-                            txn.version, self.app_id
+                            "another writer committed epoch {} as appId {} while this one was committing epoch {}: two jobs with the same --job-id are writing at once",
+                            txn.version, self.app_id, self.epoch
                         )));
                     }
                 }
                 _ => {}
             }
         }
-        Ok(winner)
+        Ok(done)
     }
 }
 
@@ -380,7 +305,9 @@ pub(super) async fn checkpoint_if_due(
                 table.location()
             ))
         })?;
-    write_checkpoint(store, table.root(), &snapshot).await
+    write_checkpoint_at(store, table.root(), &snapshot, table.clock().now_ms())
+        .await
+        .map(drop)
 }
 
 #[cfg(test)]
@@ -390,6 +317,7 @@ mod tests {
     use super::*;
     use crate::delta::actions::Metadata;
     use crate::delta::checkpoint::{checkpoint_path, read_last_checkpoint};
+    use crate::delta::commit_loop::MAX_STORE_ERRORS;
     use crate::delta::schema::Schema;
     use crate::delta::testing::{add, block_on, txn};
     use object_store::ObjectStoreExt;

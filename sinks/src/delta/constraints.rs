@@ -22,9 +22,10 @@ use serde_json::{Map, Value};
 
 use super::DeltaError;
 use super::actions::Metadata;
-use super::batch_writer::PartitionSpec;
 use super::schema::{Schema, arrow_type};
 use crate::expression::{self, Compare, Expr};
+pub use crate::parquet::Rejected;
+use crate::parquet::{PartitionSpec, RowRules};
 
 /// One rule of a table.
 #[derive(Clone, Debug)]
@@ -36,16 +37,6 @@ pub struct Constraint {
     pub expression: String,
     /// What a row must make TRUE.
     expr: Expr,
-}
-
-/// A row kept out of the table because it breaks a rule.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Rejected {
-    /// The first rule the row breaks, with its expression:
-    /// `CHECK constraint pos_amount (amount > 0)`.
-    pub constraint: String,
-    /// The row as a JSON object of the table's columns (partition columns too).
-    pub row: String,
 }
 
 /// Where a sink hands the rows its table's rules keep out (on the sink's I/O thread).
@@ -317,6 +308,16 @@ fn rows_as_json(batch: &RecordBatch) -> Result<Vec<String>, String> {
             Value::Object(row).to_string()
         })
         .collect())
+}
+
+impl RowRules for Constraints {
+    fn check(
+        &self,
+        batch: &RecordBatch,
+        partition: &PartitionSpec,
+    ) -> Result<(RecordBatch, Vec<Rejected>), String> {
+        Constraints::check(self, batch, partition)
+    }
 }
 
 #[cfg(test)]

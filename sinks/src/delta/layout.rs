@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::actions::Add;
 use super::snapshot::Snapshot;
-use super::stats::parse_num_records;
+use crate::parquet::stats::parse_num_records;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -5,9 +5,10 @@
 //!   [`retention`] properties, and the [`table`] that ties them to an object [`store`].
 //! - What a table asks of a client: [`features`] (which reader and writer features each
 //!   operation implements) and [`constraints`] (the rules every row must pass).
-//! - Writing: the per-worker epoch [`sink`], its exactly-once [`commit`]s (with the
-//!   [`job_identity`] they record and their [`backoff`]), data files by [`writer`] (rows)
-//!   over [`batch_writer`] (Arrow batches) with their [`stats`].
+//! - Writing: the per-worker epoch [`sink`] and its exactly-once [`commit`]s (with the
+//!   [`job_identity`] they record), over the [`commit_loop`] every commit retries in
+//!   (with its [`backoff`]); data files come from the
+//!   [Parquet layer](crate::parquet), each becoming an [`Add`].
 //! - Maintenance: [`optimize`] (bin-packing, or [`zorder`]), [`auto_compact`],
 //!   [`vacuum`] and log [`cleanup`].
 //! - Reading back: the [`history`], the [`layout`] of the files, the [`skipping`] figure,
@@ -16,10 +17,10 @@
 pub mod actions;
 pub mod auto_compact;
 pub mod backoff;
-pub mod batch_writer;
 pub mod checkpoint;
 pub mod cleanup;
 pub mod commit;
+pub mod commit_loop;
 pub mod constraints;
 pub mod features;
 pub mod history;
@@ -33,14 +34,12 @@ pub mod schema;
 pub mod sink;
 pub mod skipping;
 pub mod snapshot;
-pub mod stats;
 pub mod store;
 pub mod table;
 #[cfg(test)]
 mod testing;
 pub mod vacuum;
 pub mod validate;
-pub mod writer;
 pub mod zorder;
 
 pub use actions::{Action, Add, CommitInfo, Metadata, Protocol, Remove, Txn};
@@ -109,7 +108,7 @@ pub enum DeltaError {
     },
     /// A data file could not be written.
     #[error(transparent)]
-    DataFile(#[from] writer::WriterError),
+    DataFile(#[from] crate::parquet::WriterError),
     /// A data file cannot be read, or its columns cannot be read as the table's.
     #[error("cannot read the data file {path}: {detail}")]
     ReadFile {

@@ -23,7 +23,7 @@
 //!
 //! Each planned partition is rewritten on its own: its files are read as the table's
 //! schema whoever wrote them (see [`super::reader`]), the new files are written with
-//! exact stats (see [`super::batch_writer`]), and one commit holds
+//! exact stats (see [`crate::parquet::batch_writer`]), and one commit holds
 //! - `remove{dataChange:false, deletionTimestamp, extendedFileMetadata:true,
 //!   partitionValues, size}` for each file read,
 //! - `add{dataChange:false, …}` for each file written,
@@ -68,7 +68,7 @@ use super::features::{self, Operation};
 use super::schema::Schema;
 use super::snapshot::Snapshot;
 use super::table::DeltaTable;
-use super::writer::NULL_PARTITION;
+use crate::parquet::NULL_PARTITION;
 use commit::LogTail;
 use rewrite::Rewrite;
 

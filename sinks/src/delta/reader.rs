@@ -24,7 +24,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::DeltaError;
 use super::actions::Add;
 use super::table::DeltaTable;
-use super::writer::data_file_location;
+use crate::parquet::data_file_location;
 
 /// Rows per batch read.
 const BATCH_ROWS: usize = 8192;
@@ -113,8 +113,8 @@ mod tests {
     use arrow::datatypes::TimestampMicrosecondType;
 
     use super::*;
-    use crate::rows::ArrowRows;
-    use crate::rows::test_rows::TestRow;
+    use crate::parquet::ArrowRows;
+    use crate::parquet::rows::test_rows::TestRow;
 
     /// `dt` (µs, UTC), `accountId`, `amount`, `alert`.
     fn table_schema() -> SchemaRef {

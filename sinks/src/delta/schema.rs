@@ -7,6 +7,8 @@ use arrow::datatypes::{DataType, Field as ArrowField, Schema as ArrowSchema, Sch
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::parquet::ArrowRows;
+
 /// One column.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Field {
@@ -72,6 +74,24 @@ impl Schema {
             kind: "struct".to_owned(),
             fields: data.chain(partitions).collect(),
         }
+    }
+
+    /// The table schema of rows `R`: their data file columns, then their partition
+    /// columns (see [`from_arrow`](Self::from_arrow)).
+    pub fn of_rows<R: ArrowRows>() -> Self {
+        Self::from_arrow(&R::arrow_schema(), R::partition_columns())
+    }
+
+    /// The first column of a primitive type that is no Delta type (a column of rows
+    /// whose Arrow type has none), named with its type; `None` if every column has one.
+    pub fn unwritable(&self) -> Option<String> {
+        self.fields.iter().find_map(|field| match &field.data_type {
+            Value::String(name) if arrow_type(name).is_none() => Some(format!(
+                "column `{}` is {name}, which has no Delta type tidelake writes",
+                field.name
+            )),
+            _ => None,
+        })
     }
 
     /// Parses `metaData.schemaString`.
@@ -203,6 +223,56 @@ fn type_name(data_type: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parquet::rows::test_rows::TestRow;
+
+    #[test]
+    fn a_row_type_declares_its_columns_once() {
+        let schema = Schema::of_rows::<TestRow>();
+        let columns: Vec<(&str, String)> = schema
+            .fields
+            .iter()
+            .map(|f| (f.name.as_str(), type_name(&f.data_type)))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("dt", "timestamp".to_owned()),
+                ("accountId", "string".to_owned()),
+                ("amount", "double".to_owned()),
+                ("alert", "boolean".to_owned()),
+                ("date", "string".to_owned()),
+            ]
+        );
+        assert_eq!(schema.unwritable(), None);
+
+        let arrow = ArrowSchema::new(vec![
+            ArrowField::new("n", DataType::Int64, true),
+            ArrowField::new("u", DataType::UInt64, true),
+        ]);
+        assert_eq!(
+            Schema::from_arrow(&arrow, &[]).unwritable().as_deref(),
+            Some("column `u` is UInt64, which has no Delta type tidelake writes")
+        );
+    }
+
+    #[test]
+    fn a_table_of_a_column_without_a_delta_type_is_not_created() {
+        crate::testing::block_on(async {
+            let table = super::super::DeltaTable::open_url("memory://t").expect("open");
+            let arrow = ArrowSchema::new(vec![ArrowField::new("u", DataType::UInt32, true)]);
+            let err = table
+                .create_or_open(
+                    &Schema::from_arrow(&arrow, &[]),
+                    &[],
+                    Default::default(),
+                    "t",
+                )
+                .await
+                .expect_err("refused");
+            assert!(err.to_string().contains("column `u` is UInt32"), "{err}");
+            assert_eq!(table.snapshot().await.expect("read"), None);
+        });
+    }
 
     #[test]
     fn schema_string_has_every_key_readers_require() {

@@ -12,7 +12,7 @@
 //! ```no_run
 //! # use tidelake_sinks::delta::{DeltaTable, sink::DeltaSink, commit::CommitOptions};
 //! # use tidelake_sinks::epochs::WriteEpochs;
-//! # use tidelake_sinks::rows::ArrowRows;
+//! # use tidelake_sinks::parquet::ArrowRows;
 //! # fn build<'s, R: ArrowRows + Send>(rows: timely::dataflow::StreamVec<'s, u64, R>,
 //! #     table: DeltaTable, snapshot: &tidelake_sinks::delta::Snapshot) {
 //! let sink = DeltaSink::<R>::new(table, "job-42-w0", 0, snapshot, Default::default(), CommitOptions::default())
@@ -25,15 +25,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::DeltaError;
+use super::actions::Add;
 use super::auto_compact::AutoCompactor;
 use super::commit::{CommitOptions, EpochCommitter, EpochOutcome as CommitOutcome};
 use super::constraints::{Constraints, OnRejected};
 use super::snapshot::Snapshot;
 use super::table::DeltaTable;
-use super::writer::WriterOptions;
 use crate::epoch_files::{EpochFiles, report};
 use crate::epochs::{EpochOutcome, EpochReport, EpochWriter};
-use crate::rows::ArrowRows;
+use crate::parquet::ArrowRows;
+use crate::parquet::WriterOptions;
 
 /// Writes one worker's epochs to a Delta table; see the [module docs](self).
 pub struct DeltaSink<R: ArrowRows> {
@@ -63,6 +64,7 @@ impl<R: ArrowRows> DeltaSink<R> {
             table.root().clone(),
             writer_index,
             options,
+            table.clock().clone(),
         )?;
         let committer = EpochCommitter::new(table.clone(), app_id, snapshot, commit);
         Ok(DeltaSink {
@@ -106,16 +108,17 @@ impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
 
     async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
         let sealing = std::time::Instant::now();
-        let (adds, written) = self.files.finish(epoch).await?;
+        let (files, written) = self.files.finish(epoch).await?;
         let skipped = self.skipped.remove(&epoch).unwrap_or(0);
         let outcome = match skipped {
             0 => EpochOutcome::Empty,
             _ => EpochOutcome::AlreadyCommitted,
         };
-        let mut report = report(epoch, written + skipped, &adds, outcome);
-        if adds.is_empty() {
+        let mut report = report(epoch, written + skipped, &files, outcome);
+        if files.is_empty() {
             return Ok(report);
         }
+        let adds: Vec<Add> = files.into_iter().map(Add::from).collect();
         report.outcome = match self.committer.commit(epoch, adds.clone()).await? {
             CommitOutcome::Committed { version, attempts } => {
                 if let Some(compactor) = &self.compactor {
@@ -143,9 +146,11 @@ mod tests {
     use timely::dataflow::operators::Inspect;
 
     use super::*;
-    use crate::delta::testing::block_on;
+    use crate::delta::actions::Action;
+    use crate::delta::schema::Schema;
     use crate::epochs::WriteEpochs;
-    use crate::rows::test_rows::TestRow;
+    use crate::parquet::rows::test_rows::TestRow;
+    use crate::testing::block_on;
 
     /// 2024-05-01T00:00:00Z in ms.
     const DAY_MS: u64 = 1_714_521_600_000;
@@ -165,7 +170,7 @@ mod tests {
     /// of app `job-w<w>`. Returns every epoch report.
     fn run(table: &DeltaTable, times: [Vec<u64>; 2]) -> Vec<EpochReport> {
         let snapshot = block_on(table.create_or_open(
-            &TestRow::delta_schema(),
+            &Schema::of_rows::<TestRow>(),
             TestRow::partition_columns(),
             BTreeMap::new(),
             "test",
@@ -268,5 +273,41 @@ mod tests {
             })
             .count();
         assert_eq!(data_files, 5, "no data file written for the skipped epochs");
+    }
+
+    #[test]
+    fn a_pinned_clock_fixes_every_time_and_id_the_sink_writes() {
+        const NOW: i64 = 1_800_000_000_123;
+        let clock = crate::clock::PinnedClock::at(NOW);
+        let table = DeltaTable::open_url("memory://t")
+            .expect("open")
+            .with_clock(clock.clone());
+        run(&table, [vec![0, 1_500], vec![1]]);
+        let snapshot = block_on(table.snapshot()).expect("load").expect("table");
+        let metadata = snapshot.metadata.as_ref().expect("metadata");
+        assert_eq!(metadata.created_time, Some(NOW));
+        assert_eq!(metadata.id, "00000000-0000-4000-8000-000000000001");
+        for version in 0..=snapshot.version {
+            for action in block_on(table.read_commit(version)).expect("read") {
+                match action {
+                    Action::CommitInfo(info) => {
+                        assert_eq!(info.timestamp, Some(NOW), "version {version}");
+                        let id = info.txn_id.expect("txnId");
+                        assert!(id.starts_with("00000000-0000-4000-8000-"), "{id}");
+                    }
+                    Action::Txn(txn) => assert_eq!(txn.last_updated, Some(NOW)),
+                    Action::Add(add) => {
+                        assert_eq!(add.modification_time, NOW);
+                        assert!(
+                            add.path.contains("-00000000-0000-4000-8000-"),
+                            "a counted id in the file name: {}",
+                            add.path
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(snapshot.files.len(), 3);
     }
 }

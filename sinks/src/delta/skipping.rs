@@ -18,7 +18,7 @@ use super::DeltaError;
 use super::actions::Add;
 use super::schema::Schema;
 use super::snapshot::Snapshot;
-use super::writer::NULL_PARTITION;
+use crate::parquet::NULL_PARTITION;
 
 /// What point lookups of one column must read.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -126,7 +126,7 @@ pub async fn check_put_if_absent(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delta::testing::block_on;
+    use crate::testing::block_on;
 
     #[test]
     fn local_and_memory_stores_honour_put_if_absent() {

@@ -14,7 +14,8 @@ use super::log::{CommitOutcome, read_commit, write_commit};
 use super::schema::Schema;
 use super::snapshot::Snapshot;
 use super::store::{open_existing_store, open_store};
-use super::writer::data_file_location;
+use crate::clock::{self, SharedClock};
+use crate::parquet::data_file_location;
 
 /// A Delta table at `root` in `store`.
 #[derive(Clone, Debug)]
@@ -22,6 +23,8 @@ pub struct DeltaTable {
     store: Arc<dyn ObjectStore>,
     root: Path,
     location: String,
+    /// Commit timestamps, file times, retention cut-offs and fresh ids.
+    clock: SharedClock,
 }
 
 impl DeltaTable {
@@ -31,7 +34,20 @@ impl DeltaTable {
             store,
             root,
             location: location.into(),
+            clock: clock::system(),
         }
+    }
+
+    /// Takes the time and fresh ids from `clock` (the system's by default) for
+    /// everything written to this table: commits, data files, retention.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The table's clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// The table at `url` (see [`open_store`] for the URLs supported).
@@ -155,9 +171,15 @@ impl DeltaTable {
         if let Some(snapshot) = self.snapshot().await? {
             return self.check(snapshot, schema, partition_columns);
         }
-        let now = chrono::Utc::now().timestamp_millis();
+        if let Some(detail) = schema.unwritable() {
+            return Err(DeltaError::SchemaMismatch {
+                table: self.location.clone(),
+                detail,
+            });
+        }
+        let now = self.clock.now_ms();
         let metadata = Metadata {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: self.clock.new_id().to_string(),
             name: None,
             description: None,
             format: Format {
@@ -174,7 +196,7 @@ impl DeltaTable {
             timestamp: Some(now),
             operation: Some("CREATE TABLE".to_owned()),
             engine_info: Some(engine_info.to_owned()),
-            txn_id: Some(uuid::Uuid::new_v4().to_string()),
+            txn_id: Some(self.clock.new_id().to_string()),
             ..CommitInfo::default()
         };
         let actions = [

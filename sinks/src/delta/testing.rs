@@ -7,14 +7,7 @@ use super::actions::{Action, Add, Remove, Txn};
 use super::schema::Schema;
 use super::table::DeltaTable;
 
-/// Runs `future` to completion on a current-thread runtime.
-pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(future)
-}
+pub(crate) use crate::testing::block_on;
 
 /// An `add` of a 10-byte file at `path` in partition `date=2024-05-01`.
 pub(crate) fn add(path: &str) -> Action {

@@ -38,20 +38,18 @@ use serde_json::{Map, Value};
 use super::DeltaError;
 use super::actions::{Action, CommitInfo, Remove};
 use super::commit::CommitOptions;
+use super::commit_loop::{Landing, NoConflicts, Retry, commit_with_retries};
 use super::features::Operation;
-use super::log::{CommitOutcome, LOG_DIR};
+use super::log::LOG_DIR;
 use super::retention::{
     DEFAULT_DELETED_FILE_RETENTION, cutoff_ms, deleted_file_retention, tombstone_expired,
 };
 use super::snapshot::Snapshot;
 use super::table::DeltaTable;
-use super::writer::data_file_location;
+use crate::parquet::data_file_location;
 
 /// Files deleted at once.
 const CONCURRENT_DELETES: usize = 16;
-
-/// Attempts at the next free version for a `VACUUM START`/`END` commit.
-const MAX_COMMIT_ATTEMPTS: u32 = 100;
 
 /// How to vacuum.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,18 +62,19 @@ pub struct VacuumOptions {
     /// Refuse a retention shorter than the table's `delta.deletedFileRetentionDuration`
     /// (1 week if unset). On by default; `--force` turns it off.
     pub enforce_retention: bool,
-    /// Now, in ms since the epoch: files are aged against it.
-    pub now_ms: i64,
+    /// Now, in ms since the epoch: files are aged against it. `None`: the table's
+    /// [clock](crate::clock).
+    pub now_ms: Option<i64>,
 }
 
 impl Default for VacuumOptions {
-    /// The table's retention, enforced, deleting, as of the wall clock.
+    /// The table's retention, enforced, deleting, as of the table's clock.
     fn default() -> Self {
         VacuumOptions {
             retention: None,
             dry_run: false,
             enforce_retention: true,
-            now_ms: chrono::Utc::now().timestamp_millis(),
+            now_ms: None,
         }
     }
 }
@@ -155,7 +154,8 @@ pub async fn vacuum(
             ),
         });
     }
-    let cutoff = cutoff_ms(options.now_ms, retention);
+    let now = options.now_ms.unwrap_or_else(|| table.clock().now_ms());
+    let cutoff = cutoff_ms(now, retention);
     let plan = plan(table, &snapshot, cutoff).await?;
     let mut report = VacuumReport {
         version: snapshot.version,
@@ -176,6 +176,7 @@ pub async fn vacuum(
         table,
         snapshot.version + 1,
         vacuum_info(
+            table,
             "VACUUM START",
             snapshot.version,
             [
@@ -211,6 +212,7 @@ pub async fn vacuum(
         table,
         start + 1,
         vacuum_info(
+            table,
             "VACUUM END",
             start,
             [(
@@ -406,6 +408,7 @@ async fn delete_unreferenced(
 
 /// The `commitInfo` of a `VACUUM START` or `VACUUM END` commit.
 fn vacuum_info<const P: usize, const M: usize>(
+    table: &DeltaTable,
     operation: &str,
     read_version: u64,
     parameters: [(&str, String); P],
@@ -416,7 +419,7 @@ fn vacuum_info<const P: usize, const M: usize>(
         .map(|(k, v)| (k.to_owned(), Value::String(v)))
         .collect();
     CommitInfo {
-        timestamp: Some(chrono::Utc::now().timestamp_millis()),
+        timestamp: Some(table.clock().now_ms()),
         operation: Some(operation.to_owned()),
         operation_parameters: Some(
             parameters
@@ -425,35 +428,38 @@ fn vacuum_info<const P: usize, const M: usize>(
                 .collect::<BTreeMap<_, _>>(),
         ),
         read_version: i64::try_from(read_version).ok(),
-        txn_id: Some(uuid::Uuid::new_v4().to_string()),
+        txn_id: Some(table.clock().new_id().to_string()),
         engine_info: Some(CommitOptions::default().engine_info),
         other: Map::from_iter([("operationMetrics".to_owned(), Value::Object(metrics))]),
         ..CommitInfo::default()
     }
 }
 
-/// Commits `info` alone at the first free version from `version` on; returns that
-/// version. A `commitInfo`-only commit conflicts with nothing, so a lost race only moves
-/// it to the next version.
+/// Commits `info` alone at `version` or the first free version after it, with the
+/// [commit loop](super::commit_loop), and returns that version (a `commitInfo`-only
+/// commit conflicts with nothing).
 async fn commit_info_only(
     table: &DeltaTable,
-    mut version: u64,
+    version: u64,
     info: CommitInfo,
 ) -> Result<u64, DeltaError> {
+    let txn_id = info.txn_id.clone().unwrap_or_default();
+    let what = info.operation.clone().unwrap_or_default();
     let actions = [Action::CommitInfo(info)];
-    for _ in 0..MAX_COMMIT_ATTEMPTS {
-        match table.try_commit(version, &actions).await? {
-            CommitOutcome::Committed => return Ok(version),
-            CommitOutcome::VersionTaken => version += 1,
-        }
-    }
-    Err(DeltaError::Conflict {
-        table: table.location().to_owned(),
+    let landing = commit_with_retries(
+        table,
         version,
-        detail: format!(
-            "gave up committing after {MAX_COMMIT_ATTEMPTS} attempts: other writers kept taking the next version"
-        ),
-    })
+        &actions,
+        &txn_id,
+        &what,
+        Retry::default(),
+        &mut NoConflicts,
+    )
+    .await?;
+    match landing {
+        Landing::Committed { version, .. } => Ok(version),
+        Landing::Stopped { stop, .. } => match stop {},
+    }
 }
 
 /// `d` in hours, as the command line takes it: `168h`, `0.5h`.
@@ -541,7 +547,7 @@ mod tests {
             let table = messy_table(dir.path(), now).await;
             let before = table.existing_snapshot().await.expect("load");
             let options = VacuumOptions {
-                now_ms: now,
+                now_ms: Some(now),
                 ..VacuumOptions::default()
             };
 
@@ -624,7 +630,7 @@ mod tests {
             let table = messy_table(dir.path(), now).await;
             let hour = VacuumOptions {
                 retention: Some(Duration::from_secs(3600)),
-                now_ms: now,
+                now_ms: Some(now),
                 ..VacuumOptions::default()
             };
             let err = vacuum(&table, &hour).await.expect_err("refused");
@@ -697,7 +703,7 @@ mod tests {
             // refused unless forced.
             let options = VacuumOptions {
                 dry_run: true,
-                now_ms: now,
+                now_ms: Some(now),
                 ..VacuumOptions::default()
             };
             let err = vacuum(&table, &options).await.expect_err("under a week");
@@ -762,7 +768,7 @@ mod tests {
             }
             // A month from now, everything unreferenced has expired.
             let options = VacuumOptions {
-                now_ms: now + 30 * DAY_MS,
+                now_ms: Some(now + 30 * DAY_MS),
                 ..VacuumOptions::default()
             };
             let report = vacuum(&table, &options).await.expect("vacuum");

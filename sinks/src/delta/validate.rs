@@ -26,9 +26,9 @@ use serde::Serialize;
 use super::DeltaError;
 use super::actions::Add;
 use super::features::Operation;
-use super::stats::parse_num_records;
 use super::table::DeltaTable;
-use super::writer::data_file_location;
+use crate::parquet::data_file_location;
+use crate::parquet::stats::parse_num_records;
 
 /// Bytes read from the end of each data file at first: enough for the footer of a
 /// typical file.
@@ -316,12 +316,13 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::delta::Schema;
     use crate::delta::actions::Action;
     use crate::delta::log::commit_path;
     use crate::delta::testing::{block_on, txn};
-    use crate::delta::writer::{DataFileWriter, WriterOptions};
-    use crate::rows::ArrowRows;
-    use crate::rows::test_rows::{MICROS_PER_DAY, TestRow};
+    use crate::parquet::ArrowRows;
+    use crate::parquet::rows::test_rows::{MICROS_PER_DAY, TestRow};
+    use crate::parquet::{DataFileWriter, WriterOptions};
 
     /// 2024-05-01.
     const FIRST_DAY: i64 = 19_844;
@@ -344,7 +345,7 @@ mod tests {
         let table = DeltaTable::open_url("memory://t").expect("open");
         table
             .create_or_open(
-                &TestRow::delta_schema(),
+                &Schema::of_rows::<TestRow>(),
                 TestRow::partition_columns(),
                 Default::default(),
                 "tidelake/test",
@@ -361,7 +362,13 @@ mod tests {
         for (day, n) in [(0, 100), (1, 200), (2, 300)] {
             writer.write(&rows(n, day)).await.expect("write");
         }
-        let mut adds = writer.finish().await.expect("finish");
+        let mut adds: Vec<Add> = writer
+            .finish()
+            .await
+            .expect("finish")
+            .into_iter()
+            .map(Add::from)
+            .collect();
         adds.sort_by_key(|a| a.size);
         let mut actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
         actions.push(txn("job-w0", 1));

@@ -21,7 +21,9 @@ mod write;
 
 pub(super) use read::{list_log, list_log_objects, read_checkpoint_files, usable_checkpoint};
 pub use read::{read_checkpoint, read_last_checkpoint, read_last_checkpoint_file};
-pub use write::{write_checkpoint, write_checkpoint_at};
+#[cfg(test)]
+pub use write::write_checkpoint;
+pub use write::write_checkpoint_at;
 
 /// The name of the file that points at the latest checkpoint.
 pub const LAST_CHECKPOINT: &str = "_last_checkpoint";
@@ -209,7 +211,7 @@ pub(crate) mod tests {
     use crate::delta::actions::{Action, Add, CommitInfo, Protocol, Remove, Txn};
     use crate::delta::schema::Schema as TableSchema;
     use crate::delta::table::DeltaTable;
-    pub(crate) use crate::delta::testing::block_on;
+    pub(crate) use crate::testing::block_on;
 
     fn add(path: &str, date: Option<&str>, data_change: bool) -> Add {
         Add {

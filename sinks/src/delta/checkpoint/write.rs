@@ -418,8 +418,9 @@ pub(super) fn encode(
 }
 
 /// Writes the classic checkpoint of `snapshot` (`_delta_log/<version>.checkpoint.parquet`)
-/// and then points `_last_checkpoint` at it, leaving out the tombstones expired now: see
-/// [`write_checkpoint_at`].
+/// and then points `_last_checkpoint` at it, leaving out the tombstones expired now (by
+/// the system clock): see [`write_checkpoint_at`]. For tests.
+#[cfg(test)]
 pub async fn write_checkpoint(
     store: &dyn ObjectStore,
     root: &Path,

@@ -9,20 +9,19 @@ use serde_json::json;
 use super::{OptimizeOptions, OptimizePlan, file_size};
 use crate::delta::DeltaError;
 use crate::delta::actions::{Action, Add, CommitInfo, Remove};
-use crate::delta::backoff::Backoff;
-use crate::delta::commit::MAX_STORE_ERRORS;
-use crate::delta::log::CommitOutcome;
+use crate::delta::commit_loop::{self, ConflictCheck, Retry, commit_with_retries, has_txn_id};
 use crate::delta::table::DeltaTable;
 
-/// The commit of a partition's compaction: the removes, the adds and `commitInfo`.
+/// The commit of a partition's compaction at `now` (ms since the epoch): the removes,
+/// the adds and `commitInfo`.
 pub(super) fn compaction_actions(
     plan: &OptimizePlan,
     options: &OptimizeOptions,
     inputs: &[&Add],
     outputs: &[Add],
+    now: i64,
     txn_id: &str,
 ) -> Vec<Action> {
-    let now = chrono::Utc::now().timestamp_millis();
     let removes = inputs.iter().map(|add| {
         Action::Remove(Remove {
             path: add.path.clone(),
@@ -100,20 +99,11 @@ impl LogTail {
             commits: Vec::new(),
         }
     }
-
-    /// Reads the commits from the next version on, as far as they exist.
-    async fn read_on(&mut self, table: &DeltaTable) -> Result<(), DeltaError> {
-        while let Some(actions) = table.read_commit_if_exists(self.next).await? {
-            self.commits.push((self.next, actions));
-            self.next += 1;
-        }
-        Ok(())
-    }
 }
 
 /// Puts `actions` at the first version after `tail`, as long as no commit there
 /// conflicts with the compaction of `inputs` (see the [module docs](super#conflicts)),
-/// reading on after every lost race.
+/// reading on after every lost race with the [commit loop](crate::delta::commit_loop).
 pub(super) async fn commit(
     table: &DeltaTable,
     tail: &mut LogTail,
@@ -123,50 +113,61 @@ pub(super) async fn commit(
     max_attempts: u32,
 ) -> Result<Landing, DeltaError> {
     let read: BTreeSet<String> = inputs.iter().map(|add| file_key(&add.path)).collect();
-    let mut checked = 0;
-    let mut backoff = Backoff::default();
-    let mut store_errors = 0;
-    for attempt in 1..=max_attempts {
-        for (version, winner) in &tail.commits[checked..] {
-            // Ours, when a put whose outcome was unknown did land.
-            if winner.iter().any(
-                |a| matches!(a, Action::CommitInfo(info) if info.txn_id.as_deref() == Some(txn_id)),
-            ) {
-                let (version, attempts) = (*version, attempt - 1);
-                return Ok(Landing::Committed { version, attempts });
-            }
-            if let Some(reason) = conflict(*version, winner, &read) {
-                return Ok(Landing::Conflict(reason));
-            }
+    for (version, winner) in &tail.commits {
+        // Ours, when a put whose outcome was unknown did land.
+        if has_txn_id(winner, txn_id) {
+            return Ok(Landing::Committed {
+                version: *version,
+                attempts: 0,
+            });
         }
-        checked = tail.commits.len();
-        let version = tail.next;
-        match table.try_commit(version, actions).await {
-            Ok(CommitOutcome::Committed) => {
-                tail.commits.push((version, actions.to_vec()));
-                tail.next += 1;
-                return Ok(Landing::Committed {
-                    version,
-                    attempts: attempt,
-                });
-            }
-            Ok(CommitOutcome::VersionTaken) => {}
-            // The put may or may not have happened (a timeout, a 5xx): reading on tells
-            // (our txnId), or shows the version free.
-            Err(error @ DeltaError::Store { .. }) => {
-                store_errors += 1;
-                if store_errors >= MAX_STORE_ERRORS {
-                    return Err(error);
-                }
-            }
-            Err(e) => return Err(e),
+        if let Some(reason) = conflict(*version, winner, &read) {
+            return Ok(Landing::Conflict(reason));
         }
-        backoff.sleep().await;
-        tail.read_on(table).await?;
     }
-    Ok(Landing::Conflict(format!(
-        "other writers took the next version {max_attempts} times in a row"
-    )))
+    let retry = Retry {
+        max_attempts,
+        ..Retry::default()
+    };
+    let mut check = TailCheck { tail, read: &read };
+    let landing = commit_with_retries(
+        table,
+        check.tail.next,
+        actions,
+        txn_id,
+        "a compaction",
+        retry,
+        &mut check,
+    )
+    .await;
+    match landing {
+        Ok(commit_loop::Landing::Committed { version, attempts }) => {
+            tail.commits.push((version, actions.to_vec()));
+            tail.next = version + 1;
+            Ok(Landing::Committed { version, attempts })
+        }
+        Ok(commit_loop::Landing::Stopped { stop, .. }) => Ok(Landing::Conflict(stop)),
+        // Other writers kept taking the next version: the partition is left as it is.
+        Err(DeltaError::Conflict { detail, .. }) => Ok(Landing::Conflict(detail)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The check of the commits read while committing: each joins the tail, and stops the
+/// commit if it conflicts with the compaction of the files `read`.
+struct TailCheck<'a> {
+    tail: &'a mut LogTail,
+    read: &'a BTreeSet<String>,
+}
+
+impl ConflictCheck for TailCheck<'_> {
+    type Stop = String;
+
+    fn check(&mut self, version: u64, actions: &[Action]) -> Result<Option<String>, DeltaError> {
+        self.tail.commits.push((version, actions.to_vec()));
+        self.tail.next = version + 1;
+        Ok(conflict(version, actions, self.read))
+    }
 }
 
 /// Why the commit at `version` (another writer's) conflicts with a compaction that

@@ -12,13 +12,13 @@ use super::{
 };
 use crate::delta::DeltaError;
 use crate::delta::actions::Add;
-use crate::delta::batch_writer::{BatchFileWriter, PartitionSpec};
 use crate::delta::commit::{DEFAULT_CHECKPOINT_INTERVAL, checkpoint_if_due};
 use crate::delta::reader::read_data_file;
-use crate::delta::stats::parse_num_records;
 use crate::delta::table::DeltaTable;
-use crate::delta::writer::WriterOptions;
 use crate::delta::zorder::sort_by_zorder;
+use crate::parquet::WriterOptions;
+use crate::parquet::stats::parse_num_records;
+use crate::parquet::{BatchFileWriter, PartitionSpec};
 
 /// `rows` rows cut into at most `files` non-empty ranges of equal length (the last may
 /// be shorter).
@@ -55,8 +55,9 @@ impl Rewrite<'_> {
             return Err(e);
         }
         let inputs: Vec<&Add> = bins.iter().flat_map(|bin| &bin.files).collect();
-        let txn_id = uuid::Uuid::new_v4().to_string();
-        let actions = compaction_actions(self.plan, options, &inputs, &self.written, &txn_id);
+        let clock = self.table.clock();
+        let (now, txn_id) = (clock.now_ms(), clock.new_id().to_string());
+        let actions = compaction_actions(self.plan, options, &inputs, &self.written, now, &txn_id);
         let landing = commit(
             self.table,
             self.tail,
@@ -101,7 +102,8 @@ impl Rewrite<'_> {
             0,
             self.plan.schema.clone(),
             &options,
-        )?;
+        )?
+        .with_clock(self.table.clock().clone());
         let spec: PartitionSpec = self
             .plan
             .partition_columns
@@ -153,9 +155,11 @@ impl Rewrite<'_> {
 
     /// Completes and uploads the file being written, as a compaction's `add`.
     async fn finish_file(&mut self, writer: &mut BatchFileWriter<()>) -> Result<(), DeltaError> {
-        for mut add in writer.finish().await? {
-            add.data_change = false;
-            self.written.push(add);
+        for file in writer.finish().await? {
+            self.written.push(Add {
+                data_change: false,
+                ..Add::from(file)
+            });
         }
         Ok(())
     }

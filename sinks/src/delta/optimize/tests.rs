@@ -17,12 +17,12 @@ use super::*;
 use crate::delta::actions::{Action, Remove};
 use crate::delta::log::CommitOutcome;
 use crate::delta::reader::read_data_file;
-use crate::delta::stats::stats_json;
 use crate::delta::testing::{block_on, txn};
 use crate::delta::validate::validate;
-use crate::delta::writer::{DataFileWriter, WriterOptions};
-use crate::rows::ArrowRows;
-use crate::rows::test_rows::{MICROS_PER_DAY, TestRow};
+use crate::parquet::ArrowRows;
+use crate::parquet::rows::test_rows::{MICROS_PER_DAY, TestRow};
+use crate::parquet::stats::stats_json;
+use crate::parquet::{DataFileWriter, WriterOptions};
 
 /// 2024-05-01.
 const FIRST_DAY: i64 = 19_844;
@@ -58,7 +58,7 @@ async fn new_table() -> DeltaTable {
     let table = DeltaTable::open_url("memory://t").expect("open");
     table
         .create_or_open(
-            &TestRow::delta_schema(),
+            &Schema::of_rows::<TestRow>(),
             TestRow::partition_columns(),
             BTreeMap::new(),
             "test",
@@ -84,7 +84,7 @@ async fn append(table: &DeltaTable, rows: &[TestRow], app: &str) -> u64 {
         .await
         .expect("finish")
         .into_iter()
-        .map(Action::Add)
+        .map(|file| Action::Add(file.into()))
         .collect();
     actions.push(txn(app, version as i64));
     assert_eq!(

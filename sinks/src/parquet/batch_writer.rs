@@ -1,16 +1,14 @@
-//! Arrow batches in, Parquet data files of a Delta table and their `add` actions out:
-//! the file-level half of the [`writer`](super::writer), for batches of a schema known
-//! only at run time (OPTIMIZE reads it from the table's `schemaString`).
+//! Arrow batches in, Parquet data files and what a log records of each out: the
+//! file-level half of the [`file_writer`](super::file_writer), for batches of a schema
+//! known only at run time (OPTIMIZE reads it from the table's `schemaString`).
 //!
 //! A [`BatchFileWriter`] keeps one open file per key (a partition), encodes each batch
 //! into it with exact [stats](super::stats), completes the file once its estimated size
 //! reaches the target, and uploads each completed file with one PUT, so a file is only
-//! ever visible whole. Files are laid out and named as the [writer's module
-//! docs](super::writer#paths) say; their Parquet settings are those of §5 of
-//! `shared/notes/delta-writer.md` (data page V1, dictionary encoding, the codec asked).
+//! ever visible whole. Files are laid out and named as [`super::paths`] says; their
+//! Parquet settings are those of the [layer's docs](super).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -22,13 +20,27 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 
-use super::actions::Add;
+use super::WriterError;
+use super::options::{Codec, WriterOptions};
+use super::paths::{PartitionSpec, log_escape, new_file_path};
 use super::stats::FileStats;
-use super::writer::{Codec, NULL_PARTITION, WriterError, WriterOptions, hive_escape, log_escape};
+use crate::clock::{self, SharedClock};
 
-/// A partition: `(column, value)` in the table's partition column order; `None` (or an
-/// empty value) is null.
-pub type PartitionSpec = Vec<(String, Option<String>)>;
+/// A complete, uploaded data file: what a table log records of it (a Delta `add`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataFile {
+    /// The file's path relative to the root, URI-encoded as `add.path` is (see
+    /// [`super::paths`]).
+    pub path: String,
+    /// Partition column → value (`None` for null).
+    pub partition_values: BTreeMap<String, Option<String>>,
+    /// The file's exact size in bytes.
+    pub size: i64,
+    /// When it was uploaded, ms since the epoch (by the writer's clock).
+    pub modification_time: i64,
+    /// Its statistics, as the JSON text of `add.stats`.
+    pub stats: String,
+}
 
 /// Writes batches of one schema as data files, one open file per key `K`; see the
 /// [module docs](self).
@@ -45,7 +57,9 @@ pub struct BatchFileWriter<K> {
     /// Completed files not uploaded yet (a failed upload stays here).
     completed: Vec<CompletedFile>,
     /// Files uploaded since the last `finish`.
-    adds: Vec<Add>,
+    uploaded: Vec<DataFile>,
+    /// Modification times and file ids.
+    clock: SharedClock,
 }
 
 /// A file being written.
@@ -105,8 +119,15 @@ impl<K: Ord + Clone> BatchFileWriter<K> {
             schema,
             open: BTreeMap::new(),
             completed: Vec::new(),
-            adds: Vec::new(),
+            uploaded: Vec::new(),
+            clock: clock::system(),
         })
+    }
+
+    /// Takes modification times and file ids from `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Encodes `batch` (of the writer's schema) into the open file of `key`, opening
@@ -156,30 +177,26 @@ impl<K: Ord + Clone> BatchFileWriter<K> {
                     source,
                 })?;
             let file = self.completed.remove(0);
-            self.adds.push(Add {
+            self.uploaded.push(DataFile {
                 path: log_escape(&file.relative),
                 partition_values: file.partition_values,
                 size: size as i64,
-                modification_time: chrono::Utc::now().timestamp_millis(),
-                data_change: true,
-                stats: Some(file.stats),
-                tags: None,
-                other: Default::default(),
+                modification_time: self.clock.now_ms(),
+                stats: file.stats,
             });
         }
         Ok(())
     }
 
-    /// Completes every open file, uploads every completed file, and returns the `add`
-    /// actions of all files uploaded since the last successful `finish` (in upload
-    /// order, `dataChange` true). On an upload error nothing is lost: call `finish`
-    /// again to retry.
-    pub async fn finish(&mut self) -> Result<Vec<Add>, WriterError> {
+    /// Completes every open file, uploads every completed file, and returns all files
+    /// uploaded since the last successful `finish` (in upload order). On an upload
+    /// error nothing is lost: call `finish` again to retry.
+    pub async fn finish(&mut self) -> Result<Vec<DataFile>, WriterError> {
         for (_, file) in std::mem::take(&mut self.open) {
             self.completed.push(file.complete()?);
         }
         self.upload_completed().await?;
-        Ok(std::mem::take(&mut self.adds))
+        Ok(std::mem::take(&mut self.uploaded))
     }
 
     /// The table root.
@@ -193,20 +210,11 @@ impl<K: Ord + Clone> BatchFileWriter<K> {
     }
 
     fn open_file(&self, partition: PartitionSpec) -> Result<OpenFile, WriterError> {
-        let mut relative = String::new();
-        let mut partition_values = BTreeMap::new();
-        for (column, value) in partition {
-            let value = value.filter(|v| !v.is_empty());
-            let dir = value.as_deref().map_or(NULL_PARTITION.into(), hive_escape);
-            let _ = write!(relative, "{}={dir}/", hive_escape(&column));
-            partition_values.insert(column, value);
-        }
-        let _ = write!(
-            relative,
-            "part-{:05}-{}-c000.{}",
+        let (relative, partition_values) = new_file_path(
+            partition,
             self.writer_index,
-            uuid::Uuid::new_v4(),
-            self.codec.suffix()
+            self.clock.new_id(),
+            self.codec,
         );
         let writer = ArrowWriter::try_new(
             Vec::new(),
@@ -263,8 +271,8 @@ mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::*;
-    use crate::delta::testing::block_on;
-    use crate::delta::writer::data_file_location;
+    use crate::parquet::paths::data_file_location;
+    use crate::testing::block_on;
 
     fn batch(schema: &SchemaRef, from: i64, n: i64) -> RecordBatch {
         let ids: Vec<i64> = (from..from + n).collect();
@@ -321,10 +329,8 @@ mod tests {
             assert!(adds[0].path.starts_with("date=2024-05-01/part-00004-"));
             assert!(adds[0].path.ends_with("-c000.snappy.parquet"));
             assert_eq!(
-                adds[0].stats.as_deref(),
-                Some(
-                    r#"{"numRecords":15,"minValues":{"id":0,"name":"n0"},"maxValues":{"id":14,"name":"n9"},"nullCount":{"id":0,"name":0}}"#
-                )
+                adds[0].stats,
+                r#"{"numRecords":15,"minValues":{"id":0,"name":"n0"},"maxValues":{"id":14,"name":"n9"},"nullCount":{"id":0,"name":0}}"#
             );
             assert!(adds[1].path.starts_with("date=__HIVE_DEFAULT_PARTITION__/"));
             assert_eq!(adds[1].partition_values["date"], None);

@@ -1,10 +1,12 @@
 //! Rows that append themselves to Arrow builders.
 //!
-//! The Delta writer ([`crate::delta::writer`]) writes any record type that implements
-//! [`ArrowRows`]: the type names its Arrow schema (the data file's columns), its Delta
-//! schema (the table's columns, partition columns included) and its partition columns,
-//! and knows how to append itself to a set of column builders. So `sinks` knows nothing
-//! of fraud; the runtime implements the trait for its enriched transactions.
+//! The data file writer ([`super::file_writer`]) writes any record type that implements
+//! [`ArrowRows`]: the type names its Arrow schema (the data file's columns) and its
+//! partition columns, and knows how to append itself to a set of column builders. The
+//! Delta schema of a table of such rows is derived from those two
+//! ([`Schema::of_rows`](crate::delta::Schema::of_rows)), so a row type declares its
+//! columns once. So `sinks` knows nothing of fraud; the runtime implements the trait
+//! for its enriched transactions.
 //!
 //! Partitioning is split in two so the per-row cost stays small: [`ArrowRows::partition`]
 //! returns a cheap, ordered key (for a `date` partition, the day number), and
@@ -15,14 +17,10 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
-use crate::delta::Schema;
-
 /// A record type that writes itself into Arrow column builders.
 ///
 /// The data file's columns ([`arrow_schema`](ArrowRows::arrow_schema)) are the table's
-/// columns ([`delta_schema`](ArrowRows::delta_schema)) without the partition columns,
-/// in the same order; the partition columns come last in the Delta schema. The writer
-/// checks this when it is created.
+/// columns without the partition columns, which a table has after them.
 ///
 /// Event times must be `Timestamp(Microsecond, Some("UTC"))` in Arrow (`timestamp` in
 /// Delta), which Parquet stores as INT64 `TIMESTAMP(MICROS, isAdjustedToUTC=true)`:
@@ -37,13 +35,6 @@ pub trait ArrowRows: Sized + 'static {
 
     /// The Arrow schema of the data file (partition columns excluded).
     fn arrow_schema() -> SchemaRef;
-
-    /// The Delta schema of the table (partition columns included, last, as strings):
-    /// derived from [`arrow_schema`](ArrowRows::arrow_schema), so a row type declares its
-    /// columns once.
-    fn delta_schema() -> Schema {
-        Schema::from_arrow(&Self::arrow_schema(), Self::partition_columns())
-    }
 
     /// Partition column names, in order (empty for an unpartitioned table).
     fn partition_columns() -> &'static [&'static str];
