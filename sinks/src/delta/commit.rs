@@ -19,13 +19,10 @@
 //! committer writes a checkpoint of that version and `_last_checkpoint`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use super::DeltaError;
 use super::actions::{Action, Add, CommitInfo, Txn};
-use super::backoff::{DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF};
 use super::checkpoint::write_checkpoint_at;
-pub use super::commit_loop::DEFAULT_MAX_ATTEMPTS;
 use super::commit_loop::{ConflictCheck, Landing, Retry, commit_with_retries};
 use super::job_identity::{COMMIT_INFO_KEY, JobIdentity};
 use super::snapshot::Snapshot;
@@ -46,14 +43,9 @@ pub struct CommitOptions {
     pub engine_info: String,
     /// Written as `commitInfo.operationParameters.queryId`: the job id.
     pub query_id: String,
-    /// Attempts at one epoch's commit before giving up (default 100). Each lost race
-    /// means another writer committed, so the table made progress.
-    pub max_attempts: u32,
-    /// The first backoff after a lost race; it doubles up to `max_backoff` and is
-    /// jittered to between half and all of itself (default 1 ms).
-    pub min_backoff: Duration,
-    /// The longest backoff (default 200 ms).
-    pub max_backoff: Duration,
+    /// How an epoch's commit retries after lost races (default 100 attempts, backoff
+    /// from 1 ms to 200 ms).
+    pub retry: Retry,
     /// Checkpoint after committing each version that is a positive multiple of this
     /// (default 10, as Spark; 0 turns checkpoints off).
     pub checkpoint_interval: u64,
@@ -67,9 +59,7 @@ impl Default for CommitOptions {
         CommitOptions {
             engine_info: engine_info(),
             query_id: String::new(),
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            min_backoff: DEFAULT_MIN_BACKOFF,
-            max_backoff: DEFAULT_MAX_BACKOFF,
+            retry: Retry::default(),
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             job: None,
         }
@@ -146,11 +136,6 @@ impl EpochCommitter {
         }
         let txn_id = self.table.clock().new_id().to_string();
         let actions = self.actions(epoch_version, adds, &txn_id);
-        let retry = Retry {
-            max_attempts: self.options.max_attempts,
-            min_backoff: self.options.min_backoff,
-            max_backoff: self.options.max_backoff,
-        };
         let mut check = EpochCheck {
             table: self.table.location(),
             app_id: &self.app_id,
@@ -163,7 +148,7 @@ impl EpochCommitter {
             &actions,
             &txn_id,
             &format!("epoch {epoch} of {}", self.app_id),
-            retry,
+            self.options.retry,
             &mut check,
         )
         .await?;
@@ -317,6 +302,8 @@ mod tests {
     use super::*;
     use crate::delta::actions::Metadata;
     use crate::delta::checkpoint::{checkpoint_path, read_last_checkpoint};
+    use std::time::Duration;
+
     use crate::delta::commit_loop::MAX_STORE_ERRORS;
     use crate::delta::schema::Schema;
     use crate::delta::testing::{add, block_on, txn};
@@ -345,8 +332,11 @@ mod tests {
     fn options() -> CommitOptions {
         CommitOptions {
             query_id: "job".into(),
-            min_backoff: Duration::from_micros(100),
-            max_backoff: Duration::from_millis(5),
+            retry: Retry {
+                min_backoff: Duration::from_micros(100),
+                max_backoff: Duration::from_millis(5),
+                ..Retry::default()
+            },
             ..CommitOptions::default()
         }
     }

@@ -185,7 +185,7 @@ pub async fn commit_with_retries<C: ConflictCheck>(
 }
 
 /// True if `actions` are the commit whose `commitInfo.txnId` is `txn_id`.
-pub fn has_txn_id(actions: &[Action], txn_id: &str) -> bool {
+fn has_txn_id(actions: &[Action], txn_id: &str) -> bool {
     actions
         .iter()
         .any(|a| matches!(a, Action::CommitInfo(info) if info.txn_id.as_deref() == Some(txn_id)))

@@ -63,7 +63,8 @@ use serde::Serialize;
 
 use super::DeltaError;
 use super::actions::Add;
-use super::commit::{DEFAULT_MAX_ATTEMPTS, engine_info};
+use super::commit::engine_info;
+use super::commit_loop::DEFAULT_MAX_ATTEMPTS;
 use super::features::{self, Operation};
 use super::schema::Schema;
 use super::snapshot::Snapshot;

@@ -428,24 +428,26 @@ fn vacuum_info<const P: usize, const M: usize>(
                 .collect::<BTreeMap<_, _>>(),
         ),
         read_version: i64::try_from(read_version).ok(),
-        txn_id: Some(table.clock().new_id().to_string()),
         engine_info: Some(CommitOptions::default().engine_info),
         other: Map::from_iter([("operationMetrics".to_owned(), Value::Object(metrics))]),
         ..CommitInfo::default()
     }
 }
 
-/// Commits `info` alone at `version` or the first free version after it, with the
-/// [commit loop](super::commit_loop), and returns that version (a `commitInfo`-only
-/// commit conflicts with nothing).
+/// Commits `info` alone, with a new `txnId`, at `version` or the first free version
+/// after it, with the [commit loop](super::commit_loop), and returns that version (a
+/// `commitInfo`-only commit conflicts with nothing).
 async fn commit_info_only(
     table: &DeltaTable,
     version: u64,
     info: CommitInfo,
 ) -> Result<u64, DeltaError> {
-    let txn_id = info.txn_id.clone().unwrap_or_default();
+    let txn_id = table.clock().new_id().to_string();
     let what = info.operation.clone().unwrap_or_default();
-    let actions = [Action::CommitInfo(info)];
+    let actions = [Action::CommitInfo(CommitInfo {
+        txn_id: Some(txn_id.clone()),
+        ..info
+    })];
     let landing = commit_with_retries(
         table,
         version,

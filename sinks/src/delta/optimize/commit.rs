@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{OptimizeOptions, OptimizePlan, file_size};
 use crate::delta::DeltaError;
 use crate::delta::actions::{Action, Add, CommitInfo, Remove};
-use crate::delta::commit_loop::{self, ConflictCheck, Retry, commit_with_retries, has_txn_id};
+use crate::delta::commit_loop::{self, ConflictCheck, Retry, commit_with_retries};
 use crate::delta::table::DeltaTable;
 
 /// The commit of a partition's compaction at `now` (ms since the epoch): the removes,
@@ -113,14 +113,8 @@ pub(super) async fn commit(
     max_attempts: u32,
 ) -> Result<Landing, DeltaError> {
     let read: BTreeSet<String> = inputs.iter().map(|add| file_key(&add.path)).collect();
+    // The commits earlier partitions read or wrote (`txn_id` is new: none is ours).
     for (version, winner) in &tail.commits {
-        // Ours, when a put whose outcome was unknown did land.
-        if has_txn_id(winner, txn_id) {
-            return Ok(Landing::Committed {
-                version: *version,
-                attempts: 0,
-            });
-        }
         if let Some(reason) = conflict(*version, winner, &read) {
             return Ok(Landing::Conflict(reason));
         }
