@@ -1,5 +1,6 @@
 //! The hot paths around the fraud operator, per record: key routing, CSV parsing, Arrow
-//! building + Parquet encoding of table rows, and one Delta commit on local disk.
+//! building + Parquet encoding of table rows, one Delta commit on local disk, and
+//! opening a table of 10 000 versions (tidelake's own replay against the Delta Kernel's).
 //!
 //! `cargo bench --bench hot_paths`; throughput is reported per element (record, line or
 //! commit).
@@ -120,10 +121,13 @@ fn parquet_encoding(c: &mut Criterion) {
     group.finish();
 }
 
-/// One streaming commit (an add, the txn and commitInfo) to a table on local disk.
-fn delta_commit(c: &mut Criterion) {
+/// A new table of transactions in a temporary directory, and a committer to it with a
+/// checkpoint every `checkpoint_interval` versions (0: none).
+fn new_table(
+    runtime: &tokio::runtime::Runtime,
+    checkpoint_interval: u64,
+) -> (tempfile::TempDir, DeltaTable, EpochCommitter) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let runtime = runtime();
     let table = DeltaTable::open_url(&dir.path().display().to_string()).expect("open");
     let snapshot = runtime
         .block_on(table.create_or_open(
@@ -134,11 +138,18 @@ fn delta_commit(c: &mut Criterion) {
         ))
         .expect("create");
     let options = CommitOptions {
-        // Checkpoints are their own cost; this measures the commit.
-        checkpoint_interval: 0,
+        checkpoint_interval,
         ..CommitOptions::default()
     };
-    let mut committer = EpochCommitter::new(table, "bench-w0", &snapshot, options);
+    let committer = EpochCommitter::new(table.clone(), "bench-w0", &snapshot, options);
+    (dir, table, committer)
+}
+
+/// One streaming commit (an add, the txn and commitInfo) to a table on local disk.
+fn delta_commit(c: &mut Criterion) {
+    let runtime = runtime();
+    // Checkpoints are their own cost; this measures the commit.
+    let (_dir, _, mut committer) = new_table(&runtime, 0);
     let mut epoch = 0u64;
     let mut group = c.benchmark_group("delta_commit");
     group.throughput(Throughput::Elements(1));
@@ -151,6 +162,29 @@ fn delta_commit(c: &mut Criterion) {
             |(epoch, add)| runtime.block_on(committer.commit(epoch, vec![add])),
             BatchSize::SmallInput,
         )
+    });
+    group.finish();
+}
+
+/// Opening a local table of 10 000 versions, one add each, with a checkpoint
+/// every 100: the writers' replay (`DeltaTable::snapshot`, tidelake's own) and the
+/// readers' (`DeltaTable::read_snapshot`, the Delta Kernel's).
+fn table_open(c: &mut Criterion) {
+    const OPEN_VERSIONS: u64 = 10_000;
+    let runtime = runtime();
+    let (_dir, table, mut committer) = new_table(&runtime, 100);
+    for epoch in 1..OPEN_VERSIONS {
+        runtime
+            .block_on(committer.commit(epoch, vec![add(epoch)]))
+            .expect("commit");
+    }
+    let mut group = c.benchmark_group("table_open_10k_versions");
+    group.sample_size(20);
+    group.bench_function("tidelake_replay", |b| {
+        b.iter(|| runtime.block_on(table.snapshot()).expect("load"))
+    });
+    group.bench_function("delta_kernel", |b| {
+        b.iter(|| runtime.block_on(table.read_snapshot(None)).expect("read"))
     });
     group.finish();
 }
@@ -173,6 +207,7 @@ criterion_group!(
     key_routing,
     csv_parsing,
     parquet_encoding,
-    delta_commit
+    delta_commit,
+    table_open
 );
 criterion_main!(benches);

@@ -6,7 +6,8 @@
 //! always written; `json` writes one JSON object a line with `timestamp`, `level`,
 //! `target`, `message` and the event's fields (a commit's table, epoch and version, a
 //! status line's counters, …), which the text form leaves to the message. Which events show is set like
-//! `RUST_LOG` (`RUST_LOG=debug`, `RUST_LOG=tidelake_sinks=debug`; default `info`). The
+//! `RUST_LOG` (`RUST_LOG=debug`, `RUST_LOG=tidelake_sinks=debug`; default `info`, without
+//! the Delta Kernel's events). The
 //! live status line of a terminal is not a log line and stays as it is.
 
 use std::fmt;
@@ -42,12 +43,18 @@ impl LogFormat {
 
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
+/// What shows without `RUST_LOG`: tidelake's events from info up. The Delta Kernel's
+/// own events (each snapshot it builds, each error it returns, which tidelake reports
+/// itself) show only when `RUST_LOG` asks for them, e.g. `RUST_LOG=info,delta_kernel=debug`.
+const DEFAULT_FILTER: &str = "info,delta_kernel=off,delta_kernel_default_engine=off";
+
 /// Installs the log writer for the process (the first call wins).
 pub fn init(format: LogFormat) {
     if FORMAT.set(format).is_err() {
         return;
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use tidelake_operators::time::format_millis;
-use tidelake_sinks::delta::features::Operation;
 use tidelake_sinks::delta::history::{History, history};
 use tidelake_sinks::delta::layout::{FileGroup, SizeBucket, TableLayout};
 use tidelake_sinks::delta::validate::{ValidationReport, validate};
@@ -186,7 +185,7 @@ async fn show_files(
     plot: Option<&std::path::Path>,
 ) -> Result<ExitCode, DeltaError> {
     let table = DeltaTable::open_existing_url(&options.url)?;
-    let snapshot = table.snapshot_for(Operation::Inspect).await?;
+    let snapshot = table.read_snapshot(None).await?;
     let layout = TableLayout::of(&snapshot);
     if let Some(path) = plot
         && let Err(e) = plot_layout(&options.url, &layout, path)
@@ -345,6 +344,13 @@ fn layout_text(url: &str, layout: &TableLayout) -> String {
             text,
             "(≥: {} without numRecords in the stats)",
             count(total.files_without_row_count, "file")
+        );
+    }
+    if total.deleted_rows > 0 {
+        let _ = writeln!(
+            text,
+            "(rows are net of {} that deletion vectors delete)",
+            group(total.deleted_rows)
         );
     }
 

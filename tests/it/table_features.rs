@@ -5,7 +5,8 @@
 //! features listed but unused) and refuses, with exit 2 and the table untouched, those it
 //! does not (unknown features, deletion vectors, column mapping, domain metadata, row
 //! tracking, in-commit timestamps, V2 checkpoints, a constraint it cannot evaluate); each
-//! table command reads or refuses them as it implements them.
+//! table command reads or refuses them as it implements them (`table files` and
+//! `table validate` read every feature the Delta Kernel reads).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -66,10 +67,15 @@ impl Fixture {
     /// A new table with `feature` and 10 rows of its own (fewer, once deletion vectors
     /// deleted some).
     fn table(&self, feature: &str) -> String {
+        self.table_and_rows(feature).0
+    }
+
+    /// Like [`table`](Self::table), with the rows a reader sees in it.
+    fn table_and_rows(&self, feature: &str) -> (String, u64) {
         let url = self.path(feature);
         let made = self.python.feature_table(&url, feature, 10);
         assert!(made.rows <= 10, "{feature}: {}", made.notes);
-        url
+        (url, made.rows)
     }
 
     /// `tidelake run` appending [`INPUT`] to `url`.
@@ -255,16 +261,38 @@ fn appends_honour_append_only_invariants_constraints_and_generated_columns() {
 #[test]
 fn table_commands_read_or_refuse_each_feature_as_they_implement_it() {
     let f = Fixture::new();
-    // (feature, commands that must succeed, commands that must be refused)
-    let cases: [(&str, &[&str], &[&str]); 4] = [
+    // (feature, commands that must succeed, commands that must be refused); `files`
+    // and `validate` read with the Delta Kernel, the others with tidelake's own log
+    // reading and its writers' features.
+    let cases: [(&str, &[&str], &[&str]); 8] = [
         (
             "deletion-vectors",
-            &["history"],
-            &["files", "validate", "vacuum", "checkpoint", "optimize"],
+            &["history", "files", "validate"],
+            &["vacuum", "checkpoint", "optimize"],
+        ),
+        (
+            "v2-checkpoint",
+            &["files", "validate"],
+            &["vacuum", "checkpoint", "optimize"],
         ),
         (
             "column-mapping",
             &["history", "files", "validate", "vacuum", "checkpoint"],
+            &["optimize"],
+        ),
+        (
+            "row-tracking",
+            &["history", "files", "validate"],
+            &["optimize"],
+        ),
+        (
+            "domain-metadata",
+            &["history", "files", "validate"],
+            &["optimize"],
+        ),
+        (
+            "in-commit-timestamp",
+            &["history", "files", "validate"],
             &["optimize"],
         ),
         (
@@ -279,10 +307,15 @@ fn table_commands_read_or_refuse_each_feature_as_they_implement_it() {
         ),
     ];
     for (feature, reads, refuses) in cases {
-        let url = f.table(feature);
+        let (url, rows) = f.table_and_rows(feature);
         for command in reads {
             let output = f.table_command(&[command, &url]);
             assert_exit(&output, 0);
+        }
+        if reads.contains(&"files") {
+            // The rows a reader sees (delta-rs and the script's own count): net of the
+            // rows deletion vectors delete.
+            assert_eq!(f.rows_by_log(&url), rows, "{feature}");
         }
         for command in refuses {
             let before = files_under(Path::new(&url));
@@ -290,7 +323,13 @@ fn table_commands_read_or_refuse_each_feature_as_they_implement_it() {
             if *command == "vacuum" {
                 args.extend(["--retention", "0h", "--force"]);
             }
-            assert_refused(&f.table_command(&args), &format!("table {url} uses"));
+            // Tidelake's own log reading names the checkpoint it cannot read.
+            let says = if feature == "v2-checkpoint" {
+                "uses a V2 (UUID-named) checkpoint".to_owned()
+            } else {
+                format!("table {url} uses")
+            };
+            assert_refused(&f.table_command(&args), &says);
             assert_eq!(
                 files_under(Path::new(&url)),
                 before,
@@ -298,12 +337,31 @@ fn table_commands_read_or_refuse_each_feature_as_they_implement_it() {
             );
         }
     }
+    let dv_table = f.path("deletion-vectors");
+    let files: Value =
+        serde_json::from_slice(&f.table_command(&["files", &dv_table, "--json"]).stdout)
+            .expect("json");
+    assert!(files["total"]["deletedRows"].as_u64() > Some(0), "{files}");
     // Vacuum left the deletion vectors' file where it was.
-    let dv_files: Vec<String> = files_under(Path::new(&f.path("deletion-vectors")))
+    let dv_files: Vec<String> = files_under(Path::new(&dv_table))
         .into_iter()
         .filter(|p| p.starts_with("deletion_vector_"))
         .collect();
     assert_eq!(dv_files.len(), 1, "{dv_files:?}");
+    // A deletion vector file whose bytes changed: validate says so. The live on-disk
+    // vector is the file's first (at offset 1: its size, then its magic number).
+    let dv_file = Path::new(&dv_table).join(&dv_files[0]);
+    let mut bytes = std::fs::read(&dv_file).expect("read the DV file");
+    bytes[6] ^= 0xff;
+    std::fs::write(&dv_file, bytes).expect("write the DV file");
+    let output = f.table_command(&["validate", &dv_table]);
+    assert_exit(&output, 1);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("the deletion vector cannot be read"),
+        "{}",
+        describe(&output)
+    );
 
     // A live file with a field tidelake does not model (an add's baseRowId without the
     // feature): the checkpoint writer refuses to drop it.

@@ -117,6 +117,18 @@ pub struct Add {
     pub other: Map<String, Value>,
 }
 
+impl Add {
+    /// The rows of the file that its deletion vector deletes (`deletionVector.cardinality`):
+    /// 0 without one.
+    pub fn deleted_rows(&self) -> u64 {
+        self.other
+            .get("deletionVector")
+            .and_then(|dv| dv.get("cardinality"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
+}
+
 impl From<DataFile> for Add {
     /// The `add` of a file just written (`dataChange` true).
     fn from(file: DataFile) -> Add {

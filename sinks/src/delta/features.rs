@@ -10,20 +10,23 @@
 //! property or column metadata); a listed feature must be understood whether or not it
 //! is in force. What each operation implements:
 //!
-//! | feature | inspect | append | optimize | vacuum, checkpoint |
-//! |---|---|---|---|---|
-//! | `appendOnly` | – | yes: it only appends | yes: its removes have `dataChange=false` | yes |
-//! | `invariants`, `checkConstraints` | – | yes: rows are checked ([`super::constraints`]) | yes: no new rows | yes |
-//! | `generatedColumns` | – | yes: checked like constraints | yes | yes |
-//! | `changeDataFeed` | – | yes: appends need no `cdc` files | yes: no data change | yes |
-//! | `columnMapping` | yes | mode `none` only | mode `none` only | yes |
-//! | `identityColumns` | – | no | yes | yes |
-//! | `timestampNtz` | yes | yes: the schema is checked | no | yes |
-//! | `typeWidening` | yes | no | no | yes |
-//! | `vacuumProtocolCheck` | yes | yes | yes | yes: the protocol is checked |
-//! | anything else (`deletionVectors`, `v2Checkpoint`, `rowTracking`, `domainMetadata`, `inCommitTimestamp`, `icebergCompat*`, `clustering`, …) | no | no | no | no |
+//! | feature | append | optimize | vacuum, checkpoint |
+//! |---|---|---|---|
+//! | `appendOnly` | yes: it only appends | yes: its removes have `dataChange=false` | yes |
+//! | `invariants`, `checkConstraints` | yes: rows are checked ([`super::constraints`]) | yes: no new rows | yes |
+//! | `generatedColumns` | yes: checked like constraints | yes | yes |
+//! | `changeDataFeed` | yes: appends need no `cdc` files | yes: no data change | yes |
+//! | `columnMapping` | mode `none` only | mode `none` only | yes |
+//! | `identityColumns` | no | yes | yes |
+//! | `timestampNtz` | yes: the schema is checked | no | yes |
+//! | `typeWidening` | no | no | yes |
+//! | `vacuumProtocolCheck` | yes | yes | yes: the protocol is checked |
+//! | anything else (`deletionVectors`, `v2Checkpoint`, `rowTracking`, `domainMetadata`, `inCommitTimestamp`, `icebergCompat*`, `clustering`, …) | no | no | no |
 //!
-//! `tidelake table history` reads only commits and needs none of them.
+//! Reading is not checked here: `tidelake table files` and `table validate` read the
+//! table with the Delta Kernel ([`super::kernel`]), which reads every feature it
+//! implements (deletion vectors, V2 checkpoints and column mapping among them) and
+//! refuses the others; `tidelake table history` reads only commits and needs none.
 
 use std::collections::BTreeSet;
 
@@ -35,8 +38,6 @@ use super::snapshot::Snapshot;
 /// What an operation does to a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
-    /// Reads the log and the live files' metadata (`table files`, `table validate`).
-    Inspect,
     /// Appends new data files (the Delta sink).
     Append,
     /// Rewrites data files without changing the data (OPTIMIZE, Z-order,
@@ -51,7 +52,6 @@ pub enum Operation {
 impl Operation {
     fn name(self) -> &'static str {
         match self {
-            Operation::Inspect => "reading the table's files",
             Operation::Append => "appending",
             Operation::Optimize => "OPTIMIZE",
             Operation::Vacuum => "VACUUM",
@@ -59,14 +59,10 @@ impl Operation {
         }
     }
 
-    fn writes(self) -> bool {
-        self != Operation::Inspect
-    }
-
     /// The reader features the operation implements.
     fn reader_features(self) -> &'static [&'static str] {
         match self {
-            Operation::Inspect | Operation::Vacuum | Operation::Checkpoint => &[
+            Operation::Vacuum | Operation::Checkpoint => &[
                 "columnMapping",
                 "timestampNtz",
                 "typeWidening",
@@ -92,7 +88,6 @@ impl Operation {
         ];
         EVERY.contains(&feature)
             || match self {
-                Operation::Inspect => true,
                 Operation::Append => feature == "timestampNtz",
                 Operation::Optimize => feature == "identityColumns",
                 Operation::Vacuum | Operation::Checkpoint => matches!(
@@ -207,14 +202,12 @@ pub fn check(snapshot: &Snapshot, table: &str, operation: Operation) -> Result<(
             ));
         }
     }
-    if operation.writes() {
-        for feature in &writer {
-            if !operation.implements_writer_feature(feature) {
-                return Err(refuse(
-                    format!("the writer feature {feature}"),
-                    feature_detail(feature),
-                ));
-            }
+    for feature in &writer {
+        if !operation.implements_writer_feature(feature) {
+            return Err(refuse(
+                format!("the writer feature {feature}"),
+                feature_detail(feature),
+            ));
         }
     }
     if operation.needs_logical_names()
@@ -339,7 +332,6 @@ mod tests {
     #[test]
     fn plain_and_implemented_tables_pass_every_operation() {
         let all = [
-            Operation::Inspect,
             Operation::Append,
             Operation::Optimize,
             Operation::Vacuum,
@@ -392,25 +384,16 @@ mod tests {
             ),
             "{message}"
         );
-        // A reader needs no writer feature.
-        check(&unknown_writer, "t", Operation::Inspect).expect("inspect");
 
         let unknown_reader = snapshot(features(&["futureY"], &["futureY"]), &[], PLAIN);
-        assert!(
-            refused(&unknown_reader, Operation::Inspect).contains("the reader feature futureY")
-        );
+        assert!(refused(&unknown_reader, Operation::Vacuum).contains("the reader feature futureY"));
 
         let dv = snapshot(
             features(&["deletionVectors"], &["deletionVectors"]),
             &[("delta.enableDeletionVectors", "true")],
             PLAIN,
         );
-        for op in [
-            Operation::Inspect,
-            Operation::Vacuum,
-            Operation::Checkpoint,
-            Operation::Append,
-        ] {
+        for op in [Operation::Vacuum, Operation::Checkpoint, Operation::Append] {
             assert!(refused(&dv, op).contains("deletionVectors"), "{op:?}");
         }
 
@@ -419,7 +402,7 @@ mod tests {
         check(&identity, "t", Operation::Vacuum).expect("vacuum");
 
         for protocol in [legacy(4, 7), legacy(1, 8), legacy(3, 5)] {
-            let message = refused(&snapshot(protocol.clone(), &[], PLAIN), Operation::Inspect);
+            let message = refused(&snapshot(protocol.clone(), &[], PLAIN), Operation::Vacuum);
             assert!(message.contains("version"), "{protocol:?}: {message}");
         }
     }
@@ -437,7 +420,7 @@ mod tests {
                     "{op:?}"
                 );
             }
-            for op in [Operation::Inspect, Operation::Vacuum, Operation::Checkpoint] {
+            for op in [Operation::Vacuum, Operation::Checkpoint] {
                 check(&table, "t", op).expect("reads");
             }
         }

@@ -2,7 +2,8 @@
 //! bytes, and how file sizes spread. Streaming writers make many small files (docs/semantics.md §6);
 //! this shows how many, and where.
 //!
-//! Row counts come from each file's `stats.numRecords`; files without it are counted in
+//! Row counts come from each file's `stats.numRecords`, less the rows its deletion vector
+//! deletes (`deletionVector.cardinality`); files without `numRecords` are counted in
 //! [`FileGroup::files_without_row_count`] and add no rows.
 
 use std::collections::BTreeMap;
@@ -25,8 +26,11 @@ pub const SIZE_BUCKETS: [u64; 5] = [0, MIB, 8 * MIB, 32 * MIB, 128 * MIB];
 pub struct FileGroup {
     /// Live files.
     pub files: u64,
-    /// Rows of the files whose stats give `numRecords`.
+    /// Rows a reader sees in the files whose stats give `numRecords`: net of the rows
+    /// their deletion vectors delete.
     pub rows: u64,
+    /// Rows of those files that deletion vectors delete (not in `rows`).
+    pub deleted_rows: u64,
     /// Files whose stats give no `numRecords` (or do not parse): their rows are unknown.
     pub files_without_row_count: u64,
     /// Total size in bytes.
@@ -51,7 +55,11 @@ impl FileGroup {
             group.files += 1;
             group.bytes += size;
             match add.stats.as_deref().map(parse_num_records) {
-                Some(Ok(Some(rows))) => group.rows += rows,
+                Some(Ok(Some(rows))) => {
+                    let deleted = add.deleted_rows().min(rows);
+                    group.rows += rows - deleted;
+                    group.deleted_rows += deleted;
+                }
                 _ => group.files_without_row_count += 1,
             }
         }
@@ -179,6 +187,21 @@ mod tests {
     }
 
     #[test]
+    fn rows_deleted_by_deletion_vectors_are_not_counted() {
+        let mut snapshot = Snapshot::default();
+        let Action::Add(mut add) = file("a", None, 100, Some(10)) else {
+            unreachable!()
+        };
+        add.other.insert(
+            "deletionVector".into(),
+            serde_json::json!({"storageType":"i","pathOrInlineDv":"wi5b=000010000siXQKl0rr91000f55c8Xg0@@D72lkbi5=-{L","sizeInBytes":40,"cardinality":3}),
+        );
+        snapshot.apply(1, [Action::Add(add), file("b", None, 100, Some(5))]);
+        let total = TableLayout::of(&snapshot).total;
+        assert_eq!((total.rows, total.deleted_rows), (12, 3));
+    }
+
+    #[test]
     fn partitions_count_files_rows_and_sizes() {
         let mut snapshot = Snapshot::default();
         snapshot.apply(
@@ -207,6 +230,7 @@ mod tests {
             FileGroup {
                 files: 3,
                 rows: 40,
+                deleted_rows: 0,
                 files_without_row_count: 1,
                 bytes: 600,
                 min_file_size: 100,

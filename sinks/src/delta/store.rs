@@ -51,14 +51,10 @@ fn open(url: &str, create: bool) -> Result<(Arc<dyn ObjectStore>, Path), DeltaEr
         let root = Path::parse(prefix.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
         return Ok((Arc::new(store), root));
     }
-    let local = match url.strip_prefix("file://") {
-        Some(path) => path,
-        None if !url.contains("://") => url,
-        None => {
-            return Err(bad(
-                "supported table URLs: a local path, file://, s3:// and memory://".into(),
-            ));
-        }
+    let Some(local) = local_dir(url) else {
+        return Err(bad(
+            "supported table URLs: a local path, file://, s3:// and memory://".into(),
+        ));
     };
     if create {
         std::fs::create_dir_all(local)
@@ -68,6 +64,15 @@ fn open(url: &str, create: bool) -> Result<(Arc<dyn ObjectStore>, Path), DeltaEr
     }
     let store = LocalFileSystem::new_with_prefix(local).map_err(|e| bad(e.to_string()))?;
     Ok((Arc::new(store), Path::default()))
+}
+
+/// The local directory `url` names: a plain path or a `file://` URL.
+pub fn local_dir(url: &str) -> Option<&str> {
+    match url.strip_prefix("file://") {
+        Some(path) => Some(path),
+        None if !url.contains("://") => Some(url),
+        None => None,
+    }
 }
 
 /// Checks that `store` refuses a second put-if-absent of the same key, as Delta commits

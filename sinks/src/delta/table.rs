@@ -88,6 +88,16 @@ impl DeltaTable {
         self.snapshot().await?.ok_or_else(|| self.no_table())
     }
 
+    /// The table as a reader sees it at `version` (the latest if `None`), read by the
+    /// Delta Kernel: live files with their deletion vectors, protocol and metadata, of
+    /// any table the kernel can read (see [`kernel`](super::kernel)); an error naming
+    /// the table if there is none.
+    pub async fn read_snapshot(&self, version: Option<u64>) -> Result<Snapshot, DeltaError> {
+        super::kernel::read_snapshot(self, version)
+            .await?
+            .ok_or_else(|| self.no_table())
+    }
+
     /// The latest snapshot, checked to need no feature `operation` does not implement
     /// (see [`features`]); an error naming the table if there is none.
     pub async fn snapshot_for(&self, operation: Operation) -> Result<Snapshot, DeltaError> {

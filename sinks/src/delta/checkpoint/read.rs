@@ -8,14 +8,8 @@
 //! classic one) are refused with an error naming the file.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, ListArray, MapArray, PrimitiveArray, StringArray,
-    StructArray,
-};
-use arrow::compute::cast;
-use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Int32Type, Int64Type};
+use arrow::array::{Array, AsArray};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -30,6 +24,9 @@ use super::{
 };
 use crate::delta::DeltaError;
 use crate::delta::actions::{Action, Add, Format, Metadata, Protocol, Remove, Txn};
+use crate::delta::columns::{
+    Bools, Ints, Longs, StrLists, StrMaps, Strings, child, column, key_of,
+};
 use crate::delta::log::{commit_version, log_dir};
 use crate::delta::snapshot::Snapshot;
 
@@ -85,158 +82,6 @@ const READ_FIELDS: &[(&str, &[&str])] = &[
     ("txn", &["appId", "version", "lastUpdated"]),
     ("sidecar", &["path"]),
 ];
-
-fn child<'a>(parent: Option<&'a StructArray>, name: &str) -> Option<&'a ArrayRef> {
-    parent.and_then(|p| p.column_by_name(name))
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a StructArray> {
-    batch.column_by_name(name).and_then(|c| c.as_struct_opt())
-}
-
-/// A field read as strings, whatever its string encoding.
-struct Strings(Option<StringArray>);
-
-impl Strings {
-    fn new(array: Option<&ArrayRef>) -> Result<Self, ArrowError> {
-        Ok(Strings(
-            array
-                .map(|a| cast(a, &DataType::Utf8).map(|c| c.as_string::<i32>().clone()))
-                .transpose()?,
-        ))
-    }
-
-    fn get(&self, i: usize) -> Option<String> {
-        self.0
-            .as_ref()
-            .filter(|a| a.is_valid(i))
-            .map(|a| a.value(i).to_owned())
-    }
-}
-
-/// A field read as integers of type `T`, whatever integer width the file uses.
-struct Primitives<T: ArrowPrimitiveType>(Option<PrimitiveArray<T>>);
-
-/// A field read as 64-bit integers.
-type Longs = Primitives<Int64Type>;
-/// A field read as 32-bit integers.
-type Ints = Primitives<Int32Type>;
-
-impl<T: ArrowPrimitiveType> Primitives<T> {
-    fn new(array: Option<&ArrayRef>) -> Result<Self, ArrowError> {
-        Ok(Primitives(
-            array
-                .map(|a| cast(a, &T::DATA_TYPE).map(|c| c.as_primitive::<T>().clone()))
-                .transpose()?,
-        ))
-    }
-
-    fn get(&self, i: usize) -> Option<T::Native> {
-        self.0
-            .as_ref()
-            .filter(|a| a.is_valid(i))
-            .map(|a| a.value(i))
-    }
-}
-
-/// A boolean field.
-struct Bools(Option<BooleanArray>);
-
-impl Bools {
-    fn new(array: Option<&ArrayRef>) -> Result<Self, ArrowError> {
-        Ok(Bools(
-            array
-                .map(|a| cast(a, &DataType::Boolean).map(|c| c.as_boolean().clone()))
-                .transpose()?,
-        ))
-    }
-
-    fn get(&self, i: usize) -> Option<bool> {
-        self.0
-            .as_ref()
-            .filter(|a| a.is_valid(i))
-            .map(|a| a.value(i))
-    }
-}
-
-/// A `map<string,string>` field.
-struct StrMaps(Option<(MapArray, StringArray, StringArray)>);
-
-impl StrMaps {
-    fn new(array: Option<&ArrayRef>) -> Result<Self, ArrowError> {
-        let Some(array) = array else {
-            return Ok(StrMaps(None));
-        };
-        let map = array.as_map_opt().ok_or_else(|| {
-            ArrowError::SchemaError(format!("expected a map, found {}", array.data_type()))
-        })?;
-        let keys = cast(map.keys(), &DataType::Utf8)?
-            .as_string::<i32>()
-            .clone();
-        let values = cast(map.values(), &DataType::Utf8)?
-            .as_string::<i32>()
-            .clone();
-        Ok(StrMaps(Some((map.clone(), keys, values))))
-    }
-
-    fn get(&self, i: usize) -> Option<BTreeMap<String, Option<String>>> {
-        let (map, keys, values) = self.0.as_ref().filter(|(m, _, _)| m.is_valid(i))?;
-        let offsets = map.value_offsets();
-        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
-        Some(
-            (start..end)
-                .map(|j| {
-                    let value = values.is_valid(j).then(|| values.value(j).to_owned());
-                    (keys.value(j).to_owned(), value)
-                })
-                .collect(),
-        )
-    }
-
-    /// The map without its null values (for maps whose values are never null).
-    fn get_non_null(&self, i: usize) -> Option<BTreeMap<String, String>> {
-        self.get(i).map(|m| {
-            m.into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect()
-        })
-    }
-}
-
-/// A `list<string>` field.
-struct StrLists(Option<ListArray>);
-
-impl StrLists {
-    fn new(array: Option<&ArrayRef>) -> Result<Self, ArrowError> {
-        let target = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
-        Ok(StrLists(
-            array
-                .map(|a| cast(a, &target).map(|c| c.as_list::<i32>().clone()))
-                .transpose()?,
-        ))
-    }
-
-    fn get(&self, i: usize) -> Option<Vec<String>> {
-        let list = self.0.as_ref().filter(|a| a.is_valid(i))?;
-        let values = list.value(i);
-        Some(
-            values
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(str::to_owned)
-                .collect(),
-        )
-    }
-}
-
-/// The key field of a struct column in row `i`, if the struct is set there: rows where
-/// the struct is null, or set with a null key (some writers leave structs non-null), hold
-/// no such action.
-fn key_of(parent: Option<&StructArray>, key: &Strings, i: usize) -> Option<String> {
-    parent.filter(|p| p.is_valid(i))?;
-    key.get(i)
-}
 
 fn required<T>(value: Option<T>, field: &str, row: usize) -> Result<T, String> {
     value.ok_or_else(|| format!("row {row}: {field} is null"))
@@ -605,9 +450,13 @@ pub async fn read_last_checkpoint(
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Int64Array, ListBuilder, StringBuilder};
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, BooleanArray, Int64Array, ListBuilder, StringArray, StringBuilder, StructArray,
+    };
     use arrow::buffer::NullBuffer;
-    use arrow::datatypes::Fields;
+    use arrow::datatypes::{DataType, Field, Fields};
     use object_store::PutPayload;
     use parquet::arrow::ArrowWriter;
 
