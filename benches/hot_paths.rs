@@ -13,7 +13,8 @@ use tidelake_operators::{AccountId, EnrichedTransaction, StableHash};
 use tidelake_runtime::sources::csv::CsvSource;
 use tidelake_runtime::sources::{Emitter, ReadBatch, ReadStatus, RuleTime, Source, Watermark};
 use tidelake_runtime::transactions_table::TransactionRow;
-use tidelake_sinks::delta::commit::{CommitOptions, EpochCommitter};
+use tidelake_sinks::delta::files::commit::{CommitOptions, EpochCommitter};
+use tidelake_sinks::delta::protocol::kernel::read_snapshot;
 use tidelake_sinks::delta::{Add, DeltaTable, Schema};
 use tidelake_sinks::parquet::{ArrowRows, DataFileWriter, WriterOptions};
 
@@ -168,7 +169,7 @@ fn delta_commit(c: &mut Criterion) {
 
 /// Opening a local table of 10 000 versions, one add each, with a checkpoint
 /// every 100: the writers' replay (`DeltaTable::snapshot`, tidelake's own) and the
-/// readers' (`DeltaTable::read_snapshot`, the Delta Kernel's).
+/// readers' (`kernel::read_snapshot`, the Delta Kernel's).
 fn table_open(c: &mut Criterion) {
     const OPEN_VERSIONS: u64 = 10_000;
     let runtime = runtime();
@@ -184,7 +185,7 @@ fn table_open(c: &mut Criterion) {
         b.iter(|| runtime.block_on(table.snapshot()).expect("load"))
     });
     group.bench_function("delta_kernel", |b| {
-        b.iter(|| runtime.block_on(table.read_snapshot(None)).expect("read"))
+        b.iter(|| runtime.block_on(read_snapshot(&table, None)).expect("read"))
     });
     group.finish();
 }

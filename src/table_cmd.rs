@@ -10,9 +10,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use tidelake_operators::time::format_millis;
-use tidelake_sinks::delta::history::{History, history};
-use tidelake_sinks::delta::layout::{FileGroup, SizeBucket, TableLayout};
-use tidelake_sinks::delta::validate::{ValidationReport, validate};
+use tidelake_sinks::delta::inspection::history::{History, history};
+use tidelake_sinks::delta::inspection::layout::{FileGroup, SizeBucket, TableLayout};
+use tidelake_sinks::delta::inspection::validate::{ValidationReport, validate};
+use tidelake_sinks::delta::protocol::kernel::read_existing_snapshot;
 use tidelake_sinks::delta::{DeltaError, DeltaTable};
 
 use crate::logging::usage_error;
@@ -185,7 +186,7 @@ async fn show_files(
     plot: Option<&std::path::Path>,
 ) -> Result<ExitCode, DeltaError> {
     let table = DeltaTable::open_existing_url(&options.url)?;
-    let snapshot = table.read_snapshot(None).await?;
+    let snapshot = read_existing_snapshot(&table, None).await?;
     let layout = TableLayout::of(&snapshot);
     if let Some(path) = plot
         && let Err(e) = plot_layout(&options.url, &layout, path)

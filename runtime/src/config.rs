@@ -337,7 +337,7 @@ impl JobConfig {
 
     /// The settings that decide which rows each of the job's table writers commits in
     /// which epoch, recorded in every commit and compared when a job with the same id
-    /// runs again (see `tidelake_sinks::delta::job_identity`): the source and every flag
+    /// runs again (see `tidelake_sinks::delta::files::job_identity`): the source and every flag
     /// that decides what it reads (its pace, `--rate`, does not), the rule's time, tick,
     /// out-of-orderness and commit interval, the rule and its settings (`rule`: the
     /// pipeline's [`settings`](crate::pipeline::Pipeline::settings)), and the number of

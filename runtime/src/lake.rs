@@ -11,16 +11,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tidelake_sinks::delta::auto_compact::{AutoCompactor, CompactionTotals};
-use tidelake_sinks::delta::optimize::OptimizeOptions;
+use tidelake_sinks::delta::maintenance::auto_compact::{AutoCompactor, CompactionTotals};
+use tidelake_sinks::delta::maintenance::optimize::OptimizeOptions;
 
-use tidelake_sinks::delta::commit::CommitOptions;
-use tidelake_sinks::delta::constraints::{Constraints, OnRejected};
-use tidelake_sinks::delta::features::{self, Operation};
-use tidelake_sinks::delta::job_identity::{self, JobIdentity, check_job_identity};
-use tidelake_sinks::delta::retention::check_retention_properties;
-use tidelake_sinks::delta::sink::DeltaSink;
-use tidelake_sinks::delta::store::check_put_if_absent;
+use tidelake_sinks::delta::files::commit::CommitOptions;
+use tidelake_sinks::delta::files::constraints::{Constraints, OnRejected};
+use tidelake_sinks::delta::files::job_identity::{self, JobIdentity, check_job_identity};
+use tidelake_sinks::delta::files::sink::DeltaSink;
+use tidelake_sinks::delta::protocol::features::{self, Operation};
+use tidelake_sinks::delta::protocol::retention::check_retention_properties;
+use tidelake_sinks::delta::protocol::store::check_put_if_absent;
 use tidelake_sinks::delta::{DeltaError, DeltaTable, Schema, Snapshot};
 use tidelake_sinks::parquet::{ArrowRows, WriterOptions};
 use tidelake_sinks::parquet_files::ParquetFileSink;

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tidelake_sinks::delta::DeltaTable;
-use tidelake_sinks::delta::layout::TableLayout;
+use tidelake_sinks::delta::inspection::layout::TableLayout;
 
 use crate::clock::Clock;
 use crate::dead_letter::Reason;

@@ -23,7 +23,7 @@ use tidelake_operators::keyed_process::KeyedOutputs;
 use tidelake_operators::positioned::Positioned;
 use tidelake_operators::{EnrichedTransaction, Event, KeyedProcess, KeyedProcessFunction};
 use tidelake_sinks::delta::DeltaError;
-use tidelake_sinks::delta::constraints::{OnRejected, Rejected};
+use tidelake_sinks::delta::files::constraints::{OnRejected, Rejected};
 use tidelake_sinks::epochs::{EpochOutcome, EpochReport, EpochWriter, WriteEpochs};
 use tidelake_sinks::parquet::ArrowRows;
 use tidelake_sinks::{JsonLinesWriter, WriteJsonLines};

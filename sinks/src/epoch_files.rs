@@ -11,7 +11,7 @@ use object_store::path::Path;
 
 use crate::clock::SharedClock;
 use crate::delta::DeltaError;
-use crate::delta::constraints::{Constraints, OnRejected};
+use crate::delta::files::constraints::{Constraints, OnRejected};
 use crate::epochs::{EpochOutcome, EpochReport};
 use crate::parquet::{ArrowRows, DataFile, DataFileWriter, RowRules, WriterOptions};
 
@@ -51,7 +51,7 @@ impl<R: ArrowRows> EpochFiles<R> {
     }
 
     /// Checks every row against `constraints` before it is written, handing the rows
-    /// that break one to `on_rejected` instead (see [`crate::delta::constraints`]).
+    /// that break one to `on_rejected` instead (see [`crate::delta::files::constraints`]).
     pub(crate) fn with_constraints(
         mut self,
         constraints: Arc<Constraints>,

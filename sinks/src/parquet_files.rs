@@ -15,7 +15,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::clock;
 use crate::delta::DeltaError;
-use crate::delta::store::open_store;
+use crate::delta::protocol::store::open_store;
 use crate::epoch_files::{EpochFiles, report};
 use crate::epochs::{EpochOutcome, EpochReport, EpochWriter};
 use crate::parquet::ArrowRows;

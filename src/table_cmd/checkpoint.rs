@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use tidelake_sinks::delta::cleanup::{
+use tidelake_sinks::delta::maintenance::cleanup::{
     CheckpointReport, LogCleanupReport, checkpoint, cleanup_expired_logs,
 };
 use tidelake_sinks::delta::{DeltaError, DeltaTable};

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use tidelake_sinks::delta::optimize::{
+use tidelake_sinks::delta::maintenance::optimize::{
     OptimizeOptions, OptimizeReport, PartitionOutcome, Progress, default_min_file_size, optimize,
 };
 use tidelake_sinks::delta::{DeltaError, DeltaTable};

@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
-use tidelake_sinks::delta::layout::TableLayout;
-use tidelake_sinks::delta::skipping::{SkippingReport, skipping};
+use tidelake_sinks::delta::inspection::layout::TableLayout;
+use tidelake_sinks::delta::inspection::skipping::{SkippingReport, skipping};
 use tidelake_sinks::delta::{DeltaError, Snapshot};
 
 use super::{Align, TextTable, count};

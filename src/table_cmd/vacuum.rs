@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use tidelake_sinks::delta::vacuum::{Unreferenced, VacuumOptions, VacuumReport, vacuum};
+use tidelake_sinks::delta::maintenance::vacuum::{
+    Unreferenced, VacuumOptions, VacuumReport, vacuum,
+};
 use tidelake_sinks::delta::{DeltaError, DeltaTable};
 
 use super::{
@@ -115,7 +117,7 @@ fn vacuum_text(url: &str, report: &VacuumReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use tidelake_sinks::delta::vacuum::VacuumFile;
+    use tidelake_sinks::delta::maintenance::vacuum::VacuumFile;
 
     use super::*;
 

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use tidelake_operators::{AccountId, EnrichedTransaction};
 use tidelake_runtime::transactions_table::TransactionRow;
-use tidelake_sinks::delta::commit::{CommitOptions, EpochCommitter, EpochOutcome};
-use tidelake_sinks::delta::store::check_put_if_absent;
+use tidelake_sinks::delta::files::commit::{CommitOptions, EpochCommitter, EpochOutcome};
+use tidelake_sinks::delta::protocol::store::check_put_if_absent;
 use tidelake_sinks::delta::{Add, DeltaTable, Schema};
 use tidelake_sinks::parquet::{ArrowRows, Codec, DataFileWriter, WriterOptions};
 

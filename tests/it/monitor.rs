@@ -438,7 +438,7 @@ fn json_logs_are_json_lines_with_level_target_message_and_fields() {
     }
     let commits: Vec<&serde_json::Value> = events
         .iter()
-        .filter(|e| e["level"] == "DEBUG" && e["target"] == "tidelake_sinks::delta::commit")
+        .filter(|e| e["level"] == "DEBUG" && e["target"] == "tidelake_sinks::delta::files::commit")
         .collect();
     assert!(!commits.is_empty(), "no commit at debug level in\n{stderr}");
     assert!(

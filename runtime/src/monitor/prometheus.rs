@@ -17,7 +17,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use tidelake_sinks::delta::auto_compact::CompactionTotals;
+use tidelake_sinks::delta::maintenance::auto_compact::CompactionTotals;
 
 use super::Monitor;
 use crate::dead_letter::Reason;

@@ -1,54 +1,39 @@
-//! Delta Lake, named after the protocol.
+//! Delta Lake, named after the protocol. The module map, by concern:
 //!
-//! - The log: [`actions`] (plain serde types), the [`log`] directory and its
-//!   put-if-absent commits, [`snapshot`] replay, [`checkpoint`]s, table [`schema`]s,
-//!   [`retention`] properties, and the [`table`] that ties them to an object [`store`].
-//! - What a table asks of a client: [`features`] (which reader and writer features each
-//!   operation implements) and [`constraints`] (the rules every row must pass).
-//! - Writing: the per-worker epoch [`sink`] and its exactly-once [`commit`]s (with the
-//!   [`job_identity`] they record), over the [`commit_loop`] every commit retries in
-//!   (with its [`backoff`]); data files come from the
-//!   [Parquet layer](crate::parquet), each becoming an [`Add`].
-//! - Maintenance: [`optimize`] (bin-packing, or [`zorder`]), [`auto_compact`],
-//!   [`vacuum`] and log [`cleanup`].
-//! - Reading back: the [`history`], the [`layout`] of the files, the [`skipping`] figure,
-//!   [`validate`] against the store, and data files by [`reader`].
+//! - [`protocol`]: the log and how it is read and written — [`actions`](protocol::actions),
+//!   the [`log`](protocol::log) directory and its put-if-absent commits, the writers'
+//!   [`snapshot`](protocol::snapshot) replay, [`checkpoint`](protocol::checkpoint)s, the
+//!   readers' snapshots through the Delta Kernel ([`kernel`](protocol::kernel)), table
+//!   [`schema`](protocol::schema)s, [`retention`](protocol::retention) properties, which
+//!   [`features`](protocol::features) each operation implements, the
+//!   [`commit_loop`](protocol::commit_loop) every commit retries in, and the
+//!   [`table`](protocol::table) that ties them to an object [`store`](protocol::store).
+//! - [`files`]: the data files — the per-worker epoch [`sink`](files::sink), its
+//!   exactly-once [`commit`](files::commit)s with their [`job_identity`](files::job_identity),
+//!   the [`constraints`](files::constraints) every row must pass, and the
+//!   [`reader`](files::reader) of data files; the encoding is the
+//!   [Parquet layer](crate::parquet), each file becoming an [`Add`].
+//! - [`maintenance`]: [`optimize`](maintenance::optimize) (bin-packing, or
+//!   [`zorder`](maintenance::zorder)), [`auto_compact`](maintenance::auto_compact),
+//!   [`vacuum`](maintenance::vacuum) and log [`cleanup`](maintenance::cleanup).
+//! - [`inspection`]: the [`history`](inspection::history), the
+//!   [`layout`](inspection::layout) of the files, the [`skipping`](inspection::skipping)
+//!   figure, and [`validate`](inspection::validate) against the store.
+//!
+//! What the Delta Kernel does and what stays hand-written: `docs/delta-kernel.md`.
 
-pub mod actions;
-pub mod auto_compact;
-pub mod backoff;
-pub mod checkpoint;
-pub mod cleanup;
-mod columns;
-pub mod commit;
-pub mod commit_loop;
-pub mod constraints;
-pub mod features;
-pub mod history;
-pub mod job_identity;
-pub mod kernel;
-pub mod layout;
-pub mod log;
-pub mod optimize;
-pub mod reader;
-pub mod retention;
-pub mod schema;
-pub mod sink;
-pub mod skipping;
-pub mod snapshot;
-pub mod store;
-pub mod table;
+pub mod files;
+pub mod inspection;
+pub mod maintenance;
+pub mod protocol;
 #[cfg(test)]
 mod testing;
-pub mod vacuum;
-pub mod validate;
-pub mod zorder;
 
-pub use actions::{Action, Add, CommitInfo, Metadata, Protocol, Remove, Txn};
-pub use log::CommitOutcome;
-pub use schema::Schema;
-pub use snapshot::Snapshot;
-pub use table::DeltaTable;
+pub use protocol::actions::{Action, Add, CommitInfo, Metadata, Protocol, Remove, Txn};
+pub use protocol::log::CommitOutcome;
+pub use protocol::schema::Schema;
+pub use protocol::snapshot::Snapshot;
+pub use protocol::table::DeltaTable;
 
 /// A Delta table operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +128,7 @@ pub enum DeltaError {
     },
     /// A job id that committed to the table before did so with other settings, so this
     /// run would commit its rows in other epochs or by other writers (see
-    /// [`job_identity`]).
+    /// [`job_identity`](files::job_identity)).
     #[error(
         "table {table}: job id {job_id} committed to it (last at version {version}) with other settings, so a run with these settings would skip or repeat other rows than it committed: {differences}. Run it with the settings it had, or give it a new --job-id"
     )]
@@ -158,7 +143,7 @@ pub enum DeltaError {
         differences: String,
     },
     /// A job id that committed to the table before left no record of its settings
-    /// in the log, so they cannot be compared (see [`job_identity`]).
+    /// in the log, so they cannot be compared (see [`job_identity`](files::job_identity)).
     #[error(
         "table {table}: job id {job_id} committed to it ({writers} writer(s) have a txn), but no commit left in the log records the settings it ran with (log cleanup removed them, or an older tidelake wrote them), so tidelake cannot tell whether this run would skip exactly the rows it committed; give it a new --job-id"
     )]
@@ -171,7 +156,7 @@ pub enum DeltaError {
         writers: usize,
     },
     /// A job id that committed to the table before ran in ingestion time, whose epochs
-    /// a new run cannot reproduce (see [`job_identity`]).
+    /// a new run cannot reproduce (see [`job_identity`](files::job_identity)).
     #[error(
         "table {table}: job id {job_id} committed to it in ingestion time (--time ingestion), where a record's epoch is the wall clock when it was read; a new run reads its input at other times, so it cannot skip exactly the rows that are committed already; give it a new --job-id"
     )]
@@ -183,7 +168,7 @@ pub enum DeltaError {
     },
     /// A table uses a feature of the Delta protocol (a reader or writer feature, or a
     /// legacy protocol version's) that an operation does not implement (see
-    /// [`features`]).
+    /// [`features`](protocol::features)).
     #[error("table {table} uses {feature}, which {operation} does not implement: {detail}")]
     UnsupportedFeature {
         /// The table.

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use super::actions::{Action, Add, Remove, Txn};
-use super::schema::Schema;
-use super::table::DeltaTable;
+use super::protocol::actions::{Action, Add, Remove, Txn};
+use super::protocol::schema::Schema;
+use super::protocol::table::DeltaTable;
 
 pub(crate) use crate::testing::block_on;
 

@@ -1,0 +1,698 @@
+//! Exactly-once commits of one writer's epochs: `add`s + `txn(appId, epoch)` +
+//! `commitInfo`, put-if-absent at the next version, retried on conflict.
+//!
+//! An [`EpochCommitter`] is one application (`appId`, e.g. `<job id>-w<worker>`) of one
+//! table. It remembers the next version it expects to be free and the latest `txn`
+//! version of its `appId`, and follows `shared/notes/delta-writer.md` §2–§3:
+//!
+//! 1. An epoch not above the `txn` version already in the log is committed: skip it.
+//! 2. Otherwise commit it with the [commit loop](crate::delta::protocol::commit_loop) (put-if-absent at
+//!    the next version; on a lost race or an unknown outcome, back off, read the
+//!    winners, retry at the next free version without rewriting any file), whose check
+//!    of each winner is this: a `protocol` or `metaData` change fails the commit (the
+//!    table changed under the writer), a `txn` of our `appId` either shows the epoch is
+//!    committed already (its version ≥ the epoch: skip) or that another writer uses our
+//!    `appId` (fail). Adds and removes of other writers never conflict with a blind
+//!    append.
+//!
+//! After committing a version that is a multiple of the checkpoint interval, the
+//! committer writes a checkpoint of that version and `_last_checkpoint`.
+
+use std::collections::BTreeMap;
+
+use crate::delta::DeltaError;
+use crate::delta::files::job_identity::{COMMIT_INFO_KEY, JobIdentity};
+use crate::delta::protocol::actions::{Action, Add, CommitInfo, Txn};
+use crate::delta::protocol::checkpoint::write_checkpoint_at;
+use crate::delta::protocol::commit_loop::{ConflictCheck, Landing, Retry, commit_with_retries};
+use crate::delta::protocol::snapshot::Snapshot;
+use crate::delta::protocol::table::DeltaTable;
+
+/// Versions between checkpoints, unless a writer says otherwise: 10, as Spark.
+pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 10;
+
+/// `commitInfo.engineInfo` of tidelake's commits: `tidelake/<version>`.
+pub fn engine_info() -> String {
+    format!("tidelake/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// How an [`EpochCommitter`] commits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitOptions {
+    /// Written as `commitInfo.engineInfo`, e.g. `tidelake/0.1.0`.
+    pub engine_info: String,
+    /// Written as `commitInfo.operationParameters.queryId`: the job id.
+    pub query_id: String,
+    /// How an epoch's commit retries after lost races (default 100 attempts, backoff
+    /// from 1 ms to 200 ms).
+    pub retry: Retry,
+    /// Checkpoint after committing each version that is a positive multiple of this
+    /// (default 10, as Spark; 0 turns checkpoints off).
+    pub checkpoint_interval: u64,
+    /// The job's identity, recorded in every commit's `commitInfo` (see
+    /// [`crate::delta::files::job_identity`]).
+    pub job: Option<JobIdentity>,
+}
+
+impl Default for CommitOptions {
+    fn default() -> Self {
+        CommitOptions {
+            engine_info: engine_info(),
+            query_id: String::new(),
+            retry: Retry::default(),
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            job: None,
+        }
+    }
+}
+
+/// What became of an epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EpochOutcome {
+    /// The epoch is table version `version`, after `attempts` puts.
+    Committed {
+        /// The table version.
+        version: u64,
+        /// Puts it took (1 without contention).
+        attempts: u32,
+    },
+    /// The log already holds this epoch (or a later one) for this `appId`.
+    AlreadyCommitted {
+        /// The `appId`'s `txn` version in the log.
+        txn_version: i64,
+    },
+}
+
+/// Commits the epochs of one `appId`; see the [module docs](self).
+pub struct EpochCommitter {
+    table: DeltaTable,
+    app_id: String,
+    options: CommitOptions,
+    /// The first version this committer has not seen.
+    next_version: u64,
+    /// The `appId`'s latest `txn` version known.
+    txn_version: Option<i64>,
+}
+
+impl EpochCommitter {
+    /// A committer for `app_id` on `table`, starting from `snapshot` (the table as read
+    /// at start).
+    pub fn new(
+        table: DeltaTable,
+        app_id: impl Into<String>,
+        snapshot: &Snapshot,
+        options: CommitOptions,
+    ) -> Self {
+        let app_id = app_id.into();
+        EpochCommitter {
+            txn_version: snapshot.txn_version(&app_id),
+            next_version: snapshot.version + 1,
+            table,
+            app_id,
+            options,
+        }
+    }
+
+    /// The `appId`'s latest `txn` version known: the last epoch committed.
+    pub fn txn_version(&self) -> Option<i64> {
+        self.txn_version
+    }
+
+    /// True if `epoch` is known to be committed already.
+    pub fn is_committed(&self, epoch: u64) -> bool {
+        self.txn_version
+            .is_some_and(|v| i64::try_from(epoch).is_ok_and(|e| e <= v))
+    }
+
+    /// Commits `adds` as epoch `epoch` (see the [module docs](self)). On
+    /// [`EpochOutcome::AlreadyCommitted`] nothing was written to the log and the caller
+    /// should delete the files of `adds`.
+    pub async fn commit(&mut self, epoch: u64, adds: Vec<Add>) -> Result<EpochOutcome, DeltaError> {
+        let epoch_version = i64::try_from(epoch).map_err(|_| {
+            DeltaError::Corrupt(format!("epoch {epoch} does not fit a txn version"))
+        })?;
+        if let Some(txn_version) = self.txn_version.filter(|&v| v >= epoch_version) {
+            return Ok(EpochOutcome::AlreadyCommitted { txn_version });
+        }
+        let txn_id = self.table.clock().new_id().to_string();
+        let actions = self.actions(epoch_version, adds, &txn_id);
+        let mut check = EpochCheck {
+            table: self.table.location(),
+            app_id: &self.app_id,
+            epoch: epoch_version,
+            txn_version: &mut self.txn_version,
+        };
+        let landing = commit_with_retries(
+            &self.table,
+            self.next_version,
+            &actions,
+            &txn_id,
+            &format!("epoch {epoch} of {}", self.app_id),
+            self.options.retry,
+            &mut check,
+        )
+        .await?;
+        self.next_version = landing.next_version();
+        match landing {
+            Landing::Committed { version, attempts } => {
+                self.committed(epoch_version, version, attempts).await
+            }
+            Landing::Stopped { stop, .. } => {
+                Ok(EpochOutcome::AlreadyCommitted { txn_version: stop })
+            }
+        }
+    }
+
+    /// Records that epoch `epoch` is table version `version`, and checkpoints if due.
+    async fn committed(
+        &mut self,
+        epoch: i64,
+        version: u64,
+        attempts: u32,
+    ) -> Result<EpochOutcome, DeltaError> {
+        self.txn_version = Some(epoch);
+        tracing::debug!(
+            table = self.table.location(),
+            app_id = %self.app_id,
+            epoch,
+            version,
+            attempts,
+            "committed epoch {epoch} of {} as version {version}",
+            self.app_id
+        );
+        checkpoint_if_due(&self.table, version, self.options.checkpoint_interval).await?;
+        Ok(EpochOutcome::Committed { version, attempts })
+    }
+
+    /// The commit's actions: the adds, the `txn` and `commitInfo`.
+    fn actions(&self, epoch: i64, adds: Vec<Add>, txn_id: &str) -> Vec<Action> {
+        let now = self.table.clock().now_ms();
+        let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        actions.push(Action::Txn(Txn {
+            app_id: self.app_id.clone(),
+            version: epoch,
+            last_updated: Some(now),
+            other: Default::default(),
+        }));
+        let other = self
+            .options
+            .job
+            .iter()
+            .map(|job| (COMMIT_INFO_KEY.to_owned(), job.to_json()))
+            .collect();
+        actions.push(Action::CommitInfo(CommitInfo {
+            timestamp: Some(now),
+            operation: Some("STREAMING UPDATE".to_owned()),
+            operation_parameters: Some(BTreeMap::from([
+                ("outputMode".to_owned(), "Append".to_owned()),
+                ("queryId".to_owned(), self.options.query_id.clone()),
+                ("epochId".to_owned(), epoch.to_string()),
+            ])),
+            read_version: i64::try_from(self.next_version).ok().map(|v| v - 1),
+            is_blind_append: Some(true),
+            txn_id: Some(txn_id.to_owned()),
+            engine_info: Some(self.options.engine_info.clone()),
+            other,
+        }));
+        actions
+    }
+}
+
+/// The check of another writer's commit against a blind append of `epoch` by `app_id`
+/// (see the [module docs](self)): it stops the commit when the epoch is committed
+/// already, with the `txn` version that says so.
+struct EpochCheck<'a> {
+    table: &'a str,
+    app_id: &'a str,
+    epoch: i64,
+    /// The `appId`'s latest `txn` version known, kept up to date.
+    txn_version: &'a mut Option<i64>,
+}
+
+impl ConflictCheck for EpochCheck<'_> {
+    type Stop = i64;
+
+    fn check(&mut self, version: u64, actions: &[Action]) -> Result<Option<i64>, DeltaError> {
+        let conflict = |detail: String| DeltaError::Conflict {
+            table: self.table.to_owned(),
+            version,
+            detail,
+        };
+        let mut done = None;
+        for action in actions {
+            match action {
+                Action::Protocol(_) => {
+                    return Err(conflict(
+                        "another writer changed the table's protocol".into(),
+                    ));
+                }
+                Action::Metadata(_) => {
+                    return Err(conflict(
+                        "another writer changed the table's metadata (schema, partitioning or configuration)"
+                            .into(),
+                    ));
+                }
+                Action::Txn(txn) if txn.app_id == self.app_id => {
+                    *self.txn_version = Some(txn.version);
+                    if txn.version >= self.epoch {
+                        done = Some(txn.version);
+                    } else {
+                        return Err(conflict(format!(
+                            "another writer committed epoch {} as appId {} while this one was committing epoch {}: two jobs with the same --job-id are writing at once",
+                            txn.version, self.app_id, self.epoch
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Writes a checkpoint of `version` (and `_last_checkpoint`) if it is due: `version`
+/// is a positive multiple of `interval` (0 turns checkpoints off). Every writer calls
+/// this after each of its commits, so every such version gets one.
+pub(in crate::delta) async fn checkpoint_if_due(
+    table: &DeltaTable,
+    version: u64,
+    interval: u64,
+) -> Result<(), DeltaError> {
+    if interval == 0 || version == 0 || !version.is_multiple_of(interval) {
+        return Ok(());
+    }
+    let store = table.store().as_ref();
+    let snapshot = Snapshot::load_version(store, table.root(), Some(version))
+        .await?
+        .ok_or_else(|| {
+            DeltaError::Corrupt(format!(
+                "{}: version {version} vanished right after it was committed",
+                table.location()
+            ))
+        })?;
+    write_checkpoint_at(store, table.root(), &snapshot, table.clock().now_ms())
+        .await
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::delta::protocol::actions::Metadata;
+    use crate::delta::protocol::checkpoint::{checkpoint_path, read_last_checkpoint};
+    use std::time::Duration;
+
+    use crate::delta::protocol::commit_loop::MAX_STORE_ERRORS;
+    use crate::delta::protocol::schema::Schema;
+    use crate::delta::testing::{add, block_on, txn};
+    use object_store::ObjectStoreExt;
+
+    fn adds(names: &[&str]) -> Vec<Add> {
+        names
+            .iter()
+            .map(|n| match add(n) {
+                Action::Add(a) => a,
+                _ => unreachable!("add() makes adds"),
+            })
+            .collect()
+    }
+
+    async fn new_table(url: &str) -> (DeltaTable, Snapshot) {
+        let table = DeltaTable::open_url(url).expect("open");
+        let schema = Schema::of(&[("x", "long"), ("date", "string")]);
+        let snapshot = table
+            .create_or_open(&schema, &["date"], BTreeMap::new(), "test")
+            .await
+            .expect("create");
+        (table, snapshot)
+    }
+
+    fn options() -> CommitOptions {
+        CommitOptions {
+            query_id: "job".into(),
+            retry: Retry {
+                min_backoff: Duration::from_micros(100),
+                max_backoff: Duration::from_millis(5),
+                ..Retry::default()
+            },
+            ..CommitOptions::default()
+        }
+    }
+
+    fn commit_info(actions: &[Action]) -> &CommitInfo {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::CommitInfo(info) => Some(info),
+                _ => None,
+            })
+            .expect("commitInfo")
+    }
+
+    #[test]
+    fn commits_adds_txn_and_commit_info_at_the_next_version() {
+        block_on(async {
+            let (table, snapshot) = new_table("memory://t").await;
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            let outcome = committer
+                .commit(7, adds(&["a", "b"]))
+                .await
+                .expect("commit");
+            assert_eq!(
+                outcome,
+                EpochOutcome::Committed {
+                    version: 1,
+                    attempts: 1
+                }
+            );
+            assert_eq!(committer.txn_version(), Some(7));
+
+            let actions = table.read_commit(1).await.expect("read");
+            assert_eq!(&actions[..2], &[add("a"), add("b")]);
+            assert!(
+                matches!(&actions[2], Action::Txn(t) if t.app_id == "job-w0" && t.version == 7)
+            );
+            let info = commit_info(&actions);
+            assert_eq!(info.operation.as_deref(), Some("STREAMING UPDATE"));
+            assert_eq!(info.is_blind_append, Some(true));
+            assert_eq!(info.read_version, Some(0));
+            assert!(info.txn_id.is_some());
+            let params = info.operation_parameters.clone().expect("parameters");
+            assert_eq!(params.get("epochId").map(String::as_str), Some("7"));
+            assert_eq!(params.get("queryId").map(String::as_str), Some("job"));
+            assert_eq!(params.get("outputMode").map(String::as_str), Some("Append"));
+        });
+    }
+
+    #[test]
+    fn an_epoch_the_log_holds_is_not_committed_again() {
+        block_on(async {
+            let (table, _) = new_table("memory://t").await;
+            table
+                .try_commit(1, &[add("a"), txn("job-w0", 5)])
+                .await
+                .expect("commit");
+            let snapshot = table.snapshot().await.expect("load").expect("table");
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            assert!(committer.is_committed(5) && !committer.is_committed(6));
+            let outcome = committer.commit(5, adds(&["b"])).await.expect("commit");
+            assert_eq!(outcome, EpochOutcome::AlreadyCommitted { txn_version: 5 });
+            assert_eq!(
+                table
+                    .snapshot()
+                    .await
+                    .expect("load")
+                    .expect("table")
+                    .version,
+                1
+            );
+        });
+    }
+
+    #[test]
+    fn a_lost_race_reads_the_winner_and_commits_at_the_next_version() {
+        block_on(async {
+            let (table, snapshot) = new_table("memory://t").await;
+            let mut a = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            let mut b = EpochCommitter::new(table.clone(), "job-w1", &snapshot, options());
+            assert_eq!(
+                a.commit(1, adds(&["a"])).await.expect("a"),
+                EpochOutcome::Committed {
+                    version: 1,
+                    attempts: 1
+                }
+            );
+            // Another writer's blind append and a compaction do not conflict.
+            table.try_commit(2, &[add("x")]).await.expect("external");
+            assert_eq!(
+                b.commit(1, adds(&["b"])).await.expect("b"),
+                EpochOutcome::Committed {
+                    version: 3,
+                    attempts: 2
+                }
+            );
+            let snapshot = table.snapshot().await.expect("load").expect("table");
+            assert_eq!(snapshot.txn_version("job-w0"), Some(1));
+            assert_eq!(snapshot.txn_version("job-w1"), Some(1));
+            assert_eq!(snapshot.files.len(), 3);
+        });
+    }
+
+    #[test]
+    fn metadata_changes_and_a_second_writer_of_the_app_id_conflict() {
+        block_on(async {
+            let (table, snapshot) = new_table("memory://t").await;
+            let metadata = snapshot.metadata.clone().expect("metadata");
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            table
+                .try_commit(
+                    1,
+                    &[Action::Metadata(Metadata {
+                        name: Some("x".into()),
+                        ..metadata
+                    })],
+                )
+                .await
+                .expect("external");
+            let err = committer
+                .commit(1, adds(&["a"]))
+                .await
+                .expect_err("conflict");
+            assert!(
+                err.to_string().contains("changed the table's metadata"),
+                "{err}"
+            );
+
+            let snapshot = table.snapshot().await.expect("load").expect("table");
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            table
+                .try_commit(2, &[txn("job-w0", 3)])
+                .await
+                .expect("zombie");
+            let err = committer
+                .commit(4, adds(&["a"]))
+                .await
+                .expect_err("conflict");
+            assert!(err.to_string().contains("same --job-id"), "{err}");
+
+            // The same epoch committed by someone else: already done, not a conflict.
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+            assert_eq!(
+                committer.commit(3, adds(&["a"])).await.expect("skip"),
+                EpochOutcome::AlreadyCommitted { txn_version: 3 }
+            );
+        });
+    }
+
+    #[test]
+    fn racing_committers_land_every_epoch_once_with_contiguous_versions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = dir.path().display().to_string();
+        let (table, snapshot) = block_on(new_table(&url));
+        let threads: Vec<_> = (0..4)
+            .map(|w| {
+                let (table, snapshot) = (table.clone(), snapshot.clone());
+                std::thread::spawn(move || {
+                    block_on(async {
+                        let app = format!("job-w{w}");
+                        let mut committer = EpochCommitter::new(table, &app, &snapshot, options());
+                        for epoch in 1..=15u64 {
+                            let name = format!("{app}-{epoch}");
+                            committer
+                                .commit(epoch, adds(&[&name]))
+                                .await
+                                .expect("commit");
+                        }
+                    })
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("committer thread");
+        }
+        block_on(async {
+            let snapshot = table.snapshot().await.expect("load").expect("table");
+            assert_eq!(
+                snapshot.version, 60,
+                "one version per epoch per writer, no gap"
+            );
+            assert_eq!(snapshot.files.len(), 60);
+            for w in 0..4 {
+                assert_eq!(snapshot.txn_version(&format!("job-w{w}")), Some(15));
+            }
+            // Checkpoints at 10, 20, …, 60; `_last_checkpoint` names one of the last.
+            for version in (10..=60).step_by(10) {
+                let path = checkpoint_path(table.root(), version);
+                table
+                    .store()
+                    .head(&path)
+                    .await
+                    .expect("a checkpoint every 10 versions");
+            }
+            let last = read_last_checkpoint(table.store().as_ref(), table.root())
+                .await
+                .expect("read");
+            assert!(last.is_some_and(|v| v >= 50), "{last:?}");
+        });
+    }
+
+    /// A store whose next commit puts fail as a timeout would: after landing, or
+    /// before.
+    #[derive(Debug, Default)]
+    struct FlakyStore {
+        inner: object_store::memory::InMemory,
+        faults: std::sync::Mutex<std::collections::VecDeque<bool>>,
+    }
+
+    impl FlakyStore {
+        /// The next commit put fails; `lands`: after it was written.
+        fn fail_next(&self, lands: bool) {
+            self.faults.lock().expect("lock").push_back(lands);
+        }
+
+        fn timeout() -> object_store::Error {
+            object_store::Error::Generic {
+                store: "flaky",
+                source: "request timed out".into(),
+            }
+        }
+    }
+
+    impl std::fmt::Display for FlakyStore {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "FlakyStore")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl object_store::ObjectStore for FlakyStore {
+        async fn put_opts(
+            &self,
+            location: &object_store::path::Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            let fault = match location.as_ref().ends_with(".json") {
+                true => self.faults.lock().expect("lock").pop_front(),
+                false => None,
+            };
+            match fault {
+                None => self.inner.put_opts(location, payload, opts).await,
+                Some(true) => {
+                    self.inner.put_opts(location, payload, opts).await?;
+                    Err(Self::timeout())
+                }
+                Some(false) => Err(Self::timeout()),
+            }
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &object_store::path::Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(
+            &self,
+            location: &object_store::path::Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<
+                'static,
+                object_store::Result<object_store::path::Path>,
+            >,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>
+        {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(
+            &self,
+            from: &object_store::path::Path,
+            to: &object_store::path::Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[test]
+    fn an_ambiguous_put_is_resolved_by_reading_the_version_back() {
+        block_on(async {
+            let store = std::sync::Arc::new(FlakyStore::default());
+            let table = DeltaTable::new(store.clone(), Default::default(), "flaky://t");
+            let schema = Schema::of(&[("x", "long"), ("date", "string")]);
+            let snapshot = table
+                .create_or_open(&schema, &["date"], BTreeMap::new(), "test")
+                .await
+                .expect("create");
+            let mut committer = EpochCommitter::new(table.clone(), "job-w0", &snapshot, options());
+
+            // The put landed but its answer was lost: our txnId is there, so it counts.
+            store.fail_next(true);
+            assert_eq!(
+                committer.commit(1, adds(&["a"])).await.expect("commit"),
+                EpochOutcome::Committed {
+                    version: 1,
+                    attempts: 1
+                }
+            );
+            // The put failed before landing, twice: the version is free, so it is retried.
+            store.fail_next(false);
+            store.fail_next(false);
+            assert_eq!(
+                committer.commit(2, adds(&["b"])).await.expect("commit"),
+                EpochOutcome::Committed {
+                    version: 2,
+                    attempts: 3
+                }
+            );
+            let snapshot = table.snapshot().await.expect("load").expect("table");
+            assert_eq!(snapshot.version, 2, "each epoch committed once");
+            assert_eq!(snapshot.files.len(), 2);
+
+            // A store that keeps failing: the error, after a few tries.
+            for _ in 0..MAX_STORE_ERRORS {
+                store.fail_next(false);
+            }
+            let err = committer
+                .commit(3, adds(&["c"]))
+                .await
+                .expect_err("gives up");
+            assert!(err.to_string().contains("request timed out"), "{err}");
+            assert_eq!(
+                table
+                    .snapshot()
+                    .await
+                    .expect("load")
+                    .expect("table")
+                    .version,
+                2
+            );
+        });
+    }
+}

@@ -1,0 +1,185 @@
+//! Reading a table's data files back as Arrow batches of the table's schema, whoever
+//! wrote them: tidelake, delta-rs or Spark (notes §5).
+//!
+//! A file is read with the parquet crate's Arrow reader, then each batch is made to fit
+//! the table's data file schema ([`conform`]):
+//! - a column the file lacks reads as null (the protocol allows files without a column);
+//! - a column of another Arrow type is cast strictly (a value that does not fit is an
+//!   error, never a silent null): a string read as a view or dictionary, an integer
+//!   narrower than the table's, and so on;
+//! - timestamps are instants in Delta, whatever unit or time zone the file labels them
+//!   with (Spark's INT96 reads as nanoseconds without a zone): they are converted to
+//!   the table's unit and relabelled with its zone, never shifted;
+//! - columns the table does not have (a partition column written into the file, a
+//!   dropped column) are left out.
+
+use arrow::array::{ArrayRef, make_array, new_null_array};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::delta::DeltaError;
+use crate::delta::protocol::actions::Add;
+use crate::delta::protocol::table::DeltaTable;
+use crate::parquet::data_file_location;
+
+/// Rows per batch read.
+const BATCH_ROWS: usize = 8192;
+
+/// The rows of the data file of `add`, as batches of `schema` (the table's data file
+/// schema); see the [module docs](self).
+pub async fn read_data_file(
+    table: &DeltaTable,
+    add: &Add,
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>, DeltaError> {
+    let unreadable = |detail: String| DeltaError::ReadFile {
+        path: add.path.clone(),
+        detail,
+    };
+    let location = data_file_location(table.root(), &add.path)
+        .map_err(|e| unreadable(format!("the path names no object: {e}")))?;
+    let store_error = |source| DeltaError::Store {
+        path: location.to_string(),
+        source,
+    };
+    let bytes = table
+        .store()
+        .get(&location)
+        .await
+        .map_err(store_error)?
+        .bytes()
+        .await
+        .map_err(store_error)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|builder| builder.with_batch_size(BATCH_ROWS).build())
+        .map_err(|e| unreadable(e.to_string()))?;
+    reader
+        .map(|batch| {
+            batch
+                .and_then(|batch| conform(&batch, schema))
+                .map_err(|e| unreadable(e.to_string()))
+        })
+        .collect()
+}
+
+/// `batch` as a batch of `schema`; see the [module docs](self).
+pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let rows = batch.num_rows();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            None => Ok(new_null_array(field.data_type(), rows)),
+            Some(column) => cast_column(column, field.data_type())
+                .map_err(|e| ArrowError::CastError(format!("column `{}`: {e}", field.name()))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+}
+
+/// `column` as `to`: strictly cast, or for timestamps converted and relabelled.
+fn cast_column(column: &ArrayRef, to: &DataType) -> Result<ArrayRef, ArrowError> {
+    let strict = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    match (column.data_type(), to) {
+        (from, to) if from == to => Ok(column.clone()),
+        (DataType::Timestamp(_, from_zone), DataType::Timestamp(unit, _)) => {
+            // Converting units within the file's own zone keeps the instant; arrow would
+            // otherwise read a zoneless value as wall-clock time (and needs chrono-tz to).
+            let converted = cast_with_options(
+                column,
+                &DataType::Timestamp(*unit, from_zone.clone()),
+                &strict,
+            )?;
+            let relabelled = converted.to_data().into_builder().data_type(to.clone());
+            Ok(make_array(relabelled.build()?))
+        }
+        _ => cast_with_options(column, to, &strict),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, AsArray, Int32Array, StringViewArray, TimestampNanosecondArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+
+    use super::*;
+    use crate::parquet::ArrowRows;
+    use crate::parquet::rows::test_rows::TestRow;
+
+    /// `dt` (µs, UTC), `accountId`, `amount`, `alert`.
+    fn table_schema() -> SchemaRef {
+        TestRow::arrow_schema()
+    }
+
+    #[test]
+    fn foreign_batches_fit_the_table_schema() {
+        // Spark-like: INT96 times (ns, no zone), a string view, an int amount, no
+        // `amount`… and a partition column the table's data files do not hold.
+        let file = RecordBatch::try_from_iter([
+            (
+                "dt",
+                Arc::new(TimestampNanosecondArray::from(vec![
+                    1_714_521_600_123_456_789,
+                    -1_000,
+                ])) as ArrayRef,
+            ),
+            (
+                "accountId",
+                Arc::new(StringViewArray::from(vec!["a", "b"])) as ArrayRef,
+            ),
+            (
+                "date",
+                Arc::new(StringViewArray::from(vec!["x", "y"])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        let batch = conform(&file, &table_schema()).expect("conforms");
+        assert_eq!(batch.schema(), table_schema());
+        let dt = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(
+            dt.values(),
+            &[1_714_521_600_123_456, -1],
+            "same instants, in µs"
+        );
+        assert_eq!(batch.column(1).as_string::<i32>().value(1), "b");
+        assert_eq!(
+            batch.column(2).null_count(),
+            2,
+            "a missing column reads as null"
+        );
+
+        let ints = RecordBatch::try_from_iter([(
+            "amount",
+            Arc::new(Int32Array::from(vec![7])) as ArrayRef,
+        )])
+        .expect("batch");
+        let batch = conform(&ints, &table_schema()).expect("conforms");
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.column(0).null_count(), 1);
+        assert_eq!(
+            batch
+                .column(2)
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(0),
+            7.0
+        );
+
+        let text = RecordBatch::try_from_iter([(
+            "amount",
+            Arc::new(StringViewArray::from(vec!["12.5", "lots"])) as ArrayRef,
+        )])
+        .expect("batch");
+        let err = conform(&text, &table_schema()).expect_err("strict");
+        assert!(err.to_string().contains("column `amount`"), "{err}");
+    }
+}

@@ -1,0 +1,314 @@
+//! The Delta table sink of one worker: each commit epoch's rows become Parquet files
+//! and one commit of this worker's `appId` (docs/semantics.md §5).
+//!
+//! [`DeltaSink`] is the [`EpochWriter`] that [`crate::epochs`] drives on the sink's I/O
+//! thread. Rows of an epoch go to a [`DataFileWriter`] of their own, which may upload
+//! files early when one reaches the target size; sealing the epoch uploads the rest and
+//! commits them with the [`EpochCommitter`]. An epoch the log already holds for this
+//! `appId` (a re-run with the same job id) is not written at all, and files written for
+//! an epoch found committed during the commit are deleted. An epoch whose rows were all
+//! of an already committed epoch commits nothing.
+//!
+//! ```no_run
+//! # use tidelake_sinks::delta::DeltaTable;
+//! # use tidelake_sinks::delta::files::{commit::CommitOptions, sink::DeltaSink};
+//! # use tidelake_sinks::epochs::WriteEpochs;
+//! # use tidelake_sinks::parquet::ArrowRows;
+//! # fn build<'s, R: ArrowRows + Send>(rows: timely::dataflow::StreamVec<'s, u64, R>,
+//! #     table: DeltaTable, snapshot: &tidelake_sinks::delta::Snapshot) {
+//! let sink = DeltaSink::<R>::new(table, "job-42-w0", 0, snapshot, Default::default(), CommitOptions::default())
+//!     .expect("a valid row type");
+//! let committed = rows.write_epochs("DeltaSink", 10_000, sink, |error| eprintln!("{error}"));
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::delta::DeltaError;
+use crate::delta::files::commit::{CommitOptions, EpochCommitter, EpochOutcome as CommitOutcome};
+use crate::delta::files::constraints::{Constraints, OnRejected};
+use crate::delta::maintenance::auto_compact::AutoCompactor;
+use crate::delta::protocol::actions::Add;
+use crate::delta::protocol::snapshot::Snapshot;
+use crate::delta::protocol::table::DeltaTable;
+use crate::epoch_files::{EpochFiles, report};
+use crate::epochs::{EpochOutcome, EpochReport, EpochWriter};
+use crate::parquet::ArrowRows;
+use crate::parquet::WriterOptions;
+
+/// Writes one worker's epochs to a Delta table; see the [module docs](self).
+pub struct DeltaSink<R: ArrowRows> {
+    table: DeltaTable,
+    committer: EpochCommitter,
+    /// The files of the epochs not sealed yet.
+    files: EpochFiles<R>,
+    /// Rows of open epochs the log holds already, which are not written.
+    skipped: BTreeMap<u64, u64>,
+    /// Told of every commit, if the table is auto-compacted.
+    compactor: Option<Arc<AutoCompactor>>,
+}
+
+impl<R: ArrowRows> DeltaSink<R> {
+    /// A sink committing as `app_id` to `table`, which was read as `snapshot` at start.
+    /// `writer_index` (the global worker index) goes into file names.
+    pub fn new(
+        table: DeltaTable,
+        app_id: impl Into<String>,
+        writer_index: usize,
+        snapshot: &Snapshot,
+        options: WriterOptions,
+        commit: CommitOptions,
+    ) -> Result<Self, DeltaError> {
+        let files = EpochFiles::new(
+            table.store().clone(),
+            table.root().clone(),
+            writer_index,
+            options,
+            table.clock().clone(),
+        )?;
+        let committer = EpochCommitter::new(table.clone(), app_id, snapshot, commit);
+        Ok(DeltaSink {
+            table,
+            committer,
+            files,
+            skipped: BTreeMap::new(),
+            compactor: None,
+        })
+    }
+
+    /// Checks every row against the table's `constraints` before it is written, handing
+    /// the rows that break one to `on_rejected` (see [`crate::delta::files::constraints`]).
+    pub fn with_constraints(
+        mut self,
+        constraints: Arc<Constraints>,
+        on_rejected: OnRejected,
+    ) -> Self {
+        self.files = self.files.with_constraints(constraints, on_rejected);
+        self
+    }
+
+    /// Tells `compactor` of every commit this sink makes (auto-compaction).
+    pub fn with_compactor(mut self, compactor: Arc<AutoCompactor>) -> Self {
+        self.compactor = Some(compactor);
+        self
+    }
+}
+
+impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
+    type Row = R;
+    type Error = DeltaError;
+
+    async fn write(&mut self, epoch: u64, rows: Vec<R>) -> Result<(), DeltaError> {
+        if self.committer.is_committed(epoch) {
+            *self.skipped.entry(epoch).or_default() += rows.len() as u64;
+            return Ok(());
+        }
+        self.files.write(epoch, &rows).await
+    }
+
+    async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
+        let sealing = std::time::Instant::now();
+        let (files, written) = self.files.finish(epoch).await?;
+        let skipped = self.skipped.remove(&epoch).unwrap_or(0);
+        let outcome = match skipped {
+            0 => EpochOutcome::Empty,
+            _ => EpochOutcome::AlreadyCommitted,
+        };
+        let mut report = report(epoch, written + skipped, &files, outcome);
+        if files.is_empty() {
+            return Ok(report);
+        }
+        let adds: Vec<Add> = files.into_iter().map(Add::from).collect();
+        report.outcome = match self.committer.commit(epoch, adds.clone()).await? {
+            CommitOutcome::Committed { version, attempts } => {
+                if let Some(compactor) = &self.compactor {
+                    compactor.committed();
+                }
+                report.commit_latency = Some(sealing.elapsed());
+                EpochOutcome::Committed { version, attempts }
+            }
+            CommitOutcome::AlreadyCommitted { .. } => {
+                self.table.delete_data_files(&adds).await?;
+                EpochOutcome::AlreadyCommitted
+            }
+        };
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::InputHandle;
+    use timely::dataflow::operators::Inspect;
+
+    use super::*;
+    use crate::delta::protocol::actions::Action;
+    use crate::delta::protocol::schema::Schema;
+    use crate::epochs::WriteEpochs;
+    use crate::parquet::rows::test_rows::TestRow;
+    use crate::testing::block_on;
+
+    /// 2024-05-01T00:00:00Z in ms.
+    const DAY_MS: u64 = 1_714_521_600_000;
+    const INTERVAL: u64 = 1_000;
+
+    fn row(ms: u64, account: &str) -> TestRow {
+        TestRow {
+            dt_micros: (ms * 1000) as i64,
+            account_id: account.into(),
+            amount: ms as f64 / 7.0,
+            alert: ms.is_multiple_of(3),
+        }
+    }
+
+    /// Runs 2 workers; worker `w` sends rows at ms `DAY_MS + t` for each `t` in
+    /// `times[w]`, each as its own timely time, and writes them with a [`DeltaSink`]
+    /// of app `job-w<w>`. Returns every epoch report.
+    fn run(table: &DeltaTable, times: [Vec<u64>; 2]) -> Vec<EpochReport> {
+        let snapshot = block_on(table.create_or_open(
+            &Schema::of_rows::<TestRow>(),
+            TestRow::partition_columns(),
+            BTreeMap::new(),
+            "test",
+        ))
+        .expect("table");
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let (table, shared) = (table.clone(), Arc::clone(&reports));
+        timely::execute(timely::Config::process(2), move |worker| {
+            let w = worker.index();
+            let sink = DeltaSink::<TestRow>::new(
+                table.clone(),
+                format!("job-w{w}"),
+                w,
+                &snapshot,
+                WriterOptions::default(),
+                CommitOptions::default(),
+            )
+            .expect("sink");
+            let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<TestRow>>>::new();
+            let reports = Arc::clone(&shared);
+            worker.dataflow::<u64, _, _>(|scope| {
+                input
+                    .to_stream(scope)
+                    .write_epochs("DeltaSink", INTERVAL, sink, |e| panic!("sink failed: {e}"))
+                    .inspect(move |r| reports.lock().expect("lock").push(r.clone()));
+            });
+            for &t in &times[w] {
+                input.advance_to(DAY_MS + t);
+                input.send(row(DAY_MS + t, &format!("acct-{w}")));
+            }
+        })
+        .expect("timely");
+        let mut reports = reports.lock().expect("lock").clone();
+        reports.sort_by_key(|r| (r.epoch, r.rows));
+        reports
+    }
+
+    fn rows_in(snapshot: &Snapshot) -> u64 {
+        snapshot
+            .files
+            .values()
+            .map(|add| {
+                let stats: serde_json::Value =
+                    serde_json::from_str(add.stats.as_deref().expect("stats")).expect("json");
+                stats["numRecords"].as_u64().expect("numRecords")
+            })
+            .sum()
+    }
+
+    #[test]
+    fn each_worker_commits_each_epoch_with_rows_once_and_a_rerun_commits_nothing() {
+        let table = DeltaTable::open_url("memory://t").expect("open");
+        // Worker 0 has rows in epochs 0, 1 and 5; worker 1 in epochs 0 and 2.
+        let times = [vec![0, 10, 999, 1_000, 5_500], vec![1, 2_000, 2_999]];
+        let reports = run(&table, times.clone());
+        let committed: Vec<(u64, u64)> = reports.iter().map(|r| (r.epoch, r.rows)).collect();
+        let first_epoch = DAY_MS / INTERVAL;
+        let e = |i: u64| first_epoch + i;
+        assert_eq!(
+            committed,
+            [(e(0), 1), (e(0), 3), (e(1), 1), (e(2), 2), (e(5), 1)],
+            "one report per worker and epoch with rows"
+        );
+        assert!(
+            reports
+                .iter()
+                .all(|r| matches!(r.outcome, EpochOutcome::Committed { .. }) && r.files == 1)
+        );
+
+        let snapshot = block_on(table.snapshot()).expect("load").expect("table");
+        assert_eq!(snapshot.version, 5, "table creation + 5 commits");
+        assert_eq!(snapshot.txn_version("job-w0"), Some(e(5) as i64));
+        assert_eq!(snapshot.txn_version("job-w1"), Some(e(2) as i64));
+        assert_eq!(rows_in(&snapshot), 8);
+
+        // The same job again: every epoch is in the log already.
+        let reports = run(&table, times);
+        assert!(
+            reports
+                .iter()
+                .all(|r| r.outcome == EpochOutcome::AlreadyCommitted && r.files == 0),
+            "{reports:?}"
+        );
+        let again = block_on(table.snapshot()).expect("load").expect("table");
+        assert_eq!(again.version, 5, "nothing committed twice");
+        let objects = block_on(async {
+            use futures::TryStreamExt;
+            table
+                .store()
+                .list(None)
+                .try_collect::<Vec<_>>()
+                .await
+                .expect("list")
+        });
+        let data_files = objects
+            .iter()
+            .filter(|o| {
+                o.location.as_ref().ends_with(".parquet")
+                    && !o.location.as_ref().contains("_delta_log")
+            })
+            .count();
+        assert_eq!(data_files, 5, "no data file written for the skipped epochs");
+    }
+
+    #[test]
+    fn a_pinned_clock_fixes_every_time_and_id_the_sink_writes() {
+        const NOW: i64 = 1_800_000_000_123;
+        let clock = crate::clock::PinnedClock::at(NOW);
+        let table = DeltaTable::open_url("memory://t")
+            .expect("open")
+            .with_clock(clock.clone());
+        run(&table, [vec![0, 1_500], vec![1]]);
+        let snapshot = block_on(table.snapshot()).expect("load").expect("table");
+        let metadata = snapshot.metadata.as_ref().expect("metadata");
+        assert_eq!(metadata.created_time, Some(NOW));
+        assert_eq!(metadata.id, "00000000-0000-4000-8000-000000000001");
+        for version in 0..=snapshot.version {
+            for action in block_on(table.read_commit(version)).expect("read") {
+                match action {
+                    Action::CommitInfo(info) => {
+                        assert_eq!(info.timestamp, Some(NOW), "version {version}");
+                        let id = info.txn_id.expect("txnId");
+                        assert!(id.starts_with("00000000-0000-4000-8000-"), "{id}");
+                    }
+                    Action::Txn(txn) => assert_eq!(txn.last_updated, Some(NOW)),
+                    Action::Add(add) => {
+                        assert_eq!(add.modification_time, NOW);
+                        assert!(
+                            add.path.contains("-00000000-0000-4000-8000-"),
+                            "a counted id in the file name: {}",
+                            add.path
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(snapshot.files.len(), 3);
+    }
+}
