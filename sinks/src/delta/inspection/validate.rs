@@ -213,11 +213,12 @@ pub async fn validate(table: &DeltaTable) -> Result<ValidationReport, DeltaError
         Err(e) => return Err(e),
     };
     let (store, root) = (table.store().as_ref(), table.root());
-    let mut problems: Vec<Vec<Problem>> = stream::iter(snapshot.files.values())
+    let per_file: Vec<Vec<Problem>> = stream::iter(snapshot.files.values())
         .map(|add| check_file(store, root, add))
         .buffered(CONCURRENT_CHECKS)
         .collect()
         .await;
+    let mut problems: Vec<Problem> = per_file.into_iter().flatten().collect();
     let with_vectors: Vec<Add> = snapshot
         .files
         .values()
@@ -226,14 +227,13 @@ pub async fn validate(table: &DeltaTable) -> Result<ValidationReport, DeltaError
         .collect();
     if !with_vectors.is_empty() {
         let bad = check_deletion_vectors(table, with_vectors).await?;
-        problems.push(
+        problems.extend(
             bad.into_iter()
-                .map(|(path, detail)| Problem::BadDeletionVector { path, detail })
-                .collect(),
+                .map(|(path, detail)| Problem::BadDeletionVector { path, detail }),
         );
+        // Stable: each file's own problems stay in the order they were found.
+        problems.sort_by(|a, b| a.path().cmp(&b.path()));
     }
-    let mut problems: Vec<Problem> = problems.into_iter().flatten().collect();
-    problems.sort_by(|a, b| a.path().cmp(&b.path()));
     Ok(ValidationReport {
         version: Some(snapshot.version),
         files_checked: snapshot.files.len() as u64,

@@ -16,7 +16,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, StructArray};
+use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use delta_kernel::actions::deletion_vector::DeletionVectorDescriptor;
 use delta_kernel::engine::arrow_data::ArrowEngineData;
@@ -152,12 +152,11 @@ fn kernel_location(table: &DeltaTable) -> Result<(Arc<dyn ObjectStore>, Url), De
             .map_err(|()| bad(format!("{} is not an absolute path", dir.display())))?;
         return Ok((Arc::new(LocalFileSystem::new()), url));
     }
-    let scheme_and_host = table
+    let (scheme, rest) = table
         .location()
         .split_once("://")
-        .map(|(scheme, rest)| (scheme, rest.split('/').next().unwrap_or_default()))
         .ok_or_else(|| bad("not a URL".into()))?;
-    let (scheme, host) = scheme_and_host;
+    let host = rest.split('/').next().unwrap_or_default();
     let root = table.root().as_ref();
     let path = if root.is_empty() {
         "/".to_owned()
@@ -236,11 +235,10 @@ fn convert<T: serde::de::DeserializeOwned>(
 /// that made them live.
 fn scan_row_adds(batch: &RecordBatch) -> Result<Vec<Add>, String> {
     let arrow = |e: arrow::error::ArrowError| e.to_string();
-    let root = StructArray::from(batch.clone());
-    let path = Strings::new(child(Some(&root), "path")).map_err(arrow)?;
-    let size = Longs::new(child(Some(&root), "size")).map_err(arrow)?;
-    let time = Longs::new(child(Some(&root), "modificationTime")).map_err(arrow)?;
-    let stats = Strings::new(child(Some(&root), "stats")).map_err(arrow)?;
+    let path = Strings::new(batch.column_by_name("path")).map_err(arrow)?;
+    let size = Longs::new(batch.column_by_name("size")).map_err(arrow)?;
+    let time = Longs::new(batch.column_by_name("modificationTime")).map_err(arrow)?;
+    let stats = Strings::new(batch.column_by_name("stats")).map_err(arrow)?;
     let constants = column(batch, "fileConstantValues");
     let partitions = StrMaps::new(child(constants, "partitionValues")).map_err(arrow)?;
     let tags = StrMaps::new(child(constants, "tags")).map_err(arrow)?;
