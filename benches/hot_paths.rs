@@ -1,6 +1,7 @@
 //! The hot paths around the fraud operator, per record: key routing, CSV parsing, Arrow
-//! building + Parquet encoding of table rows, one Delta commit on local disk, and
-//! opening a table of 10 000 versions (tidelake's own replay against the Delta Kernel's).
+//! building + Parquet encoding of table rows, one Delta commit on local disk, 200 commits
+//! by 2 workers to one table, and opening a table of 10 000 versions (tidelake's own
+//! replay against the Delta Kernel's).
 //!
 //! `cargo bench --bench hot_paths`; throughput is reported per element (record, line or
 //! commit).
@@ -167,6 +168,49 @@ fn delta_commit(c: &mut Criterion) {
     group.finish();
 }
 
+/// 200 streaming commits by 2 workers to one new table on local disk, each worker on its
+/// own thread with its own appId, as `tidelake run --workers 2` commits: 100 epochs each,
+/// with the lost races re-read and retried, and a checkpoint every 10 versions.
+fn delta_commit_two_workers(c: &mut Criterion) {
+    const EPOCHS: u64 = 100;
+    let runtime = runtime();
+    let mut group = c.benchmark_group("delta_commit_200_by_2_workers");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(2 * EPOCHS));
+    group.bench_function("local_disk", |b| {
+        b.iter_batched(
+            || {
+                let (dir, table, first) = new_table(&runtime, 10);
+                let snapshot = runtime
+                    .block_on(table.snapshot())
+                    .expect("load")
+                    .expect("a table");
+                let second =
+                    EpochCommitter::new(table, "bench-w1", &snapshot, CommitOptions::default());
+                (dir, [first, second])
+            },
+            |(dir, committers)| {
+                std::thread::scope(|scope| {
+                    for (worker, mut committer) in committers.into_iter().enumerate() {
+                        scope.spawn(move || {
+                            let worker_runtime = self::runtime();
+                            for epoch in 1..=EPOCHS {
+                                let add = add(epoch * 2 + worker as u64);
+                                worker_runtime
+                                    .block_on(committer.commit(epoch, vec![add]))
+                                    .expect("commit");
+                            }
+                        });
+                    }
+                });
+                dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
 /// Opening a local table of 10 000 versions, one add each, with a checkpoint
 /// every 100: the writers' replay (`DeltaTable::snapshot`, tidelake's own) and the
 /// readers' (`kernel::read_snapshot`, the Delta Kernel's).
@@ -209,6 +253,7 @@ criterion_group!(
     csv_parsing,
     parquet_encoding,
     delta_commit,
+    delta_commit_two_workers,
     table_open
 );
 criterion_main!(benches);

@@ -106,6 +106,12 @@ impl Python {
         )
     }
 
+    /// What delta-rs (`DeltaTable.scan()`, which applies deletion vectors) and polars read
+    /// of the table at `url` now (`tests/py/feature_tables.py readers`).
+    pub fn readers(&self, url: &str) -> ReadersRead {
+        self.run_script("feature_tables.py", &["readers", url])
+    }
+
     /// `text` in the Prometheus text format, parsed by the `prometheus_client` package
     /// (`tests/py/monitoring.py metrics`).
     pub fn parse_metrics(&self, text: &str) -> MetricsRead {
@@ -473,6 +479,17 @@ pub struct FeatureTable {
     pub rows: u64,
     /// How it was made, and what delta-rs says of it.
     pub notes: String,
+}
+
+/// What [`Python::readers`] read.
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct ReadersRead {
+    /// `DeltaTable.version()`.
+    pub version: u64,
+    /// `DeltaTable.scan()` rows, column → value, by `dt`.
+    pub rows: Vec<Map<String, Value>>,
+    /// Rows polars' `scan_delta` counts.
+    pub polars_rows: u64,
 }
 
 #[derive(Deserialize)]

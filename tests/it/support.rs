@@ -226,6 +226,27 @@ pub fn files_under(root: &Path) -> std::collections::BTreeSet<String> {
     files
 }
 
+/// Sets the last modification of every JSON commit of the table at `table_dir` to
+/// `days` ago (older than the log retention of 30 days, for 31 and more).
+pub fn age_commits(table_dir: &Path, days: u64) {
+    for entry in std::fs::read_dir(table_dir.join("_delta_log")).expect("log") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            set_age(&path, days);
+        }
+    }
+}
+
+/// Sets the last modification of the file at `path` to `days` ago.
+pub fn set_age(path: &Path, days: u64) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 24 * 3600);
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_modified(then).expect("set mtime");
+}
+
 /// A port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))

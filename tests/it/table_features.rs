@@ -267,8 +267,8 @@ fn table_commands_read_or_refuse_each_feature_as_they_implement_it() {
     let cases: [(&str, &[&str], &[&str]); 8] = [
         (
             "deletion-vectors",
-            &["history", "files", "validate"],
-            &["vacuum", "checkpoint", "optimize"],
+            &["history", "files", "validate", "vacuum", "checkpoint"],
+            &["optimize"],
         ),
         (
             "v2-checkpoint",
@@ -282,18 +282,18 @@ fn table_commands_read_or_refuse_each_feature_as_they_implement_it() {
         ),
         (
             "row-tracking",
-            &["history", "files", "validate"],
+            &["history", "files", "validate", "vacuum", "checkpoint"],
             &["optimize"],
         ),
         (
             "domain-metadata",
-            &["history", "files", "validate"],
+            &["history", "files", "validate", "vacuum", "checkpoint"],
             &["optimize"],
         ),
         (
             "in-commit-timestamp",
             &["history", "files", "validate"],
-            &["optimize"],
+            &["vacuum", "checkpoint", "optimize"],
         ),
         (
             "unknown-writer-feature",
@@ -342,7 +342,7 @@ fn table_commands_read_or_refuse_each_feature_as_they_implement_it() {
         serde_json::from_slice(&f.table_command(&["files", &dv_table, "--json"]).stdout)
             .expect("json");
     assert!(files["total"]["deletedRows"].as_u64() > Some(0), "{files}");
-    // Vacuum left the deletion vectors' file where it was.
+    // Vacuum (with the default retention) left the deletion vectors' file where it was.
     let dv_files: Vec<String> = files_under(Path::new(&dv_table))
         .into_iter()
         .filter(|p| p.starts_with("deletion_vector_"))
@@ -363,8 +363,8 @@ fn table_commands_read_or_refuse_each_feature_as_they_implement_it() {
         describe(&output)
     );
 
-    // A live file with a field tidelake does not model (an add's baseRowId without the
-    // feature): the checkpoint writer refuses to drop it.
+    // A live file with a field tidelake's checkpoint writer does not model (an add's
+    // baseRowId without the feature): the Delta Kernel writes the checkpoint, and keeps it.
     let url = f.path("plain");
     let version = f.python.append(&url, 10);
     let add = r#"{"add":{"path":"part-x.parquet","partitionValues":{"date":"2024-05-01"},"size":1,"modificationTime":1,"dataChange":true,"baseRowId":7}}"#;
@@ -373,8 +373,181 @@ fn table_commands_read_or_refuse_each_feature_as_they_implement_it() {
         format!("{add}\n"),
     )
     .expect("write the commit");
+    assert_exit(&f.table_command(&["checkpoint", &url]), 0);
+    let checkpoint =
+        Path::new(&url).join(format!("_delta_log/{:020}.checkpoint.parquet", version + 1));
+    let read = std::process::Command::new(f.python.interpreter())
+        .args([
+            "-c",
+            "import sys, pyarrow.parquet as pq\n\
+             adds = [a for a in pq.read_table(sys.argv[1]).column('add').to_pylist() if a]\n\
+             print([a.get('baseRowId') for a in adds if a['path'] == 'part-x.parquet'])",
+        ])
+        .arg(&checkpoint)
+        .output()
+        .expect("run python");
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout).trim(),
+        "[7]",
+        "{}",
+        describe(&read)
+    );
+}
+
+/// The actions named `name` (`add`, `protocol`, …) of the JSON commit `version` of the
+/// table at `url`.
+fn commit_actions(url: &str, version: u64, name: &str) -> Vec<Value> {
+    let path = Path::new(url).join(format!("_delta_log/{version:020}.json"));
+    let text = std::fs::read_to_string(&path).expect("read the commit");
+    text.lines()
+        .filter_map(|line| {
+            let action: Value = serde_json::from_str(line).expect("an action");
+            action.get(name).cloned()
+        })
+        .collect()
+}
+
+/// A deletion-vector table through a checkpoint, log cleanup and vacuum: the Delta
+/// Kernel's checkpoint keeps every file's vector, so delta-rs, polars and `table files`
+/// read the same rows from it once the commits below it are cleaned up; vacuum keeps a
+/// live vector's file whatever the retention, ages a removed vector's file by the
+/// removal (not by the file's age), and deletes it only past the retention.
+#[test]
+fn deletion_vectors_survive_checkpoints_log_cleanup_and_vacuum() {
+    let f = Fixture::new();
+    let (url, rows) = f.table_and_rows("deletion-vectors");
+    let before = f.python.readers(&url);
+    assert_eq!(before.rows.len() as u64, rows);
+    assert_eq!(before.polars_rows, rows);
+    let mut live_adds = commit_actions(&url, 1, "add");
+    let replaced = commit_actions(&url, 2, "add");
+    live_adds.retain(|add| add["path"] != replaced[0]["path"]);
+    live_adds.extend(replaced);
+    let first_protocol = commit_actions(&url, 0, "protocol").remove(0);
+    let first_metadata = commit_actions(&url, 0, "metaData").remove(0);
+    let version = before.version;
+
+    // A checkpoint of the latest version, and the commits below it cleaned up: readers
+    // can only start from the checkpoint.
+    crate::support::age_commits(Path::new(&url), 40);
+    let output = f.table_command(&["checkpoint", &url, "--json"]);
+    assert_exit(&output, 0);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["checkpoint"]["version"], version, "{report}");
+    assert_eq!(report["checkpoint"]["addFiles"], 2, "{report}");
+    let removed: Vec<&str> = report["cleanup"]["removed"]
+        .as_array()
+        .expect("removed")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let below: Vec<String> = (0..version).map(|v| format!("{v:020}.json")).collect();
+    assert_eq!(removed, below, "{report}");
+    assert_eq!(f.python.readers(&url), before);
+    assert_eq!(f.rows_by_log(&url), rows);
+    assert_exit(&f.table_command(&["validate", &url]), 0);
+
+    // Vacuum with no retention at all: both data files and the vectors' file are live.
+    let dv_file = || {
+        files_under(Path::new(&url))
+            .into_iter()
+            .find(|p| p.starts_with("deletion_vector_"))
+    };
+    let dv_name = dv_file().expect("the deletion vectors' file");
+    let output = f.table_command(&["vacuum", &url, "--retention", "0h", "--force", "--json"]);
+    assert_exit(&output, 0);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["files"], Value::Array(vec![]), "{report}");
+    assert_eq!(report["liveFiles"], 3, "{report}");
+    assert_eq!(f.python.readers(&url), before);
+
+    // Both files removed (a DELETE of every row): the vectors' file is only a
+    // tombstone's now. Its bytes are 30 days old, the removal is new: the default
+    // retention (7 days) keeps it; no retention deletes it, as removed.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let removes: String = live_adds
+        .iter()
+        .map(|add| {
+            let mut remove = add.clone();
+            let remove_fields = remove.as_object_mut().expect("an add");
+            remove_fields.retain(|k, _| {
+                ["path", "partitionValues", "size", "deletionVector"].contains(&k.as_str())
+            });
+            remove_fields.insert("deletionTimestamp".into(), now.into());
+            remove_fields.insert("dataChange".into(), true.into());
+            remove_fields.insert("extendedFileMetadata".into(), true.into());
+            format!("{}\n", serde_json::json!({ "remove": remove }))
+        })
+        .collect();
+    std::fs::write(
+        Path::new(&url).join(format!("_delta_log/{:020}.json", version + 1)),
+        removes,
+    )
+    .expect("write the DELETE commit");
+    crate::support::set_age(&Path::new(&url).join(&dv_name), 30);
+    let dry = f.table_command(&["vacuum", &url, "--dry-run", "--json"]);
+    assert_exit(&dry, 0);
+    let report: Value = serde_json::from_slice(&dry.stdout).expect("json");
+    assert_eq!(report["files"], Value::Array(vec![]), "{report}");
+    assert_eq!(report["retainedFiles"], 3, "{report}");
+    let output = f.table_command(&["vacuum", &url, "--retention", "0h", "--force", "--json"]);
+    assert_exit(&output, 0);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let deleted: BTreeSet<(String, String)> = report["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().expect("path").to_owned(),
+                f["reason"].to_string(),
+            )
+        })
+        .collect();
+    let mut expected: BTreeSet<(String, String)> = live_adds
+        .iter()
+        .map(|add| {
+            (
+                add["path"].as_str().expect("path").to_owned(),
+                "\"removed\"".to_owned(),
+            )
+        })
+        .collect();
+    expected.insert((dv_name, "\"removed\"".to_owned()));
+    assert_eq!(deleted, expected, "{report}");
+    assert_eq!(dv_file(), None);
+    assert_eq!(f.rows_by_log(&url), 0);
+    assert_eq!(
+        report["commits"],
+        serde_json::json!([version + 2, version + 3])
+    );
+
+    // CHECK constraints on top: the Delta Kernel does not write such tables, and
+    // tidelake's own checkpoint would drop the tombstones' vectors: refused, both named.
+    let mut protocol = first_protocol;
+    protocol["writerFeatures"]
+        .as_array_mut()
+        .expect("writerFeatures")
+        .push("checkConstraints".into());
+    let mut metadata = first_metadata;
+    metadata["configuration"]["delta.constraints.positive"] = "amount > 0".into();
+    // After the DELETE, vacuum logged VACUUM START and END.
+    std::fs::write(
+        Path::new(&url).join(format!("_delta_log/{:020}.json", version + 4)),
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({ "protocol": protocol }),
+            serde_json::json!({ "metaData": metadata })
+        ),
+    )
+    .expect("write the constraint's commit");
+    let output = f.table_command(&["checkpoint", &url]);
+    assert_refused(&output, "checkConstraints");
     assert_refused(
-        &f.table_command(&["checkpoint", &url]),
-        "uses add.baseRowId (of part-x.parquet), which writing a checkpoint does not implement",
+        &output,
+        "tidelake's own checkpoint writer does not hold remove.deletionVector",
     );
 }

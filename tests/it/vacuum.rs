@@ -7,12 +7,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
-use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
 use crate::python::{Python, TransactionOut};
-use crate::support::{assert_exit, describe, tidelake};
+use crate::support::{age_commits, assert_exit, describe, tidelake};
 
 /// 2024-05-01T10:00:00Z.
 const START_MS: u64 = 1_714_557_600_000;
@@ -172,22 +171,6 @@ fn vacuum_deletes_the_files_a_compaction_removed_and_only_with_force_below_a_wee
     assert_eq!(history["commits"][1]["operation"], "VACUUM START");
 }
 
-/// Sets the last modification of every JSON commit of the table at `table_dir` to 40
-/// days ago: older than the log retention (30 days).
-fn age_commits(table_dir: &Path) {
-    let month_ago = SystemTime::now() - Duration::from_secs(40 * 24 * 3600);
-    for entry in std::fs::read_dir(table_dir.join("_delta_log")).expect("log") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let file = std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .expect("open");
-            file.set_modified(month_ago).expect("set mtime");
-        }
-    }
-}
-
 #[test]
 fn checkpoint_cleans_up_the_expired_log_and_readers_and_writers_go_on() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -212,7 +195,7 @@ fn checkpoint_cleans_up_the_expired_log_and_readers_and_writers_go_on() {
     );
 
     // Commits older than the retention: every one below the newest checkpoint goes.
-    age_commits(&table_dir);
+    age_commits(&table_dir, 40);
     let output = tidelake(dir.path(), &["table", "checkpoint", &url, "--json"]);
     assert_exit(&output, 0);
     let report = json_of(&output);

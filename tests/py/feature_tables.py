@@ -17,6 +17,11 @@ on stderr and exits non-zero.
          "rows": int,                   # rows a reader should see (after deletion vectors)
          "notes": str}                  # how the table was made, what delta-rs says of it
 
+    feature_tables.py readers URL
+        What delta-rs (DeltaTable.scan(), DataFusion, which applies deletion vectors) and
+        polars (scan_delta) read at URL now:
+        {"version": int, "rows": [row, ... sorted by dt], "polars_rows": int}
+
 FEATURE is one of ("delta-rs" = made by deltalake's own writer, "hand" = Parquet files
 written with pyarrow and the log written by this script from PROTOCOL.md):
 
@@ -920,6 +925,17 @@ def make(args):
     }
 
 
+def readers(args):
+    dt = open_table(args.url)
+    count = (
+        pl.scan_delta(table_uri(args.url), storage_options=storage_options(args.url))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    return {"version": dt.version(), "rows": sorted_rows(pa.table(dt.scan())), "polars_rows": count}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -928,6 +944,9 @@ def main():
     m.add_argument("feature", choices=sorted(FEATURES))
     m.add_argument("--rows", type=int, default=10)
     m.set_defaults(run=make)
+    r = sub.add_parser("readers")
+    r.add_argument("url")
+    r.set_defaults(run=readers)
     args = p.parse_args()
     json.dump(args.run(args), sys.stdout, allow_nan=False)
     sys.stdout.write("\n")

@@ -17,14 +17,18 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;
 
 use crate::delta::DeltaError;
+use crate::delta::protocol::actions::logical_file_key;
 use crate::delta::protocol::checkpoint::{
-    CheckpointKind, checkpoint_file, list_log_objects, usable_checkpoint, write_checkpoint_at,
+    CheckpointKind, checkpoint_file, checkpoint_path, list_log_objects, read_checkpoint,
+    read_last_checkpoint_file, unwritten, usable_checkpoint, write_checkpoint_at,
 };
 use crate::delta::protocol::features::Operation;
+use crate::delta::protocol::kernel;
 use crate::delta::protocol::log::commit_version;
 use crate::delta::protocol::retention::{
     cutoff_ms, deleted_file_retention, log_retention, tombstone_expired,
 };
+use crate::delta::protocol::snapshot::Snapshot;
 use crate::delta::protocol::table::DeltaTable;
 
 /// Log files deleted at once.
@@ -53,6 +57,26 @@ pub struct CheckpointReport {
 /// at it (see [`write_checkpoint_at`]). An error if there is no table.
 pub async fn checkpoint(table: &DeltaTable) -> Result<CheckpointReport, DeltaError> {
     let snapshot = table.snapshot_for(Operation::Checkpoint).await?;
+    if let Some(field) = unwritten(&snapshot) {
+        return kernel_checkpoint(table, &snapshot)
+            .await
+            .map_err(|error| match error {
+                DeltaError::UnsupportedFeature {
+                    table,
+                    feature,
+                    operation,
+                    detail,
+                } => DeltaError::UnsupportedFeature {
+                    table,
+                    feature,
+                    operation,
+                    detail: format!(
+                        "{detail}; and tidelake's own checkpoint writer does not hold {field}"
+                    ),
+                },
+                other => other,
+            });
+    }
     let now_ms = table.clock().now_ms();
     let cutoff = cutoff_ms(now_ms, deleted_file_retention(&snapshot)?);
     let last = write_checkpoint_at(table.store().as_ref(), table.root(), &snapshot, now_ms).await?;
@@ -68,6 +92,59 @@ pub async fn checkpoint(table: &DeltaTable) -> Result<CheckpointReport, DeltaErr
         tombstones: snapshot.tombstones.len() as u64 - expired,
         expired_tombstones: expired,
         size_in_bytes: last.size_in_bytes.unwrap_or_default(),
+    })
+}
+
+/// The checkpoint of a table whose state tidelake's checkpoint writer does not hold
+/// (deletion vectors, row ids, domain metadata: see [`unwritten`]), written by the
+/// Delta Kernel, then read back: it must hold the live files of tidelake's own replay
+/// (`snapshot`), with their deletion vectors, or the checkpoint is reported corrupt.
+async fn kernel_checkpoint(
+    table: &DeltaTable,
+    snapshot: &Snapshot,
+) -> Result<CheckpointReport, DeltaError> {
+    let (store, root, version) = (table.store().as_ref(), table.root(), snapshot.version);
+    kernel::write_checkpoint(table, version).await?;
+    let written = read_checkpoint(store, root, version).await?;
+    let live = |s: &Snapshot| -> Vec<String> {
+        s.files
+            .values()
+            .map(|a| logical_file_key(&a.path, &a.other).into_owned())
+            .collect()
+    };
+    if live(&written) != live(snapshot) {
+        return Err(DeltaError::Checkpoint {
+            path: checkpoint_path(root, version).to_string(),
+            detail: format!(
+                "the Delta Kernel's checkpoint holds {} live files where the log has {}, or other deletion vectors",
+                written.files.len(),
+                snapshot.files.len()
+            ),
+        });
+    }
+    let path = checkpoint_path(root, version);
+    let size_in_bytes = store
+        .head(&path)
+        .await
+        .map_err(|source| DeltaError::Store {
+            path: path.to_string(),
+            source,
+        })?
+        .size;
+    let last = read_last_checkpoint_file(store, root).await?;
+    let tombstones = written.tombstones.len() as u64;
+    Ok(CheckpointReport {
+        version,
+        actions: match last {
+            Some(last) if last.version == version => last.size,
+            // A checkpoint of this version was there already, and `_last_checkpoint`
+            // points at a newer one: the actions tidelake reads in it.
+            _ => (written.files.len() + written.tombstones.len() + written.txns.len() + 2) as u64,
+        },
+        add_files: written.files.len() as u64,
+        tombstones,
+        expired_tombstones: (snapshot.tombstones.len() as u64).saturating_sub(tombstones),
+        size_in_bytes,
     })
 }
 

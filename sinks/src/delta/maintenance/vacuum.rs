@@ -9,6 +9,11 @@
 //!   dropped, a file a writer never committed, a stray) by its last modification in the
 //!   store.
 //!
+//! A deletion vector's file (`deletion_vector_<uuid>.bin`) goes with the files that
+//! reference it: kept while a live file's vector is in it, aged by the latest
+//! `deletionTimestamp` of the tombstones whose vectors are in it, else untracked
+//! ([`DeletionVectorFiles`] resolves a vector to its file).
+//!
 //! The whole table is listed, as Spark's VACUUM (FULL) does, skipping `_delta_log/` and
 //! every path with a component that starts with `_` or `.` (such as the Parquet file
 //! sink's `_in-progress/` and `_tidelake/`), except partition directories named
@@ -40,6 +45,7 @@ use crate::delta::files::commit::CommitOptions;
 use crate::delta::protocol::actions::{Action, CommitInfo, Remove};
 use crate::delta::protocol::commit_loop::{Landing, NoConflicts, Retry, commit_with_retries};
 use crate::delta::protocol::features::Operation;
+use crate::delta::protocol::kernel::DeletionVectorFiles;
 use crate::delta::protocol::log::LOG_DIR;
 use crate::delta::protocol::retention::{
     DEFAULT_DELETED_FILE_RETENTION, cutoff_ms, deleted_file_retention, tombstone_expired,
@@ -248,14 +254,9 @@ struct Plan {
 /// Lists the table and picks the unreferenced files older than `cutoff`.
 async fn plan(table: &DeltaTable, snapshot: &Snapshot, cutoff: i64) -> Result<Plan, DeltaError> {
     let root = table.root();
-    let live = live_locations(root, snapshot)?;
-    // A tombstone whose path names no object matches no listed file: the file, if any,
-    // counts as untracked.
-    let removed: HashMap<Path, &Remove> = snapshot
-        .tombstones
-        .values()
-        .filter_map(|r| Some((data_file_location(root, &r.path).ok()?, r)))
-        .collect();
+    let vectors = DeletionVectorFiles::new(table)?;
+    let live = live_locations(root, snapshot, &vectors)?;
+    let removed = removed_locations(root, snapshot, &vectors);
     let partition_columns = snapshot
         .metadata
         .as_ref()
@@ -332,7 +333,7 @@ async fn delete_planned(
     files: Vec<(Path, VacuumFile)>,
 ) -> Result<Deletion, DeltaError> {
     let latest = table.snapshot_for(Operation::Vacuum).await?;
-    let live = live_locations(table.root(), &latest)?;
+    let live = live_locations(table.root(), &latest, &DeletionVectorFiles::new(table)?)?;
     let (files, kept): (Vec<_>, Vec<_>) = files
         .into_iter()
         .partition(|(location, _)| !live.contains(location));
@@ -354,20 +355,61 @@ async fn delete_planned(
     })
 }
 
-/// The objects of `snapshot`'s live files. An error if one's path names no object:
-/// vacuum could not tell that file from an unreferenced one.
-fn live_locations(root: &Path, snapshot: &Snapshot) -> Result<HashSet<Path>, DeltaError> {
-    snapshot
-        .files
-        .keys()
-        .map(|path| {
-            data_file_location(root, path).map_err(|e| {
-                DeltaError::Corrupt(format!(
-                    "the live file {path} names no object ({e}), so vacuum cannot protect it"
-                ))
-            })
-        })
-        .collect()
+/// The objects of `snapshot`'s live files and of their deletion vectors. An error if a
+/// live file's path or deletion vector names no object: vacuum could not tell that file
+/// from an unreferenced one.
+fn live_locations(
+    root: &Path,
+    snapshot: &Snapshot,
+    vectors: &DeletionVectorFiles,
+) -> Result<HashSet<Path>, DeltaError> {
+    let unprotected = |path: &str, e: String| {
+        DeltaError::Corrupt(format!(
+            "the live file {path} names no object ({e}), so vacuum cannot protect it"
+        ))
+    };
+    let mut live = HashSet::with_capacity(snapshot.files.len());
+    for (path, add) in &snapshot.files {
+        live.insert(data_file_location(root, path).map_err(|e| unprotected(path, e.to_string()))?);
+        if let Some(vector) = vectors
+            .path_of(&add.other)
+            .map_err(|e| unprotected(path, e))?
+        {
+            live.insert(
+                data_file_location(root, &vector).map_err(|e| unprotected(path, e.to_string()))?,
+            );
+        }
+    }
+    Ok(live)
+}
+
+/// The objects that `snapshot`'s tombstones name, data files and deletion vectors, each
+/// with the latest tombstone naming it (a file whose deletion vector changed leaves a
+/// tombstone per vector). A tombstone whose path or vector names no object matches no
+/// listed file: the file, if any, counts as untracked.
+fn removed_locations<'a>(
+    root: &Path,
+    snapshot: &'a Snapshot,
+    vectors: &DeletionVectorFiles,
+) -> HashMap<Path, &'a Remove> {
+    let mut removed: HashMap<Path, &Remove> = HashMap::new();
+    for remove in snapshot.tombstones.values() {
+        let vector = vectors.path_of(&remove.other).ok().flatten();
+        for path in std::iter::once(remove.path.as_str()).chain(vector.as_deref()) {
+            let Ok(location) = data_file_location(root, path) else {
+                continue;
+            };
+            removed
+                .entry(location)
+                .and_modify(|latest| {
+                    if remove.deletion_timestamp > latest.deletion_timestamp {
+                        *latest = remove;
+                    }
+                })
+                .or_insert(remove);
+        }
+    }
+    removed
 }
 
 /// True for paths (relative to the table root) vacuum never touches: the log, and any

@@ -11,6 +11,7 @@
 //! commit rewritten from them keeps them, and the checkpoint writer can refuse to drop
 //! them (see [`crate::delta::protocol::checkpoint`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -127,6 +128,32 @@ impl Add {
             .and_then(Value::as_u64)
             .unwrap_or(0)
     }
+}
+
+/// The key of the logical file an `add` or `remove` names: its path, and, if it has a
+/// deletion vector (in `other`), the vector's unique id (`<storageType><pathOrInlineDv>`,
+/// then `@<offset>` if set), so that a same-path `remove` and `add` that swap a file's
+/// deletion vector name two logical files, as the protocol's log replay has it.
+pub fn logical_file_key<'a>(path: &'a str, other: &Map<String, Value>) -> Cow<'a, str> {
+    let Some(dv) = other.get("deletionVector") else {
+        return Cow::Borrowed(path);
+    };
+    let field = |name: &str| match dv.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    let offset = field("offset");
+    let offset = if offset.is_empty() {
+        offset
+    } else {
+        format!("@{offset}")
+    };
+    Cow::Owned(format!(
+        "{path}\u{0}{}{}{offset}",
+        field("storageType"),
+        field("pathOrInlineDv")
+    ))
 }
 
 impl From<DataFile> for Add {

@@ -172,3 +172,43 @@ pub(in crate::delta) fn key_of(
     parent.filter(|p| p.is_valid(i))?;
     key.get(i)
 }
+
+/// A `deletionVector` struct field (of an `add`, a `remove` or a kernel scan row) read
+/// as the descriptor's JSON object: `storageType`, `pathOrInlineDv`, `offset` (if set),
+/// `sizeInBytes`, `cardinality`; `None` where the struct or its `storageType` is null.
+pub(in crate::delta) struct DeletionVectors<'a> {
+    column: Option<&'a StructArray>,
+    storage: Strings,
+    path: Strings,
+    offset: Longs,
+    size: Longs,
+    cardinality: Longs,
+}
+
+impl<'a> DeletionVectors<'a> {
+    pub(in crate::delta) fn new(array: Option<&'a ArrayRef>) -> Result<Self, ArrowError> {
+        let column = array.and_then(|a| a.as_struct_opt());
+        Ok(DeletionVectors {
+            column,
+            storage: Strings::new(child(column, "storageType"))?,
+            path: Strings::new(child(column, "pathOrInlineDv"))?,
+            offset: Longs::new(child(column, "offset"))?,
+            size: Longs::new(child(column, "sizeInBytes"))?,
+            cardinality: Longs::new(child(column, "cardinality"))?,
+        })
+    }
+
+    pub(in crate::delta) fn get(&self, i: usize) -> Option<serde_json::Value> {
+        use serde_json::{Map, Value};
+        let storage = key_of(self.column, &self.storage, i)?;
+        let mut descriptor = Map::new();
+        descriptor.insert("storageType".into(), Value::from(storage));
+        descriptor.insert("pathOrInlineDv".into(), Value::from(self.path.get(i)));
+        if let Some(offset) = self.offset.get(i) {
+            descriptor.insert("offset".into(), Value::from(offset));
+        }
+        descriptor.insert("sizeInBytes".into(), Value::from(self.size.get(i)));
+        descriptor.insert("cardinality".into(), Value::from(self.cardinality.get(i)));
+        Some(Value::Object(descriptor))
+    }
+}

@@ -21,7 +21,9 @@
 //! | `timestampNtz` | yes: the schema is checked | no | yes |
 //! | `typeWidening` | no | no | yes |
 //! | `vacuumProtocolCheck` | yes | yes | yes: the protocol is checked |
-//! | anything else (`deletionVectors`, `v2Checkpoint`, `rowTracking`, `domainMetadata`, `inCommitTimestamp`, `icebergCompat*`, `clustering`, …) | no | no | no |
+//! | `deletionVectors` | no | no | yes: vacuum keeps the vectors' files as it keeps data files; the Delta Kernel writes the checkpoint |
+//! | `rowTracking`, `domainMetadata` | no | no | yes: vacuum adds no files; the Delta Kernel writes the checkpoint |
+//! | anything else (`v2Checkpoint`, `inCommitTimestamp`, `icebergCompat*`, `clustering`, …) | no | no | no |
 //!
 //! Reading is not checked here: `tidelake table files` and `table validate` read the
 //! table with the Delta Kernel ([`crate::delta::protocol::kernel`]), which reads every feature it
@@ -64,6 +66,7 @@ impl Operation {
         match self {
             Operation::Vacuum | Operation::Checkpoint => &[
                 "columnMapping",
+                "deletionVectors",
                 "timestampNtz",
                 "typeWidening",
                 "typeWidening-preview",
@@ -92,7 +95,13 @@ impl Operation {
                 Operation::Optimize => feature == "identityColumns",
                 Operation::Vacuum | Operation::Checkpoint => matches!(
                     feature,
-                    "identityColumns" | "timestampNtz" | "typeWidening" | "typeWidening-preview"
+                    "identityColumns"
+                        | "timestampNtz"
+                        | "typeWidening"
+                        | "typeWidening-preview"
+                        | "deletionVectors"
+                        | "rowTracking"
+                        | "domainMetadata"
                 ),
             }
     }
@@ -254,7 +263,7 @@ fn check_versions(protocol: &Protocol) -> Result<(), (String, String)> {
 /// Why a feature cannot be handled, in a sentence.
 fn feature_detail(feature: &str) -> String {
     match feature {
-        "deletionVectors" => "rows deleted by deletion vectors would be read as live, and checkpoints and vacuum would drop the vectors".to_owned(),
+        "deletionVectors" => "rows deleted by deletion vectors would be read as live, and rewritten files would lose their vectors".to_owned(),
         "v2Checkpoint" => "tidelake reads and writes only classic (V1) checkpoints".to_owned(),
         "rowTracking" => "new files would need row ids assigned".to_owned(),
         "domainMetadata" => "checkpoints would drop the table's domain metadata".to_owned(),
@@ -393,8 +402,12 @@ mod tests {
             &[("delta.enableDeletionVectors", "true")],
             PLAIN,
         );
-        for op in [Operation::Vacuum, Operation::Checkpoint, Operation::Append] {
+        for op in [Operation::Append, Operation::Optimize] {
             assert!(refused(&dv, op).contains("deletionVectors"), "{op:?}");
+        }
+        // Vacuum keeps the vectors' files; the Delta Kernel writes the checkpoint.
+        for op in [Operation::Vacuum, Operation::Checkpoint] {
+            check(&dv, "t", op).expect("deletion vectors");
         }
 
         let identity = snapshot(legacy(1, 6), &[], IDENTITY);

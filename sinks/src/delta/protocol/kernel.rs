@@ -16,10 +16,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use delta_kernel::actions::deletion_vector::DeletionVectorDescriptor;
 use delta_kernel::engine::arrow_data::ArrowEngineData;
+use delta_kernel::snapshot::CheckpointWriteResult;
 use delta_kernel::{Engine, KernelError, Snapshot as KernelSnapshot};
 use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
 use delta_kernel_default_engine::{DefaultEngine, DefaultEngineBuilder};
@@ -31,7 +31,7 @@ use url::Url;
 
 use crate::delta::DeltaError;
 use crate::delta::protocol::actions::{Add, Metadata, Protocol};
-use crate::delta::protocol::columns::{Longs, StrMaps, Strings, child, column};
+use crate::delta::protocol::columns::{DeletionVectors, Longs, StrMaps, Strings, child, column};
 use crate::delta::protocol::log::log_dir;
 use crate::delta::protocol::snapshot::Snapshot;
 use crate::delta::protocol::store::local_dir;
@@ -50,7 +50,7 @@ pub async fn read_snapshot(
     if log_is_empty(table).await? {
         return Ok(None);
     }
-    with_engine(table, move |engine, url| {
+    with_engine(table, "reading the table's files", move |engine, url| {
         read_blocking(engine, url, version)
     })
     .await
@@ -68,6 +68,24 @@ pub async fn read_existing_snapshot(
         .ok_or_else(|| table.no_table())
 }
 
+/// Writes the Delta Kernel's checkpoint of `table` at `version` (a classic one, with
+/// every action the kernel keeps: deletion vectors, row ids, domain metadata, the
+/// tombstones and txns within their retentions by the system clock) and points
+/// `_last_checkpoint` at it; false if a checkpoint of that version was there already.
+/// For the tables whose state tidelake's own checkpoint writer does not hold
+/// ([`crate::delta::maintenance::cleanup::checkpoint`]). The kernel refuses the tables it
+/// cannot write (CHECK constraints, generated and identity columns), naming the reason.
+pub async fn write_checkpoint(table: &DeltaTable, version: u64) -> Result<bool, DeltaError> {
+    with_engine(table, "writing a checkpoint", move |engine, url| {
+        let snapshot = KernelSnapshot::builder_for(url.as_str())
+            .at_version(version)
+            .build(engine)?;
+        let (result, _) = snapshot.checkpoint(engine, None)?;
+        Ok(result == CheckpointWriteResult::Written)
+    })
+    .await
+}
+
 /// The deletion vectors of `adds` that are not what their descriptor says, as
 /// `(add.path, what is wrong)`: the kernel cannot read the vector (a missing or short
 /// file, a bad checksum or magic number, a bad inline encoding), or it deletes another
@@ -76,7 +94,7 @@ pub async fn check_deletion_vectors(
     table: &DeltaTable,
     adds: Vec<Add>,
 ) -> Result<Vec<(String, String)>, DeltaError> {
-    with_engine(table, move |engine, url| {
+    with_engine(table, "reading deletion vectors", move |engine, url| {
         Ok(adds
             .iter()
             .filter_map(|add| {
@@ -117,12 +135,48 @@ fn deletion_vector_problem(engine: &KernelEngine, url: &Url, add: &Add) -> Optio
     None
 }
 
+/// Where `table`'s deletion vectors are stored: resolves the `deletionVector` of an
+/// action to its file, as the kernel does (`u`: `<prefix>/deletion_vector_<uuid>.bin`
+/// under the table root, `p`: the absolute path given, `i`: inline, no file).
+pub struct DeletionVectorFiles {
+    root: Url,
+}
+
+impl DeletionVectorFiles {
+    /// The resolver for `table`'s deletion vectors.
+    pub fn new(table: &DeltaTable) -> Result<Self, DeltaError> {
+        let (_, root) = kernel_location(table)?;
+        Ok(DeletionVectorFiles { root })
+    }
+
+    /// The file that the deletion vector in `other` (an `add`'s or a `remove`'s fields)
+    /// is stored in, as a path relative to the table root, URI-encoded as `add.path` is;
+    /// `None` without a vector, for an inline one, or for a file outside the table. An
+    /// error if the descriptor does not parse.
+    pub fn path_of(&self, other: &Map<String, Value>) -> Result<Option<String>, String> {
+        let Some(descriptor) = other.get("deletionVector") else {
+            return Ok(None);
+        };
+        let descriptor: DeletionVectorDescriptor = serde_json::from_value(descriptor.clone())
+            .map_err(|e| format!("its deletion vector does not parse: {e}"))?;
+        let url = descriptor
+            .absolute_path(&self.root)
+            .map_err(|e| format!("its deletion vector names no file: {e}"))?;
+        Ok(url.and_then(|url| {
+            url.as_str()
+                .strip_prefix(self.root.as_str())
+                .map(str::to_owned)
+        }))
+    }
+}
+
 type KernelEngine = DefaultEngine<TokioMultiThreadExecutor>;
 
-/// Runs `work` with a kernel engine for `table` and the table's URL on a blocking thread
-/// (the kernel blocks on its own runtime).
+/// Runs `work` (`operation`, in messages) with a kernel engine for `table` and the
+/// table's URL on a blocking thread (the kernel blocks on its own runtime).
 async fn with_engine<T: Send + 'static>(
     table: &DeltaTable,
+    operation: &'static str,
     work: impl FnOnce(&KernelEngine, &Url) -> Result<T, KernelError> + Send + 'static,
 ) -> Result<T, DeltaError> {
     let (store, url) = kernel_location(table)?;
@@ -135,7 +189,7 @@ async fn with_engine<T: Send + 'static>(
     })
     .await
     .map_err(|e| DeltaError::Corrupt(format!("the Delta Kernel's reader thread failed: {e}")))?
-    .map_err(|source| kernel_error(&location, source))
+    .map_err(|source| kernel_error(&location, operation, source))
 }
 
 /// The store and table URL the kernel reads `table` through: its own local file system
@@ -245,12 +299,7 @@ fn scan_row_adds(batch: &RecordBatch) -> Result<Vec<Add>, String> {
     let base_row_id = Longs::new(child(constants, "baseRowId")).map_err(arrow)?;
     let row_commit_version =
         Longs::new(child(constants, "defaultRowCommitVersion")).map_err(arrow)?;
-    let dv = column(batch, "deletionVector");
-    let dv_storage = Strings::new(child(dv, "storageType")).map_err(arrow)?;
-    let dv_path = Strings::new(child(dv, "pathOrInlineDv")).map_err(arrow)?;
-    let dv_offset = Longs::new(child(dv, "offset")).map_err(arrow)?;
-    let dv_size = Longs::new(child(dv, "sizeInBytes")).map_err(arrow)?;
-    let dv_cardinality = Longs::new(child(dv, "cardinality")).map_err(arrow)?;
+    let dvs = DeletionVectors::new(batch.column_by_name("deletionVector")).map_err(arrow)?;
 
     let mut adds = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
@@ -258,18 +307,8 @@ fn scan_row_adds(batch: &RecordBatch) -> Result<Vec<Add>, String> {
             return Err(format!("row {i}: path is null"));
         };
         let mut other = Map::new();
-        if dv.is_some_and(|dv| dv.is_valid(i))
-            && let Some(storage) = dv_storage.get(i)
-        {
-            let mut descriptor = Map::new();
-            descriptor.insert("storageType".into(), Value::from(storage));
-            descriptor.insert("pathOrInlineDv".into(), Value::from(dv_path.get(i)));
-            if let Some(offset) = dv_offset.get(i) {
-                descriptor.insert("offset".into(), Value::from(offset));
-            }
-            descriptor.insert("sizeInBytes".into(), Value::from(dv_size.get(i)));
-            descriptor.insert("cardinality".into(), Value::from(dv_cardinality.get(i)));
-            other.insert("deletionVector".into(), Value::Object(descriptor));
+        if let Some(descriptor) = dvs.get(i) {
+            other.insert("deletionVector".into(), descriptor);
         }
         if let Some(id) = base_row_id.get(i) {
             other.insert("baseRowId".into(), Value::from(id));
@@ -293,7 +332,7 @@ fn scan_row_adds(batch: &RecordBatch) -> Result<Vec<Add>, String> {
 
 /// A kernel error as tidelake's: a feature or protocol the kernel cannot read is a
 /// refusal naming it (exit 2), anything else a corrupt or unreadable log.
-fn kernel_error(table: &str, mut source: KernelError) -> DeltaError {
+fn kernel_error(table: &str, operation: &'static str, mut source: KernelError) -> DeltaError {
     // The kernel wraps an error with a backtrace when RUST_BACKTRACE asks for one; the
     // message is the error's own.
     while let KernelError::Backtraced { source: inner, .. } = source {
@@ -302,8 +341,8 @@ fn kernel_error(table: &str, mut source: KernelError) -> DeltaError {
     match source {
         KernelError::Unsupported(detail) => DeltaError::UnsupportedFeature {
             table: table.to_owned(),
-            feature: "a part of the protocol the Delta Kernel cannot read".to_owned(),
-            operation: "reading the table's files",
+            feature: "a part of the protocol the Delta Kernel does not implement".to_owned(),
+            operation,
             detail,
         },
         KernelError::ObjectStore(source) => DeltaError::Store {

@@ -14,7 +14,9 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use crate::delta::DeltaError;
-use crate::delta::protocol::actions::{Action, Add, Metadata, Protocol, Remove, Txn};
+use crate::delta::protocol::actions::{
+    Action, Add, Metadata, Protocol, Remove, Txn, logical_file_key,
+};
 use crate::delta::protocol::checkpoint::{
     list_log, read_checkpoint_files, read_last_checkpoint, usable_checkpoint,
 };
@@ -31,7 +33,9 @@ pub struct Snapshot {
     pub metadata: Option<Metadata>,
     /// Live data files by path.
     pub files: BTreeMap<String, Add>,
-    /// Removed files not yet vacuumed, by path.
+    /// Removed files not yet vacuumed, by [logical file](logical_file_key): their path,
+    /// and their deletion vector's id if they had one (a file whose deletion vector
+    /// changed is live with the new one and a tombstone with the old).
     pub tombstones: BTreeMap<String, Remove>,
     /// The latest `txn` of each application.
     pub txns: HashMap<String, Txn>,
@@ -52,12 +56,18 @@ impl Snapshot {
                 Action::Protocol(p) => self.protocol = Some(p),
                 Action::Metadata(m) => self.metadata = Some(m),
                 Action::Add(add) => {
-                    self.tombstones.remove(&add.path);
+                    self.tombstones
+                        .remove(logical_file_key(&add.path, &add.other).as_ref());
                     self.files.insert(add.path.clone(), add);
                 }
                 Action::Remove(remove) => {
-                    self.files.remove(&remove.path);
-                    self.tombstones.insert(remove.path.clone(), remove);
+                    let key = logical_file_key(&remove.path, &remove.other).into_owned();
+                    if self.files.get(&remove.path).is_some_and(|live| {
+                        logical_file_key(&live.path, &live.other) == key.as_str()
+                    }) {
+                        self.files.remove(&remove.path);
+                    }
+                    self.tombstones.insert(key, remove);
                 }
                 Action::Txn(txn) => {
                     self.txns.insert(txn.app_id.clone(), txn);
@@ -384,6 +394,47 @@ mod tests {
         snapshot.apply(2, [add("a"), remove("a"), remove("b")]);
         assert_eq!(snapshot.files.keys().collect::<Vec<_>>(), ["a"]);
         assert_eq!(snapshot.tombstones.keys().collect::<Vec<_>>(), ["b"]);
+    }
+
+    #[test]
+    fn a_file_whose_deletion_vector_changes_is_live_with_the_new_one_and_a_tombstone_with_the_old()
+    {
+        use crate::delta::protocol::actions::Remove;
+        let dv = |id: &str| {
+            serde_json::Map::from_iter([(
+                "deletionVector".to_owned(),
+                serde_json::json!({"storageType": "u", "pathOrInlineDv": id, "offset": 1,
+                    "sizeInBytes": 34, "cardinality": 2}),
+            )])
+        };
+        let add_with = |other| match add("a") {
+            Action::Add(add) => Action::Add(Add { other, ..add }),
+            _ => unreachable!(),
+        };
+        let remove_with = |other| {
+            Action::Remove(Remove {
+                path: "a".to_owned(),
+                data_change: true,
+                other,
+                ..Remove::default()
+            })
+        };
+        let mut snapshot = Snapshot::default();
+        snapshot.apply(1, [add("a")]);
+        snapshot.apply(2, [remove_with(Default::default()), add_with(dv("x"))]);
+        snapshot.apply(3, [add_with(dv("y")), remove_with(dv("x"))]);
+        assert_eq!(snapshot.files["a"].other, dv("y"));
+        assert_eq!(
+            snapshot.tombstones.keys().collect::<Vec<_>>(),
+            ["a", "a\u{0}ux@1"]
+        );
+        assert_eq!(snapshot.tombstones["a\u{0}ux@1"].other, dv("x"));
+        // A remove of another vector than the live one's leaves the live file.
+        snapshot.apply(4, [remove_with(dv("z"))]);
+        assert_eq!(snapshot.files["a"].other, dv("y"));
+        snapshot.apply(5, [remove_with(dv("y"))]);
+        assert!(snapshot.files.is_empty());
+        assert_eq!(snapshot.tombstones.len(), 4);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub(in crate::delta) use read::{
 pub use read::{read_checkpoint, read_last_checkpoint, read_last_checkpoint_file};
 #[cfg(test)]
 pub use write::write_checkpoint;
-pub use write::write_checkpoint_at;
+pub use write::{unwritten, write_checkpoint_at};
 
 /// The name of the file that points at the latest checkpoint.
 pub const LAST_CHECKPOINT: &str = "_last_checkpoint";

@@ -2,7 +2,8 @@
 //!
 //! Reading accepts what other writers produce as well: multi-part checkpoints
 //! (`<v>.checkpoint.<part, 10 digits>.<parts, 10 digits>.parquet`), extra columns (delta-rs
-//! writes `domainMetadata`, `sidecar`, `add.stats_parsed`, …; they are not even read),
+//! writes `domainMetadata`, `sidecar`, `add.stats_parsed`, …; they are not even read,
+//! but for the `deletionVector` of an `add` or `remove`, kept in its `other` fields),
 //! missing optional columns (null), and other integer, string and list encodings. V2
 //! checkpoints (`<v>.checkpoint.<uuid>.parquet|json`, or sidecar files referenced from a
 //! classic one) are refused with an error naming the file.
@@ -25,7 +26,7 @@ use super::{
 use crate::delta::DeltaError;
 use crate::delta::protocol::actions::{Action, Add, Format, Metadata, Protocol, Remove, Txn};
 use crate::delta::protocol::columns::{
-    Bools, Ints, Longs, StrLists, StrMaps, Strings, child, column, key_of,
+    Bools, DeletionVectors, Ints, Longs, StrLists, StrMaps, Strings, child, column, key_of,
 };
 use crate::delta::protocol::log::{commit_version, log_dir};
 use crate::delta::protocol::snapshot::Snapshot;
@@ -42,6 +43,7 @@ const READ_FIELDS: &[(&str, &[&str])] = &[
             "dataChange",
             "stats",
             "tags",
+            "deletionVector",
         ],
     ),
     (
@@ -55,6 +57,7 @@ const READ_FIELDS: &[(&str, &[&str])] = &[
             "size",
             "stats",
             "tags",
+            "deletionVector",
         ],
     ),
     (
@@ -83,6 +86,15 @@ const READ_FIELDS: &[(&str, &[&str])] = &[
     ("sidecar", &["path"]),
 ];
 
+/// An action's `other` fields holding its deletion vector, if it has one.
+fn deletion_vector(
+    descriptor: Option<serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    descriptor
+        .map(|d| serde_json::Map::from_iter([("deletionVector".to_owned(), d)]))
+        .unwrap_or_default()
+}
+
 fn required<T>(value: Option<T>, field: &str, row: usize) -> Result<T, String> {
     value.ok_or_else(|| format!("row {row}: {field} is null"))
 }
@@ -104,6 +116,7 @@ fn batch_actions(
     let add_change = Bools::new(child(add, "dataChange")).map_err(arrow)?;
     let add_stats = Strings::new(child(add, "stats")).map_err(arrow)?;
     let add_tags = StrMaps::new(child(add, "tags")).map_err(arrow)?;
+    let add_dv = DeletionVectors::new(child(add, "deletionVector")).map_err(arrow)?;
 
     let remove = column(batch, "remove");
     let rm_path = Strings::new(child(remove, "path")).map_err(arrow)?;
@@ -114,6 +127,7 @@ fn batch_actions(
     let rm_size = Longs::new(child(remove, "size")).map_err(arrow)?;
     let rm_stats = Strings::new(child(remove, "stats")).map_err(arrow)?;
     let rm_tags = StrMaps::new(child(remove, "tags")).map_err(arrow)?;
+    let rm_dv = DeletionVectors::new(child(remove, "deletionVector")).map_err(arrow)?;
 
     let meta = column(batch, "metaData");
     let meta_id = Strings::new(child(meta, "id")).map_err(arrow)?;
@@ -152,7 +166,7 @@ fn batch_actions(
                 data_change: required(add_change.get(i), "add.dataChange", row)?,
                 stats: add_stats.get(i),
                 tags: add_tags.get(i),
-                ..Add::default()
+                other: deletion_vector(add_dv.get(i)),
             }));
         }
         if let Some(path) = key_of(remove, &rm_path, i) {
@@ -165,7 +179,7 @@ fn batch_actions(
                 size: rm_size.get(i),
                 stats: rm_stats.get(i),
                 tags: rm_tags.get(i),
-                ..Remove::default()
+                other: deletion_vector(rm_dv.get(i)),
             }));
         }
         if let Some(id) = key_of(meta, &meta_id, i) {

@@ -43,7 +43,7 @@ enum Row<'a> {
 /// `action.field (of what)`: a field tidelake does not model (kept in an action's
 /// `other`, such as `add.deletionVector`), or an action it does not model (such as
 /// `domainMetadata`). `None` when the checkpoint holds the whole state.
-fn unwritten(snapshot: &Snapshot) -> Option<String> {
+pub fn unwritten(snapshot: &Snapshot) -> Option<String> {
     let field = |action: &str, other: &serde_json::Map<String, serde_json::Value>, of: &str| {
         other
             .iter()
