@@ -200,8 +200,8 @@ $(cat docs/benchmarks/changes.md)
 
 \`cargo bench\` runs \`benches/fraud_operator.rs\` (the fraud operator per event) and
 \`benches/hot_paths.rs\` (key routing, CSV parsing per line, Arrow building + Parquet
-encoding per row, one Delta commit on local disk, opening a 10 000-version table with
-tidelake's replay and with the Delta Kernel); criterion keeps its reports under
+encoding per row, one Delta commit on local disk, 200 commits by two writers with checkpoints, opening a
+10 000-version table with tidelake's replay and with the Delta Kernel); criterion keeps its reports under
 \`target/criterion/\`.
 EOF
 echo "wrote BENCHMARKS.md"
