@@ -11,7 +11,9 @@ use crate::flags::{
 };
 
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
-use tidelake_runtime::config::{AutoCompactConfig, ClusterConfig, ClusterSecret, RuleConfig};
+use tidelake_runtime::config::{
+    AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, RuleConfig,
+};
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
 use tidelake_runtime::{AlertOutput, JobConfig, LakeConfig, SourceConfig, TimeMode};
@@ -380,6 +382,31 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = AutoCompactConfig::default().min_files, help_heading = "Lake")]
     pub auto_compact_min_files: usize,
 
+    /// Where the job's checkpoints go (a directory or URL). Default, for a job with
+    /// --job-id: `_checkpoints/<job id>` beside its first table. A restart with the same
+    /// job id resumes from the newest complete one.
+    #[arg(long, value_name = "DIR|URL", help_heading = "Checkpoints")]
+    pub checkpoint_dir: Option<String>,
+    /// Take a checkpoint at every multiple of this much rule time the job passes; a
+    /// multiple of --commit-interval. Default: the commit interval.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Checkpoints")]
+    pub checkpoint_interval: Option<Duration>,
+    /// Complete checkpoints kept; older ones are deleted.
+    #[arg(long, value_name = "N", default_value_t = CheckpointConfig::default().retained, help_heading = "Checkpoints")]
+    pub checkpoints_retained: usize,
+    /// Key groups keyed state is sharded into: a savepoint restores onto any number of
+    /// workers up to this one. Fixed for the life of a job id.
+    #[arg(long, value_name = "N", default_value_t = CheckpointConfig::default().key_groups, help_heading = "Checkpoints")]
+    pub max_parallelism: u32,
+    /// Start from the start of the input when the checkpoints in the directory cannot
+    /// be restored (all damaged), instead of refusing to start.
+    #[arg(long, help_heading = "Checkpoints")]
+    pub ignore_checkpoints: bool,
+    /// Take no checkpoints (a restart reads the input from its start, skipping the
+    /// epochs already committed).
+    #[arg(long, help_heading = "Checkpoints", conflicts_with = "checkpoint_dir")]
+    pub no_checkpoints: bool,
+
     /// Stop the job with an error when the end of the dataflow has made no progress for
     /// this long while records are in flight (a stopped peer process, a store that does
     /// not answer); `0s` never stops it.
@@ -497,6 +524,14 @@ impl RunArgs {
                 every_commits: self.auto_compact_every,
                 min_files: self.auto_compact_min_files,
             }),
+        };
+        config.checkpoints = CheckpointConfig {
+            enabled: !self.no_checkpoints,
+            dir: self.checkpoint_dir.clone(),
+            interval_ms: self.checkpoint_interval.map(millis),
+            retained: self.checkpoints_retained,
+            key_groups: self.max_parallelism,
+            ignore_unusable: self.ignore_checkpoints,
         };
         config.stall_timeout = (!self.stall_timeout.is_zero()).then_some(self.stall_timeout);
         config.alert_latency = self.alert_latency;

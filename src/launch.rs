@@ -65,6 +65,9 @@ struct Launch {
     /// `--metrics-addr` of each process, if the job serves metrics.
     metrics: Option<Vec<String>>,
     job_id: String,
+    /// The job takes checkpoints: process 0 writes the outputs itself, in time order,
+    /// so a restart can cut them back (docs/checkpoints.md §3).
+    checkpoints: bool,
     dir: TempDir,
     interrupts: Arc<AtomicUsize>,
 }
@@ -90,7 +93,14 @@ impl Launch {
             .as_deref()
             .map(|address| metrics_addresses(address, usize::from(args.processes)))
             .transpose()?;
+        let checkpoints = args
+            .run
+            .job_config()
+            .map_err(anyhow::Error::msg)?
+            .checkpoint_location()
+            .is_some();
         Ok(Launch {
+            checkpoints,
             metrics,
             secret,
             processes: usize::from(args.processes),
@@ -113,7 +123,8 @@ impl Launch {
     fn run(self) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
         let alerts: AlertsOutput = Arc::new(Mutex::new(match self.run.alerts.as_str() {
-            "-" => Box::new(std::io::stdout()),
+            // With checkpoints process 0 writes the file; its stdout carries nothing.
+            path if path == "-" || self.checkpoints => Box::new(std::io::stdout()),
             path => Box::new(BufWriter::new(
                 File::create(path).with_context(|| format!("cannot create {path}"))?,
             )),
@@ -201,23 +212,24 @@ impl Launch {
             .args(&self.flags)
             .arg("--hostfile")
             .arg(hostfile)
-            .args([
-                "--process",
-                &index.to_string(),
-                "--job-id",
-                &self.job_id,
-                "--alerts",
-                "-",
-            ])
-            .arg("--dead-letters")
-            .arg(part(&self.dir, "dead-letters", index))
+            .args(["--process", &index.to_string(), "--job-id", &self.job_id])
             .arg("--report-json")
             .arg(part(&self.dir, "report", index))
             .args(["--launcher-pid", &std::process::id().to_string()]);
-        if self.run.enriched.is_some() {
+        if self.checkpoints {
+            // Process 0 writes the outputs the flags name (given with the flags).
+        } else {
+            // Each process writes its own, merged when they end; a launch id is fresh
+            // per launch, so no checkpoint of it would ever be restored.
+            command.args(["--alerts", "-", "--no-checkpoints"]);
             command
-                .arg("--enriched")
-                .arg(part(&self.dir, "enriched", index));
+                .arg("--dead-letters")
+                .arg(part(&self.dir, "dead-letters", index));
+            if self.run.enriched.is_some() {
+                command
+                    .arg("--enriched")
+                    .arg(part(&self.dir, "enriched", index));
+            }
         }
         if let Some(metrics) = &self.metrics {
             command.args(["--metrics-addr", &metrics[index]]);
@@ -231,8 +243,11 @@ impl Launch {
     }
 
     /// Appends each process's dead letters and enriched rows to the files the flags
-    /// name, in process order.
+    /// name, in process order (with checkpoints, process 0 wrote them).
     fn merge_outputs(&self) -> anyhow::Result<()> {
+        if self.checkpoints {
+            return Ok(());
+        }
         let outputs = [
             ("dead-letters", Some(&self.run.dead_letters)),
             ("enriched", self.run.enriched.as_ref()),

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use tidelake_operators::time::format_millis;
 use tidelake_runtime::JobReport;
+use tidelake_runtime::checkpoint::at_rule_time;
 use tidelake_runtime::latency::Histogram;
 use tidelake_runtime::metrics::{Metrics, Totals};
 use tidelake_runtime::periodic::Periodic;
-use tidelake_runtime::report::ClusterReport;
+use tidelake_runtime::report::{CheckpointRef, CheckpointReport, ClusterReport};
 
 /// Prints the job's status to stderr while it runs: a live line redrawn every second
 /// when stderr is a terminal, or a plain line every `interval` (for logs). Dropping it
@@ -141,6 +142,9 @@ pub fn summary(report: &JobReport) -> String {
             report.job_id
         ));
     }
+    if let Some(checkpoints) = &report.checkpoints {
+        text.push_str(&checkpoints_line(checkpoints, t));
+    }
     if t.events_per_worker.len() > 1 {
         text.push_str(&format!(
             "\n  per worker: {}",
@@ -149,6 +153,31 @@ pub fn summary(report: &JobReport) -> String {
     }
     if let Some(latency) = &report.alert_latency {
         text.push_str(&latency_line(latency));
+    }
+    text
+}
+
+/// What the job restored and took of its checkpoints, and what it read since.
+fn checkpoints_line(checkpoints: &CheckpointReport, totals: &Totals) -> String {
+    let name = |c: &CheckpointRef| {
+        format!(
+            "{} {} at {}",
+            c.kind.name(),
+            c.id,
+            at_rule_time(c.rule_time)
+        )
+    };
+    let mut text = format!("\n  checkpoints in {}: ", checkpoints.location);
+    if let Some(restored) = &checkpoints.restored {
+        text.push_str(&format!(
+            "restored {}, then read {} records; ",
+            name(restored),
+            group(totals.events + totals.dead_letters + totals.blank_lines)
+        ));
+    }
+    text.push_str(&format!("{} taken", group(checkpoints.taken)));
+    if let Some(last) = &checkpoints.last {
+        text.push_str(&format!(", the last {}", name(last)));
     }
     text
 }

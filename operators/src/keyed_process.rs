@@ -16,6 +16,9 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use timely::ExchangeData;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -27,6 +30,7 @@ use timely::progress::operate::FrontierInterest;
 
 use crate::event::Event;
 use crate::key::StableHash;
+use crate::snapshot::{KeyedOptions, Snapshots, holds_boundary, key_group};
 use crate::state::KeyState;
 use crate::store::{KeyedStore, StoreSize};
 use crate::time::tick_of;
@@ -151,15 +155,16 @@ pub trait KeyedProcess<'s, R> {
         Self: Sized,
         F: KeyedProcessFunction<Input = R>,
     {
-        self.keyed_process_sized(name, tick, function, |_| {})
+        self.keyed_process_with(name, KeyedOptions::tick(tick), function, |_| {})
     }
 
-    /// [`keyed_process`](Self::keyed_process), calling `on_size` with the size of the
-    /// worker's keyed store after every tick it runs (for state accounting).
-    fn keyed_process_sized<F, O>(
+    /// [`keyed_process`](Self::keyed_process) with `options` (tick, key groups and
+    /// checkpoints: [`crate::snapshot`]), calling `on_size` with the size of the worker's
+    /// keyed store after every tick it runs (for state accounting).
+    fn keyed_process_with<F, O>(
         self,
         name: &str,
-        tick: u64,
+        options: KeyedOptions,
         function: F,
         on_size: O,
     ) -> KeyedOutputs<'s, F::Output, F::SideOutput>
@@ -175,10 +180,10 @@ struct TickBatch<R> {
 }
 
 impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Event<R>>> {
-    fn keyed_process_sized<F, O>(
+    fn keyed_process_with<F, O>(
         self,
         name: &str,
-        tick: u64,
+        options: KeyedOptions,
         mut function: F,
         mut on_size: O,
     ) -> KeyedOutputs<'s, F::Output, F::SideOutput>
@@ -186,13 +191,25 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
         F: KeyedProcessFunction<Input = R>,
         O: FnMut(StoreSize) + 'static,
     {
+        let KeyedOptions {
+            tick,
+            key_groups,
+            snapshots,
+        } = options;
         assert!(tick >= 1, "the tick must be at least 1 ms");
         let mut builder = OperatorBuilder::new(name.to_owned(), self.scope());
         let mut input = builder.new_input(
             self,
-            Exchange::new(|e: &Event<R>| F::key(&e.record).stable_hash()),
+            Exchange::new(move |e: &Event<R>| {
+                u64::from(key_group(F::key(&e.record).stable_hash(), key_groups))
+            }),
         );
-        builder.set_notify_for(0, FrontierInterest::IfCapability);
+        // Snapshots are taken as the frontier passes boundaries, capabilities or not.
+        let interest = match snapshots {
+            Some(_) => FrontierInterest::Always,
+            None => FrontierInterest::IfCapability,
+        };
+        builder.set_notify_for(0, interest);
         let (main_out, main_stream) = builder.new_output::<Vec<F::Output>>();
         let (side_out, side_stream) = builder.new_output::<Vec<F::SideOutput>>();
         let mut main_out =
@@ -201,17 +218,31 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
             OutputBuilder::<_, CapacityContainerBuilder<Vec<F::SideOutput>>>::from(side_out);
 
         builder.build(move |initial| {
-            drop(initial);
             let mut pending: BTreeMap<u64, TickBatch<R>> = BTreeMap::new();
-            // Capabilities at (or below) the tick of the earliest pending timer.
-            let mut timer_caps: Option<[Capability<u64>; 2]> = None;
             let mut store: KeyedStore<F::Key, F::State> = KeyedStore::default();
+            let mut snapshots = snapshots.map(|s| SnapshotState::start(s, key_groups, &mut store));
+            // Capabilities at (or below) the tick of the earliest pending timer; a
+            // restored state's timers hold the initial ones.
+            let mut timer_caps: Option<[Capability<u64>; 2]> = match store.next_timer() {
+                Some(t) => {
+                    let caps: [Capability<u64>; 2] = match initial.try_into() {
+                        Ok(caps) => caps,
+                        Err(_) => unreachable!("the operator has two outputs"),
+                    };
+                    Some(caps.map(|cap| cap.delayed(&tick_of(t, tick))))
+                }
+                None => None,
+            };
             let mut main_buf: Vec<F::Output> = Vec::new();
             let mut side_buf: Vec<F::SideOutput> = Vec::new();
 
             move |frontiers| {
+                let halted = snapshots.as_ref().is_some_and(|s| s.halted);
                 input.for_each_stamp(|icap, data| {
                     let Some(&t) = icap.least() else { return };
+                    if halted {
+                        return;
+                    }
                     for container in data {
                         // Sources send each event at its own tick; anyone else may send
                         // it earlier, and it still runs at its own tick.
@@ -225,6 +256,9 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                         }
                     }
                 });
+                if halted {
+                    return;
+                }
 
                 let frontier = &frontiers[0];
                 let watermark = frontier.frontier().first().copied().unwrap_or(u64::MAX);
@@ -238,6 +272,18 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                     };
                     if frontier.less_equal(&k) {
                         break;
+                    }
+                    if let Some(snap) = &mut snapshots {
+                        // The state is that of every boundary up to k; past a savepoint
+                        // nothing more runs.
+                        snap.deposit_up_to(k, &store);
+                        if k >= snap.config.halt_at() {
+                            snap.halt();
+                            pending.clear();
+                            timer_caps = None;
+                            store = KeyedStore::default();
+                            return;
+                        }
                     }
                     let (caps, mut events) = match pending.first_entry() {
                         Some(entry) if *entry.key() == k => {
@@ -301,13 +347,118 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                     timer_caps = store
                         .next_timer()
                         .map(|t| caps.each_ref().map(|cap| cap.delayed(&tick_of(t, tick))));
+                    if let Some(snap) = &mut snapshots {
+                        snap.ran(k);
+                    }
                     // After every tick: one activation may run all remaining ticks, whose
                     // timers empty the state by its end.
                     on_size(store.size());
                 }
+                if let Some(snap) = &mut snapshots {
+                    // Nothing runs until the next pending tick or the frontier, whichever
+                    // is first: the state is that of every boundary up to there.
+                    let record_tick = pending.first_key_value().map(|(&t, _)| t);
+                    let timer_tick = store.next_timer().map(|t| tick_of(t, tick));
+                    let next = [
+                        record_tick,
+                        timer_tick,
+                        frontier.frontier().first().copied(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                    match next {
+                        Some(next) => snap.deposit_up_to(next, &store),
+                        None => snap.finish(&store),
+                    }
+                }
             }
         });
         (main_stream, side_stream)
+    }
+}
+
+/// A keyed operator's part in checkpoints: where its state goes, and the range of
+/// boundaries it has not deposited yet.
+struct SnapshotState {
+    config: Snapshots,
+    key_groups: u32,
+    /// The state is that of every boundary above this one (exclusive) up to the next
+    /// tick that runs.
+    valid_from: u64,
+    /// Boundaries up to here (inclusive) have been deposited.
+    deposited_to: u64,
+    halted: bool,
+    finished: bool,
+}
+
+impl SnapshotState {
+    /// Loads the restored state, if any, into `store`.
+    fn start<K, S>(mut config: Snapshots, key_groups: u32, store: &mut KeyedStore<K, S>) -> Self
+    where
+        K: Ord + Clone + StableHash + Serialize + DeserializeOwned,
+        S: KeyState,
+    {
+        let mut valid_from = 0;
+        if let Some(restored) = config.restored.take() {
+            if let Err(message) = store.restore(&restored.groups) {
+                config.sink.fail(message);
+            }
+            // Valid for the restored boundary itself.
+            valid_from = restored.boundary.saturating_sub(1);
+        }
+        SnapshotState {
+            config,
+            key_groups,
+            valid_from,
+            deposited_to: valid_from,
+            halted: false,
+            finished: false,
+        }
+    }
+
+    /// Deposits the state for the boundaries up to `hi` not deposited yet.
+    fn deposit_up_to<K, S>(&mut self, hi: u64, store: &KeyedStore<K, S>)
+    where
+        K: Ord + Clone + StableHash + Serialize + DeserializeOwned,
+        S: KeyState,
+    {
+        let lo = self.deposited_to.max(self.valid_from);
+        if holds_boundary(lo, hi, self.config.interval) {
+            self.config
+                .sink
+                .deposit(lo, hi, store.snapshot(self.key_groups));
+            self.deposited_to = hi;
+        }
+    }
+
+    /// Tick `k` has run: the state is now that of the boundaries after it.
+    fn ran(&mut self, k: u64) {
+        self.valid_from = k;
+        self.deposited_to = self.deposited_to.max(k);
+    }
+
+    /// The input has ended with everything run: the state is that of every boundary
+    /// from here on, and nothing more comes.
+    fn finish<K, S>(&mut self, store: &KeyedStore<K, S>)
+    where
+        K: Ord + Clone + StableHash + Serialize + DeserializeOwned,
+        S: KeyState,
+    {
+        if !self.finished {
+            self.deposit_up_to(u64::MAX, store);
+            self.finished = true;
+            self.config.sink.finish();
+        }
+    }
+
+    /// A savepoint was taken: nothing more runs or is deposited.
+    fn halt(&mut self) {
+        self.halted = true;
+        if !self.finished {
+            self.finished = true;
+            self.config.sink.finish();
+        }
     }
 }
 
@@ -367,9 +518,9 @@ mod tests {
             let seen = Arc::clone(&seen);
             let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<_>>>::new();
             worker.dataflow::<u64, _, _>(|scope| {
-                input.to_stream(scope).keyed_process_sized(
+                input.to_stream(scope).keyed_process_with(
                     "Keyed",
-                    100,
+                    KeyedOptions::tick(100),
                     FraudDetector::new(),
                     move |size: StoreSize| {
                         let mut peak = seen.lock().expect("not poisoned");

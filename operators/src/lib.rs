@@ -15,6 +15,8 @@
 //!   timers in exact-millisecond order.
 //! - [`fraud`] and [`velocity`]: two rules on that API; [`window`]: tumbling, sliding and
 //!   session windows with aggregates and allowed lateness, on it too.
+//! - [`snapshot`]: key groups, and how a keyed operator hands its state to checkpoints
+//!   and starts from a restored one.
 //! - [`positioned`]: a rule whose outputs keep a position, for keyed stages in a row.
 //! - [`harness`]: runs a rule over a finite list of events in a one-worker dataflow, for
 //!   examples and tests.
@@ -42,6 +44,7 @@ pub mod harness;
 pub mod key;
 pub mod keyed_process;
 pub mod positioned;
+pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod time;

@@ -6,11 +6,14 @@
 //! has no timer. The store serialises (serde) as a list of `(key, state, timers)`, which
 //! is what a state snapshot holds.
 
+use std::collections::BTreeMap;
+
 use hashbrown::HashTable;
-use serde::de::{Deserialize, Deserializer};
+use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 use crate::key::StableHash;
+use crate::snapshot::{GroupSnapshot, key_group};
 use crate::state::KeyState;
 use crate::timer::{KeyTimers, TimerQueue, TimerService};
 
@@ -109,6 +112,22 @@ where
         None
     }
 
+    /// Inserts `key` with `state` and `timers` (the key must be absent).
+    fn insert(&mut self, key: K, state: S, timers: Vec<u64>) {
+        for &time in &timers {
+            self.queue.push(time, key.clone());
+        }
+        self.table.insert_unique(
+            key.stable_hash(),
+            Slot {
+                key,
+                state,
+                timers: timers.into_iter().collect(),
+            },
+            |slot| slot.key.stable_hash(),
+        );
+    }
+
     /// The number of keys holding state or timers.
     pub fn len(&self) -> usize {
         self.table.len()
@@ -134,6 +153,52 @@ where
             keys: self.table.len(),
             bytes: self.table.allocation_size() + self.queue.allocation_size(),
         }
+    }
+}
+
+impl<K, S> KeyedStore<K, S>
+where
+    K: Ord + Clone + StableHash + Serialize + DeserializeOwned,
+    S: KeyState,
+{
+    /// The store's entries by key group (`crate::snapshot`), each group's
+    /// `(key, state, timer times)` encoded with bincode 1, in group order; empty groups
+    /// are left out.
+    pub fn snapshot(&self, key_groups: u32) -> Vec<GroupSnapshot> {
+        let mut groups: BTreeMap<u32, Vec<&Slot<K, S>>> = BTreeMap::new();
+        for slot in self.table.iter() {
+            let group = key_group(slot.key.stable_hash(), key_groups);
+            groups.entry(group).or_default().push(slot);
+        }
+        groups
+            .into_iter()
+            .map(|(group, slots)| {
+                let entries: Vec<(&K, &S, &[u64])> = slots
+                    .iter()
+                    .map(|slot| (&slot.key, &slot.state, slot.timers.as_slice()))
+                    .collect();
+                GroupSnapshot {
+                    group,
+                    keys: slots.len() as u64,
+                    timers: slots.iter().map(|s| s.timers.len() as u64).sum(),
+                    // Plain data into memory: bincode cannot fail on it.
+                    entries: bincode::serialize(&entries).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// Adds the entries of `groups` (as [`snapshot`](Self::snapshot) encodes them) to
+    /// the store, their timers included.
+    pub fn restore(&mut self, groups: &[GroupSnapshot]) -> Result<(), String> {
+        for group in groups {
+            let entries: Vec<(K, S, Vec<u64>)> = bincode::deserialize(&group.entries)
+                .map_err(|e| format!("key group {} does not decode: {e}", group.group))?;
+            for (key, state, timers) in entries {
+                self.insert(key, state, timers);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -165,18 +230,7 @@ where
         let entries: Vec<(K, S, Vec<u64>)> = Vec::deserialize(deserializer)?;
         let mut store = KeyedStore::default();
         for (key, state, timers) in entries {
-            for &time in &timers {
-                store.queue.push(time, key.clone());
-            }
-            store.table.insert_unique(
-                key.stable_hash(),
-                Slot {
-                    key,
-                    state,
-                    timers: timers.into_iter().collect(),
-                },
-                |slot| slot.key.stable_hash(),
-            );
+            store.insert(key, state, timers);
         }
         Ok(store)
     }
@@ -240,6 +294,59 @@ mod tests {
         assert_eq!(size.keys, 100);
         let entry = std::mem::size_of::<Slot<CompactString, ValueState<u32>>>();
         assert!(size.bytes >= 100 * entry, "{size:?}, entry {entry}");
+    }
+
+    #[test]
+    fn key_groups_snapshot_and_restore_apart() {
+        let mut store = Store::default();
+        for i in 0..200u32 {
+            let key = CompactString::from(format!("account-{i}"));
+            store.entry(&key).run(|_, state, mut t| {
+                state.update(i);
+                if i % 3 == 0 {
+                    t.register(u64::from(i) * 10);
+                }
+            });
+        }
+        let groups = store.snapshot(16);
+        assert!(groups.windows(2).all(|w| w[0].group < w[1].group));
+        assert_eq!(groups.iter().map(|g| g.keys).sum::<u64>(), 200);
+        assert_eq!(groups.iter().map(|g| g.timers).sum::<u64>(), 67);
+        // Two workers each restore the groups they own; together they hold everything.
+        let mut halves = [Store::default(), Store::default()];
+        for group in &groups {
+            let owner = (group.group % 2) as usize;
+            halves[owner]
+                .restore(std::slice::from_ref(group))
+                .expect("decodes");
+        }
+        assert_eq!(halves[0].len() + halves[1].len(), 200);
+        for i in 0..200u32 {
+            let key = CompactString::from(format!("account-{i}"));
+            let owner = (key_group(key.stable_hash(), 16) % 2) as usize;
+            let value = halves[owner]
+                .entry(&key)
+                .run(|_, state, _| state.value().copied());
+            assert_eq!(value, Some(i), "{key}");
+        }
+        let mut fired = Vec::new();
+        for half in &mut halves {
+            while let Some((time, _)) = half.pop_timer_before(u64::MAX) {
+                fired.push(time);
+            }
+        }
+        fired.sort_unstable();
+        let want: Vec<u64> = (0..200u64).filter(|i| i % 3 == 0).map(|i| i * 10).collect();
+        assert_eq!(fired, want);
+        let err = Store::default()
+            .restore(&[GroupSnapshot {
+                group: 3,
+                keys: 1,
+                timers: 0,
+                entries: vec![9; 3],
+            }])
+            .expect_err("garbage");
+        assert!(err.contains("key group 3"), "{err}");
     }
 
     #[test]

@@ -83,6 +83,26 @@ impl SourceConfig {
         }
     }
 
+    /// True when an input is a stream (stdin, a pipe, a FIFO): read once, never again.
+    pub fn is_stream(&self) -> bool {
+        !self.streams().is_empty()
+    }
+
+    /// The stream inputs, by name.
+    pub fn streams(&self) -> Vec<String> {
+        match self {
+            SourceConfig::Csv { inputs, .. } | SourceConfig::Jsonl { inputs, .. } => inputs
+                .iter()
+                .filter(|input| {
+                    input.as_str() == crate::sources::files::STDIN
+                        || std::fs::metadata(input).is_ok_and(|meta| !meta.is_file())
+                })
+                .cloned()
+                .collect(),
+            SourceConfig::Generator(_) | SourceConfig::Walkthrough(_) => Vec::new(),
+        }
+    }
+
     /// Builds the source: validates options and resolves files.
     pub fn build(&self) -> Result<Arc<dyn Source>, SourceError> {
         Ok(match self {
@@ -147,6 +167,40 @@ pub struct LakeConfig {
     pub writer: WriterOptions,
     /// Compact the tables in the background while the job writes them.
     pub auto_compact: Option<AutoCompactConfig>,
+}
+
+/// Checkpoints (docs/checkpoints.md): where and how often a job snapshots its state so
+/// that a restart resumes where it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    /// False with `--no-checkpoints`.
+    pub enabled: bool,
+    /// `--checkpoint-dir`; by default `_checkpoints/<job id>` beside the job's first
+    /// table, when the job has a job id of its own.
+    pub dir: Option<String>,
+    /// Rule time between checkpoint boundaries (ms), a multiple of the commit interval;
+    /// `None`: the commit interval.
+    pub interval_ms: Option<u64>,
+    /// Complete checkpoints kept (`--checkpoints-retained`, at least 1).
+    pub retained: usize,
+    /// Key groups keyed state is sharded into (`--max-parallelism`).
+    pub key_groups: u32,
+    /// Start from scratch even if no checkpoint in the directory can be restored
+    /// (`--ignore-checkpoints`).
+    pub ignore_unusable: bool,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            enabled: true,
+            dir: None,
+            interval_ms: None,
+            retained: 2,
+            key_groups: tidelake_operators::snapshot::DEFAULT_KEY_GROUPS,
+            ignore_unusable: false,
+        }
+    }
 }
 
 /// Auto-compaction (docs/semantics.md §6): after every `every_commits` commits to a table, compact
@@ -277,6 +331,8 @@ pub struct JobConfig {
     pub metrics_addr: Option<String>,
     /// How long to keep serving them after the job has ended.
     pub metrics_linger: Duration,
+    /// Checkpoints.
+    pub checkpoints: CheckpointConfig,
 }
 
 /// One setting every process of a cluster must share, named by its flag: `(flag, value)`.
@@ -391,7 +447,40 @@ impl JobConfig {
             alert_latency: false,
             metrics_addr: None,
             metrics_linger: Duration::ZERO,
+            checkpoints: CheckpointConfig::default(),
         }
+    }
+
+    /// Where the job's checkpoints go, if it takes any: `--checkpoint-dir`, or by default
+    /// `_checkpoints/<job id>` beside its first table when it has a job id of its own
+    /// (`./lake/_checkpoints/<job id>` for the default table). A job whose restart
+    /// could not reproduce what it read (ingestion time, a stream input) takes none
+    /// unless asked, and is refused if asked ([`validate`](Self::validate)).
+    pub fn checkpoint_location(&self) -> Option<String> {
+        let checkpoints = &self.checkpoints;
+        if !checkpoints.enabled {
+            return None;
+        }
+        if let Some(dir) = &checkpoints.dir {
+            return Some(dir.clone());
+        }
+        let job_id = self.lake.job_id.as_deref()?;
+        if self.time != TimeMode::Event || self.source.is_stream() {
+            return None;
+        }
+        let first = [&self.lake.transactions, &self.lake.alerts]
+            .into_iter()
+            .flatten()
+            .chain(self.lake.tables.values())
+            .next()?;
+        Some(format!("{}/_checkpoints/{job_id}", parent_location(first)))
+    }
+
+    /// Rule time between checkpoint boundaries (ms).
+    pub fn checkpoint_interval_ms(&self) -> u64 {
+        self.checkpoints
+            .interval_ms
+            .unwrap_or(self.lake.commit_interval_ms)
     }
 
     /// Checks the options that do not depend on the source, and that every output's
@@ -424,6 +513,7 @@ impl JobConfig {
         if self.batch_size == 0 {
             return Err(ConfigError::BatchSize);
         }
+        self.validate_checkpoints()?;
         let alerts = match &self.alerts {
             AlertOutput::File(path) => Some(path),
             AlertOutput::Stdout | AlertOutput::Discard => None,
@@ -444,6 +534,64 @@ impl JobConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl JobConfig {
+    fn validate_checkpoints(&self) -> Result<(), ConfigError> {
+        let checkpoints = &self.checkpoints;
+        let interval = self.checkpoint_interval_ms();
+        let commit = self.lake.commit_interval_ms;
+        if interval == 0 || !interval.is_multiple_of(commit) {
+            return Err(ConfigError::CheckpointInterval {
+                interval_ms: interval,
+                commit_ms: commit,
+            });
+        }
+        if checkpoints.key_groups == 0 {
+            return Err(ConfigError::Checkpoints(
+                "--max-parallelism must be at least 1".into(),
+            ));
+        }
+        if checkpoints.retained == 0 {
+            return Err(ConfigError::Checkpoints(
+                "--checkpoints-retained must be at least 1".into(),
+            ));
+        }
+        let Some(dir) = checkpoints.dir.as_ref().filter(|_| checkpoints.enabled) else {
+            return Ok(());
+        };
+        if self.lake.job_id.is_none() {
+            return Err(ConfigError::Checkpoints(format!(
+                "--checkpoint-dir {dir} needs --job-id: a restart resumes the checkpoints of the same job id"
+            )));
+        }
+        if self.time != TimeMode::Event {
+            return Err(ConfigError::Checkpoints(
+                "--checkpoint-dir with --time ingestion: a restart cannot give the records it reads again the ingestion times they had, so it could not resume exactly; use event time".into(),
+            ));
+        }
+        if self.source.is_stream() {
+            return Err(ConfigError::Checkpoints(format!(
+                "--checkpoint-dir with a stream input ({}): a restart cannot read it again from where the checkpoint was; use files",
+                self.source.streams().join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The location `url` (a path or object-store URL) is in: its parent directory, or the
+/// bucket of an object at a bucket's root.
+fn parent_location(url: &str) -> String {
+    let trimmed = url.trim_end_matches('/');
+    let path_start = trimmed.find("://").map_or(0, |i| i + 3);
+    match trimmed[path_start..].rfind('/') {
+        Some(i) => trimmed[..path_start + i].to_owned(),
+        // `s3://bucket`: checkpoints go in the bucket.
+        None if path_start > 0 => trimmed.to_owned(),
+        // A bare name: the working directory.
+        None => ".".to_owned(),
     }
 }
 
@@ -478,6 +626,19 @@ pub enum ConfigError {
     /// A source a cluster of processes cannot read (each process has its own stdin).
     #[error("{0}")]
     SingleProcessOnly(String),
+    /// A checkpoint interval that is not a positive multiple of the commit interval.
+    #[error(
+        "--checkpoint-interval ({interval_ms}ms) must be a positive multiple of --commit-interval ({commit_ms}ms): a checkpoint is taken where epochs end"
+    )]
+    CheckpointInterval {
+        /// The checkpoint interval.
+        interval_ms: u64,
+        /// The commit interval.
+        commit_ms: u64,
+    },
+    /// Checkpoints asked for where they cannot work, or bad checkpoint options.
+    #[error("{0}")]
+    Checkpoints(String),
     /// An output in a directory that does not exist.
     #[error("cannot write {}: the directory {} does not exist", path.display(), dir.display())]
     NoDirectory {
@@ -518,6 +679,52 @@ mod tests {
             .map(|(a, _)| a.0)
             .collect();
         assert_eq!(differing, ["--job-id", "--tick"]);
+    }
+
+    #[test]
+    fn checkpoints_go_beside_the_first_table_for_a_job_id_of_its_own() {
+        let mut config = generator(0);
+        config.lake.transactions = Some("./lake/transactions".into());
+        assert_eq!(
+            config.checkpoint_location(),
+            None,
+            "no job id, no checkpoints"
+        );
+        config.lake.job_id = Some("nightly".into());
+        assert_eq!(
+            config.checkpoint_location().as_deref(),
+            Some("./lake/_checkpoints/nightly")
+        );
+        config.lake.transactions = Some("s3://bucket/lake/transactions/".into());
+        assert_eq!(
+            config.checkpoint_location().as_deref(),
+            Some("s3://bucket/lake/_checkpoints/nightly")
+        );
+        config.lake.transactions = Some("s3://bucket".into());
+        assert_eq!(
+            config.checkpoint_location().as_deref(),
+            Some("s3://bucket/_checkpoints/nightly")
+        );
+        config.lake.transactions = Some("table".into());
+        assert_eq!(
+            config.checkpoint_location().as_deref(),
+            Some("./_checkpoints/nightly")
+        );
+        config.time = TimeMode::Ingestion;
+        assert_eq!(config.checkpoint_location(), None, "ingestion time: none");
+        config.checkpoints.dir = Some("/ckpt".into());
+        let err = config
+            .validate()
+            .expect_err("asked for with ingestion time");
+        assert!(err.to_string().contains("ingestion"), "{err}");
+        config.time = TimeMode::Event;
+        config.checkpoints.interval_ms = Some(15_000);
+        let err = config.validate().expect_err("not a multiple");
+        assert!(err.to_string().contains("--checkpoint-interval"), "{err}");
+        config.checkpoints.interval_ms = Some(60_000);
+        assert_eq!(config.validate(), Ok(()));
+        config.checkpoints.enabled = false;
+        assert_eq!(config.checkpoint_location(), None);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! and its dead letters, the tables, metrics, monitoring, the cluster and the stall
 //! watchdog — until its input ends or it is stopped.
 
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,8 +12,11 @@ use timely::dataflow::{ProbeHandle, Scope};
 
 use tidelake_operators::Transaction;
 use tidelake_sinks::delta::DeltaError;
-use tidelake_sinks::{JsonLinesWriter, SinkError, WriteJsonLines};
+use tidelake_sinks::{JsonLinesWriter, SinkError};
 
+use crate::checkpoint::process::{Restored, WorkerCheckpoints};
+use crate::checkpoint::restore::{self, RestoreError};
+use crate::checkpoint::{CheckpointError, Layout, at_rule_time, dataflow, stop};
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, ClusterError};
 use crate::config::{AlertOutput, ConfigError, JobConfig};
@@ -22,8 +28,11 @@ use crate::latency::{AlertLatency, Histogram};
 use crate::metrics::{Metrics, Totals};
 use crate::monitor::{Monitor, MonitorError, Phase, Server};
 use crate::panic;
-use crate::pipeline::{ALERTS, Pipeline, Shared, Stage, TRANSACTIONS};
-use crate::report::{ProcessReport, peak_rss_bytes};
+use crate::pipeline::{
+    ALERTS, ALERTS_OUTPUT, DEAD_LETTERS_OUTPUT, ENRICHED_OUTPUT, Pipeline, Shared, Stage,
+    TRANSACTIONS,
+};
+use crate::report::{CheckpointRef, CheckpointReport, ProcessReport, peak_rss_bytes};
 use crate::sources::operator::{SourceSettings, TimeMode, read_source};
 use crate::sources::{Source, SourceError, SourceRecord};
 use crate::watchdog::Watchdog;
@@ -49,6 +58,9 @@ pub enum JobError {
     /// The monitoring endpoint could not start (its address is taken or wrong).
     #[error(transparent)]
     Monitor(#[from] MonitorError),
+    /// The job's checkpoints could not be opened, or do not fit the job.
+    #[error(transparent)]
+    Checkpoint(#[from] RestoreError),
     /// The job stopped on an error while running.
     #[error("job failed: {0}")]
     Failed(String),
@@ -75,6 +87,10 @@ impl JobError {
             | JobError::Monitor(_)
             | JobError::Cluster(ClusterError::NoSecret { .. }) => EXIT_USAGE,
             JobError::Table(e) if e.is_configuration() => EXIT_USAGE,
+            JobError::Checkpoint(RestoreError::Refused(_))
+            | JobError::Checkpoint(RestoreError::Store(CheckpointError::Location { .. })) => {
+                EXIT_USAGE
+            }
             JobError::Cluster(ClusterError::Bind { .. }) => EXIT_CLUSTER_ADDRESS,
             _ => EXIT_FAILED,
         }
@@ -110,6 +126,8 @@ pub struct JobReport {
     /// What the source has to say about what it read (an input named twice and read
     /// once, …).
     pub source_notes: Vec<String>,
+    /// What the job restored and took of its checkpoints, if it takes any.
+    pub checkpoints: Option<CheckpointReport>,
 }
 
 impl JobReport {
@@ -130,6 +148,7 @@ impl JobReport {
             totals: self.totals.clone(),
             peak_rss_bytes: peak_rss_bytes(),
             alert_latency: self.alert_latency.clone(),
+            checkpoints: self.checkpoints.clone(),
         }
     }
 }
@@ -198,27 +217,63 @@ impl<R: SourceRecord> Job<R> {
         {
             return Err(ConfigError::SingleProcessOnly(why).into());
         }
-        let alerts = match &config.alerts {
-            AlertOutput::Stdout => Some(JsonLinesWriter::stdout()),
-            AlertOutput::File(path) => Some(JsonLinesWriter::create(path)?),
-            AlertOutput::Discard => None,
-        };
-        let dead_letters = JsonLinesWriter::create(&config.dead_letters)?;
-        let enriched = config
-            .enriched
-            .as_deref()
-            .map(JsonLinesWriter::create)
-            .transpose()?;
         let mut rule = self.pipeline.settings();
         let lateness = self.pipeline.allowed_lateness();
         if lateness > 0 {
             rule.push(("allowed lateness".to_owned(), format!("{lateness}ms")));
         }
+        let identity = config.identity_settings(&rule);
+        let (process, processes) = config
+            .cluster
+            .as_ref()
+            .map_or((0, 1), |c| (c.process, c.addresses.len()));
+        let location = config.checkpoint_location();
+        let checkpoints = match &location {
+            None => None,
+            Some(location) => Some(Arc::new(restore::open(restore::Request {
+                location,
+                job_id: config.lake.job_id.as_deref().unwrap_or_default(),
+                settings: identity.clone(),
+                layout: Layout {
+                    processes: processes as u32,
+                    workers: config.workers as u32,
+                    key_groups: config.checkpoints.key_groups,
+                },
+                interval: config.checkpoint_interval_ms(),
+                retained: config.checkpoints.retained,
+                ignore_unusable: config.checkpoints.ignore_unusable,
+            })?)),
+        };
+        let restored = checkpoints.as_ref().and_then(|c| c.restored.as_ref());
+        if let Some(restored) = restored {
+            let manifest = &restored.manifest;
+            tracing::info!(
+                checkpoint = manifest.id,
+                rule_time = manifest.rule_time,
+                "restoring {} {} of {}, at {}, taken by {} process(es) of {} worker(s)",
+                manifest.kind.name(),
+                manifest.id,
+                location.as_deref().unwrap_or_default(),
+                at_rule_time(manifest.rule_time),
+                manifest.layout.processes,
+                manifest.layout.workers
+            );
+        }
+        // With checkpoints, worker 0 writes the outputs, in time order.
+        let outputs = Outputs::open(config, restored, checkpoints.is_none() || process == 0)?;
+        let rescaled = restored.is_some_and(|r| {
+            (r.manifest.layout.processes, r.manifest.layout.workers)
+                != (processes as u32, config.workers as u32)
+        });
         let lake = Lake::open(
             &config.lake,
             LakeJob {
-                settings: config.identity_settings(&rule),
+                settings: identity,
                 replayable: config.time == TimeMode::Event,
+                may_differ: match rescaled {
+                    true => vec![restore::WORKERS_SETTING.to_owned()],
+                    false => Vec::new(),
+                },
             },
             &self.pipeline.tables(),
         )?;
@@ -238,9 +293,11 @@ impl<R: SourceRecord> Job<R> {
                 max_in_flight: config.max_in_flight,
                 clock: Arc::clone(&self.clock),
             },
-            alerts: alerts.clone(),
-            dead_letters: Arc::clone(&dead_letters),
-            enriched: enriched.clone(),
+            key_groups: config.checkpoints.key_groups,
+            checkpoints: checkpoints.clone(),
+            alerts: outputs.alerts.clone(),
+            dead_letters: Arc::clone(&outputs.dead_letters),
+            enriched: outputs.enriched.clone(),
             lake,
             metrics: Arc::clone(&self.metrics),
             control: Arc::clone(&self.control),
@@ -271,11 +328,20 @@ impl<R: SourceRecord> Job<R> {
                 .map_err(JobError::Failed)?,
             Some(cluster) => {
                 panic::name_cluster_peers(&cluster.addresses);
+                let restored_id =
+                    restored.map_or("(none)".to_owned(), |r| r.manifest.id.to_string());
                 let settings = config
                     .cluster_settings()
                     .into_iter()
                     .map(|(name, value)| (name.to_owned(), value))
                     .chain(rule)
+                    .chain([
+                        (
+                            "checkpoints".to_owned(),
+                            location.clone().unwrap_or_else(|| "(none)".to_owned()),
+                        ),
+                        ("restored checkpoint".to_owned(), restored_id),
+                    ])
                     .collect();
                 let formed = cluster::connect(cluster, workers, settings)?;
                 tracing::info!(
@@ -343,12 +409,21 @@ impl<R: SourceRecord> Job<R> {
         }
         let compaction = shared.lake.finish_compaction();
 
-        for writer in alerts.iter().chain([&dead_letters]).chain(enriched.iter()) {
+        for writer in outputs.all() {
             writer.finish()?;
         }
         if let Some(error) = self.control.error() {
             return Err(JobError::Failed(error));
         }
+        let checkpoints = checkpoints.as_ref().map(|c| {
+            let written = c.written();
+            CheckpointReport {
+                location: location.clone().unwrap_or_default(),
+                restored: c.restored.as_ref().map(|r| CheckpointRef::of(&r.manifest)),
+                taken: written.count,
+                last: written.last.as_ref().map(CheckpointRef::of),
+            }
+        });
         Ok(JobReport {
             totals: self.metrics.totals(),
             elapsed,
@@ -362,6 +437,7 @@ impl<R: SourceRecord> Job<R> {
             workers,
             alert_latency: shared.latency.as_ref().map(|l| l.merged()),
             source_notes: source.notes(),
+            checkpoints,
         })
     }
 }
@@ -430,6 +506,17 @@ fn build_dataflow<'s, R: SourceRecord>(
     probe: &ProbeHandle<u64>,
     committed: &ProbeHandle<u64>,
 ) {
+    // With checkpoints: the worker's part in them, the agreement on a stop, and the
+    // operator that writes its parts.
+    let checkpoints = job.checkpoints.as_ref().map(|shared| {
+        let control = Arc::clone(&job.control);
+        let halt_at = Arc::clone(&shared.halt_at);
+        let stop = stop::build(scope, halt_at, Arc::clone(&control));
+        WorkerCheckpoints::new(Arc::clone(shared), control, scope.index(), stop)
+    });
+    let parts = checkpoints
+        .as_ref()
+        .map(|worker| dataflow::parts(scope, Rc::clone(worker)));
     let (records, dead_letters) = read_source(
         scope,
         source,
@@ -438,8 +525,8 @@ fn build_dataflow<'s, R: SourceRecord>(
         Arc::clone(&job.metrics),
         slot,
         Arc::clone(&job.control),
+        checkpoints.as_ref().map(|worker| worker.component()),
     );
-    dead_letters.write_json_lines("DeadLetters", Arc::clone(&job.dead_letters));
     let records = fault_injection::panic_if_asked(records, scope.index());
     let stage = Stage {
         scope,
@@ -447,6 +534,64 @@ fn build_dataflow<'s, R: SourceRecord>(
         slot,
         probe: probe.clone(),
         committed: committed.clone(),
+        checkpoints: checkpoints.clone(),
+        dead_letters: RefCell::new(vec![dead_letters]),
     };
     pipeline.build(&stage, records);
+    stage.write_dead_letters();
+    if let (Some(worker), Some(parts)) = (checkpoints, parts) {
+        dataflow::manifests(parts, worker, committed.clone());
+    }
+}
+
+/// The job's JSON-lines outputs in this process.
+struct Outputs {
+    alerts: Option<Arc<JsonLinesWriter>>,
+    dead_letters: Arc<JsonLinesWriter>,
+    enriched: Option<Arc<JsonLinesWriter>>,
+}
+
+impl Outputs {
+    /// Opens the outputs `config` names: created, or cut back to what `restored`
+    /// recorded of them; `writes` is false in the processes that do not write them
+    /// (with checkpoints, process 0 does).
+    fn open(
+        config: &JobConfig,
+        restored: Option<&Restored>,
+        writes: bool,
+    ) -> Result<Outputs, SinkError> {
+        // Every process builds the same dataflow: one that does not write an output
+        // has a writer to nowhere in its place.
+        let open =
+            |output: &str, path: &Path| match (writes, restored.and_then(|r| r.output(output))) {
+                (false, _) => Ok(JsonLinesWriter::new(
+                    format!("{} (written by process 0)", path.display()),
+                    Box::new(std::io::sink()),
+                )),
+                (true, Some(length)) => JsonLinesWriter::resume(path, length.bytes, length.lines),
+                (true, None) => JsonLinesWriter::create(path),
+            };
+        Ok(Outputs {
+            alerts: match &config.alerts {
+                AlertOutput::Stdout if writes => Some(JsonLinesWriter::stdout()),
+                AlertOutput::Stdout => Some(open(ALERTS_OUTPUT, Path::new("stdout"))?),
+                AlertOutput::File(path) => Some(open(ALERTS_OUTPUT, path)?),
+                AlertOutput::Discard => None,
+            },
+            dead_letters: open(DEAD_LETTERS_OUTPUT, &config.dead_letters)?,
+            enriched: config
+                .enriched
+                .as_deref()
+                .map(|path| open(ENRICHED_OUTPUT, path))
+                .transpose()?,
+        })
+    }
+
+    /// Every output.
+    fn all(&self) -> impl Iterator<Item = &Arc<JsonLinesWriter>> {
+        self.alerts
+            .iter()
+            .chain([&self.dead_letters])
+            .chain(self.enriched.iter())
+    }
 }

@@ -15,7 +15,7 @@ use tidelake_sinks::delta::maintenance::auto_compact::{AutoCompactor, Compaction
 use tidelake_sinks::delta::maintenance::optimize::OptimizeOptions;
 
 use tidelake_sinks::delta::files::commit::CommitOptions;
-use tidelake_sinks::delta::files::constraints::{Constraints, OnRejected};
+use tidelake_sinks::delta::files::constraints::Constraints;
 use tidelake_sinks::delta::files::job_identity::{self, JobIdentity, check_job_identity};
 use tidelake_sinks::delta::files::sink::DeltaSink;
 use tidelake_sinks::delta::protocol::features::{self, Operation};
@@ -93,6 +93,9 @@ pub struct LakeJob {
     /// False when a new run cannot reproduce the epochs of an old one (ingestion time):
     /// such a job id may not be used again on a table it committed to.
     pub replayable: bool,
+    /// Settings that may differ from those the job id committed with: the worker count
+    /// of a job restored from a savepoint, after which no epoch was committed.
+    pub may_differ: Vec<String>,
 }
 
 impl Lake {
@@ -107,7 +110,7 @@ impl Lake {
             .job_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let identity = JobIdentity::new(job_id, job.settings);
+        let identity = JobIdentity::new(job_id, job.settings.clone());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -116,7 +119,7 @@ impl Lake {
             let mut open = Vec::new();
             for decl in tables {
                 if let Some(url) = location(config, decl.name) {
-                    open.push(open_table(url, decl, config, &identity, job.replayable).await?);
+                    open.push(open_table(url, decl, config, &identity, &job).await?);
                 }
             }
             Ok::<_, DeltaError>(open)
@@ -151,13 +154,12 @@ impl Lake {
     }
 
     /// The sink of global worker `worker` for the table `name` of rows `R`, if the job
-    /// writes it; the rows its constraints keep out go to `on_rejected`. An error if `R`
-    /// is not the row type the pipeline declared the table with.
+    /// writes it; the rows its constraints keep out are in the reports of its epochs. An
+    /// error if `R` is not the row type the pipeline declared the table with.
     pub fn sink<R: ArrowRows>(
         &self,
         name: &str,
         worker: usize,
-        on_rejected: impl FnOnce(&str) -> OnRejected,
     ) -> Option<Result<DeltaSink<R>, DeltaError>> {
         let open = self.table(name)?;
         let declared = TableDecl::of::<R>(open.decl.name);
@@ -173,7 +175,7 @@ impl Lake {
                 ),
             }));
         }
-        Some(self.open_sink(open, worker, on_rejected))
+        Some(self.open_sink(open, worker))
     }
 
     /// The Parquet file sink of global worker `worker`.
@@ -222,13 +224,11 @@ impl Lake {
             .collect()
     }
 
-    /// A sink of `open` for global worker `worker`; `on_rejected` is given the table's
-    /// location and makes the callback for the rows its constraints keep out.
+    /// A sink of `open` for global worker `worker`.
     fn open_sink<R: ArrowRows>(
         &self,
         open: &OpenTable,
         worker: usize,
-        on_rejected: impl FnOnce(&str) -> OnRejected,
     ) -> Result<DeltaSink<R>, DeltaError> {
         let sink = DeltaSink::new(
             open.table.clone(),
@@ -242,10 +242,7 @@ impl Lake {
                 ..CommitOptions::default()
             },
         )?
-        .with_constraints(
-            Arc::clone(&open.constraints),
-            on_rejected(open.table.location()),
-        );
+        .with_constraints(Arc::clone(&open.constraints));
         Ok(match &open.compactor {
             Some(compactor) => sink.with_compactor(Arc::clone(compactor)),
             None => sink,
@@ -270,7 +267,7 @@ async fn open_table(
     decl: &TableDecl,
     config: &LakeConfig,
     identity: &JobIdentity,
-    replayable: bool,
+    job: &LakeJob,
 ) -> Result<OpenTable, DeltaError> {
     let table = DeltaTable::open_url(url)?;
     check_put_if_absent(table.store().as_ref(), table.root(), url).await?;
@@ -289,13 +286,13 @@ async fn open_table(
         )
         .await?;
     check_retention_properties(&snapshot, url)?;
-    if !replayable && !job_identity::committed_writers(&snapshot, &identity.job_id).is_empty() {
+    if !job.replayable && !job_identity::committed_writers(&snapshot, &identity.job_id).is_empty() {
         return Err(DeltaError::JobNotReplayable {
             table: url.to_owned(),
             job_id: identity.job_id.clone(),
         });
     }
-    check_job_identity(&table, &snapshot, identity).await?;
+    check_job_identity(&table, &snapshot, identity, &job.may_differ).await?;
     let metadata = snapshot
         .metadata
         .as_ref()

@@ -25,6 +25,8 @@
 //!   panic for tests.
 //! - [`monitor`], [`latency`], [`periodic`]: the monitoring endpoint (Prometheus metrics,
 //!   health probes, the live page), alert latency, and the background-check thread.
+//! - [`checkpoint`]: the checkpoints a job restarts from (docs/checkpoints.md): their
+//!   parts and manifest, their binary format, and their store.
 //! - [`report`]: what a process and a cluster did, as `--report-json` writes it.
 //! - [`transactions_table`]: the `transactions` Delta table's row: how an enriched
 //!   transaction is written (schema, `date` partition).
@@ -35,6 +37,7 @@
 //! The semantics all this implements are in `docs/semantics.md`.
 
 pub mod alerts_table;
+pub mod checkpoint;
 pub mod clock;
 pub mod cluster;
 pub mod config;

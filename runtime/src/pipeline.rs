@@ -10,24 +10,30 @@
 //! report, clusters, the stall watchdog and Ctrl-C — is the [`Job`](crate::Job)'s, the
 //! same for every pipeline. The built-in pipelines are in [`crate::jobs`].
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use serde::Serialize;
 use timely::ExchangeData;
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Inspect, Probe};
+use timely::dataflow::operators::{Concatenate, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use tidelake_operators::keyed_process::KeyedOutputs;
 use tidelake_operators::positioned::Positioned;
+use tidelake_operators::snapshot::{KeyedOptions, Restored, Snapshots};
 use tidelake_operators::{EnrichedTransaction, Event, KeyedProcess, KeyedProcessFunction};
 use tidelake_sinks::delta::DeltaError;
-use tidelake_sinks::delta::files::constraints::{OnRejected, Rejected};
 use tidelake_sinks::epochs::{EpochOutcome, EpochReport, EpochWriter, WriteEpochs};
+use tidelake_sinks::json_lines::{InOrder, WriteJsonLinesInOrder};
 use tidelake_sinks::parquet::ArrowRows;
 use tidelake_sinks::{JsonLinesWriter, WriteJsonLines};
 
+use crate::checkpoint::OutputLength;
+use crate::checkpoint::collector::Piece;
+use crate::checkpoint::process::{Checkpoints, KeyedDepositor, WorkerCheckpoints};
 use crate::control::JobControl;
 use crate::dead_letter::{DeadLetter, Reason};
 use crate::lake::Lake;
@@ -37,6 +43,13 @@ use crate::sources::SourceRecord;
 use crate::sources::operator::SourceSettings;
 
 pub use crate::lake::{ALERTS, TRANSACTIONS, TableDecl};
+
+/// The name checkpoints give the alerts output file.
+pub(crate) const ALERTS_OUTPUT: &str = "alerts";
+/// The name checkpoints give the dead-letters output file.
+pub(crate) const DEAD_LETTERS_OUTPUT: &str = "dead letters";
+/// The name checkpoints give the enriched-transactions output file.
+pub(crate) const ENRICHED_OUTPUT: &str = "enriched";
 
 /// What a job computes: see the [module docs](self).
 pub trait Pipeline: Send + Sync + 'static {
@@ -73,6 +86,10 @@ pub type Events<'s, R> = StreamVec<'s, u64, Event<R>>;
 /// What every worker of the job shares (but its source).
 pub(crate) struct Shared {
     pub(crate) settings: SourceSettings,
+    /// Key groups keyed state is routed and sharded by.
+    pub(crate) key_groups: u32,
+    /// The job's checkpoints in this process, if it takes any.
+    pub(crate) checkpoints: Option<Arc<Checkpoints>>,
     pub(crate) alerts: Option<Arc<JsonLinesWriter>>,
     pub(crate) dead_letters: Arc<JsonLinesWriter>,
     pub(crate) enriched: Option<Arc<JsonLinesWriter>>,
@@ -93,6 +110,11 @@ pub struct Stage<'s, 'j> {
     pub(crate) probe: ProbeHandle<u64>,
     /// Sees the epochs the lake sinks made durable.
     pub(crate) committed: ProbeHandle<u64>,
+    /// This worker's part in the job's checkpoints, if it takes any.
+    pub(crate) checkpoints: Option<Rc<WorkerCheckpoints>>,
+    /// The dead letters of the source and of the tables' sinks, written once the
+    /// pipeline is built.
+    pub(crate) dead_letters: RefCell<Vec<StreamVec<'s, u64, DeadLetter>>>,
 }
 
 impl<'s> Stage<'s, '_> {
@@ -117,8 +139,27 @@ impl<'s> Stage<'s, '_> {
         let metrics = Arc::clone(&self.job.metrics);
         let slot = self.slot;
         let on_state_size = move |size| record_state_size(metrics.worker(slot), size);
-        let (main, side) =
-            input.keyed_process_sized(name, self.job.settings.tick, function, on_state_size);
+        let options = KeyedOptions {
+            tick: self.job.settings.tick,
+            key_groups: self.job.key_groups,
+            snapshots: self.checkpoints.as_ref().map(|worker| {
+                let operator = worker.keyed_name(name);
+                let shared = &worker.shared;
+                Snapshots {
+                    interval: shared.interval,
+                    restored: shared.restored.as_ref().map(|restored| Restored {
+                        boundary: restored.boundary(),
+                        groups: restored.groups(&operator, self.worker(), self.scope.peers()),
+                    }),
+                    sink: Box::new(KeyedDepositor {
+                        operator,
+                        depositor: worker.component(),
+                    }),
+                    halt_at: Arc::clone(&shared.halt_at),
+                }
+            }),
+        };
+        let (main, side) = input.keyed_process_with(name, options, function, on_state_size);
         // The source reads ahead of what the keyed stages have done, not further.
         (main.probe_with(&self.probe), side.probe_with(&self.probe))
     }
@@ -147,12 +188,54 @@ impl<'s> Stage<'s, '_> {
     ) -> StreamVec<'s, u64, A> {
         let alerts = latency::measure(alerts, self.job.latency.as_ref(), self.slot);
         let alerts = count_into(alerts, &self.job.metrics, self.slot, |w| &w.alerts);
-        if let Some(writer) = &self.job.alerts {
-            alerts
-                .clone()
-                .write_json_lines("Alerts", Arc::clone(writer));
-        }
+        self.json_lines(
+            "Alerts",
+            ALERTS_OUTPUT,
+            self.job.alerts.as_ref(),
+            alerts.clone(),
+        );
         alerts
+    }
+
+    /// Writes `records` as JSON lines to `writer`, if the job has one: as they come, or,
+    /// with checkpoints, in time order on worker 0 (docs/checkpoints.md §3), which
+    /// records in every checkpoint how much of `output` it covers.
+    pub(crate) fn json_lines<D>(
+        &self,
+        name: &str,
+        output: &'static str,
+        writer: Option<&Arc<JsonLinesWriter>>,
+        records: StreamVec<'s, u64, D>,
+    ) where
+        D: Serialize + Clone + 'static,
+    {
+        let Some(writer) = writer else { return };
+        let Some(worker) = &self.checkpoints else {
+            return records.write_json_lines(name, Arc::clone(writer));
+        };
+        let mut in_order = InOrder {
+            writer: None,
+            on_written: None,
+            on_finish: None,
+            halt_at: Arc::clone(&worker.shared.halt_at),
+        };
+        if self.worker() == 0 {
+            in_order.writer = Some(Arc::clone(writer));
+            if writer.is_file() {
+                let depositor = Rc::new(worker.component());
+                let finished = Rc::clone(&depositor);
+                in_order.on_written = Some(Box::new(move |lo, hi, bytes, lines| {
+                    let length = OutputLength {
+                        output: output.to_owned(),
+                        bytes,
+                        lines,
+                    };
+                    depositor.deposit(lo, hi, Piece::Output(length));
+                }));
+                in_order.on_finish = Some(Box::new(move || finished.finish()));
+            }
+        }
+        records.write_json_lines_in_order(name, in_order);
     }
 
     /// The job's enriched transactions: counted, written as JSON lines to `--enriched`,
@@ -162,11 +245,8 @@ impl<'s> Stage<'s, '_> {
         enriched: StreamVec<'s, u64, EnrichedTransaction>,
     ) -> StreamVec<'s, u64, EnrichedTransaction> {
         let enriched = count_into(enriched, &self.job.metrics, self.slot, |w| &w.enriched);
-        if let Some(writer) = &self.job.enriched {
-            enriched
-                .clone()
-                .write_json_lines("Enriched", Arc::clone(writer));
-        }
+        let writer = self.job.enriched.as_ref();
+        self.json_lines("Enriched", ENRICHED_OUTPUT, writer, enriched.clone());
         enriched
     }
 
@@ -183,9 +263,12 @@ impl<'s> Stage<'s, '_> {
         R: ArrowRows + Clone + Send,
     {
         let worker = self.worker();
-        let to_dead_letters = |location: &str| self.rejected_rows(location);
-        if let Some(sink) = self.job.lake.sink::<R>(table, worker, to_dead_letters) {
-            self.write_lake(records.map(to_row), &table_operator_name(table), sink);
+        if let Some(sink) = self.job.lake.sink::<R>(table, worker) {
+            let location = self.job.lake.location(table).unwrap_or(table).to_owned();
+            let name = table_operator_name(table);
+            if let Some(reports) = self.write_lake(records.map(to_row), &name, sink) {
+                self.rejected_rows(location, reports);
+            }
         }
     }
 
@@ -204,46 +287,57 @@ impl<'s> Stage<'s, '_> {
         }
     }
 
-    /// Where this worker's sink of the table at `location` hands the rows the table's
-    /// constraints keep out: the dead letters, with reason `constraint`.
-    fn rejected_rows(&self, location: &str) -> OnRejected {
-        let (table, writer, metrics, slot) = (
-            location.to_owned(),
-            Arc::clone(&self.job.dead_letters),
-            Arc::clone(&self.job.metrics),
-            self.slot,
-        );
-        Arc::new(move |rows: Vec<Rejected>| {
+    /// Writes the job's dead letters — the source's and those of the tables' sinks —
+    /// to `--dead-letters`, once the pipeline is built.
+    pub(crate) fn write_dead_letters(&self) {
+        let streams = std::mem::take(&mut *self.dead_letters.borrow_mut());
+        let letters = self.scope.concatenate(streams);
+        let writer = Some(&self.job.dead_letters);
+        self.json_lines("DeadLetters", DEAD_LETTERS_OUTPUT, writer, letters);
+    }
+
+    /// The rows the table at `location` kept out of its sealed epochs (`reports`) go to
+    /// the dead letters, with reason `constraint`, at their epoch's time.
+    fn rejected_rows(&self, location: String, reports: StreamVec<'s, u64, EpochReport>) {
+        let (metrics, slot) = (Arc::clone(&self.job.metrics), self.slot);
+        let letters = reports.flat_map(move |report| {
+            let rows = report.rejected;
             metrics
                 .worker(slot)
                 .dead_letter(Reason::Constraint, rows.len() as u64);
-            writer.write_records(
-                rows.into_iter()
-                    .map(|r| DeadLetter::constraint(&table, &r.constraint, r.row)),
-            );
-        })
+            let table = location.clone();
+            rows.into_iter()
+                .map(move |r| DeadLetter::constraint(&table, &r.constraint, r.row))
+        });
+        self.dead_letters.borrow_mut().push(letters);
     }
 
     /// Writes `rows` with a lake sink (or fails the job if the sink could not be made),
-    /// counting what it commits into the worker's metrics.
+    /// counting what it commits into the worker's metrics; returns the reports of its
+    /// sealed epochs.
     fn write_lake<W: EpochWriter>(
         &self,
         rows: StreamVec<'s, u64, W::Row>,
         name: &str,
         sink: Result<W, DeltaError>,
-    ) where
+    ) -> Option<StreamVec<'s, u64, EpochReport>>
+    where
         W::Row: Clone,
     {
         let job = self.job;
         let sink = match sink {
             Ok(sink) => sink,
-            Err(e) => return job.control.fail(format!("{name}: {e}")),
+            Err(e) => {
+                job.control.fail(format!("{name}: {e}"));
+                return None;
+            }
         };
         let control = Arc::clone(&job.control);
         let prefix = name.to_owned();
         let on_error = move |e: String| control.fail(format!("{prefix}: {e}"));
         let (metrics, slot) = (Arc::clone(&job.metrics), self.slot);
-        rows.write_epochs(name, job.lake.commit_interval_ms(), sink, on_error)
+        let reports = rows
+            .write_epochs(name, job.lake.commit_interval_ms(), sink, on_error)
             .inspect_core(move |event| match event {
                 Ok((_, reports)) => reports
                     .iter()
@@ -251,6 +345,7 @@ impl<'s> Stage<'s, '_> {
                 Err(_frontier) => add(&metrics.worker(slot).progress, 1),
             })
             .probe_with(&self.committed);
+        Some(reports)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{Kind, Manifest};
 use crate::latency::Histogram;
 use crate::metrics::Totals;
 
@@ -28,6 +29,44 @@ pub struct ProcessReport {
     /// Every alert's latency in µs, with `--alert-latency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_latency: Option<Histogram>,
+    /// What the job restored and took of its checkpoints, if it takes any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<CheckpointReport>,
+}
+
+/// What a run did with its checkpoints (docs/checkpoints.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointReport {
+    /// Where they are.
+    pub location: String,
+    /// The checkpoint it started from.
+    pub restored: Option<CheckpointRef>,
+    /// How many it took.
+    pub taken: u64,
+    /// The newest one it took (a savepoint, if it was stopped).
+    pub last: Option<CheckpointRef>,
+}
+
+/// One checkpoint, as a report names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRef {
+    /// Its id.
+    pub id: u64,
+    /// Checkpoint or savepoint.
+    pub kind: Kind,
+    /// Its rule time (ms): the state holds everything before it.
+    pub rule_time: u64,
+}
+
+impl CheckpointRef {
+    /// The reference of the checkpoint `manifest` describes.
+    pub fn of(manifest: &Manifest) -> Self {
+        CheckpointRef {
+            id: manifest.id,
+            kind: manifest.kind,
+            rule_time: manifest.rule_time,
+        }
+    }
 }
 
 impl ProcessReport {
@@ -129,6 +168,7 @@ mod tests {
             },
             peak_rss_bytes: Some(rss),
             alert_latency: None,
+            checkpoints: None,
         }
     }
 

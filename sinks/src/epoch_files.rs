@@ -11,9 +11,9 @@ use object_store::path::Path;
 
 use crate::clock::SharedClock;
 use crate::delta::DeltaError;
-use crate::delta::files::constraints::{Constraints, OnRejected};
+use crate::delta::files::constraints::Constraints;
 use crate::epochs::{EpochOutcome, EpochReport};
-use crate::parquet::{ArrowRows, DataFile, DataFileWriter, RowRules, WriterOptions};
+use crate::parquet::{ArrowRows, DataFile, DataFileWriter, Rejected, RowRules, WriterOptions};
 
 /// The open epochs' files under one root; see the [module docs](self).
 pub(crate) struct EpochFiles<R: ArrowRows> {
@@ -24,8 +24,8 @@ pub(crate) struct EpochFiles<R: ArrowRows> {
     open: BTreeMap<u64, (DataFileWriter<R>, u64)>,
     /// Modification times and file ids.
     clock: SharedClock,
-    /// The table's rules and where the rows they keep out go, if rows are checked.
-    checks: Option<(Arc<Constraints>, OnRejected)>,
+    /// The table's rules, if rows are checked.
+    checks: Option<Arc<Constraints>>,
 }
 
 impl<R: ArrowRows> EpochFiles<R> {
@@ -50,25 +50,12 @@ impl<R: ArrowRows> EpochFiles<R> {
         })
     }
 
-    /// Checks every row against `constraints` before it is written, handing the rows
-    /// that break one to `on_rejected` instead (see [`crate::delta::files::constraints`]).
-    pub(crate) fn with_constraints(
-        mut self,
-        constraints: Arc<Constraints>,
-        on_rejected: OnRejected,
-    ) -> Self {
-        self.checks = (!constraints.is_empty()).then_some((constraints, on_rejected));
+    /// Checks every row against `constraints` before it is written, keeping the rows
+    /// that break one out of the files (see [`crate::delta::files::constraints`]);
+    /// [`finish`](Self::finish) returns them.
+    pub(crate) fn with_constraints(mut self, constraints: Arc<Constraints>) -> Self {
+        self.checks = (!constraints.is_empty()).then_some(constraints);
         self
-    }
-
-    /// Hands the rows `files` kept out since the last call to the callback of `checks`.
-    fn hand(checks: &Option<(Arc<Constraints>, OnRejected)>, files: &mut DataFileWriter<R>) {
-        if let Some((_, on_rejected)) = checks {
-            let rejected = files.take_rejected();
-            if !rejected.is_empty() {
-                on_rejected(rejected);
-            }
-        }
     }
 
     /// Writes `rows` of `epoch` (files that reach the target size are uploaded).
@@ -86,28 +73,28 @@ impl<R: ArrowRows> EpochFiles<R> {
                 .with_rules(
                     self.checks
                         .as_ref()
-                        .map(|(c, _)| Arc::clone(c) as Arc<dyn RowRules>),
+                        .map(|c| Arc::clone(c) as Arc<dyn RowRules>),
                 ),
                 0,
             )),
         };
         *count += rows.len() as u64;
-        let written = files.write(rows).await;
-        Self::hand(&self.checks, files);
-        Ok(written?)
+        Ok(files.write(rows).await?)
     }
 
-    /// Uploads the rest of `epoch`'s files: the epoch's files and the count of the epoch's
+    /// Uploads the rest of `epoch`'s files: the epoch's files, the count of the epoch's
     /// rows they hold (none and 0 if it had no rows; rows the table's rules kept out are
-    /// not counted).
-    pub(crate) async fn finish(&mut self, epoch: u64) -> Result<(Vec<DataFile>, u64), DeltaError> {
+    /// not counted), and the rows the rules kept out.
+    pub(crate) async fn finish(&mut self, epoch: u64) -> Result<FinishedEpoch, DeltaError> {
         let Some((mut files, rows)) = self.open.remove(&epoch) else {
-            return Ok((Vec::new(), 0));
+            return Ok((Vec::new(), 0, Vec::new()));
         };
         let finished = files.finish().await;
-        Self::hand(&self.checks, &mut files);
         match finished {
-            Ok(written) => Ok((written, rows - files.rejected_rows())),
+            Ok(written) => {
+                let kept = rows - files.rejected_rows();
+                Ok((written, kept, files.take_rejected()))
+            }
             Err(e) => {
                 // Keep the epoch's files for a retry, as the writer does.
                 self.open.insert(epoch, (files, rows));
@@ -116,6 +103,9 @@ impl<R: ArrowRows> EpochFiles<R> {
         }
     }
 }
+
+/// An epoch's files, rows and rows kept out, as [`EpochFiles::finish`] returns them.
+pub(crate) type FinishedEpoch = (Vec<DataFile>, u64, Vec<Rejected>);
 
 /// The report of an epoch of `rows` rows written as `files`.
 pub(crate) fn report(
@@ -131,5 +121,6 @@ pub(crate) fn report(
         bytes: files.iter().map(|f| f.size.max(0) as u64).sum(),
         outcome,
         commit_latency: None,
+        rejected: Vec::new(),
     }
 }

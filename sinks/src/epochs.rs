@@ -29,8 +29,10 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::scheduling::SyncActivator;
 
+use crate::parquet::Rejected;
+
 /// What became of one sealed epoch of one worker.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EpochReport {
     /// The epoch.
     pub epoch: u64,
@@ -45,6 +47,8 @@ pub struct EpochReport {
     /// How long the commit took, from sealing the epoch (files finished) to the log
     /// entry landing, for a committed epoch.
     pub commit_latency: Option<std::time::Duration>,
+    /// The rows the table's rules kept out of the epoch (they become dead letters).
+    pub rejected: Vec<Rejected>,
 }
 
 /// What a sink did with an epoch.
@@ -76,6 +80,7 @@ impl EpochReport {
             bytes: 0,
             outcome: EpochOutcome::Empty,
             commit_latency: None,
+            rejected: Vec::new(),
         }
     }
 }

@@ -63,7 +63,7 @@ impl<R: ArrowRows + Send> EpochWriter for ParquetFileSink<R> {
     }
 
     async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
-        let (files, rows) = self.files.finish(epoch).await?;
+        let (files, rows, _rejected) = self.files.finish(epoch).await?;
         for file in &files {
             let bad_path =
                 |e| DeltaError::Corrupt(format!("bad data file path {}: {e}", file.path));

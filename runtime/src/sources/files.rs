@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use tidelake_operators::Transaction;
 
-use super::{Emitter, PartitionReader, ReadStatus, Source, SourceError, SourceRecord};
+use super::{Emitter, PartitionReader, Position, ReadStatus, Source, SourceError, SourceRecord};
 use crate::dead_letter::Reason;
 
 /// The read buffer of a range reader.
@@ -230,6 +230,21 @@ impl<F: RecordFormat> Source<F::Record> for FileSource<F> {
         Ok(Box::new(self.files.open::<F>(partition)?))
     }
 
+    fn open_at(
+        &self,
+        partition: u32,
+        position: Position,
+    ) -> Result<Box<dyn PartitionReader<F::Record>>, SourceError> {
+        let range = self.files.range_of(partition)?;
+        if range.stream {
+            return Err(SourceError::Config(format!(
+                "{} is a stream: it cannot be read again from a checkpoint's position",
+                self.source_name(partition)
+            )));
+        }
+        Ok(Box::new(RangeReader::<F>::open_at(range, position)?))
+    }
+
     fn notes(&self) -> Vec<String> {
         let mut notes: Vec<String> = Vec::new();
         for d in self.files.duplicates() {
@@ -377,13 +392,17 @@ impl FileSet {
 
     /// Opens a reader of `partition` parsing its lines with `F`.
     pub fn open<F: RecordFormat>(&self, partition: u32) -> Result<RangeReader<F>, SourceError> {
-        let range = self.range(partition).ok_or_else(|| {
+        RangeReader::open(self.range_of(partition)?)
+    }
+
+    /// The byte range of `partition`, or an error naming it if there is none.
+    fn range_of(&self, partition: u32) -> Result<ByteRange, SourceError> {
+        self.range(partition).ok_or_else(|| {
             SourceError::Config(format!(
                 "partition {partition} does not exist (the source has {})",
                 self.partitions
             ))
-        })?;
-        RangeReader::open(range)
+        })
     }
 }
 
@@ -451,6 +470,35 @@ impl LineReader {
             reader.skip_partial_line()?;
         }
         Ok(reader)
+    }
+
+    /// Opens `range` at `offset`, the start of a line of it after `lines` line breaks in
+    /// the range (a restored checkpoint's position).
+    pub fn open_at(
+        range: &ByteRange,
+        max_buf: usize,
+        offset: u64,
+        lines: u64,
+    ) -> Result<Self, SourceError> {
+        let mut reader = Self::open(
+            &ByteRange {
+                start: 0,
+                ..range.clone()
+            },
+            max_buf,
+        )?;
+        reader
+            .inner
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| io_error(&range.path, e))?;
+        reader.pos = offset;
+        reader.newlines = lines;
+        Ok(reader)
+    }
+
+    /// Where the next line starts, and the line breaks read before it in the range.
+    pub fn position(&self) -> (u64, u64) {
+        (self.pos, self.newlines)
     }
 
     /// Skips up to and including the first `\n` at or after `start − 1`: the tail of
@@ -710,6 +758,28 @@ impl<F: RecordFormat> RangeReader<F> {
         })
     }
 
+    /// Opens `range` at a [`position`](PartitionReader::position) a reader of it
+    /// returned.
+    pub fn open_at(range: ByteRange, position: Position) -> Result<Self, SourceError> {
+        if position.offset <= range.start {
+            return Self::open(range);
+        }
+        let lines = LineReader::open_at(&range, BUF_SIZE, position.offset, position.lines)?;
+        // A format that reads a header from the file's first line does so for a range
+        // that starts after it.
+        let from = ByteRange {
+            start: position.offset,
+            ..range.clone()
+        };
+        Ok(RangeReader {
+            numbers: LineNumbers::new(&range.path, range.start),
+            format: F::open(&from)?,
+            range,
+            lines,
+            first_ts: None,
+        })
+    }
+
     /// The byte range read.
     pub fn range(&self) -> &ByteRange {
         &self.range
@@ -776,6 +846,11 @@ impl<F: RecordFormat> PartitionReader<F::Record> for RangeReader<F> {
         } else {
             ReadStatus::More
         })
+    }
+
+    fn position(&self) -> Option<Position> {
+        let (offset, lines) = self.lines.position();
+        (!self.range.stream).then_some(Position { offset, lines })
     }
 }
 

@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use super::synthetic::{Throttle, emit_record};
 use super::validate::MAX_TS;
-use super::{Emitter, PartitionReader, ReadStatus, Source, SourceError};
+use super::{Emitter, PartitionReader, Position, ReadStatus, Source, SourceError};
 
 /// The gaps (ms) from an injected small transaction to its large partner, cycled so
 /// that both sides of the rule's 60 000 ms boundary are exercised.
@@ -241,6 +241,18 @@ impl Source for GeneratorSource {
     fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError> {
         Ok(Box::new(self.reader(partition)?))
     }
+
+    /// Generates the partition's records up to `position` again and drops them: a
+    /// partition's records depend on all those before it.
+    fn open_at(
+        &self,
+        partition: u32,
+        position: Position,
+    ) -> Result<Box<dyn PartitionReader>, SourceError> {
+        let mut reader = self.reader(partition)?;
+        while reader.next_seq() < position.offset && reader.next_record().is_some() {}
+        Ok(Box::new(reader))
+    }
 }
 
 /// An account id being built on the stack: `"<n>"` or `"f<partition>-<pair>"`.
@@ -411,6 +423,11 @@ impl GeneratorReader {
         }
     }
 
+    /// The slot of the next record to emit.
+    fn next_seq(&self) -> u64 {
+        self.peeked.map_or(self.seq, |record| record.seq)
+    }
+
     /// True once every record of the partition has been emitted.
     fn exhausted(&self) -> bool {
         self.peeked.is_none() && self.seq >= self.end
@@ -550,6 +567,13 @@ impl PartitionReader for GeneratorReader {
             ReadStatus::Done
         } else {
             ReadStatus::More
+        })
+    }
+
+    fn position(&self) -> Option<Position> {
+        Some(Position {
+            offset: self.next_seq(),
+            lines: 0,
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod files;
 pub mod generator;
 pub mod jsonl;
 pub mod operator;
+mod progress;
 pub mod record;
 mod synthetic;
 pub mod validate;
@@ -42,6 +43,28 @@ pub enum ReadStatus {
     Idle,
     /// The partition is exhausted.
     Done,
+}
+
+/// A place in one source partition, where a restored job reads on from
+/// (docs/checkpoints.md §2).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct Position {
+    /// The position of the next record: the byte offset of its line (files), or its
+    /// index (generator, walkthrough), as records' `seq` numbers them.
+    pub offset: u64,
+    /// Line breaks read before `offset` in the partition (files; 0 for the others).
+    pub lines: u64,
 }
 
 /// A source failure that stops the job (bad input never does: it goes to the dead letters).
@@ -91,6 +114,20 @@ pub trait Source<R = Transaction>: Send + Sync {
     fn single_process_only(&self) -> Option<String> {
         None
     }
+    /// Opens a reader of `partition` that reads on from `position`, a
+    /// [`PartitionReader::position`] of a reader of the same partition (a restored
+    /// checkpoint's). Sources that cannot (a stream is read once) refuse.
+    fn open_at(
+        &self,
+        partition: u32,
+        position: Position,
+    ) -> Result<Box<dyn PartitionReader<R>>, SourceError> {
+        let _ = position;
+        Err(SourceError::Config(format!(
+            "{} cannot be read again from a checkpoint's position",
+            self.source_name(partition)
+        )))
+    }
 }
 
 /// Reads one partition of records `R`.
@@ -104,6 +141,12 @@ pub trait PartitionReader<R = Transaction>: Send {
 
     /// Reads up to `max` records (bad ones and blank lines included) into `emit`.
     fn read(&mut self, max: usize, emit: &mut Emitter<'_, R>) -> Result<ReadStatus, SourceError>;
+
+    /// Where the next record will be read from, for checkpoints; `None` for a reader
+    /// that cannot be opened there again ([`Source::open_at`]).
+    fn position(&self) -> Option<Position> {
+        None
+    }
 }
 
 /// The per-partition watermark of docs/semantics.md §2: the greatest event time read so far minus
@@ -131,6 +174,18 @@ impl Watermark {
     pub fn with_allowed_lateness(mut self, lateness: u64) -> Self {
         self.lateness = lateness;
         self
+    }
+
+    /// This watermark, as it was after reading records whose greatest event time is
+    /// `max_ts` (a restored checkpoint's).
+    pub fn restored(mut self, max_ts: Option<u64>) -> Self {
+        self.max_ts = max_ts;
+        self
+    }
+
+    /// The greatest event time read so far.
+    pub fn max_ts(&self) -> Option<u64> {
+        self.max_ts
     }
 
     /// The watermark, once a record has been read.
@@ -214,6 +269,17 @@ pub struct Emitter<'a, R = Transaction> {
     floor: u64,
     tick: u64,
     out: &'a mut ReadBatch<R>,
+    replay: Option<Replay>,
+}
+
+/// What a restored partition reads again (docs/checkpoints.md §3): records before
+/// `until` whose rule time is below `boundary` are in the restored state already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replay {
+    /// The position up to which (exclusive) records were read before the checkpoint.
+    pub until: u64,
+    /// The checkpoint's rule time.
+    pub boundary: u64,
 }
 
 impl<'a, R: SourceRecord> Emitter<'a, R> {
@@ -235,7 +301,14 @@ impl<'a, R: SourceRecord> Emitter<'a, R> {
             floor,
             tick,
             out,
+            replay: None,
         }
+    }
+
+    /// This emitter, leaving out the records `replay` says are in the restored state.
+    pub fn replaying(mut self, replay: Option<Replay>) -> Self {
+        self.replay = replay;
+        self
     }
 
     /// Emits a valid record at position `seq`, unless it is late.
@@ -262,6 +335,12 @@ impl<'a, R: SourceRecord> Emitter<'a, R> {
             },
             RuleTime::Ingestion(now) => now,
         };
+        if let Some(replay) = self.replay
+            && seq < replay.until
+            && time < replay.boundary
+        {
+            return Ok(());
+        }
         if tick_of(time, self.tick) < self.floor {
             return Err(Late {
                 detail: format!(

@@ -26,12 +26,17 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use tidelake_operators::Event;
 use tidelake_operators::time::tick_of;
 
+use crate::checkpoint::PartitionState;
+use crate::checkpoint::collector::Piece;
+use crate::checkpoint::process::{Depositor, Restored};
 use crate::clock::Clock;
 use crate::control::JobControl;
 use crate::dead_letter::DeadLetter;
 use crate::metrics::{Metrics, add};
+use crate::sources::progress::Progress;
 use crate::sources::{
-    Emitter, PartitionReader, ReadBatch, ReadStatus, RuleTime, Source, SourceRecord, Watermark,
+    Emitter, PartitionReader, ReadBatch, ReadStatus, Replay, RuleTime, Source, SourceRecord,
+    Watermark,
 };
 
 /// Which time the rule runs on (docs/semantics.md §2).
@@ -82,6 +87,10 @@ struct Partition<R> {
     initial_hold: u64,
     idle_since: Option<Instant>,
     done: bool,
+    /// What its checkpoints need of its reading.
+    progress: Progress,
+    /// What a restored partition reads again that is in the restored state already.
+    replay: Option<Replay>,
 }
 
 impl<R> Partition<R> {
@@ -102,7 +111,12 @@ impl<R> Partition<R> {
 /// of dead letters. The source stops, releasing its capabilities, when its partitions
 /// are exhausted or `control` asks it to stop. `metrics_slot` is this worker's local
 /// index in `metrics`; `probe` observes the end of the dataflow, for flow control.
-pub fn read_source<'s, R: SourceRecord>(
+///
+/// With `checkpoints` (the worker's source component), it starts from a restored
+/// checkpoint's positions, deposits its partitions' positions for the boundaries its
+/// watermark passes, and a stop takes a savepoint (`crate::checkpoint::stop`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read_source<'s, R: SourceRecord>(
     scope: Scope<'s, u64>,
     source: Arc<dyn Source<R>>,
     settings: SourceSettings,
@@ -110,6 +124,7 @@ pub fn read_source<'s, R: SourceRecord>(
     metrics: Arc<Metrics>,
     metrics_slot: usize,
     control: Arc<JobControl>,
+    checkpoints: Option<Depositor>,
 ) -> (StreamVec<'s, u64, Event<R>>, StreamVec<'s, u64, DeadLetter>) {
     let mut builder = OperatorBuilder::new("Source".to_owned(), scope);
     let info = builder.operator_info();
@@ -121,6 +136,10 @@ pub fn read_source<'s, R: SourceRecord>(
     let mut dead_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
     let (worker, peers) = (scope.index(), scope.peers());
+    if let Some(checkpoints) = &checkpoints {
+        let activator = scope.activator_for(info.address.clone());
+        checkpoints.worker().stop.borrow_mut().set_source(activator);
+    }
 
     builder.build(move |initial| {
         let mut caps: Option<Vec<Capability<u64>>> = Some(initial);
@@ -148,21 +167,76 @@ pub fn read_source<'s, R: SourceRecord>(
                     .in_flight
                     .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
             };
-            if control.should_stop() {
-                finish(&mut caps);
-                return;
-            }
-            let parts = match partitions.as_mut() {
-                Some(parts) => parts,
-                None => match open_partitions(source.as_ref(), worker, peers, &settings) {
-                    Ok(parts) => partitions.insert(parts),
-                    Err(message) => {
-                        control.fail(message);
+            let stopping = match &checkpoints {
+                // A stop takes a savepoint; a failure stops at once.
+                Some(checkpoints) if control.error().is_none() => {
+                    control.should_stop() || checkpoints.worker().stop.borrow().requested()
+                }
+                _ => {
+                    if control.should_stop() {
                         finish(&mut caps);
                         return;
                     }
-                },
+                    false
+                }
             };
+            if control.error().is_some() {
+                finish(&mut caps);
+                return;
+            }
+            let restored = checkpoints
+                .as_ref()
+                .and_then(|c| c.worker().shared.restored.as_ref());
+            let parts = match partitions.as_mut() {
+                Some(parts) => parts,
+                None => {
+                    match open_partitions(source.as_ref(), worker, peers, &settings, restored) {
+                        Ok(parts) => {
+                            if let Some(restored) = restored {
+                                // Everything before the checkpoint is in the restored state.
+                                for cap in held.iter_mut() {
+                                    cap.downgrade(&restored.boundary());
+                                }
+                            }
+                            partitions.insert(parts)
+                        }
+                        Err(message) => {
+                            control.fail(message);
+                            finish(&mut caps);
+                            return;
+                        }
+                    }
+                }
+            };
+            let floor = *held[0].time();
+            // Stopping: hold at the agreed stop time F (or, until agreed, at this
+            // source's own proposal), and let go of it once every worker knows F and
+            // this worker's part of the savepoint at F is durable.
+            let mut hold_at = u64::MAX;
+            if let (true, Some(checkpoints)) = (stopping, &checkpoints) {
+                let worker_checkpoints = checkpoints.worker();
+                let mut stop = worker_checkpoints.stop.borrow_mut();
+                let interval = worker_checkpoints.shared.interval;
+                stop.propose(Some(floor.div_ceil(interval) * interval));
+                hold_at = match (stop.agreed(), stop.proposal()) {
+                    (Some(Some(f)), _) | (None, Some(Some(f))) => f,
+                    _ => floor,
+                };
+                if floor >= hold_at {
+                    let released = stop.agreed() == Some(Some(floor))
+                        && stop.all_know()
+                        && worker_checkpoints.durable_through(floor);
+                    drop(stop);
+                    if released {
+                        // Nothing after the savepoint is deposited: it is discarded.
+                        checkpoints.finish();
+                        finish(&mut caps);
+                    } else {
+                        activator.activate_after(Duration::from_millis(1));
+                    }
+                    return;
+                }
+            }
 
             // Flow control: wait while far ahead of a frontier another worker holds back.
             while let Some(&(t, n)) = in_flight.front() {
@@ -175,7 +249,6 @@ pub fn read_source<'s, R: SourceRecord>(
             counters
                 .in_flight
                 .store(in_flight_total, std::sync::atomic::Ordering::Relaxed);
-            let floor = *held[0].time();
             if in_flight_total > settings.max_in_flight && probe.less_than(&floor) {
                 activator.activate_after(Duration::from_micros(200));
                 return;
@@ -203,6 +276,10 @@ pub fn read_source<'s, R: SourceRecord>(
                 let part = &mut parts[i];
                 let before =
                     batch.events.len() + batch.dead_letters.len() + batch.blank_lines as usize;
+                let (events_before, letters_before) =
+                    (batch.events.len(), batch.dead_letters.len());
+                let start = part.reader.position();
+                let start_ts = part.watermark.max_ts();
                 let max = settings.batch_size.min(budget);
                 let mut emit = Emitter::new(
                     &part.name,
@@ -212,7 +289,8 @@ pub fn read_source<'s, R: SourceRecord>(
                     floor,
                     tick,
                     &mut batch,
-                );
+                )
+                .replaying(part.replay);
                 let status = match part.reader.read(max, &mut emit) {
                     Ok(status) => status,
                     Err(e) => {
@@ -227,6 +305,27 @@ pub fn read_source<'s, R: SourceRecord>(
                 let read =
                     batch.events.len() + batch.dead_letters.len() + batch.blank_lines as usize
                         - before;
+                part.progress.records += read as u64;
+                if let (Some(checkpoints), Some(start)) = (&checkpoints, start) {
+                    let max_time = batch.events[events_before..].iter().map(|e| e.time).max();
+                    let interval = checkpoints.worker().shared.interval;
+                    part.progress.batch(start, start_ts, max_time, interval);
+                }
+                if let Some(replay) = part.replay {
+                    // Their dead letters were written before the checkpoint.
+                    let mut index = letters_before;
+                    batch.dead_letters.retain(|letter| {
+                        index += 1;
+                        index <= letters_before || letter.position.is_none_or(|p| p >= replay.until)
+                    });
+                    if part
+                        .reader
+                        .position()
+                        .is_none_or(|p| p.offset >= replay.until)
+                    {
+                        part.replay = None;
+                    }
+                }
                 if let (Some(wm), Some(gauge)) = (
                     part.watermark.current(),
                     metrics.partition_watermark(part.index),
@@ -282,6 +381,13 @@ pub fn read_source<'s, R: SourceRecord>(
 
             // Advance the watermark, or end.
             if parts.iter().all(|p| p.done) {
+                if let Some(checkpoints) = &checkpoints {
+                    // Every later boundary has these positions.
+                    let sources = partition_states(parts, floor);
+                    checkpoints.deposit(floor, u64::MAX, Piece::Sources(sources));
+                    checkpoints.finish();
+                    checkpoints.worker().stop.borrow_mut().propose(None);
+                }
                 finish(&mut caps);
                 return;
             }
@@ -296,8 +402,12 @@ pub fn read_source<'s, R: SourceRecord>(
                         now.saturating_sub(settings.idle_timeout.as_millis() as u64)
                     }),
             };
-            let new_time = tick_of(watermark, tick);
+            let new_time = tick_of(watermark, tick).min(hold_at);
             if new_time > floor {
+                if let Some(checkpoints) = &checkpoints {
+                    let sources = partition_states(parts, floor);
+                    checkpoints.deposit(floor, new_time, Piece::Sources(sources));
+                }
                 for cap in held.iter_mut() {
                     cap.downgrade(&new_time);
                 }
@@ -315,12 +425,14 @@ pub fn read_source<'s, R: SourceRecord>(
     (events, dead_letters)
 }
 
-/// Opens the partitions this worker reads, with their initial watermark holds.
+/// Opens the partitions this worker reads, with their initial watermark holds; a
+/// restored partition reads on from its checkpoint's position.
 fn open_partitions<R>(
     source: &dyn Source<R>,
     worker: usize,
     peers: usize,
     settings: &SourceSettings,
+    restored: Option<&Restored>,
 ) -> Result<Vec<Partition<R>>, String> {
     let bound = settings.out_of_orderness;
     let mut parts = Vec::new();
@@ -328,7 +440,25 @@ fn open_partitions<R>(
         let name = source.source_name(index);
         let fail =
             |e: crate::sources::SourceError| format!("source {name} (partition {index}): {e}");
-        let mut reader = source.open(index).map_err(fail)?;
+        let state = restored.and_then(|r| r.partition(index).map(|state| (r, state)));
+        let watermark = Watermark::new(bound).with_allowed_lateness(settings.allowed_lateness);
+        let (mut reader, watermark, progress, replay) = match state {
+            None => (
+                source.open(index).map_err(fail)?,
+                watermark,
+                Progress::default(),
+                None,
+            ),
+            Some((restored, state)) => (
+                source.open_at(index, state.resume).map_err(fail)?,
+                watermark.restored(state.max_ts),
+                Progress::new(state.records),
+                Some(Replay {
+                    until: state.read_until.offset,
+                    boundary: restored.boundary(),
+                }),
+            ),
+        };
         let initial_hold = match reader.first_ts().map_err(fail)? {
             Some(ts) => ts.saturating_sub(bound),
             // A bounded partition without a valid record can produce no on-time record.
@@ -339,13 +469,27 @@ fn open_partitions<R>(
             index,
             name,
             reader,
-            watermark: Watermark::new(bound).with_allowed_lateness(settings.allowed_lateness),
+            watermark,
             initial_hold,
             idle_since: None,
             done: false,
+            progress,
+            replay,
         });
     }
     Ok(parts)
+}
+
+/// The checkpoint pieces of `parts` for the boundaries after `lo`.
+fn partition_states<R>(parts: &mut [Partition<R>], lo: u64) -> Vec<PartitionState> {
+    parts
+        .iter_mut()
+        .filter_map(|part| {
+            let now = part.reader.position()?;
+            let max_ts = part.watermark.max_ts();
+            Some(part.progress.state(part.index, lo, now, max_ts, part.done))
+        })
+        .collect()
 }
 
 /// `events` grouped into runs of one tick each, in tick order, leaving `events` empty.
@@ -399,6 +543,8 @@ mod tests {
             initial_hold,
             idle_since: None,
             done: false,
+            progress: Progress::default(),
+            replay: None,
         }
     }
 

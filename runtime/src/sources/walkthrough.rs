@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::synthetic::{Throttle, emit_record};
 use super::validate::MAX_TS;
-use super::{Emitter, PartitionReader, ReadStatus, Source, SourceError};
+use super::{Emitter, PartitionReader, Position, ReadStatus, Source, SourceError};
 
 /// `(account, amount)` of the walkthrough's transactions, in order.
 pub const TRANSACTIONS: [(u8, f64); 50] = [
@@ -167,6 +167,23 @@ impl Source for WalkthroughSource {
     }
 
     fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError> {
+        Ok(Box::new(self.reader(partition)?))
+    }
+
+    fn open_at(
+        &self,
+        partition: u32,
+        position: Position,
+    ) -> Result<Box<dyn PartitionReader>, SourceError> {
+        let mut reader = self.reader(partition)?;
+        reader.next = position.offset.min(reader.end);
+        reader.opened_at = reader.next;
+        Ok(Box::new(reader))
+    }
+}
+
+impl WalkthroughSource {
+    fn reader(&self, partition: u32) -> Result<WalkthroughReader, SourceError> {
         if partition != 0 {
             return Err(SourceError::Config(format!(
                 "walkthrough: partition {partition} does not exist (there is 1)"
@@ -177,11 +194,12 @@ impl Source for WalkthroughSource {
             .count
             .unwrap_or(u64::MAX)
             .min(records_before_year_10000());
-        Ok(Box::new(WalkthroughReader {
+        Ok(WalkthroughReader {
             next: 0,
             end,
+            opened_at: 0,
             throttle: self.config.rate.map(Throttle::new),
-        }))
+        })
     }
 }
 
@@ -192,6 +210,8 @@ struct WalkthroughReader {
     next: u64,
     /// The number of records.
     end: u64,
+    /// The record it was opened at (the throttle counts from there).
+    opened_at: u64,
     throttle: Option<Throttle>,
 }
 
@@ -206,7 +226,7 @@ impl PartitionReader for WalkthroughReader {
         }
         let mut budget = u64::try_from(max).unwrap_or(u64::MAX);
         if let Some(throttle) = &mut self.throttle {
-            let allowed = throttle.allowance(self.next);
+            let allowed = throttle.allowance(self.next - self.opened_at);
             if allowed == 0 {
                 return Ok(ReadStatus::Idle);
             }
@@ -222,6 +242,13 @@ impl PartitionReader for WalkthroughReader {
             ReadStatus::Done
         } else {
             ReadStatus::More
+        })
+    }
+
+    fn position(&self) -> Option<Position> {
+        Some(Position {
+            offset: self.next,
+            lines: 0,
         })
     }
 }

@@ -39,9 +39,6 @@ pub struct Constraint {
     expr: Expr,
 }
 
-/// Where a sink hands the rows its table's rules keep out (on the sink's I/O thread).
-pub type OnRejected = Arc<dyn Fn(Vec<Rejected>) + Send + Sync>;
-
 /// Every rule of one table; see the [module docs](self).
 #[derive(Clone, Debug, Default)]
 pub struct Constraints {

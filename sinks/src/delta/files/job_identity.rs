@@ -54,6 +54,13 @@ impl JobIdentity {
         }
     }
 
+    /// This identity without the settings named in `names`.
+    pub fn without(&self, names: &[String]) -> JobIdentity {
+        let mut identity = self.clone();
+        identity.settings.retain(|name, _| !names.contains(name));
+        identity
+    }
+
     /// A short, stable digest of the settings (16 hex digits of xxh3-64 over
     /// `name=value` lines in name order).
     pub fn fingerprint(&self) -> String {
@@ -148,10 +155,14 @@ pub fn committed_writers(snapshot: &Snapshot, job_id: &str) -> Vec<usize> {
 /// by reading the JSON commits back from the latest version. If no such commit is left
 /// (log cleanup deleted it, or a tidelake too old to record identities wrote it), the
 /// job is refused too, since it cannot be shown to split rows the same way.
+///
+/// The settings named in `may_differ` are left out of the comparison (a job restored
+/// from a savepoint onto another number of workers).
 pub async fn check_job_identity(
     table: &DeltaTable,
     snapshot: &Snapshot,
     identity: &JobIdentity,
+    may_differ: &[String],
 ) -> Result<(), DeltaError> {
     let writers = committed_writers(snapshot, &identity.job_id);
     if writers.is_empty() {
@@ -166,7 +177,9 @@ pub async fn check_job_identity(
             writers: writers.len(),
         });
     };
-    let differences = identity.differences(&recorded);
+    let differences = identity
+        .without(may_differ)
+        .differences(&recorded.without(may_differ));
     if differences.is_empty() {
         return Ok(());
     }
@@ -279,11 +292,11 @@ mod tests {
         block_on(async {
             let ours = identity("1s", "2");
             let (table, snapshot) = table_with_commit_by(Some(&ours)).await;
-            check_job_identity(&table, &snapshot, &ours)
+            check_job_identity(&table, &snapshot, &ours, &[])
                 .await
                 .expect("the same settings");
             let fresh = JobIdentity::new("fresh", ours.settings.clone());
-            check_job_identity(&table, &snapshot, &fresh)
+            check_job_identity(&table, &snapshot, &fresh, &[])
                 .await
                 .expect("a job id with no txn");
         });
@@ -293,7 +306,7 @@ mod tests {
     fn other_settings_for_a_job_id_in_the_table_are_refused_naming_each() {
         block_on(async {
             let (table, snapshot) = table_with_commit_by(Some(&identity("1s", "2"))).await;
-            let err = check_job_identity(&table, &snapshot, &identity("2s", "3"))
+            let err = check_job_identity(&table, &snapshot, &identity("2s", "3"), &[])
                 .await
                 .expect_err("other settings");
             let message = err.to_string();
@@ -313,7 +326,7 @@ mod tests {
     fn a_job_id_whose_identity_is_not_recorded_is_refused() {
         block_on(async {
             let (table, snapshot) = table_with_commit_by(None).await;
-            let err = check_job_identity(&table, &snapshot, &identity("1s", "2"))
+            let err = check_job_identity(&table, &snapshot, &identity("1s", "2"), &[])
                 .await
                 .expect_err("unverifiable");
             assert!(

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crate::delta::DeltaError;
 use crate::delta::files::commit::{CommitOptions, EpochCommitter, EpochOutcome as CommitOutcome};
-use crate::delta::files::constraints::{Constraints, OnRejected};
+use crate::delta::files::constraints::Constraints;
 use crate::delta::maintenance::auto_compact::AutoCompactor;
 use crate::delta::protocol::actions::Add;
 use crate::delta::protocol::snapshot::Snapshot;
@@ -77,14 +77,11 @@ impl<R: ArrowRows> DeltaSink<R> {
         })
     }
 
-    /// Checks every row against the table's `constraints` before it is written, handing
-    /// the rows that break one to `on_rejected` (see [`crate::delta::files::constraints`]).
-    pub fn with_constraints(
-        mut self,
-        constraints: Arc<Constraints>,
-        on_rejected: OnRejected,
-    ) -> Self {
-        self.files = self.files.with_constraints(constraints, on_rejected);
+    /// Checks every row against the table's `constraints` before it is written; the
+    /// rows that break one are kept out and reported with their epoch
+    /// ([`EpochReport::rejected`], see [`crate::delta::files::constraints`]).
+    pub fn with_constraints(mut self, constraints: Arc<Constraints>) -> Self {
+        self.files = self.files.with_constraints(constraints);
         self
     }
 
@@ -109,13 +106,14 @@ impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
 
     async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
         let sealing = std::time::Instant::now();
-        let (files, written) = self.files.finish(epoch).await?;
+        let (files, written, rejected) = self.files.finish(epoch).await?;
         let skipped = self.skipped.remove(&epoch).unwrap_or(0);
         let outcome = match skipped {
             0 => EpochOutcome::Empty,
             _ => EpochOutcome::AlreadyCommitted,
         };
         let mut report = report(epoch, written + skipped, &files, outcome);
+        report.rejected = rejected;
         if files.is_empty() {
             return Ok(report);
         }

@@ -1,0 +1,264 @@
+//! The two operators that make checkpoints durable (docs/checkpoints.md §1, §4).
+//!
+//! - **Parts**, on every worker: hands each part its collector makes to the process's
+//!   writer thread and, once the part is durable, sends its entry to worker 0.
+//! - **Manifest**, whose input all goes to worker 0: once every worker has a durable
+//!   part holding a boundary `B` and every sink has committed the epochs before `B`
+//!   (the committed frontier has passed `B`), writes the manifest of the checkpoint at
+//!   the greatest such `B`, then deletes what retention no longer keeps. Checkpoints
+//!   are therefore taken as often as the parts and commits allow, at most one per
+//!   boundary.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+
+use super::process::WorkerCheckpoints;
+use super::{CheckpointError, Kind, Manifest, PartEntry};
+
+/// How often the manifest operator looks again at a committed frontier that holds a
+/// checkpoint back.
+const COMMITTED_POLL: Duration = Duration::from_millis(20);
+
+/// Builds the parts operator of this worker: see the [module docs](self).
+pub(crate) fn parts<'s>(
+    scope: Scope<'s, u64>,
+    worker: Rc<WorkerCheckpoints>,
+) -> StreamVec<'s, u64, PartEntry> {
+    let mut builder = OperatorBuilder::new("CheckpointParts".to_owned(), scope);
+    let info = builder.operator_info();
+    worker.set_parts_operator(scope.activator_for(info.address.clone()));
+    let wake = scope.worker().sync_activator_for(info.address.to_vec());
+    let (out, entries) = builder.new_output::<Vec<PartEntry>>();
+    let mut out = OutputBuilder::<_, CapacityContainerBuilder<Vec<PartEntry>>>::from(out);
+    builder.build(move |initial| {
+        let mut cap = initial.into_iter().next();
+        let (replies_tx, replies) = mpsc::channel::<Result<PartEntry, CheckpointError>>();
+        let mut in_flight = 0usize;
+        move |_frontiers| {
+            let Some(held) = cap.as_ref() else { return };
+            let shared = &worker.shared;
+            for part in worker.collector.borrow_mut().take_ready() {
+                shared
+                    .writer
+                    .write_part(shared.attempt, part, &replies_tx, wake.clone());
+                in_flight += 1;
+            }
+            let mut out = out.activate();
+            while let Ok(reply) = replies.try_recv() {
+                in_flight -= 1;
+                match reply {
+                    Ok(entry) => {
+                        worker.durable(entry.range.1);
+                        if let Some(source) = worker.stop.borrow().source_activator() {
+                            source.activate();
+                        }
+                        out.session(held).give(entry);
+                    }
+                    Err(e) => worker.control.fail(format!("writing a checkpoint: {e}")),
+                }
+            }
+            let failed = worker.control.error().is_some();
+            if failed || (in_flight == 0 && worker.collector.borrow().done()) {
+                cap = None;
+            }
+        }
+    });
+    entries
+}
+
+/// Builds the manifest operator (its input goes to worker 0): see the [module docs](self).
+/// `committed` sees the epochs the sinks have committed.
+pub(crate) fn manifests<'s>(
+    entries: StreamVec<'s, u64, PartEntry>,
+    worker: Rc<WorkerCheckpoints>,
+    committed: ProbeHandle<u64>,
+) {
+    let scope = entries.scope();
+    let mut builder = OperatorBuilder::new("CheckpointManifest".to_owned(), scope);
+    let info = builder.operator_info();
+    let wake = scope.worker().sync_activator_for(info.address.to_vec());
+    let poll = scope.activator_for(info.address.clone());
+    let mut input = builder.new_input(entries, Exchange::new(|_: &PartEntry| 0));
+    let peers = scope.peers();
+    builder.build_reschedule(move |_| {
+        let shared = Rc::clone(&worker);
+        let (replies_tx, replies) = mpsc::channel::<Result<Manifest, CheckpointError>>();
+        // Durable parts by worker, by the upper end of their range.
+        let mut parts: Vec<BTreeMap<u64, PartEntry>> = vec![BTreeMap::new(); peers];
+        let mut last = shared.shared.restored.as_ref().map_or(0, |r| r.boundary());
+        let mut next_id = shared.shared.next_id;
+        let mut writing = false;
+        move |frontiers| {
+            let checkpoints = &shared.shared;
+            input.for_each(|_, data| {
+                for entry in data.drain(..) {
+                    if let Some(by_hi) = parts.get_mut(entry.worker as usize) {
+                        by_hi.insert(entry.range.1, entry);
+                    }
+                }
+            });
+            while let Ok(reply) = replies.try_recv() {
+                writing = false;
+                match reply {
+                    Ok(manifest) => {
+                        tracing::info!(
+                            checkpoint = manifest.id,
+                            rule_time = manifest.rule_time,
+                            "{} {} complete at {} ({} parts, {} bytes)",
+                            manifest.kind.name(),
+                            manifest.id,
+                            super::at_rule_time(manifest.rule_time),
+                            manifest.parts.len(),
+                            manifest.parts_bytes()
+                        );
+                        checkpoints.taken(manifest);
+                    }
+                    Err(e) => shared.control.fail(format!("writing a checkpoint: {e}")),
+                }
+            }
+            let mut waiting = false;
+            if !writing && shared.control.error().is_none() {
+                let committed_to = committed.with_frontier(|f| f.first().copied());
+                match newest_covered(&parts, last, checkpoints.interval) {
+                    Some(b) if committed_to.is_none_or(|c| c >= b) => {
+                        let kind = match shared.stop.borrow().agreed() {
+                            Some(Some(f)) if f == b => Kind::Savepoint,
+                            _ => Kind::Checkpoint,
+                        };
+                        let manifest = Manifest {
+                            id: next_id,
+                            kind,
+                            job_id: checkpoints.job_id.clone(),
+                            attempt: checkpoints.attempt,
+                            rule_time: b,
+                            created_ms: chrono::Utc::now().timestamp_millis(),
+                            settings: checkpoints.settings.clone(),
+                            layout: checkpoints.layout,
+                            parts: parts
+                                .iter()
+                                .filter_map(|by_hi| covering(by_hi, b).cloned())
+                                .collect(),
+                        };
+                        next_id += 1;
+                        last = b;
+                        for by_hi in &mut parts {
+                            // No later checkpoint is at or before b.
+                            by_hi.retain(|&hi, _| hi > b);
+                        }
+                        checkpoints.writer.write_manifest(
+                            manifest,
+                            checkpoints.retained,
+                            &replies_tx,
+                            wake.clone(),
+                        );
+                        writing = true;
+                    }
+                    Some(_) => {
+                        poll.activate_after(COMMITTED_POLL);
+                        waiting = true;
+                    }
+                    None => {}
+                }
+            }
+            writing || waiting || !frontiers[0].is_empty()
+        }
+    });
+}
+
+/// The greatest boundary after `last` that a part of every worker holds.
+fn newest_covered(parts: &[BTreeMap<u64, PartEntry>], last: u64, interval: u64) -> Option<u64> {
+    let top = parts
+        .iter()
+        .map(|by_hi| by_hi.keys().next_back().copied())
+        .min()??;
+    if top == u64::MAX && last < u64::MAX {
+        // Every worker has read and run everything: the checkpoint of the input's end.
+        return Some(u64::MAX);
+    }
+    let mut b = top.saturating_sub(top % interval);
+    while b > last {
+        match parts.iter().find(|by_hi| covering(by_hi, b).is_none()) {
+            None => return Some(b),
+            // The greatest boundary below b that this worker's parts hold.
+            Some(by_hi) => {
+                let below = by_hi.range(..b).next_back().map(|(&hi, _)| hi)?;
+                b = below.saturating_sub(below % interval);
+            }
+        }
+    }
+    None
+}
+
+/// The part of `by_hi` that holds boundary `b`.
+fn covering(by_hi: &BTreeMap<u64, PartEntry>, b: u64) -> Option<&PartEntry> {
+    by_hi
+        .range(b..)
+        .next()
+        .map(|(_, entry)| entry)
+        .filter(|entry| entry.range.0 < b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(ranges: &[&[(u64, u64)]]) -> Vec<BTreeMap<u64, PartEntry>> {
+        ranges
+            .iter()
+            .enumerate()
+            .map(|(worker, ranges)| {
+                ranges
+                    .iter()
+                    .map(|&(lo, hi)| {
+                        let entry = PartEntry {
+                            worker: worker as u32,
+                            file: format!("w{worker}-{lo}-{hi}"),
+                            size: 1,
+                            crc32c: 0,
+                            range: (lo, hi),
+                        };
+                        (hi, entry)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_boundary_every_worker_holds() {
+        let all = parts(&[&[(0, 100)], &[(0, 50), (50, 100)]]);
+        assert_eq!(newest_covered(&all, 0, 10), Some(100));
+        assert_eq!(
+            newest_covered(&all, 100, 10),
+            None,
+            "nothing after the last"
+        );
+        let all = parts(&[&[(0, 100)], &[(0, 55)]]);
+        assert_eq!(newest_covered(&all, 0, 10), Some(50));
+        // Worker 1 holds nothing between 40 and 60: the boundary below both.
+        let all = parts(&[&[(0, 75)], &[(0, 35), (60, 80)]]);
+        assert_eq!(newest_covered(&all, 0, 10), Some(70));
+        let all = parts(&[&[(0, 65)], &[(0, 35), (66, 80)]]);
+        assert_eq!(newest_covered(&all, 0, 10), Some(30));
+        assert_eq!(newest_covered(&all, 30, 10), None);
+        let all = parts(&[&[(0, u64::MAX)], &[(5, 95)]]);
+        assert_eq!(newest_covered(&all, 0, 10), Some(90));
+        let all = parts(&[&[(0, u64::MAX)], &[(5, 95), (95, u64::MAX)]]);
+        assert_eq!(
+            newest_covered(&all, 0, 10),
+            Some(u64::MAX),
+            "the end of the input"
+        );
+        assert_eq!(newest_covered(&all, u64::MAX, 10), None);
+        let all = parts(&[&[(0, 100)], &[]]);
+        assert_eq!(newest_covered(&all, 0, 10), None, "a worker with no part");
+    }
+}
