@@ -55,6 +55,12 @@ pub enum Command {
     /// cannot be read or handled, an argument is wrong, or `vacuum` refused a retention
     /// shorter than the table's without `--force`.
     Table(crate::table_cmd::TableArgs),
+    /// Read a job's checkpoint directory back: `list` its checkpoints (id, kind, rule
+    /// time, size, parts, workers, whether each can be restored) or `show` one in full.
+    ///
+    /// Exit codes: 0 ok, 1 the store failed or a part does not read back whole, 2 there
+    /// is no such directory or checkpoint.
+    Checkpoints(crate::checkpoints_cmd::CheckpointsArgs),
     /// One process of a cluster of several machines: every process runs `worker` with
     /// the same hostfile, flags and `--job-id`, and its own `--process` index. Global
     /// worker index = process × --workers + local index.

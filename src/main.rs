@@ -1,6 +1,7 @@
 //! The `tidelake` command: flags → validated job config → the runtime.
 
 mod bench;
+mod checkpoints_cmd;
 mod cli;
 mod flags;
 mod job_file;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
     {
         Command::Run(run_args) => run(run_args.job_config(), &run_args, None),
         Command::Table(table_args) => table_cmd::run(&table_args),
+        Command::Checkpoints(checkpoints_args) => checkpoints_cmd::run(&checkpoints_args),
         Command::Worker(worker_args) => run(
             worker_args.job_config(),
             &worker_args.run,
@@ -61,7 +63,9 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
         Some(Command::Run(run_args)) => ("run", &**run_args),
         Some(Command::Worker(worker_args)) => ("worker", &worker_args.run),
         Some(Command::Launch(launch_args)) => ("launch", &launch_args.run),
-        Some(Command::Table(_) | Command::Bench(_)) | None => return Ok(cli),
+        Some(Command::Table(_) | Command::Checkpoints(_) | Command::Bench(_)) | None => {
+            return Ok(cli);
+        }
     };
     let Some(path) = &run_args.config else {
         return Ok(cli);

@@ -426,6 +426,20 @@ impl JobConfig {
         settings
     }
 
+    /// The settings a checkpoint records and a restore compares: the job's identity
+    /// ([`identity_settings`](Self::identity_settings)) and where it writes.
+    pub fn checkpoint_settings(&self, rule: &[(String, String)]) -> Vec<(String, String)> {
+        const OUTPUTS: [&str; 4] = ["--table", "--alerts-table", "named tables", "--parquet-dir"];
+        let mut settings = self.identity_settings(rule);
+        settings.extend(
+            self.cluster_settings()
+                .into_iter()
+                .filter(|(name, _)| OUTPUTS.contains(name))
+                .map(|(name, value)| (name.to_owned(), value)),
+        );
+        settings
+    }
+
     /// A job on `source` with the defaults of `tidelake run`.
     pub fn new(source: SourceConfig) -> Self {
         JobConfig {

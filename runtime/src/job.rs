@@ -233,7 +233,7 @@ impl<R: SourceRecord> Job<R> {
             Some(location) => Some(Arc::new(restore::open(restore::Request {
                 location,
                 job_id: config.lake.job_id.as_deref().unwrap_or_default(),
-                settings: identity.clone(),
+                settings: config.checkpoint_settings(&rule),
                 layout: Layout {
                     processes: processes as u32,
                     workers: config.workers as u32,

@@ -65,6 +65,9 @@ pub struct Lake {
     /// The tables the job writes, in the pipeline's order.
     tables: Vec<OpenTable>,
     parquet_dir: Option<String>,
+    /// A run of the job may write its epochs again (it restores checkpoints or re-reads
+    /// its input): the Parquet files are named by epoch.
+    replays: bool,
 }
 
 /// A table, its snapshot at start, its row rules, and its auto-compactor.
@@ -130,6 +133,7 @@ impl Lake {
             writer: config.writer.clone(),
             tables,
             parquet_dir: config.parquet_dir.clone(),
+            replays: config.job_id.is_some() && job.replayable,
         })
     }
 
@@ -183,9 +187,12 @@ impl Lake {
         &self,
         worker: usize,
     ) -> Option<Result<ParquetFileSink<R>, DeltaError>> {
-        self.parquet_dir
-            .as_deref()
-            .map(|dir| ParquetFileSink::new(dir, worker, self.writer.clone()))
+        self.parquet_dir.as_deref().map(|dir| match self.replays {
+            true => {
+                ParquetFileSink::named_by_epoch(dir, worker, self.writer.clone(), self.job_id())
+            }
+            false => ParquetFileSink::new(dir, worker, self.writer.clone()),
+        })
     }
 
     fn table(&self, name: &str) -> Option<&OpenTable> {

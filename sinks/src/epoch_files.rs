@@ -9,7 +9,7 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
-use crate::clock::SharedClock;
+use crate::clock::{Clock, SharedClock};
 use crate::delta::DeltaError;
 use crate::delta::files::constraints::Constraints;
 use crate::epochs::{EpochOutcome, EpochReport};
@@ -26,6 +26,8 @@ pub(crate) struct EpochFiles<R: ArrowRows> {
     clock: SharedClock,
     /// The table's rules, if rows are checked.
     checks: Option<Arc<Constraints>>,
+    /// Names files by epoch from this seed instead of by fresh ids.
+    epoch_names: Option<String>,
 }
 
 impl<R: ArrowRows> EpochFiles<R> {
@@ -47,7 +49,16 @@ impl<R: ArrowRows> EpochFiles<R> {
             open: BTreeMap::new(),
             clock,
             checks: None,
+            epoch_names: None,
         })
+    }
+
+    /// Names each epoch's files from `seed`, the epoch and their order in it, so that
+    /// writing the same rows of an epoch again gives the same file names (see
+    /// [`EpochNames`]).
+    pub(crate) fn with_epoch_names(mut self, seed: String) -> Self {
+        self.epoch_names = Some(seed);
+        self
     }
 
     /// Checks every row against `constraints` before it is written, keeping the rows
@@ -69,7 +80,10 @@ impl<R: ArrowRows> EpochFiles<R> {
                     self.writer_index,
                     self.options.clone(),
                 )?
-                .with_clock(self.clock.clone())
+                .with_clock(match &self.epoch_names {
+                    Some(seed) => Arc::new(EpochNames::new(seed, epoch)),
+                    None => self.clock.clone(),
+                })
                 .with_rules(
                     self.checks
                         .as_ref()
@@ -101,6 +115,39 @@ impl<R: ArrowRows> EpochFiles<R> {
                 Err(e.into())
             }
         }
+    }
+}
+
+/// The system's time, and file ids that depend only on a seed, an epoch and how many
+/// ids came before in it: a writer that writes an epoch's rows again names its files
+/// as it did the first time.
+#[derive(Debug)]
+pub(crate) struct EpochNames {
+    seed: u64,
+    count: std::sync::atomic::AtomicU64,
+}
+
+impl EpochNames {
+    fn new(seed: &str, epoch: u64) -> Self {
+        let seed = xxhash_rust::xxh3::xxh3_64(format!("{seed}/{epoch}").as_bytes());
+        EpochNames {
+            seed,
+            count: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl Clock for EpochNames {
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    fn new_id(&self) -> uuid::Uuid {
+        let n = self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.seed.to_be_bytes());
+        bytes[8..].copy_from_slice(&xxhash_rust::xxh3::xxh3_64(&n.to_be_bytes()).to_be_bytes());
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 }
 

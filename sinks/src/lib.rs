@@ -11,6 +11,7 @@
 //!   table features each operation implements, the job identity in commits, the
 //!   per-worker epoch sink, maintenance (optimize, z-order, vacuum, log cleanup,
 //!   auto-compaction) and inspection; see its module map.
+//! - [`fault_injection`]: a pause a test can `kill -9` a process in (debug builds).
 //! - [`clock`]: where the sinks take the time and fresh ids from (pinned in tests).
 //! - [`expression`]: Spark SQL expressions (table constraints) over Arrow batches.
 //! - [`parquet_files`]: rolling Parquet files in a directory (Flink's FileSink).
@@ -22,6 +23,7 @@ pub mod delta;
 mod epoch_files;
 pub mod epochs;
 pub mod expression;
+pub mod fault_injection;
 pub mod json_lines;
 pub mod parquet;
 pub mod parquet_files;

@@ -36,15 +36,45 @@ impl<R: ArrowRows> ParquetFileSink<R> {
     /// A sink writing under `url` (a directory or object-store URL, as for tables);
     /// `writer_index` (the global worker index) goes into file names.
     pub fn new(url: &str, writer_index: usize, options: WriterOptions) -> Result<Self, DeltaError> {
+        Self::open(url, writer_index, options, None)
+    }
+
+    /// [`new`](Self::new), naming each epoch's files from `job` (a job id), the writer,
+    /// the epoch and their order in it, so that a job restored from a checkpoint writes
+    /// the epochs it runs again over the files it wrote the first time, not beside
+    /// them.
+    pub fn named_by_epoch(
+        url: &str,
+        writer_index: usize,
+        options: WriterOptions,
+        job: &str,
+    ) -> Result<Self, DeltaError> {
+        Self::open(
+            url,
+            writer_index,
+            options,
+            Some(format!("{job}/{writer_index}")),
+        )
+    }
+
+    fn open(
+        url: &str,
+        writer_index: usize,
+        options: WriterOptions,
+        epoch_names: Option<String>,
+    ) -> Result<Self, DeltaError> {
         let (store, root) = open_store(url)?;
         let in_progress = root.clone().join(IN_PROGRESS_DIR);
-        let files = EpochFiles::new(
+        let mut files = EpochFiles::new(
             store.clone(),
             in_progress.clone(),
             writer_index,
             options,
             clock::system(),
         )?;
+        if let Some(seed) = epoch_names {
+            files = files.with_epoch_names(seed);
+        }
         Ok(ParquetFileSink {
             store,
             root,

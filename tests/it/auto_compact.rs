@@ -41,7 +41,7 @@ fn run(dir: &Path, table: &str, extra: &[&str]) -> (String, f64) {
             "alerts.jsonl",
             "--quiet",
             "--job-id",
-            "compacted",
+            table,
             "--table",
             table,
         ])

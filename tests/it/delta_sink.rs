@@ -180,8 +180,19 @@ fn the_table_holds_exactly_the_input_and_a_rerun_with_the_job_id_writes_nothing(
     }
     assert_eq!(read.txn["it-run-w2"], None);
 
-    // The same job id and input again: nothing is committed twice.
+    // The same job id and input again: it restores the checkpoint of the end of the
+    // input, and runs nothing again.
     let again = run_job(dir.path(), &args, &[]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("at the end of the input"), "{stderr}");
+    assert!(stderr.contains("lake: 0 commits, 0 files"), "{stderr}");
+    // Without checkpoints it reads everything again, and the table's txn versions keep
+    // every epoch from being committed twice.
+    let again = run_job(
+        dir.path(),
+        &[&args[..], &["--no-checkpoints"]].concat(),
+        &[],
+    );
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(
         stderr.contains(&format!(

@@ -5,6 +5,7 @@
 mod auto_compact;
 mod bench;
 mod chained;
+mod checkpoints;
 mod cli;
 mod cluster;
 mod csv_input;

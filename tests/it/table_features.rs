@@ -92,6 +92,8 @@ impl Fixture {
                 url,
                 "--job-id",
                 "features",
+                // Many tables, one job id: what each table allows, not checkpoints.
+                "--no-checkpoints",
                 "--alerts",
                 "alerts.jsonl",
                 "--dead-letters",

@@ -258,8 +258,21 @@ fn the_rule_and_its_settings_are_part_of_the_jobs_identity() {
     write_csv(&d.join("input.csv"), &bursty(5, 2_000, 0));
     let table = ["--table", "t", "--job-id", "j"];
     assert_exit(&run_velocity(d, "run", &table), 0);
-    // The same job id with another limit would commit other rows under the same epochs.
+    // The same job id with another limit would commit other rows under the same epochs:
+    // its checkpoints refuse it, and so does the table without them.
     let out = run_velocity(d, "run", &[&table[..], &["--velocity-max", "4"]].concat());
+    assert_exit(&out, 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"--velocity-max was "3" when it was taken, is "4" now"#),
+        "{}",
+        describe(&out)
+    );
+    let out = run_velocity(
+        d,
+        "run",
+        &[&table[..], &["--velocity-max", "4", "--no-checkpoints"]].concat(),
+    );
     assert_exit(&out, 2);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -287,7 +300,7 @@ fn the_rule_and_its_settings_are_part_of_the_jobs_identity() {
     assert_exit(&out, 2);
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains(r#"--rule was "velocity" when it committed, is "fraud" now"#),
+            .contains(r#"--rule was "velocity" when it was taken, is "fraud" now"#),
         "{}",
         describe(&out)
     );

@@ -146,7 +146,6 @@ mod tests {
                     offset: 2_048,
                     lines: 80,
                 },
-                records: 79,
                 done: false,
             }],
             operators: vec![OperatorState {

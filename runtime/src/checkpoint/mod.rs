@@ -190,8 +190,6 @@ pub struct PartitionState {
     /// records before it made their dead letters already, and every record after it
     /// has a rule time at or after the checkpoint's.
     pub read_until: Position,
-    /// Records (accepted, rejected and blank lines) read before `read_until`.
-    pub records: u64,
     /// True when the partition had been read to its end.
     pub done: bool,
 }

@@ -10,6 +10,8 @@ use std::thread::JoinHandle;
 
 use timely::scheduling::SyncActivator;
 
+use tidelake_sinks::fault_injection::pause_if_asked;
+
 use super::store::CheckpointStore;
 use super::{CheckpointError, Manifest, Part, PartEntry};
 
@@ -74,6 +76,7 @@ impl CheckpointWriter {
                             reply,
                         } => {
                             let result = runtime.block_on(async {
+                                pause_if_asked("manifest");
                                 store.write_manifest(&manifest).await?;
                                 store.retain(retain, manifest.attempt).await?;
                                 Ok(*manifest)

@@ -305,7 +305,6 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
                 let read =
                     batch.events.len() + batch.dead_letters.len() + batch.blank_lines as usize
                         - before;
-                part.progress.records += read as u64;
                 if let (Some(checkpoints), Some(start)) = (&checkpoints, start) {
                     let max_time = batch.events[events_before..].iter().map(|e| e.time).max();
                     let interval = checkpoints.worker().shared.interval;
@@ -313,7 +312,7 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
                 }
                 if let Some(replay) = part.replay {
                     // Their dead letters were written before the checkpoint.
-                    let mut index = letters_before;
+                    let mut index = 0;
                     batch.dead_letters.retain(|letter| {
                         index += 1;
                         index <= letters_before || letter.position.is_none_or(|p| p >= replay.until)
@@ -452,7 +451,7 @@ fn open_partitions<R>(
             Some((restored, state)) => (
                 source.open_at(index, state.resume).map_err(fail)?,
                 watermark.restored(state.max_ts),
-                Progress::new(state.records),
+                Progress::default(),
                 Some(Replay {
                     until: state.read_until.offset,
                     boundary: restored.boundary(),

@@ -21,19 +21,9 @@ pub(crate) struct Progress {
     firsts: VecDeque<(u64, Position, Option<u64>)>,
     /// Every boundary up to here (inclusive) has its entry.
     covered: u64,
-    /// Records read (accepted, rejected, blank lines) so far in the partition.
-    pub(crate) records: u64,
 }
 
 impl Progress {
-    /// The progress of a partition that has read `records` records.
-    pub(crate) fn new(records: u64) -> Self {
-        Progress {
-            records,
-            ..Progress::default()
-        }
-    }
-
     /// A batch started at `start` (with the watermark at `max_ts`) and emitted records
     /// whose greatest rule time is `max_time`.
     pub(crate) fn batch(
@@ -77,7 +67,6 @@ impl Progress {
             resume,
             max_ts: resume_ts,
             read_until: now,
-            records: self.records,
             done,
         }
     }
@@ -93,7 +82,7 @@ mod tests {
 
     #[test]
     fn the_place_before_the_first_record_at_or_after_a_boundary() {
-        let mut progress = Progress::new(0);
+        let mut progress = Progress::default();
         // Boundaries every 10: batches reaching 8, 25 and 27, then 41.
         progress.batch(at(0), None, Some(8), 10);
         progress.batch(at(100), Some(8), Some(25), 10);

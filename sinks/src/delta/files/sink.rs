@@ -118,6 +118,7 @@ impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
             return Ok(report);
         }
         let adds: Vec<Add> = files.into_iter().map(Add::from).collect();
+        crate::fault_injection::pause_if_asked("commit");
         report.outcome = match self.committer.commit(epoch, adds.clone()).await? {
             CommitOutcome::Committed { version, attempts } => {
                 if let Some(compactor) = &self.compactor {
