@@ -276,6 +276,9 @@ fn main() -> anyhow::Result<()> {
         false => SourceConfig::Jsonl { inputs, split_size },
     };
     let mut config = JobConfig::new(source);
+    // A job id of its own: exactly-once commits, and checkpoints beside the table, so
+    // running it again after a crash resumes where it was.
+    config.lake.job_id = Some("merchant-hopping".to_owned());
     config.workers = 2;
     config.out_of_orderness_ms = 60_000;
     config.alerts = AlertOutput::File(out.join("alerts.jsonl"));

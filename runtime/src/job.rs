@@ -512,7 +512,8 @@ fn build_dataflow<'s, R: SourceRecord>(
         let control = Arc::clone(&job.control);
         let halt_at = Arc::clone(&shared.halt_at);
         let stop = stop::build(scope, halt_at, Arc::clone(&control));
-        WorkerCheckpoints::new(Arc::clone(shared), control, scope.index(), stop)
+        let metrics = Arc::clone(&job.metrics);
+        WorkerCheckpoints::new(Arc::clone(shared), control, metrics, scope.index(), stop)
     });
     let parts = checkpoints
         .as_ref()

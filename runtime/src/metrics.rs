@@ -111,10 +111,38 @@ impl WorkerMetrics {
     }
 }
 
+/// What the process that writes a job's checkpoint manifests has taken.
+#[derive(Debug)]
+pub struct CheckpointMetrics {
+    /// Complete checkpoints (and savepoints) taken.
+    pub taken: AtomicU64,
+    /// The newest one's rule time (ms; 0 before the first).
+    pub rule_time: AtomicU64,
+    /// The newest one's bytes (its manifest's parts).
+    pub bytes: AtomicU64,
+    /// How long each took, from its first part being durable to its manifest
+    /// (seconds).
+    pub duration: Histogram,
+}
+
+impl Default for CheckpointMetrics {
+    fn default() -> Self {
+        CheckpointMetrics {
+            taken: AtomicU64::default(),
+            rule_time: AtomicU64::default(),
+            bytes: AtomicU64::default(),
+            duration: Histogram::new(COMMIT_LATENCY_BUCKETS),
+        }
+    }
+}
+
 /// Counters of every worker of this process.
 #[derive(Debug)]
 pub struct Metrics {
     workers: Vec<WorkerMetrics>,
+    /// The job's checkpoints, as the process that writes their manifests (process 0)
+    /// takes them.
+    pub checkpoints: CheckpointMetrics,
     /// The watermark of every source partition (ms, [`NO_WATERMARK`] before its first
     /// record); each is updated by the worker that reads the partition.
     partitions: OnceLock<Vec<AtomicU64>>,
@@ -160,6 +188,7 @@ impl Metrics {
     pub fn new(workers: usize) -> Self {
         Metrics {
             workers: (0..workers).map(|_| WorkerMetrics::default()).collect(),
+            checkpoints: CheckpointMetrics::default(),
             partitions: OnceLock::new(),
         }
     }

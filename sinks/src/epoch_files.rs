@@ -13,7 +13,9 @@ use crate::clock::{Clock, SharedClock};
 use crate::delta::DeltaError;
 use crate::delta::files::constraints::Constraints;
 use crate::epochs::{EpochOutcome, EpochReport};
-use crate::parquet::{ArrowRows, DataFile, DataFileWriter, Rejected, RowRules, WriterOptions};
+use crate::parquet::{
+    ArrowRows, DataFile, DataFileWriter, Rejected, RowRules, WriterOptions, rejected_rows,
+};
 
 /// The open epochs' files under one root; see the [module docs](self).
 pub(crate) struct EpochFiles<R: ArrowRows> {
@@ -28,6 +30,9 @@ pub(crate) struct EpochFiles<R: ArrowRows> {
     checks: Option<Arc<Constraints>>,
     /// Names files by epoch from this seed instead of by fresh ids.
     epoch_names: Option<String>,
+    /// Rows the rules kept out of epochs that write no file (see
+    /// [`check_only`](Self::check_only)).
+    rejected: BTreeMap<u64, Vec<Rejected>>,
 }
 
 impl<R: ArrowRows> EpochFiles<R> {
@@ -50,6 +55,7 @@ impl<R: ArrowRows> EpochFiles<R> {
             clock,
             checks: None,
             epoch_names: None,
+            rejected: BTreeMap::new(),
         })
     }
 
@@ -67,6 +73,16 @@ impl<R: ArrowRows> EpochFiles<R> {
     pub(crate) fn with_constraints(mut self, constraints: Arc<Constraints>) -> Self {
         self.checks = (!constraints.is_empty()).then_some(constraints);
         self
+    }
+
+    /// Checks `rows` of `epoch` against the rules without writing them (the table holds
+    /// the epoch already); [`finish`](Self::finish) returns the rows kept out.
+    pub(crate) fn check_only(&mut self, epoch: u64, rows: &[R]) -> Result<(), DeltaError> {
+        if let Some(rules) = &self.checks {
+            let kept_out = rejected_rows(rows, rules.as_ref())?;
+            self.rejected.entry(epoch).or_default().extend(kept_out);
+        }
+        Ok(())
     }
 
     /// Writes `rows` of `epoch` (files that reach the target size are uploaded).
@@ -100,18 +116,22 @@ impl<R: ArrowRows> EpochFiles<R> {
     /// rows they hold (none and 0 if it had no rows; rows the table's rules kept out are
     /// not counted), and the rows the rules kept out.
     pub(crate) async fn finish(&mut self, epoch: u64) -> Result<FinishedEpoch, DeltaError> {
+        let checked_only = self.rejected.remove(&epoch).unwrap_or_default();
         let Some((mut files, rows)) = self.open.remove(&epoch) else {
-            return Ok((Vec::new(), 0, Vec::new()));
+            return Ok((Vec::new(), 0, checked_only));
         };
         let finished = files.finish().await;
         match finished {
             Ok(written) => {
                 let kept = rows - files.rejected_rows();
-                Ok((written, kept, files.take_rejected()))
+                let mut rejected = checked_only;
+                rejected.extend(files.take_rejected());
+                Ok((written, kept, rejected))
             }
             Err(e) => {
                 // Keep the epoch's files for a retry, as the writer does.
                 self.open.insert(epoch, (files, rows));
+                self.rejected.insert(epoch, checked_only);
                 Err(e.into())
             }
         }

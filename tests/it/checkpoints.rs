@@ -483,7 +483,7 @@ fn csv_job(inputs: &[String]) -> Vec<String> {
 fn a_csv_job_killed_at_commits_checkpoints_and_random_moments_writes_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let inputs = write_csv_input(d, 400_000);
+    let inputs = write_csv_input(d, 200_000);
     let job = csv_job(&inputs);
     let want = reference(d, &job);
     assert!(want.dead_letters.len() > 100, "bad lines");
@@ -502,6 +502,21 @@ fn a_csv_job_killed_at_commits_checkpoints_and_random_moments_writes_exactly_onc
         Kill::After(Duration::from_millis(700), 1),
     ];
     check_with_kills(d, &job, Layout::Launch(2, 2), "cluster", &kills, &want);
+}
+
+#[test]
+fn the_velocity_rule_survives_kills_the_same_way() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mut job = generator_job();
+    job.extend(["--rule", "velocity", "--velocity-window", "2s"].map(str::to_owned));
+    let want = reference(d, &job);
+    let kills = [
+        Kill::AtPause("commit", 3),
+        Kill::After(Duration::from_millis(900), 0),
+        Kill::AtPause("manifest", 4),
+    ];
+    check_with_kills(d, &job, Layout::Run(2), "velocity", &kills, &want);
 }
 
 #[test]

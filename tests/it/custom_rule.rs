@@ -4,8 +4,9 @@
 //! from CSV, in order and out of order, and its bad lines are exactly its dead letters.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use serde::Deserialize;
 
@@ -19,6 +20,17 @@ const OUT_OF_ORDERNESS: u64 = 60_000;
 /// Runs the example's binary (`cargo test` builds examples next to the test's own
 /// directory) on `inputs`, writing to `out`.
 fn run_example(out: &Path, inputs: &[PathBuf]) -> Output {
+    let output = Command::new(example())
+        .arg(out)
+        .args(inputs)
+        .output()
+        .expect("the example runs");
+    assert_exit(&output, 0);
+    output
+}
+
+/// The example's binary.
+fn example() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's path");
     let target = exe
         .parent()
@@ -26,13 +38,7 @@ fn run_example(out: &Path, inputs: &[PathBuf]) -> Output {
         .expect("target/<profile>/deps");
     let example = target.join("examples").join("custom_rule");
     assert!(example.exists(), "{} is not built", example.display());
-    let output = Command::new(example)
-        .arg(out)
-        .args(inputs)
-        .output()
-        .expect("the example runs");
-    assert_exit(&output, 0);
-    output
+    example
 }
 
 #[derive(Clone, Debug)]
@@ -252,59 +258,123 @@ fn the_custom_rule_example_equals_its_reference_from_json_lines_and_csv() {
         }
         let out = dir.path().join("out");
         let output = run_example(&out, &inputs);
-
-        let expected = reference(purchases.clone());
-        assert!(
-            expected.len() > 5,
-            "{what}: the data has alerts ({})",
-            expected.len()
-        );
-        let table = python.read(&out.join("merchant_alerts").display().to_string(), &[]);
-        let mut got: Vec<(String, String, u64, u64, u64)> = table
-            .rows
-            .iter()
-            .map(|row| {
-                let a: AlertOut = serde_json::from_value(serde_json::Value::Object(row.clone()))
-                    .expect("an alert row");
-                (a.card, a.merchant, a.dt / 1_000, a.merchants, a.nth)
-            })
-            .collect();
-        got.sort();
-        assert_eq!(got, expected, "{what}: the table");
-        assert_eq!(table.polars_rows, expected.len() as u64, "{what}: polars");
-
-        let mut letters: Vec<(String, u64, String, String)> =
-            read_lines::<DeadLetterOut>(&out.join("dead-letters.jsonl"))
-                .into_iter()
-                .map(|d| {
-                    let file = Path::new(&d.source)
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or(d.source.clone());
-                    (file, d.line.expect("a line number"), d.reason, d.detail)
-                })
-                .collect();
-        letters.sort();
-        dead.sort();
-        assert_eq!(letters.len(), dead.len(), "{what}: {letters:?}");
-        for (got, want) in letters.iter().zip(&dead) {
-            assert_eq!(
-                (&got.0, got.1, got.2.as_str()),
-                (&want.0, want.1, want.2),
-                "{what}"
-            );
-            assert!(
-                got.3.contains(want.3),
-                "{what}: {got:?} should say {:?}",
-                want.3
-            );
-        }
+        assert_out(&python, &out, &purchases, dead, &what);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             stdout.contains(&format!("{} purchases", purchases.len())),
             "{what}: {stdout}"
         );
     }
+}
+
+/// Asserts that the example wrote to `out` the alerts of the rule's reference on
+/// `purchases` and the dead letters `dead`.
+fn assert_out(
+    python: &Python,
+    out: &Path,
+    purchases: &[Purchase],
+    mut dead: Vec<Letter>,
+    what: &str,
+) {
+    let expected = reference(purchases.to_vec());
+    assert!(
+        expected.len() > 5,
+        "{what}: the data has alerts ({})",
+        expected.len()
+    );
+    let table = python.read(&out.join("merchant_alerts").display().to_string(), &[]);
+    let mut got: Vec<(String, String, u64, u64, u64)> = table
+        .rows
+        .iter()
+        .map(|row| {
+            let a: AlertOut = serde_json::from_value(serde_json::Value::Object(row.clone()))
+                .expect("an alert row");
+            (a.card, a.merchant, a.dt / 1_000, a.merchants, a.nth)
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, expected, "{what}: the table");
+    assert_eq!(table.polars_rows, expected.len() as u64, "{what}: polars");
+
+    let mut letters: Vec<(String, u64, String, String)> =
+        read_lines::<DeadLetterOut>(&out.join("dead-letters.jsonl"))
+            .into_iter()
+            .map(|d| {
+                let file = Path::new(&d.source)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or(d.source.clone());
+                (file, d.line.expect("a line number"), d.reason, d.detail)
+            })
+            .collect();
+    letters.sort();
+    dead.sort();
+    assert_eq!(letters.len(), dead.len(), "{what}: {letters:?}");
+    for (got, want) in letters.iter().zip(&dead) {
+        assert_eq!(
+            (&got.0, got.1, got.2.as_str()),
+            (&want.0, want.1, want.2),
+            "{what}"
+        );
+        assert!(
+            got.3.contains(want.3),
+            "{what}: {got:?} should say {:?}",
+            want.3
+        );
+    }
+}
+
+/// The example is a job with a job id of its own, so it takes checkpoints: killed
+/// between an epoch's data-file upload and its commit, it resumes from its newest
+/// checkpoint, reads only what came after it, and ends with the reference's alerts and
+/// every dead letter once.
+#[test]
+fn the_custom_rule_example_resumes_after_kill_9_with_the_same_results() {
+    let python = Python::find();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = Rng(2024);
+    let (mut inputs, mut purchases, mut dead) = (Vec::new(), Vec::new(), Vec::new());
+    for file in 0..3 {
+        let mut lines = lines(&mut rng, file, 3_000, 1_000, 45_000);
+        let (input, good, bad) = write(dir.path(), file, &mut lines, true);
+        inputs.push(input);
+        purchases.extend(good);
+        dead.extend(bad);
+    }
+    let out = dir.path().join("out");
+    let mut killed = Command::new(example())
+        .arg(&out)
+        .args(&inputs)
+        .env("TIDELAKE_TEST_PAUSE", "commit:150")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the example runs");
+    let stderr = killed.stderr.take().expect("piped");
+    let paused = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("tidelake-test: paused at commit 150"));
+    let _ = killed.kill();
+    let status = killed.wait().expect("wait");
+    assert!(
+        paused && !status.success(),
+        "the example paused at its 150th commit"
+    );
+
+    let output = run_example(&out, &inputs);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let read: usize = stdout
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("purchases read: {stdout}"));
+    assert!(
+        0 < read && read < purchases.len(),
+        "the restart read {read} of {} purchases: {stdout}",
+        purchases.len()
+    );
+    assert_out(&python, &out, &purchases, dead, "after kill -9");
 }
 
 #[test]

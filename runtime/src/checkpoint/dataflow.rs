@@ -11,8 +11,9 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -21,7 +22,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use super::process::WorkerCheckpoints;
-use super::{CheckpointError, Kind, Manifest, PartEntry};
+use super::{CheckpointError, Kind, Manifest, Part, PartEntry};
 
 /// How often the manifest operator looks again at a committed frontier that holds a
 /// checkpoint back.
@@ -40,33 +41,41 @@ pub(crate) fn parts<'s>(
     let mut out = OutputBuilder::<_, CapacityContainerBuilder<Vec<PartEntry>>>::from(out);
     builder.build(move |initial| {
         let mut cap = initial.into_iter().next();
-        let (replies_tx, replies) = mpsc::channel::<Result<PartEntry, CheckpointError>>();
-        let mut in_flight = 0usize;
+        let (replies_tx, replies) = mpsc::channel::<Result<Vec<PartEntry>, CheckpointError>>();
+        // Parts made while a write is under way, written together after it.
+        let mut ready: Vec<Part> = Vec::new();
+        let mut writing = false;
         move |_frontiers| {
             let Some(held) = cap.as_ref() else { return };
             let shared = &worker.shared;
-            for part in worker.collector.borrow_mut().take_ready() {
-                shared
-                    .writer
-                    .write_part(shared.attempt, part, &replies_tx, wake.clone());
-                in_flight += 1;
-            }
+            ready.extend(worker.collector.borrow_mut().take_ready());
             let mut out = out.activate();
             while let Ok(reply) = replies.try_recv() {
-                in_flight -= 1;
+                writing = false;
                 match reply {
-                    Ok(entry) => {
-                        worker.durable(entry.range.1);
+                    Ok(entries) => {
+                        if let Some(last) = entries.last() {
+                            worker.durable(last.range.1);
+                        }
                         if let Some(source) = worker.stop.borrow().source_activator() {
                             source.activate();
                         }
-                        out.session(held).give(entry);
+                        out.session(held).give_iterator(entries.into_iter());
                     }
                     Err(e) => worker.control.fail(format!("writing a checkpoint: {e}")),
                 }
             }
+            // One file at a time: a backlog of parts becomes one file, not one each.
+            if !writing && !ready.is_empty() {
+                let parts = std::mem::take(&mut ready);
+                shared
+                    .writer
+                    .write_parts(shared.attempt, parts, &replies_tx, wake.clone());
+                writing = true;
+            }
             let failed = worker.control.error().is_some();
-            if failed || (in_flight == 0 && worker.collector.borrow().done()) {
+            let done = ready.is_empty() && worker.collector.borrow().done();
+            if failed || (!writing && done) {
                 cap = None;
             }
         }
@@ -96,10 +105,14 @@ pub(crate) fn manifests<'s>(
         let mut last = shared.shared.restored.as_ref().map_or(0, |r| r.boundary());
         let mut next_id = shared.shared.next_id;
         let mut writing = false;
+        // When each part reached this operator, and when the one being written did.
+        let mut arrived: BTreeMap<String, Instant> = BTreeMap::new();
+        let mut first_part: Option<Instant> = None;
         move |frontiers| {
             let checkpoints = &shared.shared;
             input.for_each(|_, data| {
                 for entry in data.drain(..) {
+                    arrived.insert(entry.file.clone(), Instant::now());
                     if let Some(by_hi) = parts.get_mut(entry.worker as usize) {
                         by_hi.insert(entry.range.1, entry);
                     }
@@ -119,6 +132,17 @@ pub(crate) fn manifests<'s>(
                             manifest.parts.len(),
                             manifest.parts_bytes()
                         );
+                        let metrics = &shared.metrics.checkpoints;
+                        metrics.taken.fetch_add(1, Ordering::Relaxed);
+                        metrics
+                            .rule_time
+                            .store(manifest.rule_time, Ordering::Relaxed);
+                        metrics
+                            .bytes
+                            .store(manifest.parts_bytes(), Ordering::Relaxed);
+                        if let Some(first) = first_part.take() {
+                            metrics.duration.observe(first.elapsed().as_secs_f64());
+                        }
                         checkpoints.taken(manifest);
                     }
                     Err(e) => shared.control.fail(format!("writing a checkpoint: {e}")),
@@ -126,9 +150,11 @@ pub(crate) fn manifests<'s>(
             }
             let mut waiting = false;
             if !writing && shared.control.error().is_none() {
+                // Every epoch before the frontier of the sinks' reports is committed.
                 let committed_to = committed.with_frontier(|f| f.first().copied());
-                match newest_covered(&parts, last, checkpoints.interval) {
-                    Some(b) if committed_to.is_none_or(|c| c >= b) => {
+                let limit = committed_to.unwrap_or(u64::MAX);
+                match newest_covered(&parts, last, checkpoints.interval, limit) {
+                    Some(b) => {
                         let kind = match shared.stop.borrow().agreed() {
                             Some(Some(f)) if f == b => Kind::Savepoint,
                             _ => Kind::Checkpoint,
@@ -147,12 +173,22 @@ pub(crate) fn manifests<'s>(
                                 .filter_map(|by_hi| covering(by_hi, b).cloned())
                                 .collect(),
                         };
+                        first_part = manifest
+                            .parts
+                            .iter()
+                            .filter_map(|p| arrived.get(&p.file).copied())
+                            .min();
                         next_id += 1;
                         last = b;
                         for by_hi in &mut parts {
                             // No later checkpoint is at or before b.
                             by_hi.retain(|&hi, _| hi > b);
                         }
+                        let live: Vec<&String> = parts
+                            .iter()
+                            .flat_map(|p| p.values().map(|e| &e.file))
+                            .collect();
+                        arrived.retain(|file, _| live.contains(&file));
                         checkpoints.writer.write_manifest(
                             manifest,
                             checkpoints.retained,
@@ -161,7 +197,10 @@ pub(crate) fn manifests<'s>(
                         );
                         writing = true;
                     }
-                    Some(_) => {
+                    // Parts wait for the sinks to commit the epochs before them.
+                    None if newest_covered(&parts, last, checkpoints.interval, u64::MAX)
+                        .is_some() =>
+                    {
                         poll.activate_after(COMMITTED_POLL);
                         waiting = true;
                     }
@@ -173,12 +212,19 @@ pub(crate) fn manifests<'s>(
     });
 }
 
-/// The greatest boundary after `last` that a part of every worker holds.
-fn newest_covered(parts: &[BTreeMap<u64, PartEntry>], last: u64, interval: u64) -> Option<u64> {
+/// The greatest boundary after `last`, and at most `limit`, that a part of every worker
+/// holds.
+fn newest_covered(
+    parts: &[BTreeMap<u64, PartEntry>],
+    last: u64,
+    interval: u64,
+    limit: u64,
+) -> Option<u64> {
     let top = parts
         .iter()
         .map(|by_hi| by_hi.keys().next_back().copied())
-        .min()??;
+        .min()??
+        .min(limit);
     if top == u64::MAX && last < u64::MAX {
         // Every worker has read and run everything: the checkpoint of the input's end.
         return Some(u64::MAX);
@@ -223,6 +269,7 @@ mod tests {
                             file: format!("w{worker}-{lo}-{hi}"),
                             size: 1,
                             crc32c: 0,
+                            index: 0,
                             range: (lo, hi),
                         };
                         (hi, entry)
@@ -235,30 +282,38 @@ mod tests {
     #[test]
     fn the_newest_boundary_every_worker_holds() {
         let all = parts(&[&[(0, 100)], &[(0, 50), (50, 100)]]);
-        assert_eq!(newest_covered(&all, 0, 10), Some(100));
+        assert_eq!(newest_covered(&all, 0, 10, u64::MAX), Some(100));
         assert_eq!(
-            newest_covered(&all, 100, 10),
+            newest_covered(&all, 100, 10, u64::MAX),
             None,
             "nothing after the last"
         );
         let all = parts(&[&[(0, 100)], &[(0, 55)]]);
-        assert_eq!(newest_covered(&all, 0, 10), Some(50));
+        assert_eq!(newest_covered(&all, 0, 10, u64::MAX), Some(50));
         // Worker 1 holds nothing between 40 and 60: the boundary below both.
         let all = parts(&[&[(0, 75)], &[(0, 35), (60, 80)]]);
-        assert_eq!(newest_covered(&all, 0, 10), Some(70));
+        assert_eq!(newest_covered(&all, 0, 10, u64::MAX), Some(70));
         let all = parts(&[&[(0, 65)], &[(0, 35), (66, 80)]]);
-        assert_eq!(newest_covered(&all, 0, 10), Some(30));
-        assert_eq!(newest_covered(&all, 30, 10), None);
+        assert_eq!(newest_covered(&all, 0, 10, u64::MAX), Some(30));
+        assert_eq!(newest_covered(&all, 30, 10, u64::MAX), None);
         let all = parts(&[&[(0, u64::MAX)], &[(5, 95)]]);
-        assert_eq!(newest_covered(&all, 0, 10), Some(90));
+        assert_eq!(newest_covered(&all, 0, 10, u64::MAX), Some(90));
         let all = parts(&[&[(0, u64::MAX)], &[(5, 95), (95, u64::MAX)]]);
         assert_eq!(
-            newest_covered(&all, 0, 10),
+            newest_covered(&all, 0, 10, u64::MAX),
             Some(u64::MAX),
             "the end of the input"
         );
-        assert_eq!(newest_covered(&all, u64::MAX, 10), None);
+        assert_eq!(newest_covered(&all, u64::MAX, 10, u64::MAX), None);
         let all = parts(&[&[(0, 100)], &[]]);
-        assert_eq!(newest_covered(&all, 0, 10), None, "a worker with no part");
+        assert_eq!(
+            newest_covered(&all, 0, 10, u64::MAX),
+            None,
+            "a worker with no part"
+        );
+        // Only what the sinks have committed up to.
+        let all = parts(&[&[(0, 35), (35, 100)], &[(0, 100)]]);
+        assert_eq!(newest_covered(&all, 0, 10, 57), Some(50));
+        assert_eq!(newest_covered(&all, 0, 10, 9), None);
     }
 }

@@ -4,10 +4,10 @@
 //!
 //! | bytes | what |
 //! |---|---|
-//! | 8 | magic: `TLCKPART` (a worker's part) or `TLCKMANI` (a manifest) |
+//! | 8 | magic: `TLCKPART` (a worker's parts) or `TLCKMANI` (a manifest) |
 //! | 4 | format version, u32 little-endian ([`FORMAT_VERSION`]) |
 //! | 8 | payload length `n`, u64 little-endian |
-//! | n | payload: the [`Part`] or [`Manifest`] in bincode 1 (fixed-width little-endian integers, u64 length prefixes) |
+//! | n | payload: the list of [`Part`]s or the [`Manifest`] in bincode 1 (fixed-width little-endian integers, u64 length prefixes) |
 //! | 4 | CRC-32C (Castagnoli) of the payload, u32 little-endian |
 //!
 //! A reader refuses a frame whose magic, length or checksum is wrong, and one whose
@@ -35,9 +35,9 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
     CRC32C.checksum(bytes)
 }
 
-/// A part as the bytes of its file.
-pub fn encode_part(part: &Part) -> Vec<u8> {
-    encode(PART_MAGIC, part)
+/// One worker's parts (for successive ranges of boundaries) as the bytes of a file.
+pub fn encode_parts(parts: &[Part]) -> Vec<u8> {
+    encode(PART_MAGIC, &parts)
 }
 
 /// A manifest as the bytes of its file.
@@ -45,8 +45,8 @@ pub fn encode_manifest(manifest: &Manifest) -> Vec<u8> {
     encode(MANIFEST_MAGIC, manifest)
 }
 
-/// The part in the bytes of `file`.
-pub fn decode_part(file: &str, bytes: &[u8]) -> Result<Part, CheckpointError> {
+/// The parts in the bytes of `file`.
+pub fn decode_parts(file: &str, bytes: &[u8]) -> Result<Vec<Part>, CheckpointError> {
     decode(PART_MAGIC, file, bytes)
 }
 
@@ -168,9 +168,9 @@ mod tests {
     #[test]
     fn parts_and_manifests_round_trip() {
         let part = part();
-        let bytes = encode_part(&part);
+        let bytes = encode_parts(std::slice::from_ref(&part));
         assert_eq!(&bytes[..8], b"TLCKPART");
-        assert_eq!(decode_part("p", &bytes).expect("decodes"), part);
+        assert_eq!(decode_parts("p", &bytes).expect("decodes"), vec![part]);
         let manifest = Manifest {
             id: 2,
             kind: Kind::Savepoint,
@@ -189,18 +189,19 @@ mod tests {
                 file: "part-00000.tlck".to_owned(),
                 size: bytes.len() as u64,
                 crc32c: crc32c(&bytes),
+                index: 0,
                 range: (50_000, 60_000),
             }],
         };
         let encoded = encode_manifest(&manifest);
         assert_eq!(decode_manifest("m", &encoded).expect("decodes"), manifest);
-        let err = decode_part("m", &encoded).expect_err("a manifest is not a part");
+        let err = decode_parts("m", &encoded).expect_err("a manifest is not a part");
         assert!(err.to_string().contains("magic number"), "{err}");
     }
 
     #[test]
     fn damaged_frames_are_refused_naming_the_file_and_why() {
-        let bytes = encode_part(&part());
+        let bytes = encode_parts(&[part()]);
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (bytes[..bytes.len() - 1].to_vec(), "truncated"),
             (bytes[..10].to_vec(), "shorter than a frame"),
@@ -222,7 +223,7 @@ mod tests {
             ),
         ];
         for (damaged, why) in cases {
-            let err = decode_part("parts/a1-w3.tlck", &damaged).expect_err(why);
+            let err = decode_parts("parts/a1-w3.tlck", &damaged).expect_err(why);
             let text = err.to_string();
             assert!(
                 text.contains("parts/a1-w3.tlck") && text.contains(why),
@@ -233,9 +234,9 @@ mod tests {
 
     #[test]
     fn a_newer_format_version_is_refused_as_such() {
-        let mut bytes = encode_part(&part());
+        let mut bytes = encode_parts(&[part()]);
         bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
-        let err = decode_part("f", &bytes).expect_err("future");
+        let err = decode_parts("f", &bytes).expect_err("future");
         assert!(
             matches!(err, CheckpointError::FutureVersion { version, .. } if version == FORMAT_VERSION + 1),
             "{err}"

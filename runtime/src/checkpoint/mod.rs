@@ -138,6 +138,9 @@ pub struct PartEntry {
     pub size: u64,
     /// The CRC-32C of the whole file.
     pub crc32c: u32,
+    /// Its place among the parts in the file (a worker writes the parts it has ready at
+    /// once in one file).
+    pub index: u32,
     /// The boundaries it holds the state of: `(lo, hi]`.
     pub range: (u64, u64),
 }

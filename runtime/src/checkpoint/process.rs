@@ -16,6 +16,7 @@ use super::stop::StopCell;
 use super::writer::CheckpointWriter;
 use super::{Layout, Manifest, OperatorState, OutputLength, Part, PartitionState};
 use crate::control::JobControl;
+use crate::metrics::Metrics;
 
 /// A job's checkpoints in this process: where they go, what was restored, and what has
 /// been taken.
@@ -111,6 +112,7 @@ impl Restored {
 pub(crate) struct WorkerCheckpoints {
     pub(crate) shared: Arc<Checkpoints>,
     pub(crate) control: Arc<JobControl>,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) collector: RefCell<Collector>,
     /// Wakes the operator that writes the worker's parts.
     parts: RefCell<Option<Activator>>,
@@ -126,6 +128,7 @@ impl WorkerCheckpoints {
     pub(crate) fn new(
         shared: Arc<Checkpoints>,
         control: Arc<JobControl>,
+        metrics: Arc<Metrics>,
         worker: usize,
         stop: StopCell,
     ) -> Rc<Self> {
@@ -134,6 +137,7 @@ impl WorkerCheckpoints {
             collector: RefCell::new(Collector::new(worker, shared.interval)),
             shared,
             control,
+            metrics,
             parts: RefCell::new(None),
             durable_through: Cell::new(0),
             stop,

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use tidelake_sinks::delta::protocol::store::{open_existing_store, open_store};
 
-use super::format::{crc32c, decode_manifest, decode_part, encode_manifest, encode_part};
+use super::format::{crc32c, decode_manifest, decode_parts, encode_manifest, encode_parts};
 use super::{CheckpointError, Manifest, Part, PartEntry};
 
 /// The directory of parts.
@@ -159,28 +159,37 @@ impl CheckpointStore {
         &self.url
     }
 
-    /// Writes `part` for run `attempt`; returns what a manifest records of it.
-    pub async fn write_part(
+    /// Writes `parts`, one worker's for successive ranges of boundaries, in one file for
+    /// run `attempt`; returns what a manifest records of each.
+    pub async fn write_parts(
         &self,
         attempt: u64,
-        part: &Part,
-    ) -> Result<PartEntry, CheckpointError> {
+        parts: &[Part],
+    ) -> Result<Vec<PartEntry>, CheckpointError> {
+        let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
+            return Ok(Vec::new());
+        };
         let name = PartName {
             attempt,
-            worker: part.worker,
-            range: part.range,
+            worker: first.worker,
+            range: (first.range.0, last.range.1),
         };
         let file = name.file();
-        let bytes = encode_part(part);
-        let entry = PartEntry {
-            worker: part.worker,
-            file: file.clone(),
-            size: bytes.len() as u64,
-            crc32c: crc32c(&bytes),
-            range: part.range,
-        };
+        let bytes = encode_parts(parts);
+        let (size, crc) = (bytes.len() as u64, crc32c(&bytes));
         self.put_new(&self.part_path(&file), bytes).await?;
-        Ok(entry)
+        Ok(parts
+            .iter()
+            .enumerate()
+            .map(|(index, part)| PartEntry {
+                worker: part.worker,
+                file: file.clone(),
+                size,
+                crc32c: crc,
+                index: index as u32,
+                range: part.range,
+            })
+            .collect())
     }
 
     /// Writes the manifest of checkpoint `manifest.id`, which makes it complete.
@@ -302,7 +311,15 @@ impl CheckpointStore {
                 entry.crc32c
             )));
         }
-        let part = decode_part(path.as_ref(), &bytes)?;
+        let mut parts = decode_parts(path.as_ref(), &bytes)?;
+        let index = entry.index as usize;
+        if index >= parts.len() {
+            return Err(bad(format!(
+                "holds {} parts, the manifest names part {index} of it",
+                parts.len()
+            )));
+        }
+        let part = parts.swap_remove(index);
         let (lo, hi) = part.range;
         let b = manifest.rule_time;
         if part.worker != entry.worker || !(lo < b && b <= hi) {
@@ -521,7 +538,7 @@ mod tests {
                 range: (id * 1000 - 1000, id * 1000),
                 ..Part::default()
             };
-            parts.push(store.write_part(attempt, &part).await.expect("part"));
+            parts.extend(store.write_parts(attempt, &[part]).await.expect("part"));
         }
         let manifest = Manifest {
             id,

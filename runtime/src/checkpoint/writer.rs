@@ -17,10 +17,10 @@ use super::{CheckpointError, Manifest, Part, PartEntry};
 
 /// What the writer is asked to do.
 enum Request {
-    Part {
+    Parts {
         attempt: u64,
-        part: Part,
-        reply: Reply<PartEntry>,
+        parts: Vec<Part>,
+        reply: Reply<Vec<PartEntry>>,
     },
     Manifest {
         manifest: Box<Manifest>,
@@ -65,11 +65,11 @@ impl CheckpointWriter {
             .spawn(move || {
                 for request in requests_rx {
                     match request {
-                        Request::Part {
+                        Request::Parts {
                             attempt,
-                            part,
+                            parts,
                             reply,
-                        } => reply.send(runtime.block_on(store.write_part(attempt, &part))),
+                        } => reply.send(runtime.block_on(store.write_parts(attempt, &parts))),
                         Request::Manifest {
                             manifest,
                             retain,
@@ -96,17 +96,18 @@ impl CheckpointWriter {
         })
     }
 
-    /// Writes `part` of run `attempt`; its entry (or the error) goes to `to`.
-    pub(crate) fn write_part(
+    /// Writes `parts` (one worker's, in boundary order) of run `attempt` in one file;
+    /// their entries (or the error) go to `to`.
+    pub(crate) fn write_parts(
         &self,
         attempt: u64,
-        part: Part,
-        to: &mpsc::Sender<Result<PartEntry, CheckpointError>>,
+        parts: Vec<Part>,
+        to: &mpsc::Sender<Result<Vec<PartEntry>, CheckpointError>>,
         wake: SyncActivator,
     ) {
-        self.send(Request::Part {
+        self.send(Request::Parts {
             attempt,
-            part,
+            parts,
             reply: Reply {
                 to: to.clone(),
                 wake,

@@ -256,6 +256,36 @@ impl Collector for JobCollector {
             }
         }
 
+        let checkpoints = &monitor.metrics.checkpoints;
+        let metric = encoder.encode_descriptor(
+            "checkpoints",
+            "Complete checkpoints and savepoints taken (process 0 writes them)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(load(&checkpoints.taken)).encode(metric)?;
+        let metric = encoder.encode_descriptor(
+            "checkpoint_rule_time_milliseconds",
+            "The newest complete checkpoint's rule time, ms since the epoch",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(load(&checkpoints.rule_time) as i64).encode(metric)?;
+        let metric = encoder.encode_descriptor(
+            "checkpoint_bytes",
+            "The newest complete checkpoint's size (its parts)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(load(&checkpoints.bytes) as i64).encode(metric)?;
+        let metric = encoder.encode_descriptor(
+            "checkpoint_duration_seconds",
+            "Time from a checkpoint's first part being durable to its manifest",
+            None,
+            MetricType::Histogram,
+        )?;
+        checkpoints.duration.encode(metric)?;
+
         let metric = encoder.encode_descriptor(
             "ready",
             "1 when the cluster has formed and every local worker's source is open",

@@ -171,14 +171,7 @@ impl<R: ArrowRows> DataFileWriter<R> {
         let Some(buffer) = self.buffers.get_mut(key).filter(|b| b.rows > 0) else {
             return Ok(());
         };
-        let partition = || -> PartitionSpec {
-            let values = R::partition_values(key);
-            R::partition_columns()
-                .iter()
-                .enumerate()
-                .map(|(i, column)| ((*column).to_owned(), values.get(i).cloned().flatten()))
-                .collect()
-        };
+        let partition = || partition_spec::<R>(key);
         let batch = R::finish(&mut buffer.builders).map_err(|source| WriterError::Arrow {
             path: partition()
                 .iter()
@@ -203,6 +196,45 @@ impl<R: ArrowRows> DataFileWriter<R> {
         }
         self.files.write(key, partition, &batch)
     }
+}
+
+/// The partition columns and values of rows of partition `key`.
+fn partition_spec<R: ArrowRows>(key: &R::Partition) -> PartitionSpec {
+    let values = R::partition_values(key);
+    R::partition_columns()
+        .iter()
+        .enumerate()
+        .map(|(i, column)| ((*column).to_owned(), values.get(i).cloned().flatten()))
+        .collect()
+}
+
+/// The rows of `rows` that break `rules`, found without writing anything: for rows
+/// whose epoch a table holds already, whose rejections are reported again.
+pub fn rejected_rows<R: ArrowRows>(
+    rows: &[R],
+    rules: &dyn RowRules,
+) -> Result<Vec<Rejected>, WriterError> {
+    let mut builders: BTreeMap<R::Partition, R::Builders> = BTreeMap::new();
+    for row in rows {
+        let partition = builders
+            .entry(row.partition())
+            .or_insert_with(|| R::new_builders(rows.len()));
+        row.append(partition);
+    }
+    let mut rejected = Vec::new();
+    for (key, mut partition) in builders {
+        let spec = partition_spec::<R>(&key);
+        let batch = R::finish(&mut partition).map_err(|source| WriterError::Arrow {
+            path: spec
+                .iter()
+                .map(|(column, value)| format!("{column}={}/", value.as_deref().unwrap_or("")))
+                .collect(),
+            source,
+        })?;
+        let (_, kept_out) = rules.check(&batch, &spec).map_err(WriterError::Rules)?;
+        rejected.extend(kept_out);
+    }
+    Ok(rejected)
 }
 
 #[cfg(test)]

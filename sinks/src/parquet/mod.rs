@@ -26,7 +26,7 @@ pub mod stats;
 use arrow::error::ArrowError;
 
 pub use batch_writer::{BatchFileWriter, DataFile};
-pub use file_writer::{DataFileWriter, Rejected, RowRules};
+pub use file_writer::{DataFileWriter, Rejected, RowRules, rejected_rows};
 pub use options::{Codec, WriterOptions};
 pub use paths::{NULL_PARTITION, PartitionSpec, data_file_location, hive_escape, log_escape};
 pub use rows::ArrowRows;
