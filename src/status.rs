@@ -224,6 +224,12 @@ pub fn cluster_summary(report: &ClusterReport) -> String {
         })
         .collect();
     text.push_str(&format!("\n  per process: {}", processes.join("; ")));
+    // Process 0 writes the manifests; every process restored the same checkpoint.
+    if let Some(first) = report.processes.first()
+        && let Some(checkpoints) = &first.checkpoints
+    {
+        text.push_str(&checkpoints_line(checkpoints, t));
+    }
     let per_worker: Vec<String> = report
         .processes
         .iter()

@@ -195,6 +195,7 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
             tick,
             key_groups,
             snapshots,
+            halt_at,
         } = options;
         assert!(tick >= 1, "the tick must be at least 1 ms");
         let mut builder = OperatorBuilder::new(name.to_owned(), self.scope());
@@ -236,8 +237,8 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
             let mut main_buf: Vec<F::Output> = Vec::new();
             let mut side_buf: Vec<F::SideOutput> = Vec::new();
 
+            let mut halted = false;
             move |frontiers| {
-                let halted = snapshots.as_ref().is_some_and(|s| s.halted);
                 input.for_each_stamp(|icap, data| {
                     let Some(&t) = icap.least() else { return };
                     if halted {
@@ -274,16 +275,19 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                         break;
                     }
                     if let Some(snap) = &mut snapshots {
-                        // The state is that of every boundary up to k; past a savepoint
-                        // nothing more runs.
+                        // The state is that of every boundary up to k.
                         snap.deposit_up_to(k, &store);
-                        if k >= snap.config.halt_at() {
+                    }
+                    // Past a savepoint, or after a failure, nothing more runs.
+                    if k >= halt_at.load(std::sync::atomic::Ordering::Acquire) {
+                        halted = true;
+                        if let Some(snap) = &mut snapshots {
                             snap.halt();
-                            pending.clear();
-                            timer_caps = None;
-                            store = KeyedStore::default();
-                            return;
                         }
+                        pending.clear();
+                        timer_caps = None;
+                        store = KeyedStore::default();
+                        return;
                     }
                     let (caps, mut events) = match pending.first_entry() {
                         Some(entry) if *entry.key() == k => {
@@ -388,7 +392,6 @@ struct SnapshotState {
     valid_from: u64,
     /// Boundaries up to here (inclusive) have been deposited.
     deposited_to: u64,
-    halted: bool,
     finished: bool,
 }
 
@@ -412,7 +415,6 @@ impl SnapshotState {
             key_groups,
             valid_from,
             deposited_to: valid_from,
-            halted: false,
             finished: false,
         }
     }
@@ -452,9 +454,8 @@ impl SnapshotState {
         }
     }
 
-    /// A savepoint was taken: nothing more runs or is deposited.
+    /// The operator halted: nothing more runs or is deposited.
     fn halt(&mut self) {
-        self.halted = true;
         if !self.finished {
             self.finished = true;
             self.config.sink.finish();

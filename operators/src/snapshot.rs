@@ -15,7 +15,7 @@
 //! tick.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,17 +76,6 @@ pub struct Snapshots {
     pub restored: Option<Restored>,
     /// Where snapshots go.
     pub sink: Box<dyn SnapshotSink>,
-    /// Ticks at or after this time are discarded, never run (a savepoint was taken
-    /// there and the job is stopping); `u64::MAX` while running.
-    pub halt_at: Arc<AtomicU64>,
-}
-
-impl Snapshots {
-    /// The time from which ticks are discarded.
-    #[inline]
-    pub fn halt_at(&self) -> u64 {
-        self.halt_at.load(Ordering::Acquire)
-    }
 }
 
 /// How a keyed operator routes and keeps its keys.
@@ -97,6 +86,9 @@ pub struct KeyedOptions {
     pub key_groups: u32,
     /// Checkpoints, if the job takes them.
     pub snapshots: Option<Snapshots>,
+    /// Ticks at or after this time are discarded, never run (a savepoint was taken
+    /// there, or the job failed); `u64::MAX` while running.
+    pub halt_at: Arc<AtomicU64>,
 }
 
 impl KeyedOptions {
@@ -106,6 +98,7 @@ impl KeyedOptions {
             tick,
             key_groups: DEFAULT_KEY_GROUPS,
             snapshots: None,
+            halt_at: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
 }

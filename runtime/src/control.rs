@@ -1,7 +1,8 @@
-//! Shared job control: a stop request (Ctrl-C) and the first fatal error.
+//! Shared job control: a stop request (Ctrl-C), the first fatal error, and the halt time
+//! after which nothing more is run or committed.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,10 +10,23 @@ use std::time::{Duration, Instant};
 ///
 /// Sources check [`should_stop`](Self::should_stop) between batches; when set they
 /// release their capabilities, so the dataflow drains what it holds and ends.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JobControl {
     stop: AtomicBool,
     error: Mutex<Option<String>>,
+    /// Rule times at or after this are not run, written or committed: a savepoint's
+    /// (docs/checkpoints.md §6), or 0 once the job has failed; `u64::MAX` while running.
+    halt: Arc<AtomicU64>,
+}
+
+impl Default for JobControl {
+    fn default() -> Self {
+        JobControl {
+            stop: AtomicBool::new(false),
+            error: Mutex::new(None),
+            halt: Arc::new(AtomicU64::new(u64::MAX)),
+        }
+    }
 }
 
 impl JobControl {
@@ -27,14 +41,28 @@ impl JobControl {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Records a fatal error (the first one wins) and stops the job.
+    /// Records a fatal error (the first one wins) and stops the job: nothing more is run
+    /// or committed (a failed job is restarted from its last checkpoint, or its input,
+    /// and an epoch committed with part of its rows would then be skipped).
     pub fn fail(&self, message: String) {
         if let Ok(mut error) = self.error.lock()
             && error.is_none()
         {
             *error = Some(message);
         }
+        self.halt(0);
         self.request_stop();
+    }
+
+    /// Runs, writes and commits nothing at or after rule time `at` (the earliest halt
+    /// wins).
+    pub fn halt(&self, at: u64) {
+        self.halt.fetch_min(at, Ordering::AcqRel);
+    }
+
+    /// The halt time, shared with the operators that honour it.
+    pub fn halt_handle(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.halt)
     }
 
     /// The first fatal error reported, if any.

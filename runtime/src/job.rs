@@ -3,6 +3,7 @@
 //! watchdog — until its input ends or it is stopped.
 
 use std::cell::RefCell;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use crate::checkpoint::{CheckpointError, Layout, at_rule_time, dataflow, stop};
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, ClusterError};
 use crate::config::{AlertOutput, ConfigError, JobConfig};
-use crate::control::JobControl;
+use crate::control::{FailOrExit, JobControl};
 use crate::fault_injection;
 use crate::jobs;
 use crate::lake::{Lake, LakeJob, TableCompaction};
@@ -28,6 +29,7 @@ use crate::latency::{AlertLatency, Histogram};
 use crate::metrics::{Metrics, Totals};
 use crate::monitor::{Monitor, MonitorError, Phase, Server};
 use crate::panic;
+use crate::periodic::Periodic;
 use crate::pipeline::{
     ALERTS, ALERTS_OUTPUT, DEAD_LETTERS_OUTPUT, ENRICHED_OUTPUT, Pipeline, Shared, Stage,
     TRANSACTIONS,
@@ -294,6 +296,7 @@ impl<R: SourceRecord> Job<R> {
                 clock: Arc::clone(&self.clock),
             },
             key_groups: config.checkpoints.key_groups,
+            in_cluster: config.cluster.is_some(),
             checkpoints: checkpoints.clone(),
             alerts: outputs.alerts.clone(),
             dead_letters: Arc::clone(&outputs.dead_letters),
@@ -360,6 +363,19 @@ impl<R: SourceRecord> Job<R> {
         }
         let dataflow = monitor.as_ref().map(|m| Arc::clone(m.dataflow()));
         let started = Instant::now();
+        // A failed process of a cluster holds its sources back and exits, rather than let
+        // the others run on past what it never read (docs/checkpoints.md §3).
+        let _exit_on_failure = config.cluster.as_ref().map(|_| {
+            let control = Arc::clone(&self.control);
+            let mut exit = FailOrExit::new(Arc::clone(&control), STALL_GRACE);
+            Periodic::start("tidelake:failure", Duration::from_millis(20), move || {
+                if let Some(error) = control.error() {
+                    exit.fail(error);
+                    exit.exit_if_overdue();
+                }
+                ControlFlow::Continue(())
+            })
+        });
         let watchdog = config.stall_timeout.map(|timeout| {
             Watchdog::start(
                 Arc::clone(&self.metrics),
@@ -510,8 +526,7 @@ fn build_dataflow<'s, R: SourceRecord>(
     // operator that writes its parts.
     let checkpoints = job.checkpoints.as_ref().map(|shared| {
         let control = Arc::clone(&job.control);
-        let halt_at = Arc::clone(&shared.halt_at);
-        let stop = stop::build(scope, halt_at, Arc::clone(&control));
+        let stop = stop::build(scope, Arc::clone(&control));
         let metrics = Arc::clone(&job.metrics);
         WorkerCheckpoints::new(Arc::clone(shared), control, metrics, scope.index(), stop)
     });
@@ -527,6 +542,7 @@ fn build_dataflow<'s, R: SourceRecord>(
         slot,
         Arc::clone(&job.control),
         checkpoints.as_ref().map(|worker| worker.component()),
+        job.in_cluster,
     );
     let records = fault_injection::panic_if_asked(records, scope.index());
     let stage = Stage {

@@ -88,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) settings: SourceSettings,
     /// Key groups keyed state is routed and sharded by.
     pub(crate) key_groups: u32,
+    /// This process is one of a cluster.
+    pub(crate) in_cluster: bool,
     /// The job's checkpoints in this process, if it takes any.
     pub(crate) checkpoints: Option<Arc<Checkpoints>>,
     pub(crate) alerts: Option<Arc<JsonLinesWriter>>,
@@ -142,6 +144,7 @@ impl<'s> Stage<'s, '_> {
         let options = KeyedOptions {
             tick: self.job.settings.tick,
             key_groups: self.job.key_groups,
+            halt_at: self.job.control.halt_handle(),
             snapshots: self.checkpoints.as_ref().map(|worker| {
                 let operator = worker.keyed_name(name);
                 let shared = &worker.shared;
@@ -155,7 +158,6 @@ impl<'s> Stage<'s, '_> {
                         operator,
                         depositor: worker.component(),
                     }),
-                    halt_at: Arc::clone(&shared.halt_at),
                 }
             }),
         };
@@ -217,7 +219,7 @@ impl<'s> Stage<'s, '_> {
             writer: None,
             on_written: None,
             on_finish: None,
-            halt_at: Arc::clone(&worker.shared.halt_at),
+            halt_at: self.job.control.halt_handle(),
         };
         if self.worker() == 0 {
             in_order.writer = Some(Arc::clone(writer));
@@ -337,7 +339,13 @@ impl<'s> Stage<'s, '_> {
         let on_error = move |e: String| control.fail(format!("{prefix}: {e}"));
         let (metrics, slot) = (Arc::clone(&job.metrics), self.slot);
         let reports = rows
-            .write_epochs(name, job.lake.commit_interval_ms(), sink, on_error)
+            .write_epochs(
+                name,
+                job.lake.commit_interval_ms(),
+                sink,
+                on_error,
+                job.control.halt_handle(),
+            )
             .inspect_core(move |event| match event {
                 Ok((_, reports)) => reports
                     .iter()

@@ -18,6 +18,8 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -85,6 +87,11 @@ impl EpochReport {
     }
 }
 
+/// A halt time that never comes: for a stream written to its end.
+pub fn running() -> Arc<AtomicU64> {
+    Arc::new(AtomicU64::new(u64::MAX))
+}
+
 /// Writes and seals epochs; runs on the sink's I/O thread.
 pub trait EpochWriter: Send + 'static {
     /// The records written.
@@ -108,13 +115,17 @@ pub trait EpochWriter: Send + 'static {
 pub trait WriteEpochs<'s, R> {
     /// Writes this stream's records with `writer`, in epochs of `interval` units of
     /// timely time. Returns the sealed epochs' reports, each at its epoch's earliest
-    /// record time. `on_error` is called once, with the writer's first error.
+    /// record time. `on_error` is called once, with the writer's first error. An epoch
+    /// that ends after `halt` (a savepoint's time, or 0 once the job has failed) is
+    /// never sealed: its rows are dropped, and files written for it early stay
+    /// unreferenced.
     fn write_epochs<W: EpochWriter<Row = R>>(
         self,
         name: &str,
         interval: u64,
         writer: W,
         on_error: impl FnMut(String) + 'static,
+        halt: Arc<AtomicU64>,
     ) -> StreamVec<'s, u64, EpochReport>;
 }
 
@@ -150,6 +161,7 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
         interval: u64,
         writer: W,
         mut on_error: impl FnMut(String) + 'static,
+        halt: Arc<AtomicU64>,
     ) -> StreamVec<'s, u64, EpochReport> {
         assert!(interval >= 1, "the epoch interval must be at least 1");
         let scope = self.scope();
@@ -170,8 +182,12 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
                     input.for_each_stamp(|_, _| {});
                     return;
                 };
+                let halt = halt.load(Ordering::Acquire);
                 input.for_each_stamp(|icap, data| {
                     let Some(&time) = icap.least() else { return };
+                    if time >= halt {
+                        return;
+                    }
                     let epoch = time / interval;
                     let entry = pending.entry(epoch).or_insert_with(|| Pending {
                         cap: icap.delayed(&time, 0),
@@ -187,7 +203,8 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
 
                 let frontier = &frontiers[0];
                 for (&epoch, state) in pending.iter_mut().filter(|(_, p)| !p.sealing) {
-                    if frontier.less_than(&epoch.saturating_add(1).saturating_mul(interval)) {
+                    let end = epoch.saturating_add(1).saturating_mul(interval);
+                    if frontier.less_than(&end) || end > halt {
                         break;
                     }
                     state.sealing = true;
@@ -209,6 +226,10 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
                             return;
                         }
                     }
+                }
+                if frontier.is_empty() && halt < u64::MAX {
+                    // Halted: what is not being sealed never will be.
+                    pending.retain(|_, state| state.sealing);
                 }
                 if pending.is_empty() && frontier.is_empty() {
                     io = None;

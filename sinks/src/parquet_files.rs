@@ -125,7 +125,7 @@ mod tests {
     use timely::dataflow::operators::Inspect;
 
     use super::*;
-    use crate::epochs::WriteEpochs;
+    use crate::epochs::{WriteEpochs, running};
     use crate::parquet::rows::test_rows::TestRow;
 
     /// Every `*.parquet` file under `dir` (recursively), skipping `_`-prefixed paths.
@@ -168,7 +168,13 @@ mod tests {
             worker.dataflow::<u64, _, _>(|scope| {
                 input
                     .to_stream(scope)
-                    .write_epochs("Files", 1_000, sink, |e| panic!("sink failed: {e}"))
+                    .write_epochs(
+                        "Files",
+                        1_000,
+                        sink,
+                        |e| panic!("sink failed: {e}"),
+                        running(),
+                    )
                     .inspect(move |r| reports.lock().expect("lock").push(r.clone()));
             });
             // 3 epochs of 2,000 rows per worker.

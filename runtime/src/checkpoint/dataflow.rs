@@ -21,6 +21,8 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
+use tidelake_operators::snapshot::holds_boundary;
+
 use super::process::WorkerCheckpoints;
 use super::{CheckpointError, Kind, Manifest, Part, PartEntry};
 
@@ -67,7 +69,7 @@ pub(crate) fn parts<'s>(
             }
             // One file at a time: a backlog of parts becomes one file, not one each.
             if !writing && !ready.is_empty() {
-                let parts = std::mem::take(&mut ready);
+                let parts = thin(std::mem::take(&mut ready), shared.interval);
                 shared
                     .writer
                     .write_parts(shared.attempt, parts, &replies_tx, wake.clone());
@@ -81,6 +83,35 @@ pub(crate) fn parts<'s>(
         }
     });
     entries
+}
+
+/// Parts a worker writes at once before it thins them out.
+const THIN_ABOVE: usize = 8;
+
+/// `parts` (one worker's, in boundary order) thinned out to about [`THIN_ABOVE`] when
+/// there are more: those holding a multiple of `interval × 2^j` for the least `j` that
+/// keeps so few, and the newest (a savepoint's). Workers that thin with other `j` keep
+/// nested sets of boundaries — every multiple of the greater stride is a multiple of the
+/// smaller — so they still hold common boundaries for a manifest.
+fn thin(parts: Vec<Part>, interval: u64) -> Vec<Part> {
+    if parts.len() <= THIN_ABOVE {
+        return parts;
+    }
+    let holds = |part: &Part, stride: u64| holds_boundary(part.range.0, part.range.1, stride);
+    let mut stride = interval;
+    while parts.iter().filter(|p| holds(p, stride)).count() > THIN_ABOVE {
+        match stride.checked_mul(2) {
+            Some(wider) => stride = wider,
+            None => break,
+        }
+    }
+    let last = parts.len() - 1;
+    parts
+        .into_iter()
+        .enumerate()
+        .filter(|(i, part)| *i == last || holds(part, stride))
+        .map(|(_, part)| part)
+        .collect()
 }
 
 /// Builds the manifest operator (its input goes to worker 0): see the [module docs](self).
@@ -122,10 +153,11 @@ pub(crate) fn manifests<'s>(
                 writing = false;
                 match reply {
                     Ok(manifest) => {
+                        let took = first_part.take().map_or(0.0, |t| t.elapsed().as_secs_f64());
                         tracing::info!(
                             checkpoint = manifest.id,
                             rule_time = manifest.rule_time,
-                            "{} {} complete at {} ({} parts, {} bytes)",
+                            "{} {} complete at {} ({} parts, {} bytes, {took:.3} s from its first part)",
                             manifest.kind.name(),
                             manifest.id,
                             super::at_rule_time(manifest.rule_time),
@@ -134,15 +166,9 @@ pub(crate) fn manifests<'s>(
                         );
                         let metrics = &shared.metrics.checkpoints;
                         metrics.taken.fetch_add(1, Ordering::Relaxed);
-                        metrics
-                            .rule_time
-                            .store(manifest.rule_time, Ordering::Relaxed);
-                        metrics
-                            .bytes
-                            .store(manifest.parts_bytes(), Ordering::Relaxed);
-                        if let Some(first) = first_part.take() {
-                            metrics.duration.observe(first.elapsed().as_secs_f64());
-                        }
+                        metrics.rule_time.store(manifest.rule_time, Ordering::Relaxed);
+                        metrics.bytes.store(manifest.parts_bytes(), Ordering::Relaxed);
+                        metrics.duration.observe(took);
                         checkpoints.taken(manifest);
                     }
                     Err(e) => shared.control.fail(format!("writing a checkpoint: {e}")),
@@ -277,6 +303,37 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_backlog_of_parts_is_thinned_to_nested_strides_keeping_the_newest() {
+        let part = |lo: u64| Part {
+            range: (lo, lo + 10),
+            ..Part::default()
+        };
+        let few: Vec<Part> = (0..8).map(|i| part(i * 10)).collect();
+        assert_eq!(thin(few.clone(), 10), few, "few enough: all");
+        // 40 parts, one boundary each (10, 20, …, 400).
+        let many: Vec<Part> = (0..40).map(|i| part(i * 10)).collect();
+        let kept: Vec<u64> = thin(many.clone(), 10).iter().map(|p| p.range.1).collect();
+        assert_eq!(
+            kept,
+            vec![80, 160, 240, 320, 400],
+            "multiples of 80, and the newest"
+        );
+        // Another worker with fewer parts thins less, and keeps every multiple of 80.
+        let other: Vec<u64> = thin(many[..20].to_vec(), 10)
+            .iter()
+            .map(|p| p.range.1)
+            .collect();
+        assert_eq!(other, vec![40, 80, 120, 160, 200]);
+        // A part for every later boundary (the input's end) is always kept.
+        let mut ending = many;
+        ending.push(Part {
+            range: (400, u64::MAX),
+            ..Part::default()
+        });
+        assert_eq!(thin(ending, 10).last().map(|p| p.range.1), Some(u64::MAX));
     }
 
     #[test]

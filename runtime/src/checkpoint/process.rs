@@ -4,7 +4,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use timely::scheduling::Activator;
@@ -34,8 +33,6 @@ pub(crate) struct Checkpoints {
     pub(crate) layout: Layout,
     /// The checkpoint this run started from.
     pub(crate) restored: Option<Restored>,
-    /// Ticks at or after this time are not run (a savepoint's); `u64::MAX` while none.
-    pub(crate) halt_at: Arc<AtomicU64>,
     /// The id of the next manifest this run writes.
     pub(crate) next_id: u64,
     /// The checkpoints this run has written.

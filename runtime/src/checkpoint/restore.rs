@@ -8,8 +8,7 @@
 //! job settings differ from the job's is refused naming each difference; one taken on
 //! another layout of workers is restored only if it is a savepoint.
 
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::process::{Checkpoints, Restored};
 use super::store::CheckpointStore;
@@ -88,7 +87,6 @@ pub(crate) fn open(request: Request<'_>) -> Result<Checkpoints, RestoreError> {
         settings,
         layout: request.layout,
         restored,
-        halt_at: Arc::new(AtomicU64::new(u64::MAX)),
         next_id,
         taken: Mutex::new(Default::default()),
     })

@@ -16,7 +16,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -100,13 +99,9 @@ impl StopState {
     }
 }
 
-/// Builds the agreement on this worker: returns the state its source shares. `halt_at`
-/// is the process's halt time, set to `F` once agreed.
-pub(crate) fn build<'s>(
-    scope: Scope<'s, u64>,
-    halt_at: Arc<AtomicU64>,
-    control: Arc<JobControl>,
-) -> StopCell {
+/// Builds the agreement on this worker: returns the state its source shares. Once `F` is
+/// agreed, `control` halts the process there.
+pub(crate) fn build<'s>(scope: Scope<'s, u64>, control: Arc<JobControl>) -> StopCell {
     let cell: StopCell = Rc::new(RefCell::new(StopState {
         peers: scope.peers(),
         ..StopState::default()
@@ -114,7 +109,7 @@ pub(crate) fn build<'s>(
     let proposals = announce(scope, "StopProposal", &cell, Arc::clone(&control), |s| {
         s.proposal
     });
-    let acks = announce(scope, "StopAgreed", &cell, control, |s| {
+    let acks = announce(scope, "StopAgreed", &cell, Arc::clone(&control), |s| {
         s.agreed.map(|_| None)
     });
     let mut builder = OperatorBuilder::new("StopAgreement".to_owned(), scope);
@@ -140,7 +135,7 @@ pub(crate) fn build<'s>(
                 let stop = state.heard.1;
                 state.agreed = Some(stop);
                 if let Some(f) = stop {
-                    halt_at.fetch_min(f, Ordering::AcqRel);
+                    control.halt(f);
                 }
                 if let Some(acker) = &state.acker {
                     acker.activate();

@@ -35,8 +35,8 @@ use crate::dead_letter::DeadLetter;
 use crate::metrics::{Metrics, add};
 use crate::sources::progress::Progress;
 use crate::sources::{
-    Emitter, PartitionReader, ReadBatch, ReadStatus, Replay, RuleTime, Source, SourceRecord,
-    Watermark,
+    Emitter, PartitionReader, Position, ReadBatch, ReadStatus, Replay, RuleTime, Source,
+    SourceRecord, Watermark,
 };
 
 /// Which time the rule runs on (docs/semantics.md §2).
@@ -91,6 +91,10 @@ struct Partition<R> {
     progress: Progress,
     /// What a restored partition reads again that is in the restored state already.
     replay: Option<Replay>,
+    /// How far a restored partition had been read before its checkpoint: a later
+    /// checkpoint must not say less, or a restore from it would write the dead letters
+    /// before it again.
+    read_before: Option<Position>,
 }
 
 impl<R> Partition<R> {
@@ -114,7 +118,8 @@ impl<R> Partition<R> {
 ///
 /// With `checkpoints` (the worker's source component), it starts from a restored
 /// checkpoint's positions, deposits its partitions' positions for the boundaries its
-/// watermark passes, and a stop takes a savepoint (`crate::checkpoint::stop`).
+/// watermark passes, and a stop takes a savepoint (`crate::checkpoint::stop`). After a
+/// failure it holds its capabilities if `hold_on_failure` (a process of a cluster).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn read_source<'s, R: SourceRecord>(
     scope: Scope<'s, u64>,
@@ -125,6 +130,7 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
     metrics_slot: usize,
     control: Arc<JobControl>,
     checkpoints: Option<Depositor>,
+    hold_on_failure: bool,
 ) -> (StreamVec<'s, u64, Event<R>>, StreamVec<'s, u64, DeadLetter>) {
     let mut builder = OperatorBuilder::new("Source".to_owned(), scope);
     let info = builder.operator_info();
@@ -167,12 +173,21 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
                     .in_flight
                     .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
             };
+            if control.error().is_some() {
+                // A failed job runs nothing more. One process lets go, so its dataflow
+                // ends; a process of a cluster holds on and exits (`Job::run`), since
+                // letting go would move the others' frontier past what it never read.
+                if !hold_on_failure {
+                    finish(&mut caps);
+                }
+                return;
+            }
             let stopping = match &checkpoints {
-                // A stop takes a savepoint; a failure stops at once.
-                Some(checkpoints) if control.error().is_none() => {
+                // A stop takes a savepoint.
+                Some(checkpoints) => {
                     control.should_stop() || checkpoints.worker().stop.borrow().requested()
                 }
-                _ => {
+                None => {
                     if control.should_stop() {
                         finish(&mut caps);
                         return;
@@ -180,10 +195,6 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
                     false
                 }
             };
-            if control.error().is_some() {
-                finish(&mut caps);
-                return;
-            }
             let restored = checkpoints
                 .as_ref()
                 .and_then(|c| c.worker().shared.restored.as_ref());
@@ -192,13 +203,18 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
                 None => {
                     match open_partitions(source.as_ref(), worker, peers, &settings, restored) {
                         Ok(parts) => {
-                            if let Some(restored) = restored {
-                                // Everything before the checkpoint is in the restored state.
+                            let parts = partitions.insert(parts);
+                            if let (Some(restored), Some(checkpoints)) = (restored, &checkpoints) {
+                                // Everything before the checkpoint is in the restored
+                                // state, and the positions are those of its boundary.
+                                let b = restored.boundary();
                                 for cap in held.iter_mut() {
-                                    cap.downgrade(&restored.boundary());
+                                    cap.downgrade(&b);
                                 }
+                                let sources = partition_states(parts, b - 1);
+                                checkpoints.deposit(b - 1, b, Piece::Sources(sources));
                             }
-                            partitions.insert(parts)
+                            parts
                         }
                         Err(message) => {
                             control.fail(message);
@@ -441,21 +457,16 @@ fn open_partitions<R>(
             |e: crate::sources::SourceError| format!("source {name} (partition {index}): {e}");
         let state = restored.and_then(|r| r.partition(index).map(|state| (r, state)));
         let watermark = Watermark::new(bound).with_allowed_lateness(settings.allowed_lateness);
-        let (mut reader, watermark, progress, replay) = match state {
-            None => (
-                source.open(index).map_err(fail)?,
-                watermark,
-                Progress::default(),
-                None,
-            ),
+        let (mut reader, watermark, replay, read_before) = match state {
+            None => (source.open(index).map_err(fail)?, watermark, None, None),
             Some((restored, state)) => (
                 source.open_at(index, state.resume).map_err(fail)?,
                 watermark.restored(state.max_ts),
-                Progress::default(),
                 Some(Replay {
                     until: state.read_until.offset,
                     boundary: restored.boundary(),
                 }),
+                Some(state.read_until),
             ),
         };
         let initial_hold = match reader.first_ts().map_err(fail)? {
@@ -472,8 +483,9 @@ fn open_partitions<R>(
             initial_hold,
             idle_since: None,
             done: false,
-            progress,
+            progress: Progress::default(),
             replay,
+            read_before,
         });
     }
     Ok(parts)
@@ -486,7 +498,9 @@ fn partition_states<R>(parts: &mut [Partition<R>], lo: u64) -> Vec<PartitionStat
         .filter_map(|part| {
             let now = part.reader.position()?;
             let max_ts = part.watermark.max_ts();
-            Some(part.progress.state(part.index, lo, now, max_ts, part.done))
+            let mut state = part.progress.state(part.index, lo, now, max_ts, part.done);
+            state.read_until = state.read_until.max(part.read_before.unwrap_or_default());
+            Some(state)
         })
         .collect()
 }
@@ -544,6 +558,7 @@ mod tests {
             done: false,
             progress: Progress::default(),
             replay: None,
+            read_before: None,
         }
     }
 

@@ -18,7 +18,8 @@
 //! #     table: DeltaTable, snapshot: &tidelake_sinks::delta::Snapshot) {
 //! let sink = DeltaSink::<R>::new(table, "job-42-w0", 0, snapshot, Default::default(), CommitOptions::default())
 //!     .expect("a valid row type");
-//! let committed = rows.write_epochs("DeltaSink", 10_000, sink, |error| eprintln!("{error}"));
+//! let halt = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+//! let committed = rows.write_epochs("DeltaSink", 10_000, sink, |error| eprintln!("{error}"), halt);
 //! # }
 //! ```
 
@@ -196,7 +197,13 @@ mod tests {
             worker.dataflow::<u64, _, _>(|scope| {
                 input
                     .to_stream(scope)
-                    .write_epochs("DeltaSink", INTERVAL, sink, |e| panic!("sink failed: {e}"))
+                    .write_epochs(
+                        "DeltaSink",
+                        INTERVAL,
+                        sink,
+                        |e| panic!("sink failed: {e}"),
+                        crate::epochs::running(),
+                    )
                     .inspect(move |r| reports.lock().expect("lock").push(r.clone()));
             });
             for &t in &times[w] {
