@@ -7,6 +7,8 @@
 #     bash scripts/benchmarks.sh            # writes BENCHMARKS.md
 #
 # Needs python3 (for the 10 M-line CSV, made once in $WORK, and to read the JSON).
+# The checkpoints' section comes from docs/benchmarks/checkpoints.md, which
+# `bash scripts/checkpoint_bench.sh` writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -193,6 +195,8 @@ Charts of the last run of each (\`--plot\`):
 ![scaling](docs/benchmarks/scaling.svg)
 ![throughput, null sink](docs/benchmarks/throughput.svg)
 ![alert latency, null sink](docs/benchmarks/latency.svg)
+
+$(cat docs/benchmarks/checkpoints.md)
 
 $(cat docs/benchmarks/changes.md)
 

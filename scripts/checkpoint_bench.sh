@@ -75,7 +75,7 @@ grep -h "complete at" "$JSON/big-1.log" >"$JSON/big-checkpoints.txt" || true
 # 3. Recovery on 2 × 2: kill -9 process 1 mid-run, launch again at once.
 rm -rf "$OUT" && mkdir -p "$OUT"
 REC=(launch --processes 2 --workers 2 --count unbounded --rate 400000 --start "$START"
-    --job-id rec --alerts alerts.jsonl --status-interval 0s)
+    --job-id rec --alerts alerts.jsonl --quiet)
 (cd "$OUT" && exec "$BIN" "${REC[@]}" 2>"$JSON/rec-1.log") &
 LAUNCHER=$!
 sleep 15
@@ -104,16 +104,19 @@ PY
 kill -INT "$LAUNCHER"
 wait "$LAUNCHER" || true
 
-python3 - "$JSON" "$RUNS" "$RESTORE_S" "$RECOVERY_S" >docs/benchmarks/checkpoints.md <<'PY'
+python3 - "$JSON" "$RUNS" "$RESTORE_S" "$RECOVERY_S" "$(date -u +%F)" "$(nproc)" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)" >docs/benchmarks/checkpoints.md <<'PY'
 import json, re, statistics, sys
 
-folder, runs, restore_s, recovery_s = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+folder, runs, restore_s, recovery_s, day, cores, load = sys.argv[1:8]
+runs = int(runs)
 med = statistics.median_low
 load = lambda name, mode: [json.load(open(f"{folder}/{name}-{mode}-{i}.json")) for i in range(1, runs + 1)]
 rate = lambda r: r["totals"]["events"] / r["elapsed_secs"]
 print("## Checkpoints' cost (`bash scripts/checkpoint_bench.sh`)")
 print()
-print(f"Run alternately, {runs} times each, 2 workers, into the transactions table; with "
+print(f"{day}, {cores} cores, load average after the runs {load}, release build. Run "
+      f"alternately, {runs} times each, 2 workers, into the transactions table; with "
       "checkpoints: a job id of its own and a checkpoint every 10 s of rule time.")
 print()
 print("| job | without (events/s, median) | with checkpoints | ratio (target ≥ 0.90) | checkpoints taken |")
