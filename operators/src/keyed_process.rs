@@ -224,16 +224,14 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
             let mut snapshots = snapshots.map(|s| SnapshotState::start(s, key_groups, &mut store));
             // Capabilities at (or below) the tick of the earliest pending timer; a
             // restored state's timers hold the initial ones.
-            let mut timer_caps: Option<[Capability<u64>; 2]> = match store.next_timer() {
-                Some(t) => {
-                    let caps: [Capability<u64>; 2] = match initial.try_into() {
-                        Ok(caps) => caps,
-                        Err(_) => unreachable!("the operator has two outputs"),
-                    };
-                    Some(caps.map(|cap| cap.delayed(&tick_of(t, tick))))
-                }
-                None => None,
-            };
+            let mut initial = initial.into_iter();
+            let mut timer_caps: Option<[Capability<u64>; 2]> =
+                match (store.next_timer(), initial.next(), initial.next()) {
+                    (Some(t), Some(main), Some(side)) => {
+                        Some([main, side].map(|cap| cap.delayed(&tick_of(t, tick))))
+                    }
+                    _ => None,
+                };
             let mut main_buf: Vec<F::Output> = Vec::new();
             let mut side_buf: Vec<F::SideOutput> = Vec::new();
 
