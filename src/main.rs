@@ -8,6 +8,8 @@ mod job_file;
 mod launch;
 mod logging;
 mod plot;
+mod produce_cmd;
+mod progress_bar;
 mod status;
 mod table_cmd;
 
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
             worker_args.launcher_pid,
         ),
         Command::Launch(launch_args) => launch::launch(&launch_args, &args[2..]),
+        Command::Produce(produce_args) => produce_cmd::run(&produce_args),
         Command::Bench(bench_args) => match bench::run(&bench_args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -63,7 +66,10 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
         Some(Command::Run(run_args)) => ("run", &**run_args),
         Some(Command::Worker(worker_args)) => ("worker", &worker_args.run),
         Some(Command::Launch(launch_args)) => ("launch", &launch_args.run),
-        Some(Command::Table(_) | Command::Checkpoints(_) | Command::Bench(_)) | None => {
+        Some(
+            Command::Table(_) | Command::Checkpoints(_) | Command::Bench(_) | Command::Produce(_),
+        )
+        | None => {
             return Ok(cli);
         }
     };

@@ -58,8 +58,15 @@ impl StatusLine {
 /// letters, commits and files.
 fn status_text(t: &Totals, rate: f64) -> String {
     let watermark = t.watermark.map_or_else(|| "end".to_owned(), format_millis);
+    let waiting = match t.partitions_waiting {
+        0 => String::new(),
+        n => format!(
+            "  waiting for the source: {n} partition{} unreachable",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
     format!(
-        "{} events  {}/s  watermark {watermark}  alerts {}  dead letters {}  commits {}  files {}",
+        "{} events  {}/s  watermark {watermark}  alerts {}  dead letters {}  commits {}  files {}{waiting}",
         group(t.events),
         group(rate as u64),
         group(t.alerts),

@@ -11,6 +11,7 @@ use tidelake_sinks::parquet::WriterOptions;
 use crate::sources::csv::CsvSource;
 use crate::sources::generator::{GeneratorConfig, GeneratorSource};
 use crate::sources::jsonl::JsonlSource;
+use crate::sources::kafka::{KafkaConfig, KafkaSource, KafkaStart};
 use crate::sources::operator::TimeMode;
 use crate::sources::walkthrough::{WalkthroughConfig, WalkthroughSource};
 use crate::sources::{Source, SourceError};
@@ -39,6 +40,8 @@ pub enum SourceConfig {
         /// Byte range each file is split into.
         split_size: u64,
     },
+    /// Kafka topics.
+    Kafka(KafkaConfig),
 }
 
 impl SourceConfig {
@@ -67,6 +70,21 @@ impl SourceConfig {
                 ("--count", count(w.count)),
                 ("--rate", rate(w.rate)),
             ],
+            SourceConfig::Kafka(k) => {
+                let start = match k.start {
+                    KafkaStart::Earliest => "earliest".to_owned(),
+                    KafkaStart::Latest => "latest".to_owned(),
+                    KafkaStart::Time(ms) => format_millis(ms),
+                };
+                vec![
+                    ("--source", "kafka".into()),
+                    ("--kafka-brokers", k.brokers.clone()),
+                    ("--kafka-topic", k.topics.join(" ")),
+                    ("--kafka-format", k.format.name().into()),
+                    ("--kafka-start", start),
+                    ("--kafka-bounded", k.bounded.to_string()),
+                ]
+            }
             SourceConfig::Csv { inputs, split_size }
             | SourceConfig::Jsonl { inputs, split_size } => {
                 let kind = if matches!(self, SourceConfig::Csv { .. }) {
@@ -99,7 +117,9 @@ impl SourceConfig {
                 })
                 .cloned()
                 .collect(),
-            SourceConfig::Generator(_) | SourceConfig::Walkthrough(_) => Vec::new(),
+            SourceConfig::Generator(_) | SourceConfig::Walkthrough(_) | SourceConfig::Kafka(_) => {
+                Vec::new()
+            }
         }
     }
 
@@ -114,6 +134,7 @@ impl SourceConfig {
             SourceConfig::Jsonl { inputs, split_size } => {
                 Arc::new(JsonlSource::new(inputs, *split_size)?)
             }
+            SourceConfig::Kafka(config) => Arc::new(KafkaSource::new(config.clone())?),
         })
     }
 }
@@ -410,7 +431,7 @@ impl JobConfig {
             .source
             .cluster_settings()
             .into_iter()
-            .filter(|(name, _)| *name != "--rate")
+            .filter(|(name, _)| !matches!(*name, "--rate" | "--kafka-bounded"))
             .chain(
                 self.cluster_settings()
                     .into_iter()

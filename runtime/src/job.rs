@@ -84,6 +84,7 @@ impl JobError {
     /// cluster process cannot listen, [`EXIT_FAILED`] for the rest.
     pub fn exit_code(&self) -> u8 {
         match self {
+            JobError::Source(SourceError::Unreachable { .. }) => EXIT_FAILED,
             JobError::Config(_)
             | JobError::Source(_)
             | JobError::Monitor(_)
@@ -220,6 +221,7 @@ impl<R: SourceRecord> Job<R> {
             return Err(ConfigError::SingleProcessOnly(why).into());
         }
         let mut rule = self.pipeline.settings();
+        rule.extend(source.settings());
         let lateness = self.pipeline.allowed_lateness();
         if lateness > 0 {
             rule.push(("allowed lateness".to_owned(), format!("{lateness}ms")));

@@ -46,6 +46,7 @@ pub mod dead_letter;
 pub mod fault_injection;
 pub mod job;
 pub mod jobs;
+pub mod kafka;
 pub mod lake;
 pub mod latency;
 pub mod metrics;

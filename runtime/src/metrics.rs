@@ -49,6 +49,9 @@ pub struct WorkerMetrics {
     pub epochs_skipped: AtomicU64,
     /// Rows of those epochs.
     pub rows_skipped: AtomicU64,
+    /// Source partitions of the worker that cannot be read now (their server is
+    /// unreachable).
+    pub partitions_waiting: AtomicU64,
     /// Records the worker's source emitted that the end of the dataflow has not passed
     /// yet (`u64::MAX` once its input ended: the job is draining). The stall watchdog's
     /// "input is pending".
@@ -90,6 +93,7 @@ impl Default for WorkerMetrics {
             bytes: AtomicU64::default(),
             epochs_skipped: AtomicU64::default(),
             rows_skipped: AtomicU64::default(),
+            partitions_waiting: AtomicU64::default(),
             in_flight: AtomicU64::default(),
             progress: AtomicU64::default(),
             dead_letters_by_reason: Default::default(),
@@ -177,6 +181,9 @@ pub struct Totals {
     pub epochs_skipped: u64,
     /// Rows of the epochs skipped.
     pub rows_skipped: u64,
+    /// Source partitions that cannot be read now (their server is unreachable).
+    #[serde(default)]
+    pub partitions_waiting: u64,
     /// The least source watermark over workers still reading (`None` when all ended).
     pub watermark: Option<u64>,
     /// Records accepted per worker, by local worker index.
@@ -247,6 +254,7 @@ impl Metrics {
             totals.bytes += load(&w.bytes);
             totals.epochs_skipped += load(&w.epochs_skipped);
             totals.rows_skipped += load(&w.rows_skipped);
+            totals.partitions_waiting += load(&w.partitions_waiting);
             totals.events_per_worker.push(load(&w.events));
             let wm = load(&w.watermark);
             if wm != u64::MAX {
@@ -272,6 +280,7 @@ impl Totals {
         self.bytes += other.bytes;
         self.epochs_skipped += other.epochs_skipped;
         self.rows_skipped += other.rows_skipped;
+        self.partitions_waiting += other.partitions_waiting;
         self.state_keys += other.state_keys;
         self.state_bytes += other.state_bytes;
         self.events_per_worker.extend(&other.events_per_worker);

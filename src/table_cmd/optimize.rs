@@ -5,9 +5,7 @@
 //! Exit codes: 0 when done, even if some partitions were given up (the report names
 //! them and why); 2 for a bad argument or a missing table; 1 for any other error.
 
-use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use clap::Args;
 use tidelake_sinks::delta::maintenance::optimize::{
@@ -19,6 +17,7 @@ use super::{
     Align, TableOptions, TextTable, count, format_size, partition_name, print_json, print_out,
 };
 use crate::flags::parse_size_arg;
+use crate::progress_bar::ProgressBar;
 use crate::status::group;
 use tidelake_runtime::job::EXIT_FAILED;
 
@@ -77,8 +76,11 @@ pub async fn show_optimize(
     args: &OptimizeArgs,
 ) -> Result<ExitCode, DeltaError> {
     let table = DeltaTable::open_existing_url(&options.url)?;
-    let mut bar = ProgressBar::new(std::io::stderr().is_terminal());
-    let result = optimize(&table, &args.options(), &mut |p| bar.show(&p)).await;
+    let mut bar = ProgressBar::on_terminal();
+    let result = optimize(&table, &args.options(), &mut |p| {
+        show_progress(&mut bar, &p)
+    })
+    .await;
     bar.clear();
     match result {
         Ok(report) => {
@@ -180,54 +182,22 @@ fn report_text(url: &str, args: &OptimizeArgs, report: &OptimizeReport) -> Strin
     text
 }
 
-/// A one-line progress bar on stderr, redrawn at most every 100 ms; silent when stderr
-/// is not a terminal.
-struct ProgressBar {
-    enabled: bool,
-    last: Option<Instant>,
-}
-
-impl ProgressBar {
-    const WIDTH: usize = 30;
-    const EVERY: Duration = Duration::from_millis(100);
-
-    fn new(enabled: bool) -> Self {
-        ProgressBar {
-            enabled,
-            last: None,
-        }
-    }
-
-    fn show(&mut self, progress: &Progress) {
-        let done = progress.partitions_done == progress.partitions;
-        if !self.enabled || (!done && self.last.is_some_and(|t| t.elapsed() < Self::EVERY)) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let fraction = if progress.bytes == 0 {
-            1.0
-        } else {
-            progress.bytes_read as f64 / progress.bytes as f64
-        };
-        let filled = ((fraction * Self::WIDTH as f64) as usize).min(Self::WIDTH);
-        let _ = write!(
-            std::io::stderr().lock(),
-            "\r\x1b[2K[{}{}] {:3.0}% {}/{} partitions, {} of {}",
-            "#".repeat(filled),
-            "-".repeat(Self::WIDTH - filled),
-            fraction * 100.0,
-            progress.partitions_done,
-            progress.partitions,
-            format_size(progress.bytes_read),
-            format_size(progress.bytes),
-        );
-    }
-
-    fn clear(&self) {
-        if self.enabled && self.last.is_some() {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
-        }
-    }
+/// Draws optimize's progress: the share of bytes read, and partitions done.
+fn show_progress(bar: &mut ProgressBar, progress: &Progress) {
+    let done = progress.partitions_done == progress.partitions;
+    let fraction = if progress.bytes == 0 {
+        1.0
+    } else {
+        progress.bytes_read as f64 / progress.bytes as f64
+    };
+    let text = format!(
+        "{}/{} partitions, {} of {}",
+        progress.partitions_done,
+        progress.partitions,
+        format_size(progress.bytes_read),
+        format_size(progress.bytes),
+    );
+    bar.show(Some(fraction), &text, done);
 }
 
 #[cfg(test)]

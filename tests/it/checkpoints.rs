@@ -22,7 +22,7 @@ use crate::support::{Rng, assert_exit, describe, tidelake};
 
 /// How a run is started: `tidelake run` with some workers, or a launched cluster.
 #[derive(Clone, Copy, Debug)]
-enum Layout {
+pub(crate) enum Layout {
     /// One process of `workers` workers.
     Run(usize),
     /// `processes` processes of `workers` workers each.
@@ -30,7 +30,7 @@ enum Layout {
 }
 
 impl Layout {
-    fn args(self) -> Vec<String> {
+    pub(crate) fn args(self) -> Vec<String> {
         match self {
             Layout::Run(w) => vec!["run".into(), "--workers".into(), w.to_string()],
             Layout::Launch(p, w) => vec![
@@ -46,7 +46,7 @@ impl Layout {
 
 /// How a run is ended early.
 #[derive(Clone, Debug)]
-enum Kill {
+pub(crate) enum Kill {
     /// `kill -9` after this long (of the process, or of one process of a cluster, or
     /// of its launcher, chosen by the seed).
     After(Duration, u64),
@@ -55,7 +55,7 @@ enum Kill {
 }
 
 /// The outputs of one job id in a test's directory.
-fn outputs(id: &str) -> Vec<String> {
+pub(crate) fn outputs(id: &str) -> Vec<String> {
     [
         "--job-id".to_owned(),
         id.to_owned(),
@@ -75,14 +75,14 @@ fn outputs(id: &str) -> Vec<String> {
 }
 
 /// A running `tidelake` whose stderr lines arrive on a channel; killed if dropped.
-struct Running {
+pub(crate) struct Running {
     child: Option<Child>,
     lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    pub(crate) seen: Vec<String>,
 }
 
 impl Running {
-    fn start(dir: &Path, args: &[String], env: &[(String, String)]) -> Running {
+    pub(crate) fn start(dir: &Path, args: &[String], env: &[(String, String)]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidelake"))
             .args(args)
             .current_dir(dir)
@@ -108,7 +108,7 @@ impl Running {
     }
 
     /// Takes the stderr lines that have arrived.
-    fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         while let Ok(line) = self.lines.try_recv() {
             self.seen.push(line);
         }
@@ -116,7 +116,11 @@ impl Running {
 
     /// Waits until the process exits or `until` holds of a line, for at most `limit`.
     /// Returns the exit status if it exited.
-    fn watch(&mut self, limit: Duration, until: impl Fn(&str) -> bool) -> Option<ExitStatus> {
+    pub(crate) fn watch(
+        &mut self,
+        limit: Duration,
+        until: impl Fn(&str) -> bool,
+    ) -> Option<ExitStatus> {
         let started = Instant::now();
         while started.elapsed() < limit {
             let before = self.seen.len();
@@ -138,19 +142,19 @@ impl Running {
     }
 
     /// The pids of a launch's processes, from the launcher's lines.
-    fn process_pids(&self) -> Vec<u32> {
+    pub(crate) fn process_pids(&self) -> Vec<u32> {
         self.seen
             .iter()
             .filter_map(|l| l.split(": pid ").nth(1)?.split(',').next()?.parse().ok())
             .collect()
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Waits for the process to exit; returns its status and stderr.
-    fn finish(mut self) -> (ExitStatus, String) {
+    pub(crate) fn finish(mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("running");
         let status = child.wait().expect("wait");
         // The reader thread ends with the pipe.
@@ -180,7 +184,7 @@ impl Drop for Running {
     }
 }
 
-fn signal(pid: u32, name: &str) {
+pub(crate) fn signal(pid: u32, name: &str) {
     // A process that has exited already is no error.
     let _ = Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
@@ -190,7 +194,7 @@ fn signal(pid: u32, name: &str) {
 
 /// Runs the job `args` in `dir`, killing it as `kills` says, one kill per run, then
 /// once more to its end; returns each run's stderr, the last one's exit status 0.
-fn run_with_kills(
+pub(crate) fn run_with_kills(
     dir: &Path,
     args: &[String],
     env: &[(String, String)],
@@ -261,14 +265,14 @@ fn run_with_kills(
 
 /// What a finished job wrote: its tables' rows, its alerts and dead letters, sorted.
 #[derive(Debug, PartialEq)]
-struct Written {
-    transactions: Vec<String>,
-    alerts_table: Vec<String>,
-    alerts: Vec<String>,
-    dead_letters: Vec<String>,
+pub(crate) struct Written {
+    pub(crate) transactions: Vec<String>,
+    pub(crate) alerts_table: Vec<String>,
+    pub(crate) alerts: Vec<String>,
+    pub(crate) dead_letters: Vec<String>,
 }
 
-fn written(python: &Python, dir: &Path, id: &str) -> Written {
+pub(crate) fn written(python: &Python, dir: &Path, id: &str) -> Written {
     let table = |name: &str| sorted_rows(python, dir.join(id).join(name).display().to_string());
     Written {
         transactions: table("transactions"),
@@ -279,7 +283,7 @@ fn written(python: &Python, dir: &Path, id: &str) -> Written {
 }
 
 /// The rows of the table at `url`, as delta-rs reads them, each a JSON object, sorted.
-fn sorted_rows(python: &Python, url: String) -> Vec<String> {
+pub(crate) fn sorted_rows(python: &Python, url: String) -> Vec<String> {
     let mut rows: Vec<String> = python
         .read(&url, &[])
         .rows
@@ -291,14 +295,14 @@ fn sorted_rows(python: &Python, url: String) -> Vec<String> {
 }
 
 /// The lines of the file at `path` (none if there is no file), sorted.
-fn sorted_lines(path: &Path) -> Vec<String> {
+pub(crate) fn sorted_lines(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     lines.sort();
     lines
 }
 
-fn assert_same(got: &Written, want: &Written, what: &str) {
+pub(crate) fn assert_same(got: &Written, want: &Written, what: &str) {
     assert!(want.alerts.len() > 5, "{what}: the input raises alerts");
     same_lines(&got.transactions, &want.transactions, what, "table rows");
     same_lines(&got.alerts_table, &want.alerts_table, what, "alerts table");
@@ -307,7 +311,7 @@ fn assert_same(got: &Written, want: &Written, what: &str) {
 }
 
 /// Asserts that two sorted lists are equal, naming a few lines each has more of.
-fn same_lines(got: &[String], want: &[String], what: &str, which: &str) {
+pub(crate) fn same_lines(got: &[String], want: &[String], what: &str, which: &str) {
     if got == want {
         return;
     }
@@ -337,7 +341,7 @@ fn same_lines(got: &[String], want: &[String], what: &str, which: &str) {
 }
 
 /// The uninterrupted reference run of `job` (no checkpoints) as job id `ref`.
-fn reference(dir: &Path, job: &[String]) -> Written {
+pub(crate) fn reference(dir: &Path, job: &[String]) -> Written {
     let mut args: Vec<String> = Layout::Run(2).args();
     args.extend(job.iter().cloned());
     args.extend(outputs("ref"));
@@ -398,7 +402,7 @@ fn reference_records(dir: &Path) -> u64 {
 }
 
 /// `n` kills at seeded random moments within `max_ms`.
-fn random_kills(seed: u64, n: usize, max_ms: u64) -> Vec<Kill> {
+pub(crate) fn random_kills(seed: u64, n: usize, max_ms: u64) -> Vec<Kill> {
     let mut rng = Rng(seed);
     (0..n)
         .map(|_| Kill::After(Duration::from_millis(rng.range(150, max_ms)), rng.next()))

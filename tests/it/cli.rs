@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::{AlertLine, assert_exit, describe, parse_lines, read_alerts, tidelake};
+use crate::support::{AlertLine, assert_exit, describe, group, parse_lines, read_alerts, tidelake};
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -220,17 +220,6 @@ fn no_arguments_runs_the_generator_and_prints_alerts() {
         stderr.contains(&format!(" {} alerts", group(alerts.len()))),
         "{stderr}"
     );
-}
-
-/// `1234567` as `1,234,567`, as the summary writes counts.
-fn group(n: usize) -> String {
-    let digits: Vec<char> = n.to_string().chars().collect();
-    let groups: Vec<String> = digits
-        .rchunks(3)
-        .rev()
-        .map(|chunk| chunk.iter().collect())
-        .collect();
-    groups.join(",")
 }
 
 /// Alerts from 4 workers on stdout are whole JSON lines, the same as 1 worker's in a

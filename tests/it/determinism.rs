@@ -73,7 +73,9 @@ fn generated(config: &GeneratorConfig) -> Vec<Tx> {
             match status {
                 ReadStatus::Done => break,
                 ReadStatus::More => {}
-                ReadStatus::Idle => panic!("an unthrottled generator went idle"),
+                ReadStatus::Idle | ReadStatus::Waiting => {
+                    panic!("an unthrottled generator went idle")
+                }
             }
         }
     }

@@ -16,6 +16,8 @@ mod delta_sink;
 mod determinism;
 mod fraud_rule;
 mod job_identity;
+mod kafka;
+mod kafka_broker;
 mod monitor;
 mod moto;
 mod optimize;

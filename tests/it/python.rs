@@ -158,6 +158,17 @@ impl Python {
         out.rows
     }
 
+    /// The rows of the transactions table at `url` as delta-rs reads them, sorted,
+    /// each `accountId TAB ts_ms TAB amount bits TAB alert` (for tables too big for
+    /// [`read`](Self::read)).
+    pub fn transaction_lines(&self, url: &str) -> Vec<String> {
+        let out = tempfile::NamedTempFile::new().expect("temp file");
+        let path = out.path().display().to_string();
+        let _: Value = self.run(&["rows-file", url, &path]);
+        let text = std::fs::read_to_string(out.path()).expect("rows file");
+        text.lines().map(str::to_owned).collect()
+    }
+
     /// The table at `url` as delta-rs, pyarrow and polars read it, with the
     /// `transaction_version` of each of `app_ids`.
     pub fn read(&self, url: &str, app_ids: &[&str]) -> TableRead {

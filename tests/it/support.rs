@@ -254,3 +254,14 @@ pub fn free_port() -> u16 {
         .map(|addr| addr.port())
         .expect("bind 127.0.0.1:0 to find a free port")
 }
+
+/// `1234567` as `1,234,567`, as the summary writes counts.
+pub fn group(n: usize) -> String {
+    let digits: Vec<char> = n.to_string().chars().collect();
+    let groups: Vec<String> = digits
+        .rchunks(3)
+        .rev()
+        .map(|chunk| chunk.iter().collect())
+        .collect();
+    groups.join(",")
+}

@@ -5,6 +5,10 @@
 Every sub-command prints exactly one JSON document on stdout and exits 0; on any error
 it prints a traceback on stderr and exits non-zero.
 
+    delta_read.py rows-file URL OUT
+        The transactions table's rows, sorted, one `accountId TAB ts_ms TAB amount bits
+        TAB alert` line each, written to OUT: {"rows": int}
+
     delta_read.py read URL [--app-id ID]... [--version V]
         The table as readers see it:
         {"version": int,
@@ -247,6 +251,31 @@ def read(args):
     }
 
 
+def rows_file(args):
+    """Writes the transactions table's rows to OUT as sorted lines
+    `accountId TAB ts_ms TAB amount's IEEE-754 bits TAB alert` (big tables, compared
+    line by line by the caller)."""
+    import struct
+
+    table = open_table(args.url).to_pyarrow_table()
+    micros = table.column("dt").cast("int64").to_pylist()
+    lines = [
+        "%s\t%d\t%d\t%s" % (a, us // 1000, struct.unpack("<q", struct.pack("<d", x))[0], str(al).lower())
+        for a, us, x, al in zip(
+            table.column("accountId").to_pylist(),
+            micros,
+            table.column("amount").to_pylist(),
+            table.column("alert").to_pylist(),
+        )
+    ]
+    lines.sort()
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+        if lines:
+            f.write("\n")
+    return {"rows": len(lines)}
+
+
 def dataset(args):
     import pyarrow.dataset as ds
 
@@ -360,6 +389,10 @@ def main():
     a.add_argument("--start-ms", type=int, default=START_MS)
     a.add_argument("--accounts", type=int, default=7)
     a.set_defaults(run=append)
+    rf = sub.add_parser("rows-file")
+    rf.add_argument("url")
+    rf.add_argument("out")
+    rf.set_defaults(run=rows_file)
     d = sub.add_parser("dataset")
     d.add_argument("dir")
     d.set_defaults(run=dataset)

@@ -128,6 +128,11 @@ const WORKER_COUNTERS: &[WorkerCounter] = &[
 type WorkerGauge = (&'static str, &'static str, fn(&WorkerMetrics) -> i64);
 
 const WORKER_GAUGES: &[WorkerGauge] = &[
+    (
+        "source_partitions_waiting",
+        "Source partitions of the worker that cannot be read now (their server is unreachable)",
+        |w| load(&w.partitions_waiting) as i64,
+    ),
     ("rule_state_keys", "Keys in the worker's rule state", |w| {
         load(&w.state_keys_now) as i64
     }),

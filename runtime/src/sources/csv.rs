@@ -211,6 +211,47 @@ impl CsvFormat {
     }
 }
 
+impl CsvFormat {
+    /// Parses one whole record held in memory (a message value): blank, a transaction,
+    /// or why not. A value never counts as a header.
+    pub(crate) fn parse_record(&mut self, raw: &[u8]) -> Outcome {
+        let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if is_blank(raw) {
+            return Outcome::Blank;
+        }
+        let not_first = Line {
+            offset: 1,
+            newlines: 0,
+        };
+        if memchr::memchr(b'"', raw).is_none() {
+            return parse_plain(not_first, raw);
+        }
+        if let Err(e) = std::str::from_utf8(raw) {
+            return not_utf8(e);
+        }
+        self.core.reset();
+        let mut state = Quoted {
+            out: 0,
+            nends: 0,
+            complete: false,
+        };
+        self.feed(raw, &mut state);
+        if !self.feed(b"\n", &mut state) {
+            return Outcome::Invalid(
+                Reason::Parse,
+                "a quoted field is not closed before the end of the message".to_owned(),
+            );
+        }
+        let ends = &self.ends[..state.nends];
+        let field = |i: usize| &self.fields[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+        match ends.len() {
+            3 => fields_outcome(not_first, [field(0), field(1), field(2)]),
+            n => wrong_field_count(n),
+        }
+    }
+}
+
 /// Parses a line without quotes.
 fn parse_plain(line: Line, raw: &[u8]) -> Outcome {
     if let Err(e) = std::str::from_utf8(raw) {

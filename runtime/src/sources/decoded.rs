@@ -36,6 +36,7 @@ where
         )),
         SourceConfig::Generator(_) => Err(makes_transactions::<R>("generator")),
         SourceConfig::Walkthrough(_) => Err(makes_transactions::<R>("walkthrough")),
+        SourceConfig::Kafka(_) => Err(makes_transactions::<R>("kafka")),
     }
 }
 

@@ -920,7 +920,9 @@ pub(crate) mod testing {
                     match reader.read(max, &mut emit).expect("read") {
                         ReadStatus::More => {}
                         ReadStatus::Done => break,
-                        ReadStatus::Idle => panic!("a file partition is never idle"),
+                        ReadStatus::Idle | ReadStatus::Waiting => {
+                            panic!("a file partition is never idle")
+                        }
                     }
                 }
                 batch

@@ -621,7 +621,9 @@ mod tests {
             match reader.read(max, &mut emit).expect("reads") {
                 ReadStatus::Done => return out,
                 ReadStatus::More => {}
-                ReadStatus::Idle => panic!("an unthrottled generator is never idle"),
+                ReadStatus::Idle | ReadStatus::Waiting => {
+                    panic!("an unthrottled generator is never idle")
+                }
             }
         }
     }

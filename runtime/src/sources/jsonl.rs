@@ -54,8 +54,8 @@ impl RecordFormat for JsonlFormat {
     }
 }
 
-/// Parses and validates one line.
-fn parse(raw: &[u8]) -> Result<Transaction, validate::Invalid> {
+/// Parses and validates one line (or message value).
+pub(crate) fn parse(raw: &[u8]) -> Result<Transaction, validate::Invalid> {
     let text = std::str::from_utf8(raw).map_err(|e| {
         (
             Reason::Encoding,

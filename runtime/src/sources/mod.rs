@@ -11,13 +11,15 @@
 //! its event time, its check, and how each configured source decodes it); `R` is
 //! [`Transaction`] unless said otherwise. Readers: [`generator`], [`walkthrough`],
 //! [`csv`] and [`jsonl`] files of transactions (split into fixed byte ranges by
-//! [`files`]), and CSV and JSON-lines files of any serde record type ([`decoded`]).
+//! [`files`]), CSV and JSON-lines files of any serde record type ([`decoded`]), and
+//! [`kafka`] topics.
 
 pub mod csv;
 pub mod decoded;
 pub mod files;
 pub mod generator;
 pub mod jsonl;
+pub mod kafka;
 pub mod operator;
 mod progress;
 pub mod record;
@@ -41,6 +43,10 @@ pub enum ReadStatus {
     More,
     /// Nothing to read now (an unbounded source waiting for input, or a throttled rate).
     Idle,
+    /// The partition cannot be read now (its server is unreachable). Unlike an idle
+    /// partition, it keeps holding the watermark back: what it has not read yet is not
+    /// late.
+    Waiting,
     /// The partition is exhausted.
     Done,
 }
@@ -92,6 +98,14 @@ pub enum SourceError {
     /// A source option is invalid.
     #[error("invalid source option: {0}")]
     Config(String),
+    /// A server the source reads from cannot be reached.
+    #[error("cannot reach {what}: {detail}")]
+    Unreachable {
+        /// What (the brokers, a topic partition).
+        what: String,
+        /// Why.
+        detail: String,
+    },
 }
 
 /// A source of records `R` with a fixed number of partitions.
@@ -102,8 +116,19 @@ pub trait Source<R = Transaction>: Send + Sync {
     fn bounded(&self) -> bool;
     /// The name dead letters of `partition` carry as `source` (a file name, `generator`).
     fn source_name(&self, partition: u32) -> String;
+    /// The partition number dead letters of `partition` carry: `partition` itself, or
+    /// for a Kafka source the partition's number in its topic.
+    fn dead_letter_partition(&self, partition: u32) -> u32 {
+        partition
+    }
     /// Opens a reader for `partition`.
     fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader<R>>, SourceError>;
+    /// What the source found when it opened that a run restored from a checkpoint, and
+    /// every process of a cluster, must find the same (a Kafka topic's partition count:
+    /// source partitions are numbered over the topics in order).
+    fn settings(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// What the job's summary should say about the source (an input named twice and
     /// read once, …).
     fn notes(&self) -> Vec<String> {

@@ -81,6 +81,10 @@ const READ_BUDGET: usize = 65_536;
 struct Partition<R> {
     index: u32,
     name: String,
+    /// The partition number its dead letters carry ([`Source::dead_letter_partition`]).
+    number: u32,
+    /// Its last read said [`ReadStatus::Waiting`].
+    waiting: bool,
     reader: Box<dyn PartitionReader<R>>,
     watermark: Watermark,
     /// What the partition holds the watermark at before its first record.
@@ -299,7 +303,7 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
                 let max = settings.batch_size.min(budget);
                 let mut emit = Emitter::new(
                     &part.name,
-                    part.index,
+                    part.number,
                     rule_time,
                     &mut part.watermark,
                     floor,
@@ -312,7 +316,7 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
                     Err(e) => {
                         control.fail(format!(
                             "source {} (partition {}): {e}",
-                            part.name, part.index
+                            part.name, part.number
                         ));
                         finish(&mut caps);
                         return;
@@ -351,12 +355,24 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
                 if read > 0 {
                     part.idle_since = None;
                 }
+                if part.waiting != (status == ReadStatus::Waiting) {
+                    part.waiting = status == ReadStatus::Waiting;
+                    let change = if part.waiting { 1 } else { u64::MAX };
+                    counters
+                        .partitions_waiting
+                        .fetch_add(change, std::sync::atomic::Ordering::Relaxed);
+                }
                 match status {
                     ReadStatus::More => more = true,
                     ReadStatus::Idle => {
                         if read == 0 && part.idle_since.is_none() {
                             part.idle_since = Some(Instant::now());
                         }
+                        skipped[i] = true;
+                    }
+                    ReadStatus::Waiting => {
+                        // Not idle: it holds the watermark until it reads again.
+                        part.idle_since = None;
                         skipped[i] = true;
                     }
                     ReadStatus::Done => part.done = true,
@@ -453,8 +469,9 @@ fn open_partitions<R>(
     let mut parts = Vec::new();
     for index in (0..source.partitions()).filter(|p| *p as usize % peers == worker) {
         let name = source.source_name(index);
+        let number = source.dead_letter_partition(index);
         let fail =
-            |e: crate::sources::SourceError| format!("source {name} (partition {index}): {e}");
+            |e: crate::sources::SourceError| format!("source {name} (partition {number}): {e}");
         let state = restored.and_then(|r| r.partition(index).map(|state| (r, state)));
         let watermark = Watermark::new(bound).with_allowed_lateness(settings.allowed_lateness);
         let (mut reader, watermark, replay, read_before) = match state {
@@ -478,6 +495,8 @@ fn open_partitions<R>(
         parts.push(Partition {
             index,
             name,
+            number,
+            waiting: false,
             reader,
             watermark,
             initial_hold,
@@ -551,6 +570,8 @@ mod tests {
         Partition {
             index: 0,
             name: "test".into(),
+            number: 0,
+            waiting: false,
             reader: Box::new(Silent),
             watermark: Watermark::new(100),
             initial_hold,
