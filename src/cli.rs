@@ -620,7 +620,7 @@ impl RunArgs {
             format: self.kafka_format.into(),
             start: self.kafka_start,
             bounded: self.kafka_bounded,
-            group: self.kafka_group.clone(),
+            group: self.kafka_group.clone().or_else(|| self.job_id.clone()),
             options: self.kafka_option.clone(),
             start_timeout: self.start_timeout,
             timeout: self.kafka_timeout,

@@ -248,6 +248,10 @@ impl<R: SourceRecord> Job<R> {
                 ignore_unusable: config.checkpoints.ignore_unusable,
             })?)),
         };
+        if let Some(checkpoints) = &checkpoints {
+            let source = Arc::clone(&source);
+            checkpoints.on_complete(Box::new(move |resume| source.checkpoint_complete(resume)));
+        }
         let restored = checkpoints.as_ref().and_then(|c| c.restored.as_ref());
         if let Some(restored) = restored {
             let manifest = &restored.manifest;

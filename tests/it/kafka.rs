@@ -79,6 +79,31 @@ fn read_topic(broker: &str, topic: &str) -> Vec<Record> {
     records
 }
 
+/// The offsets group `group` has committed for `topic`, by partition.
+fn committed_offsets(broker: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    let mut list = TopicPartitionList::new();
+    for p in 0..4 {
+        list.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A CSV file of `lines` lines: time in order with many equal timestamps, ids of
 /// several shapes (quoted ones with commas and quotes too), small→large pairs that
 /// alert, and every kind of bad line. Returns the valid transactions (in file order)
@@ -531,6 +556,14 @@ fn an_unbounded_job_killed_three_times_while_the_topic_grows_keeps_every_record_
     );
     logs.push(log);
     assert_like_reference(d, "killed", &logs);
+    // The group (the job id) holds the offsets of the last complete checkpoint: the
+    // topic's ends.
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for record in read_topic(&broker.address(), "live") {
+        let end = ends.entry(record.partition).or_default();
+        *end = (*end).max(record.offset + 1);
+    }
+    assert_eq!(committed_offsets(&broker.address(), "killed", "live"), ends);
 }
 
 /// The uninterrupted reference of what `topic` holds now: a bounded run of it with

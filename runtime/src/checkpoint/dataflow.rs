@@ -24,7 +24,8 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use tidelake_operators::snapshot::holds_boundary;
 
 use super::process::WorkerCheckpoints;
-use super::{CheckpointError, Kind, Manifest, Part, PartEntry};
+use super::{CheckpointError, DurablePart, Kind, Manifest, Part, PartEntry};
+use crate::sources::Position;
 
 /// How often the manifest operator looks again at a committed frontier that holds a
 /// checkpoint back.
@@ -34,19 +35,21 @@ const COMMITTED_POLL: Duration = Duration::from_millis(20);
 pub(crate) fn parts<'s>(
     scope: Scope<'s, u64>,
     worker: Rc<WorkerCheckpoints>,
-) -> StreamVec<'s, u64, PartEntry> {
+) -> StreamVec<'s, u64, DurablePart> {
     let mut builder = OperatorBuilder::new("CheckpointParts".to_owned(), scope);
     let info = builder.operator_info();
     worker.set_parts_operator(scope.activator_for(info.address.clone()));
     let wake = scope.worker().sync_activator_for(info.address.to_vec());
-    let (out, entries) = builder.new_output::<Vec<PartEntry>>();
-    let mut out = OutputBuilder::<_, CapacityContainerBuilder<Vec<PartEntry>>>::from(out);
+    let (out, entries) = builder.new_output::<Vec<DurablePart>>();
+    let mut out = OutputBuilder::<_, CapacityContainerBuilder<Vec<DurablePart>>>::from(out);
     builder.build(move |initial| {
         let mut cap = initial.into_iter().next();
         let (replies_tx, replies) = mpsc::channel::<Result<Vec<PartEntry>, CheckpointError>>();
         // Parts made while a write is under way, written together after it.
         let mut ready: Vec<Part> = Vec::new();
         let mut writing = false;
+        // The resume positions of the parts being written, part by part.
+        let mut resumes: Vec<Vec<(u32, Position)>> = Vec::new();
         move |_frontiers| {
             let Some(held) = cap.as_ref() else { return };
             let shared = &worker.shared;
@@ -62,7 +65,11 @@ pub(crate) fn parts<'s>(
                         if let Some(source) = worker.stop.borrow().source_activator() {
                             source.activate();
                         }
-                        out.session(held).give_iterator(entries.into_iter());
+                        let durable = entries
+                            .into_iter()
+                            .zip(std::mem::take(&mut resumes))
+                            .map(|(entry, resume)| DurablePart { entry, resume });
+                        out.session(held).give_iterator(durable);
                     }
                     Err(e) => worker.control.fail(format!("writing a checkpoint: {e}")),
                 }
@@ -70,6 +77,10 @@ pub(crate) fn parts<'s>(
             // One file at a time: a backlog of parts becomes one file, not one each.
             if !writing && !ready.is_empty() {
                 let parts = thin(std::mem::take(&mut ready), shared.interval);
+                resumes = parts
+                    .iter()
+                    .map(|p| p.sources.iter().map(|s| (s.partition, s.resume)).collect())
+                    .collect();
                 shared
                     .writer
                     .write_parts(shared.attempt, parts, &replies_tx, wake.clone());
@@ -117,7 +128,7 @@ fn thin(parts: Vec<Part>, interval: u64) -> Vec<Part> {
 /// Builds the manifest operator (its input goes to worker 0): see the [module docs](self).
 /// `committed` sees the epochs the sinks have committed.
 pub(crate) fn manifests<'s>(
-    entries: StreamVec<'s, u64, PartEntry>,
+    entries: StreamVec<'s, u64, DurablePart>,
     worker: Rc<WorkerCheckpoints>,
     committed: ProbeHandle<u64>,
 ) {
@@ -126,13 +137,15 @@ pub(crate) fn manifests<'s>(
     let info = builder.operator_info();
     let wake = scope.worker().sync_activator_for(info.address.to_vec());
     let poll = scope.activator_for(info.address.clone());
-    let mut input = builder.new_input(entries, Exchange::new(|_: &PartEntry| 0));
+    let mut input = builder.new_input(entries, Exchange::new(|_: &DurablePart| 0));
     let peers = scope.peers();
     builder.build_reschedule(move |_| {
         let shared = Rc::clone(&worker);
         let (replies_tx, replies) = mpsc::channel::<Result<Manifest, CheckpointError>>();
         // Durable parts by worker, by the upper end of their range.
-        let mut parts: Vec<BTreeMap<u64, PartEntry>> = vec![BTreeMap::new(); peers];
+        let mut parts: Vec<BTreeMap<u64, DurablePart>> = vec![BTreeMap::new(); peers];
+        // The resume positions of the manifest being written.
+        let mut resume: Vec<(u32, Position)> = Vec::new();
         let mut last = shared.shared.restored.as_ref().map_or(0, |r| r.boundary());
         let mut next_id = shared.shared.next_id;
         let mut writing = false;
@@ -142,10 +155,10 @@ pub(crate) fn manifests<'s>(
         move |frontiers| {
             let checkpoints = &shared.shared;
             input.for_each(|_, data| {
-                for entry in data.drain(..) {
-                    arrived.insert(entry.file.clone(), Instant::now());
-                    if let Some(by_hi) = parts.get_mut(entry.worker as usize) {
-                        by_hi.insert(entry.range.1, entry);
+                for part in data.drain(..) {
+                    arrived.insert(part.entry.file.clone(), Instant::now());
+                    if let Some(by_hi) = parts.get_mut(part.entry.worker as usize) {
+                        by_hi.insert(part.entry.range.1, part);
                     }
                 }
             });
@@ -169,6 +182,9 @@ pub(crate) fn manifests<'s>(
                         metrics.rule_time.store(manifest.rule_time, Ordering::Relaxed);
                         metrics.bytes.store(manifest.parts_bytes(), Ordering::Relaxed);
                         metrics.duration.observe(took);
+                        if let Some(hook) = checkpoints.on_complete.get() {
+                            hook(&resume);
+                        }
                         checkpoints.taken(manifest);
                     }
                     Err(e) => shared.control.fail(format!("writing a checkpoint: {e}")),
@@ -196,9 +212,14 @@ pub(crate) fn manifests<'s>(
                             layout: checkpoints.layout,
                             parts: parts
                                 .iter()
-                                .filter_map(|by_hi| covering(by_hi, b).cloned())
+                                .filter_map(|by_hi| covering(by_hi, b).map(|p| p.entry.clone()))
                                 .collect(),
                         };
+                        resume = parts
+                            .iter()
+                            .filter_map(|by_hi| covering(by_hi, b))
+                            .flat_map(|p| p.resume.iter().copied())
+                            .collect();
                         first_part = manifest
                             .parts
                             .iter()
@@ -212,7 +233,7 @@ pub(crate) fn manifests<'s>(
                         }
                         let live: Vec<&String> = parts
                             .iter()
-                            .flat_map(|p| p.values().map(|e| &e.file))
+                            .flat_map(|p| p.values().map(|d| &d.entry.file))
                             .collect();
                         arrived.retain(|file, _| live.contains(&file));
                         checkpoints.writer.write_manifest(
@@ -241,7 +262,7 @@ pub(crate) fn manifests<'s>(
 /// The greatest boundary after `last`, and at most `limit`, that a part of every worker
 /// holds.
 fn newest_covered(
-    parts: &[BTreeMap<u64, PartEntry>],
+    parts: &[BTreeMap<u64, DurablePart>],
     last: u64,
     interval: u64,
     limit: u64,
@@ -270,19 +291,19 @@ fn newest_covered(
 }
 
 /// The part of `by_hi` that holds boundary `b`.
-fn covering(by_hi: &BTreeMap<u64, PartEntry>, b: u64) -> Option<&PartEntry> {
+fn covering(by_hi: &BTreeMap<u64, DurablePart>, b: u64) -> Option<&DurablePart> {
     by_hi
         .range(b..)
         .next()
-        .map(|(_, entry)| entry)
-        .filter(|entry| entry.range.0 < b)
+        .map(|(_, part)| part)
+        .filter(|part| part.entry.range.0 < b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parts(ranges: &[&[(u64, u64)]]) -> Vec<BTreeMap<u64, PartEntry>> {
+    fn parts(ranges: &[&[(u64, u64)]]) -> Vec<BTreeMap<u64, DurablePart>> {
         ranges
             .iter()
             .enumerate()
@@ -298,7 +319,8 @@ mod tests {
                             index: 0,
                             range: (lo, hi),
                         };
-                        (hi, entry)
+                        let resume = Vec::new();
+                        (hi, DurablePart { entry, resume })
                     })
                     .collect()
             })

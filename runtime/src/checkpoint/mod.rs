@@ -145,6 +145,19 @@ pub struct PartEntry {
     pub range: (u64, u64),
 }
 
+/// A part that is durable, as the manifest operator receives it: its entry, and where
+/// each of its source partitions resumes (not in the manifest; handed to the source
+/// once a checkpoint holding the part is complete, [`Source::checkpoint_complete`]).
+///
+/// [`Source::checkpoint_complete`]: crate::sources::Source::checkpoint_complete
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DurablePart {
+    /// The part's entry.
+    pub entry: PartEntry,
+    /// `(source partition, resume position)` of each of the worker's partitions.
+    pub resume: Vec<(u32, crate::sources::Position)>,
+}
+
 /// The manifest of a complete checkpoint: written last, put-if-absent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {

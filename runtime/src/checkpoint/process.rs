@@ -37,7 +37,13 @@ pub(crate) struct Checkpoints {
     pub(crate) next_id: u64,
     /// The checkpoints this run has written.
     pub(crate) taken: Mutex<Taken>,
+    /// Told every source partition's resume position when a checkpoint is complete
+    /// (in the process that writes the manifests).
+    pub(crate) on_complete: std::sync::OnceLock<CompleteHook>,
 }
+
+/// What is told the resume positions of a complete checkpoint.
+pub(crate) type CompleteHook = Box<dyn Fn(&[(u32, crate::sources::Position)]) + Send + Sync>;
 
 /// The checkpoints a run has written.
 #[derive(Clone, Debug, Default)]
@@ -54,6 +60,11 @@ impl Checkpoints {
         let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
         taken.count += 1;
         taken.last = Some(manifest);
+    }
+
+    /// Tells `hook` the resume positions of every checkpoint completed from now on.
+    pub(crate) fn on_complete(&self, hook: CompleteHook) {
+        let _ = self.on_complete.set(hook);
     }
 
     /// What this run has written so far.

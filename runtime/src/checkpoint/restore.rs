@@ -89,6 +89,7 @@ pub(crate) fn open(request: Request<'_>) -> Result<Checkpoints, RestoreError> {
         restored,
         next_id,
         taken: Mutex::new(Default::default()),
+        on_complete: std::sync::OnceLock::new(),
     })
 }
 

@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
@@ -154,6 +154,21 @@ struct KafkaPartition {
 pub struct KafkaSource {
     config: KafkaConfig,
     partitions: Vec<KafkaPartition>,
+    /// Commits complete checkpoints' offsets under the group (made at the first), and
+    /// the last offsets committed.
+    group: std::sync::Mutex<Option<(BaseConsumer<KafkaContext>, TopicPartitionList)>>,
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        // The last checkpoint's offsets are committed before the job exits.
+        let group = self.group.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some((consumer, last)) = group.take()
+            && let Err(e) = consumer.commit(&last, CommitMode::Sync)
+        {
+            tracing::debug!("Kafka group: committing offsets: {e}");
+        }
+    }
 }
 
 impl KafkaSource {
@@ -241,7 +256,11 @@ impl KafkaSource {
         if u32::try_from(partitions.len()).is_err() {
             return Err(SourceError::Config("too many Kafka partitions".to_owned()));
         }
-        Ok(KafkaSource { config, partitions })
+        Ok(KafkaSource {
+            config,
+            partitions,
+            group: std::sync::Mutex::new(None),
+        })
     }
 
     fn partition(&self, partition: u32) -> Result<&KafkaPartition, SourceError> {
@@ -311,6 +330,49 @@ impl Source for KafkaSource {
             })
             .collect();
         vec![("Kafka partitions".to_owned(), counts.join(" "))]
+    }
+
+    fn checkpoint_complete(&self, resume: &[(u32, Position)]) {
+        let Some(group) = &self.config.group else {
+            return;
+        };
+        let mut list = TopicPartitionList::new();
+        for (partition, position) in resume {
+            let Ok(part) = self.partition(*partition) else {
+                continue;
+            };
+            let offset = Offset::Offset(i64::try_from(position.offset).unwrap_or(i64::MAX));
+            if list
+                .add_partition_offset(&part.topic, part.partition, offset)
+                .is_err()
+            {
+                return;
+            }
+        }
+        let mut consumer = self.group.lock().unwrap_or_else(|e| e.into_inner());
+        if consumer.is_none() {
+            let mut client =
+                crate::kafka::client_config(&self.config.brokers, &self.config.options);
+            client
+                .set("group.id", group)
+                .set("enable.auto.commit", "false");
+            match client.create_with_context(KafkaContext) {
+                Ok(created) => *consumer = Some((created, TopicPartitionList::new())),
+                Err(e) => {
+                    tracing::warn!("Kafka group {group}: cannot commit offsets: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some((consumer, last)) = consumer.as_mut() {
+            // For lag monitoring only: a failed commit is retried with the next checkpoint.
+            if let Err(e) = consumer.commit(&list, CommitMode::Async) {
+                tracing::debug!("Kafka group {group}: committing offsets: {e}");
+            }
+            // Serves the answers of earlier commits.
+            let _ = consumer.poll(Duration::ZERO);
+            *last = list;
+        }
     }
 
     fn dead_letter_partition(&self, partition: u32) -> u32 {

@@ -129,6 +129,13 @@ pub trait Source<R = Transaction>: Send + Sync {
     fn settings(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// Called, in the process that writes the checkpoints' manifests, when a checkpoint
+    /// is complete, with where each partition resumes from it (`(partition, position)`).
+    /// The Kafka source commits them as its consumer group's offsets, for lag
+    /// monitoring; the job never reads them back.
+    fn checkpoint_complete(&self, resume: &[(u32, Position)]) {
+        let _ = resume;
+    }
     /// What the job's summary should say about the source (an input named twice and
     /// read once, …).
     fn notes(&self) -> Vec<String> {
