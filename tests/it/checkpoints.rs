@@ -245,7 +245,10 @@ pub(crate) fn run_with_kills(
             }
         };
         let (status, log) = running.finish();
-        if exited.is_some() {
+        // A kill at a moment can come as the job ends by itself: the process it hits has
+        // exited 0 already (a launch's process), and so does the run.
+        let too_late = matches!(kill, Kill::After(..)) && status.success();
+        if exited.is_some() || too_late {
             // It ended before the kill: nothing more to kill.
             assert!(
                 status.success(),
