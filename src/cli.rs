@@ -14,6 +14,7 @@ use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::config::{
     AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, RuleConfig,
 };
+use tidelake_runtime::kafka::sink::KafkaSinkConfig;
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::sources::kafka::{KafkaConfig, KafkaFormat, KafkaStart};
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
@@ -400,10 +401,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Processing")]
     pub velocity_window: Option<Duration>,
 
-    /// Where alerts go as JSON lines: `-` for stdout, or a file.
+    /// Where alerts go as JSON lines: `-` for stdout, or a file; or as JSON values keyed
+    /// by account id to a Kafka topic, exactly once: `kafka://HOST:PORT[,..]/TOPIC`.
     #[arg(
         long,
-        value_name = "-|FILE",
+        value_name = "-|FILE|kafka://HOST:PORT/TOPIC",
         default_value = "-",
         help_heading = "Outputs"
     )]
@@ -419,6 +421,10 @@ pub struct RunArgs {
     /// Also write every enriched transaction as JSON lines to FILE.
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub enriched: Option<PathBuf>,
+    /// Also write every enriched transaction, as JSON keyed by account id, to a Kafka
+    /// topic `kafka://HOST:PORT[,HOST:PORT]/TOPIC`, exactly once (docs/kafka.md).
+    #[arg(long, value_name = "kafka://HOST:PORT/TOPIC", help_heading = "Outputs")]
+    pub transactions_topic: Option<String>,
     /// Do not print the live status line (it is shown only when stderr is a terminal).
     #[arg(long, help_heading = "Outputs")]
     pub quiet: bool,
@@ -597,6 +603,18 @@ impl SourceArgs {
 }
 
 impl RunArgs {
+    /// The Kafka sink `url` names, with the Kafka client flags.
+    fn kafka_sink(&self, url: &str) -> Result<KafkaSinkConfig, String> {
+        let mut sink = KafkaSinkConfig::parse(url).unwrap_or_else(|| {
+            Err(format!(
+                "{url}: a Kafka topic is kafka://HOST:PORT[,HOST:PORT]/TOPIC"
+            ))
+        })?;
+        sink.options = self.kafka_option.clone();
+        sink.timeout = self.kafka_timeout;
+        Ok(sink)
+    }
+
     /// The source these flags describe: [`SourceArgs::config`], or Kafka topics.
     fn source_config(&self) -> Result<SourceConfig, String> {
         let is_kafka = self.source.kind == SourceKind::Kafka;
@@ -642,8 +660,14 @@ impl RunArgs {
         config.idle_timeout = self.idle_timeout;
         config.alerts = match self.alerts.as_str() {
             "-" => AlertOutput::Stdout,
+            url if url.starts_with("kafka://") => AlertOutput::Kafka(self.kafka_sink(url)?),
             path => AlertOutput::File(PathBuf::from(path)),
         };
+        config.transactions_topic = self
+            .transactions_topic
+            .as_deref()
+            .map(|url| self.kafka_sink(url))
+            .transpose()?;
         config.dead_letters = self.dead_letters.clone();
         config.enriched = self.enriched.clone();
         config.lake = LakeConfig {

@@ -124,7 +124,10 @@ impl Launch {
         let started = Instant::now();
         let alerts: AlertsOutput = Arc::new(Mutex::new(match self.run.alerts.as_str() {
             // With checkpoints process 0 writes the file; its stdout carries nothing.
-            path if path == "-" || self.checkpoints => Box::new(std::io::stdout()),
+            // A Kafka topic is written by the processes themselves.
+            path if path == "-" || self.checkpoints || path.starts_with("kafka://") => {
+                Box::new(std::io::stdout())
+            }
             path => Box::new(BufWriter::new(
                 File::create(path).with_context(|| format!("cannot create {path}"))?,
             )),
@@ -221,7 +224,10 @@ impl Launch {
         } else {
             // Each process writes its own, merged when they end; a launch id is fresh
             // per launch, so no checkpoint of it would ever be restored.
-            command.args(["--alerts", "-", "--no-checkpoints"]);
+            if !self.run.alerts.starts_with("kafka://") {
+                command.args(["--alerts", "-"]);
+            }
+            command.arg("--no-checkpoints");
             command
                 .arg("--dead-letters")
                 .arg(part(&self.dir, "dead-letters", index));

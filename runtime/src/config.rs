@@ -8,6 +8,7 @@ use std::time::Duration;
 use tidelake_operators::time::format_millis;
 use tidelake_sinks::parquet::WriterOptions;
 
+use crate::kafka::sink::KafkaSinkConfig;
 use crate::sources::csv::CsvSource;
 use crate::sources::generator::{GeneratorConfig, GeneratorSource};
 use crate::sources::jsonl::JsonlSource;
@@ -162,6 +163,9 @@ pub enum AlertOutput {
     Stdout,
     /// JSON lines in a file.
     File(PathBuf),
+    /// JSON values in a Kafka topic, keyed by account id, exactly once
+    /// (`kafka://HOST:PORT/TOPIC`, [`crate::kafka::sink`]).
+    Kafka(KafkaSinkConfig),
     /// Counted only.
     Discard,
 }
@@ -334,6 +338,9 @@ pub struct JobConfig {
     pub dead_letters: PathBuf,
     /// Where enriched transactions go as JSON lines, if anywhere.
     pub enriched: Option<PathBuf>,
+    /// The Kafka topic enriched transactions go to, exactly once, if any
+    /// (`--transactions-topic`).
+    pub transactions_topic: Option<KafkaSinkConfig>,
     /// Delta tables and Parquet files.
     pub lake: LakeConfig,
     /// The cluster this process is part of (`None`: one process).
@@ -387,6 +394,17 @@ impl JobConfig {
                 })),
             ),
             ("--parquet-dir", some(self.lake.parquet_dir.clone())),
+            (
+                "Kafka alerts",
+                some(match &self.alerts {
+                    AlertOutput::Kafka(kafka) => Some(kafka.url()),
+                    _ => None,
+                }),
+            ),
+            (
+                "--transactions-topic",
+                some(self.transactions_topic.as_ref().map(KafkaSinkConfig::url)),
+            ),
             ("--commit-interval", ms(self.lake.commit_interval_ms)),
             (
                 "--target-file-size",
@@ -450,7 +468,14 @@ impl JobConfig {
     /// The settings a checkpoint records and a restore compares: the job's identity
     /// ([`identity_settings`](Self::identity_settings)) and where it writes.
     pub fn checkpoint_settings(&self, rule: &[(String, String)]) -> Vec<(String, String)> {
-        const OUTPUTS: [&str; 4] = ["--table", "--alerts-table", "named tables", "--parquet-dir"];
+        const OUTPUTS: [&str; 6] = [
+            "--table",
+            "--alerts-table",
+            "named tables",
+            "--parquet-dir",
+            "Kafka alerts",
+            "--transactions-topic",
+        ];
         let mut settings = self.identity_settings(rule);
         settings.extend(
             self.cluster_settings()
@@ -474,6 +499,7 @@ impl JobConfig {
             alerts: AlertOutput::Stdout,
             dead_letters: PathBuf::from("dead-letters.jsonl"),
             enriched: None,
+            transactions_topic: None,
             lake: LakeConfig::default(),
             cluster: None,
             batch_size: 4096,
@@ -551,7 +577,7 @@ impl JobConfig {
         self.validate_checkpoints()?;
         let alerts = match &self.alerts {
             AlertOutput::File(path) => Some(path),
-            AlertOutput::Stdout | AlertOutput::Discard => None,
+            AlertOutput::Stdout | AlertOutput::Discard | AlertOutput::Kafka(_) => None,
         };
         for path in alerts
             .into_iter()

@@ -305,6 +305,12 @@ impl<R: SourceRecord> Job<R> {
             in_cluster: config.cluster.is_some(),
             checkpoints: checkpoints.clone(),
             alerts: outputs.alerts.clone(),
+            kafka_alerts: match &config.alerts {
+                AlertOutput::Kafka(kafka) => Some(kafka.clone()),
+                _ => None,
+            },
+            transactions_topic: config.transactions_topic.clone(),
+            job_id: job_id.clone(),
             dead_letters: Arc::clone(&outputs.dead_letters),
             enriched: outputs.enriched.clone(),
             lake,
@@ -599,7 +605,7 @@ impl Outputs {
                 AlertOutput::Stdout if writes => Some(JsonLinesWriter::stdout()),
                 AlertOutput::Stdout => Some(open(ALERTS_OUTPUT, Path::new("stdout"))?),
                 AlertOutput::File(path) => Some(open(ALERTS_OUTPUT, path)?),
-                AlertOutput::Discard => None,
+                AlertOutput::Discard | AlertOutput::Kafka(_) => None,
             },
             dead_letters: open(DEAD_LETTERS_OUTPUT, &config.dead_letters)?,
             enriched: config

@@ -25,7 +25,6 @@ use tidelake_operators::keyed_process::KeyedOutputs;
 use tidelake_operators::positioned::Positioned;
 use tidelake_operators::snapshot::{KeyedOptions, Restored, Snapshots};
 use tidelake_operators::{EnrichedTransaction, Event, KeyedProcess, KeyedProcessFunction};
-use tidelake_sinks::delta::DeltaError;
 use tidelake_sinks::epochs::{EpochOutcome, EpochReport, EpochWriter, WriteEpochs};
 use tidelake_sinks::json_lines::{InOrder, WriteJsonLinesInOrder};
 use tidelake_sinks::parquet::ArrowRows;
@@ -36,6 +35,7 @@ use crate::checkpoint::collector::Piece;
 use crate::checkpoint::process::{Checkpoints, KeyedDepositor, WorkerCheckpoints};
 use crate::control::JobControl;
 use crate::dead_letter::{DeadLetter, Reason};
+use crate::kafka::sink::{KafkaRow, KafkaSink, KafkaSinkConfig};
 use crate::lake::Lake;
 use crate::latency::{self, AlertLatency};
 use crate::metrics::{Metrics, WorkerMetrics, add, record_state_size};
@@ -93,6 +93,12 @@ pub(crate) struct Shared {
     /// The job's checkpoints in this process, if it takes any.
     pub(crate) checkpoints: Option<Arc<Checkpoints>>,
     pub(crate) alerts: Option<Arc<JsonLinesWriter>>,
+    /// The Kafka topic alerts go to (`--alerts kafka://…`).
+    pub(crate) kafka_alerts: Option<KafkaSinkConfig>,
+    /// The Kafka topic enriched transactions go to (`--transactions-topic`).
+    pub(crate) transactions_topic: Option<KafkaSinkConfig>,
+    /// The job's id (generated when not given).
+    pub(crate) job_id: String,
     pub(crate) dead_letters: Arc<JsonLinesWriter>,
     pub(crate) enriched: Option<Arc<JsonLinesWriter>>,
     pub(crate) lake: Lake,
@@ -183,7 +189,7 @@ impl<'s> Stage<'s, '_> {
     }
 
     /// The job's alerts: counted (and timed, with `--alert-latency`), written as JSON
-    /// lines to `--alerts`, and passed on for more sinks.
+    /// lines to `--alerts` (or a Kafka topic), and passed on for more sinks.
     pub fn alerts<A: Serialize + Clone + 'static>(
         &self,
         alerts: StreamVec<'s, u64, A>,
@@ -196,7 +202,25 @@ impl<'s> Stage<'s, '_> {
             self.job.alerts.as_ref(),
             alerts.clone(),
         );
+        let topic = self.job.kafka_alerts.as_ref();
+        self.kafka_topic("AlertsTopic", ALERTS, topic, alerts.clone());
         alerts
+    }
+
+    /// Writes `records` (the job's output `output`) as JSON values keyed by account id
+    /// to the Kafka topic `topic`, if the job writes one, exactly once
+    /// ([`crate::kafka::sink`]).
+    fn kafka_topic<D: Serialize + Clone + 'static>(
+        &self,
+        name: &str,
+        output: &str,
+        topic: Option<&KafkaSinkConfig>,
+        records: StreamVec<'s, u64, D>,
+    ) {
+        let Some(topic) = topic else { return };
+        let sink = KafkaSink::open(topic, &self.job.job_id, output, self.worker());
+        let rows = records.map(|record| KafkaRow::json(&record));
+        self.write_lake(rows, name, sink);
     }
 
     /// Writes `records` as JSON lines to `writer`, if the job has one: as they come, or,
@@ -249,6 +273,8 @@ impl<'s> Stage<'s, '_> {
         let enriched = count_into(enriched, &self.job.metrics, self.slot, |w| &w.enriched);
         let writer = self.job.enriched.as_ref();
         self.json_lines("Enriched", ENRICHED_OUTPUT, writer, enriched.clone());
+        let topic = self.job.transactions_topic.as_ref();
+        self.kafka_topic("TransactionsTopic", TRANSACTIONS, topic, enriched.clone());
         enriched
     }
 
@@ -321,7 +347,7 @@ impl<'s> Stage<'s, '_> {
         &self,
         rows: StreamVec<'s, u64, W::Row>,
         name: &str,
-        sink: Result<W, DeltaError>,
+        sink: Result<W, impl std::fmt::Display>,
     ) -> Option<StreamVec<'s, u64, EpochReport>>
     where
         W::Row: Clone,

@@ -5,6 +5,7 @@
 //! Everything goes through `rdkafka` and its bundled librdkafka (docs/kafka.md).
 
 pub mod produce;
+pub mod sink;
 
 use std::time::Duration;
 
