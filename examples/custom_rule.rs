@@ -13,7 +13,9 @@
 //! or whose amount is not a positive number, goes to `dead-letters.jsonl`. Input may be
 //! out of order by up to a minute.
 //!
-//! `cargo run --example custom_rule -- OUT_DIR INPUT...`
+//! `cargo run --example custom_rule -- OUT_DIR INPUT...`, or `… OUT_DIR
+//! kafka://HOST:PORT/TOPIC` to read the purchases as JSON values of a Kafka topic, up to
+//! its end when the job starts.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use tidelake_operators::{
 };
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::dead_letter::Reason;
+use tidelake_runtime::sources::kafka::{KafkaConfig, KafkaFormat};
 use tidelake_runtime::sources::{Source, SourceError, SourceRecord, decoded};
 use tidelake_runtime::{
     AlertOutput, Events, Job, JobConfig, Pipeline, SourceConfig, Stage, TableDecl,
@@ -271,9 +274,20 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&out)?;
 
     let split_size = DEFAULT_SPLIT_SIZE;
-    let source = match inputs.iter().all(|i| i.ends_with(".csv")) {
-        true => SourceConfig::Csv { inputs, split_size },
-        false => SourceConfig::Jsonl { inputs, split_size },
+    let kafka = inputs.first().and_then(|i| i.strip_prefix("kafka://"));
+    let source = match (kafka, inputs.iter().all(|i| i.ends_with(".csv"))) {
+        // kafka://HOST:PORT/TOPIC: the topic's JSON values, up to its end at start.
+        (Some(address), _) => {
+            let (brokers, topic) = address
+                .split_once('/')
+                .ok_or_else(|| anyhow::anyhow!("a Kafka input is kafka://HOST:PORT/TOPIC"))?;
+            let mut kafka = KafkaConfig::new(brokers, vec![topic.to_owned()]);
+            kafka.format = KafkaFormat::Json;
+            kafka.bounded = true;
+            SourceConfig::Kafka(kafka)
+        }
+        (None, true) => SourceConfig::Csv { inputs, split_size },
+        (None, false) => SourceConfig::Jsonl { inputs, split_size },
     };
     let mut config = JobConfig::new(source);
     // A job id of its own: exactly-once commits, and checkpoints beside the table, so

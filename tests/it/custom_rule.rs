@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde::Deserialize;
 
-use crate::python::Python;
+use crate::python::{Python, TableRead};
 use crate::support::{Rng, assert_exit, read_lines};
 
 const WINDOW: u64 = 10 * 60_000;
@@ -220,6 +220,21 @@ fn reference(mut purchases: Vec<Purchase>) -> Vec<(String, String, u64, u64, u64
     alerts
 }
 
+/// The rows of the example's alerts table, as the reference writes them, sorted.
+fn table_alerts(table: &TableRead) -> Vec<(String, String, u64, u64, u64)> {
+    let mut got: Vec<(String, String, u64, u64, u64)> = table
+        .rows
+        .iter()
+        .map(|row| {
+            let a: AlertOut = serde_json::from_value(serde_json::Value::Object(row.clone()))
+                .expect("an alert row");
+            (a.card, a.merchant, a.dt / 1_000, a.merchants, a.nth)
+        })
+        .collect();
+    got.sort();
+    got
+}
+
 #[derive(Debug, Deserialize)]
 struct AlertOut {
     card: String,
@@ -283,16 +298,7 @@ fn assert_out(
         expected.len()
     );
     let table = python.read(&out.join("merchant_alerts").display().to_string(), &[]);
-    let mut got: Vec<(String, String, u64, u64, u64)> = table
-        .rows
-        .iter()
-        .map(|row| {
-            let a: AlertOut = serde_json::from_value(serde_json::Value::Object(row.clone()))
-                .expect("an alert row");
-            (a.card, a.merchant, a.dt / 1_000, a.merchants, a.nth)
-        })
-        .collect();
-    got.sort();
+    let got = table_alerts(&table);
     assert_eq!(got, expected, "{what}: the table");
     assert_eq!(table.polars_rows, expected.len() as u64, "{what}: polars");
 
@@ -403,4 +409,89 @@ fn a_csv_without_its_header_goes_to_the_dead_letters_line_by_line() {
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("0 purchases, 3 dead letters, 0 alerts")
     );
+}
+
+/// The example's own record type from a Kafka topic of JSON values (one file per
+/// partition, a message per line, bad lines too): the same alerts as its reference, and
+/// every bad line a dead letter naming the topic, its partition and offset.
+#[test]
+fn the_custom_rule_example_reads_its_records_from_kafka_json_values() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let broker = crate::kafka_broker::KafkaBroker::start();
+    let b = broker.address();
+    let python = Python::find();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let create = crate::support::tidelake(
+        dir.path(),
+        &[
+            "produce",
+            "--kafka-brokers",
+            &b,
+            "--kafka-topic",
+            "purchases",
+            "--count",
+            "0",
+            "--topic-partitions",
+            "3",
+        ],
+    );
+    assert_exit(&create, 0);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .create()
+        .expect("a producer");
+    let mut rng = Rng(77);
+    let (mut purchases, mut dead) = (Vec::new(), Vec::new());
+    for file in 0..3 {
+        let mut lines = lines(&mut rng, file, 1_200 + 300 * file, 3_000, 30_000);
+        let (input, good, bad) = write(dir.path(), file, &mut lines, false);
+        let text = std::fs::read_to_string(&input).expect("the file");
+        for line in text.lines() {
+            let record = BaseRecord::<(), str>::to("purchases")
+                .partition(file as i32)
+                .payload(line);
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+            producer.poll(std::time::Duration::ZERO);
+        }
+        purchases.extend(good);
+        // A message per line: line n is offset n - 1 of partition `file`.
+        dead.extend(
+            bad.into_iter()
+                .map(|(_, line, reason, detail)| (file as u64, line - 1, reason, detail)),
+        );
+    }
+    producer
+        .flush(std::time::Duration::from_secs(30))
+        .expect("flushed");
+    let out = dir.path().join("out");
+    run_example(&out, &[PathBuf::from(format!("kafka://{b}/purchases"))]);
+
+    let expected = reference(purchases.to_vec());
+    assert!(expected.len() > 5, "the data has alerts");
+    let table = python.read(&out.join("merchant_alerts").display().to_string(), &[]);
+    let got = table_alerts(&table);
+    assert_eq!(got, expected, "the table");
+
+    let mut letters: Vec<(u64, u64, String, String)> =
+        read_lines::<serde_json::Value>(&out.join("dead-letters.jsonl"))
+            .into_iter()
+            .map(|d| {
+                assert_eq!(d["source"], "purchases", "{d}");
+                (
+                    d["partition"].as_u64().expect("a partition"),
+                    d["position"].as_u64().expect("an offset"),
+                    d["reason"].as_str().unwrap_or_default().to_owned(),
+                    d["detail"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+    letters.sort();
+    dead.sort();
+    assert_eq!(letters.len(), dead.len(), "{letters:?}");
+    for (got, want) in letters.iter().zip(&dead) {
+        assert_eq!((got.0, got.1, got.2.as_str()), (want.0, want.1, want.2));
+        assert!(got.3.contains(want.3), "{got:?} should say {:?}", want.3);
+    }
 }

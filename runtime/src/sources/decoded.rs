@@ -16,13 +16,15 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use super::csv::{CsvFormat, Fields};
 use super::files::{ByteRange, FileSource, LineReader, Outcome, Parsed, RecordFormat, is_blank};
+use super::kafka::KafkaSource;
 use super::validate;
 use super::{Source, SourceError, SourceRecord};
 use crate::config::SourceConfig;
 use crate::dead_letter::Reason;
 
-/// The source `config` configures for records `R`: CSV or JSON-lines files. The
-/// generator and the walkthrough make transactions, so they are refused.
+/// The source `config` configures for records `R`: CSV or JSON-lines files, or Kafka
+/// topics of JSON values. The generator and the walkthrough make transactions, so they
+/// are refused.
 pub fn source<R>(config: &SourceConfig) -> Result<Arc<dyn Source<R>>, SourceError>
 where
     R: SourceRecord + DeserializeOwned,
@@ -36,7 +38,7 @@ where
         )),
         SourceConfig::Generator(_) => Err(makes_transactions::<R>("generator")),
         SourceConfig::Walkthrough(_) => Err(makes_transactions::<R>("walkthrough")),
-        SourceConfig::Kafka(_) => Err(makes_transactions::<R>("kafka")),
+        SourceConfig::Kafka(config) => Ok(Arc::new(KafkaSource::<R>::decoded(config.clone())?)),
     }
 }
 
@@ -79,21 +81,25 @@ impl<R: SourceRecord + DeserializeOwned> RecordFormat for JsonLinesOf<R> {
             return Ok(None);
         };
         let raw = lines.current();
-        let outcome = if is_blank(raw) {
-            Outcome::Blank
-        } else {
-            match std::str::from_utf8(raw) {
-                Err(e) => Outcome::Invalid(
-                    Reason::Encoding,
-                    format!("the line is not valid UTF-8 ({e})"),
-                ),
-                Ok(text) => match serde_json::from_str::<R>(text) {
-                    Ok(record) => checked(record),
-                    Err(e) => Outcome::Invalid(Reason::Parse, format!("bad JSON record: {e}")),
-                },
-            }
-        };
+        let outcome = json_record(raw);
         Ok(Some(Parsed { line, raw, outcome }))
+    }
+}
+
+/// One JSON object (a line, a message value) as a record `R`, checked.
+pub(crate) fn json_record<R: SourceRecord + DeserializeOwned>(raw: &[u8]) -> Outcome<R> {
+    if is_blank(raw) {
+        return Outcome::Blank;
+    }
+    match std::str::from_utf8(raw) {
+        Err(e) => Outcome::Invalid(
+            Reason::Encoding,
+            format!("the record is not valid UTF-8 ({e})"),
+        ),
+        Ok(text) => match serde_json::from_str::<R>(text) {
+            Ok(record) => checked(record),
+            Err(e) => Outcome::Invalid(Reason::Parse, format!("bad JSON record: {e}")),
+        },
     }
 }
 

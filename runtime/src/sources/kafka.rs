@@ -27,7 +27,9 @@ use tidelake_operators::Transaction;
 
 use super::csv::CsvFormat;
 use super::files::Outcome;
-use super::{Emitter, PartitionReader, Position, ReadStatus, Source, SourceError};
+use serde::de::DeserializeOwned;
+
+use super::{Emitter, PartitionReader, Position, ReadStatus, Source, SourceError, SourceRecord};
 use crate::dead_letter::Reason;
 use crate::kafka::KafkaContext;
 pub use crate::kafka::KafkaFormat;
@@ -69,6 +71,22 @@ pub struct KafkaConfig {
 }
 
 impl KafkaConfig {
+    /// Reading `topics` from `brokers` with the defaults of `tidelake run`: CSV values,
+    /// from the earliest offsets, unbounded, 60 s timeouts.
+    pub fn new(brokers: impl Into<String>, topics: Vec<String>) -> Self {
+        KafkaConfig {
+            brokers: brokers.into(),
+            topics,
+            format: KafkaFormat::Csv,
+            start: KafkaStart::Earliest,
+            bounded: false,
+            group: None,
+            options: Vec::new(),
+            start_timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
     /// A client configuration for a consumer of these brokers that commits nothing.
     fn client(&self) -> ClientConfig {
         let mut config = crate::kafka::client_config(&self.brokers, &self.options);
@@ -150,16 +168,38 @@ struct KafkaPartition {
     end: Option<i64>,
 }
 
-/// The Kafka source: see the [module docs](self).
-pub struct KafkaSource {
+/// How a message value becomes a record (or why not).
+type Decode<R> = fn(&mut CsvFormat, &[u8]) -> Outcome<R>;
+
+/// A transaction in the CSV record format.
+fn csv_transaction(csv: &mut CsvFormat, value: &[u8]) -> Outcome {
+    csv.parse_record(value)
+}
+
+/// A transaction in the JSON-lines record format.
+fn json_transaction(_: &mut CsvFormat, value: &[u8]) -> Outcome {
+    match super::jsonl::parse(value) {
+        Ok(tx) => Outcome::Valid(tx),
+        Err((reason, detail)) => Outcome::Invalid(reason, detail),
+    }
+}
+
+/// A pipeline's own record type, one JSON object per value.
+fn json_record<R: SourceRecord + DeserializeOwned>(_: &mut CsvFormat, value: &[u8]) -> Outcome<R> {
+    super::decoded::json_record(value)
+}
+
+/// The Kafka source of records `R`: see the [module docs](self).
+pub struct KafkaSource<R = Transaction> {
     config: KafkaConfig,
     partitions: Vec<KafkaPartition>,
+    decode: Decode<R>,
     /// Commits complete checkpoints' offsets under the group (made at the first), and
     /// the last offsets committed.
     group: std::sync::Mutex<Option<(BaseConsumer<KafkaContext>, TopicPartitionList)>>,
 }
 
-impl Drop for KafkaSource {
+impl<R> Drop for KafkaSource<R> {
     fn drop(&mut self) {
         // The last checkpoint's offsets are committed before the job exits.
         let group = self.group.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -172,10 +212,37 @@ impl Drop for KafkaSource {
 }
 
 impl KafkaSource {
+    /// The source of transactions, in the CSV or JSON record format:
+    /// see [`KafkaSource::open`].
+    pub fn new(config: KafkaConfig) -> Result<Self, SourceError> {
+        let decode: Decode<Transaction> = match config.format {
+            KafkaFormat::Csv => csv_transaction,
+            KafkaFormat::Json => json_transaction,
+        };
+        KafkaSource::open(config, decode)
+    }
+}
+
+impl<R: SourceRecord + DeserializeOwned> KafkaSource<R> {
+    /// The source of a pipeline's own record type, one JSON object per message value
+    /// (CSV values would need column names, which messages do not carry: refused).
+    pub fn decoded(config: KafkaConfig) -> Result<Self, SourceError> {
+        if config.format == KafkaFormat::Csv {
+            let type_name = std::any::type_name::<R>();
+            let short = type_name.rsplit("::").next().unwrap_or(type_name);
+            return Err(SourceError::Config(format!(
+                "this job reads {short} records: from Kafka as JSON values only (--kafka-format json); CSV values carry no column names"
+            )));
+        }
+        KafkaSource::open(config, json_record::<R>)
+    }
+}
+
+impl<R> KafkaSource<R> {
     /// Connects to the brokers, finds the topics' partitions and where each starts (and
     /// ends, if bounded). Fails naming the brokers if they cannot be reached within the
     /// timeout, and naming the topic if one does not exist.
-    pub fn new(config: KafkaConfig) -> Result<Self, SourceError> {
+    fn open(config: KafkaConfig, decode: Decode<R>) -> Result<Self, SourceError> {
         if config.topics.is_empty() {
             return Err(SourceError::Config(
                 "--source kafka needs --kafka-topic".to_owned(),
@@ -259,6 +326,7 @@ impl KafkaSource {
         Ok(KafkaSource {
             config,
             partitions,
+            decode,
             group: std::sync::Mutex::new(None),
         })
     }
@@ -272,7 +340,7 @@ impl KafkaSource {
         })
     }
 
-    fn reader(&self, partition: u32, from: i64) -> Result<KafkaReader, SourceError> {
+    fn reader(&self, partition: u32, from: i64) -> Result<KafkaReader<R>, SourceError> {
         let part = self.partition(partition)?;
         let consumer: BaseConsumer<KafkaContext> = self
             .config
@@ -294,7 +362,7 @@ impl KafkaSource {
             partition: part.partition,
             next: from,
             end: part.end,
-            format: self.config.format,
+            decode: self.decode,
             csv: CsvFormat::default(),
             peeked: None,
             failing_since: None,
@@ -304,7 +372,7 @@ impl KafkaSource {
     }
 }
 
-impl Source for KafkaSource {
+impl<R: SourceRecord> Source<R> for KafkaSource<R> {
     fn partitions(&self) -> u32 {
         self.partitions.len() as u32
     }
@@ -380,7 +448,7 @@ impl Source for KafkaSource {
             .map_or(partition, |p| p.partition.unsigned_abs())
     }
 
-    fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader>, SourceError> {
+    fn open(&self, partition: u32) -> Result<Box<dyn PartitionReader<R>>, SourceError> {
         let start = self.partition(partition)?.start;
         Ok(Box::new(self.reader(partition, start)?))
     }
@@ -389,7 +457,7 @@ impl Source for KafkaSource {
         &self,
         partition: u32,
         position: Position,
-    ) -> Result<Box<dyn PartitionReader>, SourceError> {
+    ) -> Result<Box<dyn PartitionReader<R>>, SourceError> {
         let offset = i64::try_from(position.offset).unwrap_or(i64::MAX);
         Ok(Box::new(self.reader(partition, offset)?))
     }
@@ -417,7 +485,7 @@ const PROBE_IDLE: Duration = Duration::from_secs(5);
 const PROBE_FAILING: Duration = Duration::from_secs(1);
 
 /// Reads one Kafka partition.
-struct KafkaReader {
+struct KafkaReader<R> {
     consumer: BaseConsumer<KafkaContext>,
     topic: String,
     partition: i32,
@@ -425,7 +493,7 @@ struct KafkaReader {
     next: i64,
     /// Where a bounded partition ends.
     end: Option<i64>,
-    format: KafkaFormat,
+    decode: Decode<R>,
     csv: CsvFormat,
     peeked: Option<Peeked>,
     /// Since when the broker has failed to answer, with nothing read in between.
@@ -435,7 +503,7 @@ struct KafkaReader {
     timeout: Duration,
 }
 
-impl KafkaReader {
+impl<R> KafkaReader<R> {
     fn name(&self) -> String {
         format!("Kafka topic {} partition {}", self.topic, self.partition)
     }
@@ -563,18 +631,12 @@ impl KafkaReader {
     }
 
     /// Parses a message value.
-    fn parse(&mut self, value: &[u8]) -> Outcome {
-        match self.format {
-            KafkaFormat::Csv => self.csv.parse_record(value),
-            KafkaFormat::Json => match super::jsonl::parse(value) {
-                Ok(tx) => Outcome::Valid(tx),
-                Err((reason, detail)) => Outcome::Invalid(reason, detail),
-            },
-        }
+    fn parse(&mut self, value: &[u8]) -> Outcome<R> {
+        (self.decode)(&mut self.csv, value)
     }
 }
 
-impl PartitionReader for KafkaReader {
+impl<R: SourceRecord> PartitionReader<R> for KafkaReader<R> {
     fn first_ts(&mut self) -> Result<Option<u64>, SourceError> {
         // A bounded partition's first record bounds the times it can produce; an
         // unbounded one may produce anything, as later messages arrive.
@@ -586,7 +648,7 @@ impl PartitionReader for KafkaReader {
             match self.poll(Duration::from_millis(100))? {
                 Polled::Message(message) => {
                     let ts = match self.parse(&message.value) {
-                        Outcome::Valid(tx) => tx.ts,
+                        Outcome::Valid(record) => record.event_time(),
                         // Records after a bad one may be as early as any.
                         _ => 0,
                     };
@@ -609,7 +671,7 @@ impl PartitionReader for KafkaReader {
         })
     }
 
-    fn read(&mut self, max: usize, emit: &mut Emitter<'_>) -> Result<ReadStatus, SourceError> {
+    fn read(&mut self, max: usize, emit: &mut Emitter<'_, R>) -> Result<ReadStatus, SourceError> {
         for _ in 0..max {
             if self.at_end() {
                 return Ok(ReadStatus::Done);
@@ -657,7 +719,7 @@ impl PartitionReader for KafkaReader {
 }
 
 /// Emits `tx` at `position`; a late one goes to the dead letters with its value.
-fn record(emit: &mut Emitter<'_>, position: u64, tx: Transaction, raw: &[u8]) {
+fn record<R: SourceRecord>(emit: &mut Emitter<'_, R>, position: u64, tx: R, raw: &[u8]) {
     if let Err(late) = emit.record(position, tx) {
         emit.reject(position, None, raw, Reason::Late, late.detail);
     }
