@@ -416,45 +416,19 @@ fn a_csv_without_its_header_goes_to_the_dead_letters_line_by_line() {
 /// every bad line a dead letter naming the topic, its partition and offset.
 #[test]
 fn the_custom_rule_example_reads_its_records_from_kafka_json_values() {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-
     let broker = crate::kafka_broker::KafkaBroker::start();
     let b = broker.address();
     let python = Python::find();
     let dir = tempfile::tempdir().expect("tempdir");
-    let create = crate::support::tidelake(
-        dir.path(),
-        &[
-            "produce",
-            "--kafka-brokers",
-            &b,
-            "--kafka-topic",
-            "purchases",
-            "--count",
-            "0",
-            "--topic-partitions",
-            "3",
-        ],
-    );
-    assert_exit(&create, 0);
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &b)
-        .create()
-        .expect("a producer");
+    crate::kafka::create_topic(dir.path(), &b, "purchases", 3);
     let mut rng = Rng(77);
     let (mut purchases, mut dead) = (Vec::new(), Vec::new());
     for file in 0..3 {
         let mut lines = lines(&mut rng, file, 1_200 + 300 * file, 3_000, 30_000);
         let (input, good, bad) = write(dir.path(), file, &mut lines, false);
         let text = std::fs::read_to_string(&input).expect("the file");
-        for line in text.lines() {
-            let record = BaseRecord::<(), str>::to("purchases")
-                .partition(file as i32)
-                .payload(line);
-            producer.send(record).map_err(|(e, _)| e).expect("send");
-            producer.poll(std::time::Duration::ZERO);
-        }
+        let messages = text.lines().map(|line| (file as i32, line.to_owned()));
+        crate::kafka::send_to_partitions(&b, "purchases", messages);
         purchases.extend(good);
         // A message per line: line n is offset n - 1 of partition `file`.
         dead.extend(
@@ -462,9 +436,6 @@ fn the_custom_rule_example_reads_its_records_from_kafka_json_values() {
                 .map(|(_, line, reason, detail)| (file as u64, line - 1, reason, detail)),
         );
     }
-    producer
-        .flush(std::time::Duration::from_secs(30))
-        .expect("flushed");
     let out = dir.path().join("out");
     run_example(&out, &[PathBuf::from(format!("kafka://{b}/purchases"))]);
 

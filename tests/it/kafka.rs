@@ -777,3 +777,128 @@ fn the_kafka_sinks_write_every_alert_and_transaction_once_through_kills() {
         eprintln!("note: no restart found an epoch committed before it");
     }
 }
+
+/// `--kafka-start`: `latest` reads only what comes after the start (a bounded run:
+/// nothing), a time reads from the first message produced at or after it.
+#[test]
+fn kafka_start_latest_and_a_time_choose_where_partitions_start() {
+    let broker = KafkaBroker::start();
+    let b = broker.address();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let produce_count = |count: &str, seed: &str| {
+        let output = tidelake(
+            d,
+            &[
+                "produce",
+                "--kafka-brokers",
+                &b,
+                "--kafka-topic",
+                "tx",
+                "--count",
+                count,
+                "--seed",
+                seed,
+            ],
+        );
+        assert_exit(&output, 0);
+    };
+    produce_count("3000", "1");
+    std::thread::sleep(Duration::from_millis(1_100));
+    let between = chrono_now_rfc3339();
+    std::thread::sleep(Duration::from_millis(1_100));
+    produce_count("2000", "2");
+    let events = |start: &str, id: &str| -> u64 {
+        let mut job = kafka_job(&b, "tx");
+        job.extend(["--kafka-bounded", "--kafka-start", start].map(str::to_owned));
+        run_to_end(d, Layout::Run(2), &job, id);
+        let text = std::fs::read_to_string(d.join(format!("{id}-report.json"))).expect("report");
+        let report: Value = serde_json::from_str(&text).expect("JSON");
+        report["totals"]["events"].as_u64().expect("events")
+    };
+    assert_eq!(events("earliest", "earliest"), 5_000);
+    assert_eq!(events("latest", "latest"), 0);
+    assert_eq!(events(&between, "time"), 2_000);
+}
+
+/// Now as RFC 3339 with milliseconds.
+fn chrono_now_rfc3339() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    crate::support::rfc3339_millis(ms)
+}
+
+/// A partition with no message does not stall an unbounded job: after
+/// `--idle-timeout` it stops holding the watermark back and epochs commit.
+#[test]
+fn an_empty_partition_does_not_stall_an_unbounded_job() {
+    let broker = KafkaBroker::start();
+    let b = broker.address();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    create_topic(d, &b, "tx", 4);
+    // Partitions 0 to 2 get a minute of transactions; partition 3 none.
+    let start = 1_717_200_000_000u64;
+    send_to_partitions(
+        &b,
+        "tx",
+        (0..6_000u64).map(|i| {
+            let value = format!("acct-{},{},{}.5", i % 50, start + i * 10, i % 700);
+            ((i % 3) as i32, value)
+        }),
+    );
+    let mut args = Layout::Run(2).args();
+    args.extend(kafka_job(&b, "tx"));
+    args.extend(outputs("idle"));
+    args.extend(["--idle-timeout", "1s", "--commit-interval", "1s"].map(str::to_owned));
+    let mut running = Running::start(d, &args, &[]);
+    wait_for_a_commit(d, "idle", &mut running);
+    signal(running.pid(), "INT");
+    let (status, log) = running.finish();
+    assert!(status.success(), "{log}");
+}
+
+/// Creates `topic` with `partitions` partitions (`tidelake produce` of nothing).
+pub(crate) fn create_topic(dir: &Path, broker: &str, topic: &str, partitions: u32) {
+    let partitions = partitions.to_string();
+    let output = tidelake(
+        dir,
+        &[
+            "produce",
+            "--kafka-brokers",
+            broker,
+            "--kafka-topic",
+            topic,
+            "--count",
+            "0",
+            "--topic-partitions",
+            &partitions,
+        ],
+    );
+    assert_exit(&output, 0);
+}
+
+/// Sends each `(partition, value)` to `topic`, unkeyed, in order, and waits until all
+/// are acknowledged.
+pub(crate) fn send_to_partitions(
+    broker: &str,
+    topic: &str,
+    messages: impl IntoIterator<Item = (i32, String)>,
+) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .create()
+        .expect("a producer");
+    for (partition, value) in messages {
+        let record = BaseRecord::<(), str>::to(topic)
+            .partition(partition)
+            .payload(&value);
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushed");
+}
