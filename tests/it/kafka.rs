@@ -654,6 +654,11 @@ fn a_broker_restart_mid_run_is_waited_for_and_nothing_is_lost() {
     wait_for_a_commit(d, "gone", &mut running);
     broker.kill();
     let started = Instant::now();
+    let exited = running.watch(Duration::from_secs(120), |_| false);
+    assert!(
+        exited.is_some(),
+        "the job did not end within 120 s of the broker's end"
+    );
     let (status, log) = running.finish();
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("--kafka-timeout"), "{log}");

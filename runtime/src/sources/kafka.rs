@@ -91,6 +91,8 @@ impl KafkaConfig {
     fn client(&self) -> ClientConfig {
         let mut config = crate::kafka::client_config(&self.brokers, &self.options);
         config
+            // librdkafka assigns partitions only to a consumer with a group; this one
+            // never joins it nor commits, so dropping it does not wait for the brokers.
             .set("group.id", "tidelake")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -199,14 +201,33 @@ pub struct KafkaSource<R = Transaction> {
     group: std::sync::Mutex<Option<(BaseConsumer<KafkaContext>, TopicPartitionList)>>,
 }
 
+/// How long a job's end waits for the last checkpoint's offsets to be committed.
+const LAST_COMMIT_WAIT: Duration = Duration::from_secs(5);
+
 impl<R> Drop for KafkaSource<R> {
     fn drop(&mut self) {
-        // The last checkpoint's offsets are committed before the job exits.
+        // The last checkpoint's offsets are committed before the job exits — on a thread
+        // of their own, waited for a few seconds only: with the brokers gone, neither the
+        // commit nor the group consumer's close would ever return.
         let group = self.group.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some((consumer, last)) = group.take()
-            && let Err(e) = consumer.commit(&last, CommitMode::Sync)
-        {
-            tracing::debug!("Kafka group: committing offsets: {e}");
+        let Some((consumer, last)) = group.take() else {
+            return;
+        };
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("kafka-group-commit".to_owned())
+            .spawn(move || {
+                let result = consumer.commit(&last, CommitMode::Sync);
+                let _ = done_tx.send(result);
+                drop(consumer);
+            });
+        match spawned.map(|_| done.recv_timeout(LAST_COMMIT_WAIT)) {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::debug!("Kafka group: committing offsets: {e}"),
+            _ => tracing::warn!(
+                "Kafka group: the last checkpoint's offsets were not committed within {} (lag monitoring only)",
+                humantime::format_duration(LAST_COMMIT_WAIT)
+            ),
         }
     }
 }
