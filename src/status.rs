@@ -115,6 +115,7 @@ pub fn summary(report: &JobReport) -> String {
             text.push_str(&format!(" to {}", tables.join(" and ")));
         }
     }
+    text.push_str(&kafka_line(t));
     for compaction in &report.compaction {
         let c = &compaction.totals;
         text.push_str(&format!(
@@ -195,6 +196,18 @@ fn latency_line(latency: &Histogram) -> String {
     format!("\n  alert latency: {s} over {} alerts", group(s.count))
 }
 
+/// The summary's line of the Kafka sinks, if they committed anything.
+fn kafka_line(t: &Totals) -> String {
+    if t.kafka_transactions == 0 {
+        return String::new();
+    }
+    format!(
+        "\n  kafka: {} transactions, {} records",
+        group(t.kafka_transactions),
+        group(t.kafka_records)
+    )
+}
+
 /// The summary the launcher prints when every process of the cluster has ended.
 pub fn cluster_summary(report: &ClusterReport) -> String {
     let t = &report.totals;
@@ -216,6 +229,7 @@ pub fn cluster_summary(report: &ClusterReport) -> String {
             megabytes(t.bytes)
         ));
     }
+    text.push_str(&kafka_line(t));
     let processes: Vec<String> = report
         .processes
         .iter()

@@ -52,6 +52,10 @@ pub struct WorkerMetrics {
     /// Source partitions of the worker that cannot be read now (their server is
     /// unreachable).
     pub partitions_waiting: AtomicU64,
+    /// Kafka transactions the worker's Kafka sinks committed (an epoch each).
+    pub kafka_transactions: AtomicU64,
+    /// Records in them.
+    pub kafka_records: AtomicU64,
     /// Records the worker's source emitted that the end of the dataflow has not passed
     /// yet (`u64::MAX` once its input ended: the job is draining). The stall watchdog's
     /// "input is pending".
@@ -94,6 +98,8 @@ impl Default for WorkerMetrics {
             epochs_skipped: AtomicU64::default(),
             rows_skipped: AtomicU64::default(),
             partitions_waiting: AtomicU64::default(),
+            kafka_transactions: AtomicU64::default(),
+            kafka_records: AtomicU64::default(),
             in_flight: AtomicU64::default(),
             progress: AtomicU64::default(),
             dead_letters_by_reason: Default::default(),
@@ -184,6 +190,12 @@ pub struct Totals {
     /// Source partitions that cannot be read now (their server is unreachable).
     #[serde(default)]
     pub partitions_waiting: u64,
+    /// Kafka transactions committed by the Kafka sinks.
+    #[serde(default)]
+    pub kafka_transactions: u64,
+    /// Records in them.
+    #[serde(default)]
+    pub kafka_records: u64,
     /// The least source watermark over workers still reading (`None` when all ended).
     pub watermark: Option<u64>,
     /// Records accepted per worker, by local worker index.
@@ -255,6 +267,8 @@ impl Metrics {
             totals.epochs_skipped += load(&w.epochs_skipped);
             totals.rows_skipped += load(&w.rows_skipped);
             totals.partitions_waiting += load(&w.partitions_waiting);
+            totals.kafka_transactions += load(&w.kafka_transactions);
+            totals.kafka_records += load(&w.kafka_records);
             totals.events_per_worker.push(load(&w.events));
             let wm = load(&w.watermark);
             if wm != u64::MAX {
@@ -281,6 +295,8 @@ impl Totals {
         self.epochs_skipped += other.epochs_skipped;
         self.rows_skipped += other.rows_skipped;
         self.partitions_waiting += other.partitions_waiting;
+        self.kafka_transactions += other.kafka_transactions;
+        self.kafka_records += other.kafka_records;
         self.state_keys += other.state_keys;
         self.state_bytes += other.state_bytes;
         self.events_per_worker.extend(&other.events_per_worker);

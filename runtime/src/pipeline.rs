@@ -220,7 +220,7 @@ impl<'s> Stage<'s, '_> {
         let Some(topic) = topic else { return };
         let sink = KafkaSink::open(topic, &self.job.job_id, output, self.worker());
         let rows = records.map(|record| KafkaRow::json(&record));
-        self.write_lake(rows, name, sink);
+        self.write_epochs(rows, name, sink, count_kafka_epoch);
     }
 
     /// Writes `records` as JSON lines to `writer`, if the job has one: as they come, or,
@@ -294,7 +294,8 @@ impl<'s> Stage<'s, '_> {
         if let Some(sink) = self.job.lake.sink::<R>(table, worker) {
             let location = self.job.lake.location(table).unwrap_or(table).to_owned();
             let name = table_operator_name(table);
-            if let Some(reports) = self.write_lake(records.map(to_row), &name, sink) {
+            if let Some(reports) = self.write_epochs(records.map(to_row), &name, sink, count_epoch)
+            {
                 self.rejected_rows(location, reports);
             }
         }
@@ -311,7 +312,7 @@ impl<'s> Stage<'s, '_> {
         R: ArrowRows + Clone + Send,
     {
         if let Some(sink) = self.job.lake.parquet_sink::<R>(self.worker()) {
-            self.write_lake(records.map(to_row), "ParquetFiles", sink);
+            self.write_epochs(records.map(to_row), "ParquetFiles", sink, count_epoch);
         }
     }
 
@@ -340,14 +341,16 @@ impl<'s> Stage<'s, '_> {
         self.dead_letters.borrow_mut().push(letters);
     }
 
-    /// Writes `rows` with a lake sink (or fails the job if the sink could not be made),
-    /// counting what it commits into the worker's metrics; returns the reports of its
-    /// sealed epochs.
-    fn write_lake<W: EpochWriter>(
+    /// Writes `rows` with an epoch sink — a lake sink or a Kafka sink — (or fails the job
+    /// if the sink could not be made), counting what it commits into the worker's
+    /// metrics with `count`; returns the reports of its sealed epochs, which join the
+    /// committed frontier.
+    fn write_epochs<W: EpochWriter>(
         &self,
         rows: StreamVec<'s, u64, W::Row>,
         name: &str,
         sink: Result<W, impl std::fmt::Display>,
+        count: fn(&WorkerMetrics, &EpochReport),
     ) -> Option<StreamVec<'s, u64, EpochReport>>
     where
         W::Row: Clone,
@@ -375,7 +378,7 @@ impl<'s> Stage<'s, '_> {
             .inspect_core(move |event| match event {
                 Ok((_, reports)) => reports
                     .iter()
-                    .for_each(|report| count_epoch(metrics.worker(slot), report)),
+                    .for_each(|report| count(metrics.worker(slot), report)),
                 Err(_frontier) => add(&metrics.worker(slot).progress, 1),
             })
             .probe_with(&self.committed);
@@ -413,6 +416,21 @@ fn count_epoch(counters: &WorkerMetrics, report: &EpochReport) {
     }
     add(&counters.files, report.files);
     add(&counters.bytes, report.bytes);
+}
+
+/// Adds a sealed epoch of a Kafka sink to the worker's counters.
+fn count_kafka_epoch(counters: &WorkerMetrics, report: &EpochReport) {
+    match report.outcome {
+        EpochOutcome::Committed { .. } => {
+            add(&counters.kafka_transactions, 1);
+            add(&counters.kafka_records, report.rows);
+        }
+        EpochOutcome::AlreadyCommitted => {
+            add(&counters.epochs_skipped, 1);
+            add(&counters.rows_skipped, report.rows);
+        }
+        EpochOutcome::Written | EpochOutcome::Empty => {}
+    }
 }
 
 /// Passes a stream through, adding the number of records to one of the worker's

@@ -745,6 +745,11 @@ fn the_kafka_sinks_write_every_alert_and_transaction_once_through_kills() {
     let kills = random_kills(29, 3, 2_500);
     let logs = follow_with_kills(d, &args, &kills, producer);
     let runs = logs.len();
+    let last = logs.last().map(String::as_str).unwrap_or_default();
+    assert!(
+        last.contains("\n  kafka: "),
+        "the summary counts the Kafka transactions:\n{last}"
+    );
 
     // Alerts: those of the uninterrupted reference, each once.
     let alerts = sink_records(&read_topic(&b, "alerts-out"), "sink", runs);

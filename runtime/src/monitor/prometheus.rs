@@ -122,6 +122,16 @@ const WORKER_COUNTERS: &[WorkerCounter] = &[
     ("rows_skipped", "Rows of the skipped epochs", |w| {
         load(&w.rows_skipped)
     }),
+    (
+        "kafka_transactions",
+        "Kafka transactions (an epoch each) the worker's Kafka sinks committed",
+        |w| load(&w.kafka_transactions),
+    ),
+    (
+        "kafka_records",
+        "Records in those Kafka transactions",
+        |w| load(&w.kafka_records),
+    ),
 ];
 
 /// A per-worker gauge.
