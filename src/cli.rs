@@ -605,11 +605,7 @@ impl SourceArgs {
 impl RunArgs {
     /// The Kafka sink `url` names, with the Kafka client flags.
     fn kafka_sink(&self, url: &str) -> Result<KafkaSinkConfig, String> {
-        let mut sink = KafkaSinkConfig::parse(url).unwrap_or_else(|| {
-            Err(format!(
-                "{url}: a Kafka topic is kafka://HOST:PORT[,HOST:PORT]/TOPIC"
-            ))
-        })?;
+        let mut sink = KafkaSinkConfig::parse(url)?;
         sink.options = self.kafka_option.clone();
         sink.timeout = self.kafka_timeout;
         Ok(sink)

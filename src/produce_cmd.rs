@@ -47,8 +47,12 @@ pub struct ProduceArgs {
 
 /// Runs `tidelake produce`.
 pub fn run(args: &ProduceArgs) -> ExitCode {
-    let source = match args.source.config().and_then(|c| build(&c)) {
-        Ok(source) => source,
+    let built = args
+        .source
+        .config()
+        .and_then(|config| Ok((expected(&config), build(&config)?)));
+    let (total, source) = match built {
+        Ok(built) => built,
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::from(EXIT_USAGE);
@@ -62,7 +66,6 @@ pub fn run(args: &ProduceArgs) -> ExitCode {
         options: args.kafka_option.clone(),
         timeout: args.kafka_timeout,
     };
-    let total = expected(&args.source);
     let mut bar = ProgressBar::on_terminal();
     let result = produce(source.as_ref(), &config, &mut |p| {
         let text = format!(
@@ -107,8 +110,8 @@ fn build(
 }
 
 /// How many messages the source will make, when the flags say (a generator's count).
-fn expected(source: &SourceArgs) -> Option<u64> {
-    match source.config().ok()? {
+fn expected(source: &SourceConfig) -> Option<u64> {
+    match source {
         SourceConfig::Generator(g) => g.count,
         SourceConfig::Walkthrough(w) => w.count,
         _ => None,

@@ -201,6 +201,9 @@ pub(crate) fn manifests<'s>(
                             Some(Some(f)) if f == b => Kind::Savepoint,
                             _ => Kind::Checkpoint,
                         };
+                        let held: Vec<&DurablePart> =
+                            parts.iter().filter_map(|by_hi| covering(by_hi, b)).collect();
+                        resume = held.iter().flat_map(|p| p.resume.iter().copied()).collect();
                         let manifest = Manifest {
                             id: next_id,
                             kind,
@@ -210,16 +213,8 @@ pub(crate) fn manifests<'s>(
                             created_ms: chrono::Utc::now().timestamp_millis(),
                             settings: checkpoints.settings.clone(),
                             layout: checkpoints.layout,
-                            parts: parts
-                                .iter()
-                                .filter_map(|by_hi| covering(by_hi, b).map(|p| p.entry.clone()))
-                                .collect(),
+                            parts: held.iter().map(|p| p.entry.clone()).collect(),
                         };
-                        resume = parts
-                            .iter()
-                            .filter_map(|by_hi| covering(by_hi, b))
-                            .flat_map(|p| p.resume.iter().copied())
-                            .collect();
                         first_part = manifest
                             .parts
                             .iter()

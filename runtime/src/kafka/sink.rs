@@ -48,10 +48,12 @@ pub struct KafkaSinkConfig {
 }
 
 impl KafkaSinkConfig {
-    /// Parses `kafka://HOST:PORT[,HOST:PORT]/TOPIC`; `None` if `url` is not a Kafka URL.
-    pub fn parse(url: &str) -> Option<Result<KafkaSinkConfig, String>> {
-        let rest = url.strip_prefix("kafka://")?;
-        Some(match rest.split_once('/') {
+    /// Parses `kafka://HOST:PORT[,HOST:PORT]/TOPIC`.
+    pub fn parse(url: &str) -> Result<KafkaSinkConfig, String> {
+        let address = url
+            .strip_prefix("kafka://")
+            .and_then(|rest| rest.split_once('/'));
+        match address {
             Some((brokers, topic))
                 if !brokers.is_empty() && !topic.is_empty() && !topic.contains('/') =>
             {
@@ -63,9 +65,9 @@ impl KafkaSinkConfig {
                 })
             }
             _ => Err(format!(
-                "{url}: a Kafka sink is kafka://HOST:PORT[,HOST:PORT]/TOPIC"
+                "{url}: a Kafka topic is kafka://HOST:PORT[,HOST:PORT]/TOPIC"
             )),
-        })
+        }
     }
 
     /// `kafka://brokers/topic`.
@@ -84,18 +86,25 @@ pub struct KafkaRow {
 }
 
 impl KafkaRow {
-    /// `record` as JSON, keyed by its `accountId` field.
+    /// `record` as JSON (the line `--alerts FILE` would write), keyed by its
+    /// `accountId` field.
     pub fn json<T: serde::Serialize>(record: &T) -> KafkaRow {
-        let value = serde_json::to_value(record).unwrap_or_default();
-        let key = match value.get("accountId") {
-            Some(serde_json::Value::String(id)) => Some(id.clone()),
+        /// Only the key of a record's JSON; the rest is skipped, not built.
+        #[derive(serde::Deserialize)]
+        struct Key {
+            #[serde(rename = "accountId", default)]
+            account_id: Option<serde_json::Value>,
+        }
+        let value = serde_json::to_vec(record).unwrap_or_default();
+        let key = match serde_json::from_slice::<Key>(&value)
+            .ok()
+            .and_then(|k| k.account_id)
+        {
+            Some(serde_json::Value::String(id)) => Some(id),
             Some(other) if !other.is_null() => Some(other.to_string()),
             _ => None,
         };
-        KafkaRow {
-            key,
-            value: value.to_string().into_bytes(),
-        }
+        KafkaRow { key, value }
     }
 }
 

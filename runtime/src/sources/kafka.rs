@@ -108,6 +108,47 @@ impl KafkaConfig {
     }
 }
 
+/// A consumer made from `client`, reading `topic`'s `partition` from `offset`.
+fn consumer_at(
+    client: &ClientConfig,
+    brokers: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<BaseConsumer<KafkaContext>, SourceError> {
+    let consumer: BaseConsumer<KafkaContext> = client
+        .create_with_context(KafkaContext)
+        .map_err(|e| SourceError::Config(format!("Kafka client for {brokers}: {e}")))?;
+    assign_at(&consumer, topic, partition, offset)?;
+    Ok(consumer)
+}
+
+/// (Re)assigns `consumer` to read `topic`'s `partition` from `offset`.
+fn assign_at(
+    consumer: &BaseConsumer<KafkaContext>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<(), SourceError> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .and_then(|()| consumer.assign(&list))
+        .map_err(|e| SourceError::Unreachable {
+            what: format!("Kafka topic {topic} partition {partition}"),
+            detail: e.to_string(),
+        })
+}
+
+/// Where `consumer` reads `topic`'s `partition` next (past transaction markers), if it
+/// knows.
+fn position_of(consumer: &BaseConsumer<KafkaContext>, topic: &str, partition: i32) -> Option<i64> {
+    let list = consumer.position().ok()?;
+    match list.find_partition(topic, partition)?.offset() {
+        Offset::Offset(offset) => Some(offset),
+        _ => None,
+    }
+}
+
 /// The end of a partition (the offset the next message will get): `listed`, the end
 /// the broker lists, checked by reading from the last message before it to the end —
 /// some brokers (Tansu 0.6) list the offset after the first message of the last batch.
@@ -124,28 +165,14 @@ fn end_offset(
     let what = || format!("Kafka topic {topic} partition {partition}");
     let mut client = config.client();
     client.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer<KafkaContext> = client
-        .create_with_context(KafkaContext)
-        .map_err(|e| SourceError::Config(format!("Kafka client for {}: {e}", config.brokers)))?;
-    let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, partition, Offset::Offset(listed - 1))
-        .and_then(|()| consumer.assign(&list))
-        .map_err(|e| SourceError::Unreachable {
-            what: what(),
-            detail: e.to_string(),
-        })?;
+    let consumer = consumer_at(&client, &config.brokers, topic, partition, listed - 1)?;
     let mut end = listed;
     let deadline = Instant::now() + config.start_timeout;
     while Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => end = end.max(message.offset() + 1),
             Some(Err(KafkaError::PartitionEOF(_))) => {
-                let position = consumer.position().ok().and_then(|list| {
-                    match list.find_partition(topic, partition)?.offset() {
-                        Offset::Offset(offset) => Some(offset),
-                        _ => None,
-                    }
-                });
+                let position = position_of(&consumer, topic, partition);
                 return Ok(position.map_or(end, |p| p.max(end)));
             }
             Some(Err(e)) => tracing::debug!("{}: {e}; retrying", what()),
@@ -363,20 +390,14 @@ impl<R> KafkaSource<R> {
 
     fn reader(&self, partition: u32, from: i64) -> Result<KafkaReader<R>, SourceError> {
         let part = self.partition(partition)?;
-        let consumer: BaseConsumer<KafkaContext> = self
-            .config
-            .client()
-            .create_with_context(KafkaContext)
-            .map_err(|e| {
-                SourceError::Config(format!("Kafka client for {}: {e}", self.config.brokers))
-            })?;
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&part.topic, part.partition, Offset::Offset(from))
-            .and_then(|()| consumer.assign(&list))
-            .map_err(|e| SourceError::Unreachable {
-                what: format!("Kafka topic {} partition {}", part.topic, part.partition),
-                detail: e.to_string(),
-            })?;
+        let client = self.config.client();
+        let consumer = consumer_at(
+            &client,
+            &self.config.brokers,
+            &part.topic,
+            part.partition,
+            from,
+        )?;
         Ok(KafkaReader {
             consumer,
             topic: part.topic.clone(),
@@ -569,13 +590,7 @@ impl<R> KafkaReader<R> {
 
     /// Assigns the partition again at the next offset.
     fn seek_next(&mut self) -> Result<(), SourceError> {
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&self.topic, self.partition, Offset::Offset(self.next))
-            .and_then(|()| self.consumer.assign(&list))
-            .map_err(|e| SourceError::Unreachable {
-                what: self.name(),
-                detail: e.to_string(),
-            })
+        assign_at(&self.consumer, &self.topic, self.partition, self.next)
     }
 
     /// At the end of what the broker holds now: a bounded partition is done once the
@@ -585,13 +600,7 @@ impl<R> KafkaReader<R> {
         let Some(end) = self.end else {
             return Polled::Nothing;
         };
-        let position = self.consumer.position().ok().and_then(|list| {
-            match list.find_partition(&self.topic, self.partition)?.offset() {
-                Offset::Offset(offset) => Some(offset),
-                _ => None,
-            }
-        });
-        match position {
+        match position_of(&self.consumer, &self.topic, self.partition) {
             Some(offset) if offset >= end => Polled::End,
             _ => Polled::Nothing,
         }

@@ -357,10 +357,12 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
                 }
                 if part.waiting != (status == ReadStatus::Waiting) {
                     part.waiting = status == ReadStatus::Waiting;
-                    let change = if part.waiting { 1 } else { u64::MAX };
-                    counters
-                        .partitions_waiting
-                        .fetch_add(change, std::sync::atomic::Ordering::Relaxed);
+                    let gauge = &counters.partitions_waiting;
+                    let relaxed = std::sync::atomic::Ordering::Relaxed;
+                    match part.waiting {
+                        true => gauge.fetch_add(1, relaxed),
+                        false => gauge.fetch_sub(1, relaxed),
+                    };
                 }
                 match status {
                     ReadStatus::More => more = true,
