@@ -15,6 +15,9 @@ use tidelake_runtime::config::{
     AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, RuleConfig,
 };
 use tidelake_runtime::kafka::sink::KafkaSinkConfig;
+use tidelake_runtime::sources::delta::{
+    DEFAULT_PARTITIONS as DELTA_PARTITIONS, DeltaConfig, DeltaStart,
+};
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::sources::kafka::{KafkaConfig, KafkaFormat, KafkaStart};
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
@@ -216,6 +219,17 @@ pub enum SourceKind {
     Jsonl,
     /// Kafka topics (--kafka-brokers, --kafka-topic), one record per message value.
     Kafka,
+    /// A Delta table (--input TABLE, a path or URL), read as a stream (docs/delta-source.md).
+    Delta,
+}
+
+impl SourceKind {
+    /// The name `--source` takes.
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
 }
 
 /// How Kafka message values are written.
@@ -370,6 +384,35 @@ pub struct RunArgs {
     /// Kafka: how long the brokers may be unreachable while the job runs before it fails.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", help_heading = "Kafka")]
     pub kafka_timeout: Duration,
+
+    /// Delta source: read only the changes of this version (inclusive) and later ones,
+    /// rather than the table's snapshot (Spark's `startingVersion`).
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "starting_timestamp",
+        help_heading = "Delta source"
+    )]
+    pub starting_version: Option<u64>,
+    /// Delta source: read only the changes of the first version committed at or after
+    /// this time, RFC 3339 or epoch milliseconds (Spark's `startingTimestamp`).
+    #[arg(long, value_name = "TIME", value_parser = parse_start, help_heading = "Delta source")]
+    pub starting_timestamp: Option<u64>,
+    /// Delta source: follow the table, reading each new version as it is committed;
+    /// otherwise stop at the version found at start.
+    #[arg(long, help_heading = "Delta source")]
+    pub follow: bool,
+    /// Delta source: how often to look for a new version while following.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s", help_heading = "Delta source")]
+    pub poll_interval: Duration,
+    /// Delta source: skip versions that remove rows (DELETE, UPDATE, MERGE, overwrite;
+    /// their added rows too) rather than fail (Spark's `ignoreDeletes`).
+    #[arg(long, help_heading = "Delta source")]
+    pub ignore_deletes: bool,
+    /// Delta source: partitions the table's files are spread over by a hash of their
+    /// path (the same for any worker count).
+    #[arg(long, value_name = "N", default_value_t = DELTA_PARTITIONS, help_heading = "Delta source")]
+    pub source_partitions: u32,
 
     /// Worker threads.
     #[arg(long, default_value_t = 1, help_heading = "Processing")]
@@ -560,10 +603,7 @@ impl SourceArgs {
         if needs_input && self.input.is_empty() {
             return Err(format!(
                 "--source {} needs --input FILE (one or more files or globs)",
-                self.kind
-                    .to_possible_value()
-                    .map(|v| v.get_name().to_owned())
-                    .unwrap_or_default()
+                self.kind.name()
             ));
         }
         if !needs_input && !self.input.is_empty() {
@@ -595,8 +635,11 @@ impl SourceArgs {
                 inputs: self.input.clone(),
                 split_size,
             },
-            SourceKind::Kafka => {
-                return Err("this command cannot read --source kafka".into());
+            SourceKind::Kafka | SourceKind::Delta => {
+                return Err(format!(
+                    "this command cannot read --source {}",
+                    self.kind.name()
+                ));
             }
         })
     }
@@ -613,6 +656,15 @@ impl RunArgs {
 
     /// The source these flags describe: [`SourceArgs::config`], or Kafka topics.
     fn source_config(&self) -> Result<SourceConfig, String> {
+        if self.source.kind == SourceKind::Delta {
+            return self.delta_config();
+        }
+        if self.starting_version.is_some() || self.starting_timestamp.is_some() || self.follow {
+            return Err(
+                "--starting-version, --starting-timestamp and --follow are only for --source delta"
+                    .into(),
+            );
+        }
         let is_kafka = self.source.kind == SourceKind::Kafka;
         if !is_kafka {
             if self.kafka_brokers.is_some() || !self.kafka_topic.is_empty() {
@@ -638,6 +690,30 @@ impl RunArgs {
             options: self.kafka_option.clone(),
             start_timeout: self.start_timeout,
             timeout: self.kafka_timeout,
+        }))
+    }
+
+    /// The Delta source these flags describe.
+    fn delta_config(&self) -> Result<SourceConfig, String> {
+        let [table] = self.source.input.as_slice() else {
+            return Err("--source delta needs --input TABLE (one table: a path or URL)".into());
+        };
+        if !self.no_table && same_location(table, &self.table) {
+            return Err(format!(
+                "--input {table} is the table the job writes (--table): read it into another table (--table), or run with --no-table"
+            ));
+        }
+        Ok(SourceConfig::Delta(DeltaConfig {
+            table: table.clone(),
+            start: match (self.starting_version, self.starting_timestamp) {
+                (Some(version), _) => DeltaStart::Version(version),
+                (None, Some(ms)) => DeltaStart::Timestamp(ms),
+                (None, None) => DeltaStart::Snapshot,
+            },
+            follow: self.follow,
+            poll_interval: self.poll_interval,
+            ignore_deletes: self.ignore_deletes,
+            partitions: self.source_partitions,
         }))
     }
 
@@ -724,4 +800,12 @@ impl RunArgs {
             }
         }
     }
+}
+
+/// Whether two table locations name the same place: equal, or local paths to the same
+/// directory.
+fn same_location(a: &str, b: &str) -> bool {
+    let canonical = |p: &str| std::fs::canonicalize(p.strip_prefix("file://").unwrap_or(p)).ok();
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+        || canonical(a).is_some_and(|a| Some(a) == canonical(b))
 }

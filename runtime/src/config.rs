@@ -10,6 +10,7 @@ use tidelake_sinks::parquet::WriterOptions;
 
 use crate::kafka::sink::KafkaSinkConfig;
 use crate::sources::csv::CsvSource;
+use crate::sources::delta::{DeltaConfig, DeltaSource, DeltaStart};
 use crate::sources::generator::{GeneratorConfig, GeneratorSource};
 use crate::sources::jsonl::JsonlSource;
 use crate::sources::kafka::{KafkaConfig, KafkaSource, KafkaStart};
@@ -43,6 +44,8 @@ pub enum SourceConfig {
     },
     /// Kafka topics.
     Kafka(KafkaConfig),
+    /// A Delta table, read as a stream.
+    Delta(DeltaConfig),
 }
 
 impl SourceConfig {
@@ -86,6 +89,27 @@ impl SourceConfig {
                     ("--kafka-bounded", k.bounded.to_string()),
                 ]
             }
+            SourceConfig::Delta(d) => vec![
+                ("--source", "delta".into()),
+                ("--input", d.table.clone()),
+                (
+                    "--starting-version",
+                    match d.start {
+                        DeltaStart::Version(v) => v.to_string(),
+                        _ => "(none)".into(),
+                    },
+                ),
+                (
+                    "--starting-timestamp",
+                    match d.start {
+                        DeltaStart::Timestamp(ms) => format_millis(ms),
+                        _ => "(none)".into(),
+                    },
+                ),
+                ("--follow", d.follow.to_string()),
+                ("--ignore-deletes", d.ignore_deletes.to_string()),
+                ("--source-partitions", d.partitions.to_string()),
+            ],
             SourceConfig::Csv { inputs, split_size }
             | SourceConfig::Jsonl { inputs, split_size } => {
                 let kind = if matches!(self, SourceConfig::Csv { .. }) {
@@ -118,9 +142,10 @@ impl SourceConfig {
                 })
                 .cloned()
                 .collect(),
-            SourceConfig::Generator(_) | SourceConfig::Walkthrough(_) | SourceConfig::Kafka(_) => {
-                Vec::new()
-            }
+            SourceConfig::Generator(_)
+            | SourceConfig::Walkthrough(_)
+            | SourceConfig::Kafka(_)
+            | SourceConfig::Delta(_) => Vec::new(),
         }
     }
 
@@ -136,6 +161,7 @@ impl SourceConfig {
                 Arc::new(JsonlSource::new(inputs, *split_size)?)
             }
             SourceConfig::Kafka(config) => Arc::new(KafkaSource::new(config.clone())?),
+            SourceConfig::Delta(config) => Arc::new(DeltaSource::new(config.clone())?),
         })
     }
 }
@@ -449,7 +475,7 @@ impl JobConfig {
             .source
             .cluster_settings()
             .into_iter()
-            .filter(|(name, _)| !matches!(*name, "--rate" | "--kafka-bounded"))
+            .filter(|(name, _)| !matches!(*name, "--rate" | "--kafka-bounded" | "--follow"))
             .chain(
                 self.cluster_settings()
                     .into_iter()

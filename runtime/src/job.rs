@@ -85,6 +85,7 @@ impl JobError {
     pub fn exit_code(&self) -> u8 {
         match self {
             JobError::Source(SourceError::Unreachable { .. }) => EXIT_FAILED,
+            JobError::Source(SourceError::Table(e)) if !e.is_configuration() => EXIT_FAILED,
             JobError::Config(_)
             | JobError::Source(_)
             | JobError::Monitor(_)
@@ -278,10 +279,7 @@ impl<R: SourceRecord> Job<R> {
             LakeJob {
                 settings: identity,
                 replayable: config.time == TimeMode::Event,
-                may_differ: match rescaled {
-                    true => vec![restore::WORKERS_SETTING.to_owned()],
-                    false => Vec::new(),
-                },
+                may_differ: restore::may_differ(restored.is_some(), rescaled),
             },
             &self.pipeline.tables(),
         )?;

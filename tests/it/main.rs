@@ -13,6 +13,7 @@ mod csv_reference;
 mod custom_rule;
 mod delta_s3;
 mod delta_sink;
+mod delta_source;
 mod determinism;
 mod fraud_rule;
 mod job_identity;

@@ -213,6 +213,31 @@ impl Python {
         out.version
     }
 
+    /// delta-rs appends the JSON-lines transactions of `file` in the seed's schema, the
+    /// time in column `time_column`, first adding the nullable column `add_column` if
+    /// given (see the script's doc); returns the version of its commit.
+    pub fn append_json(
+        &self,
+        url: &str,
+        file: &Path,
+        time_column: &str,
+        add_column: Option<&str>,
+    ) -> u64 {
+        let file = file.display().to_string();
+        let mut args = vec!["append-json", url, &file, "--time-column", time_column];
+        if let Some(column) = add_column {
+            args.extend(["--add-column", column]);
+        }
+        let out: VersionOutput = self.run(&args);
+        out.version
+    }
+
+    /// delta-rs deletes the rows matching `predicate`; returns the version of its commit.
+    pub fn delete(&self, url: &str, predicate: &str) -> u64 {
+        let out: VersionOutput = self.run(&["delete", url, predicate]);
+        out.version
+    }
+
     /// delta-rs checkpoints the table and cleans up expired log files; returns the
     /// checkpoint's version.
     pub fn checkpoint(&self, url: &str) -> u64 {

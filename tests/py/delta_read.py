@@ -34,6 +34,18 @@ it prints a traceback on stderr and exits non-zero.
         "py<i mod K>" (K default 7), amount (i mod 1000) / 4, alert false.
         Creates the table if there is none. Prints {"rows": N, "version": int}.
 
+    delta_read.py append-json URL FILE [--time-column NAME] [--add-column NAME]
+        delta-rs appends the rows of the JSON-lines FILE ({"accountId": str, "ts": ms,
+        "amount": float}, in file order) as one commit, in the seed's schema: NAME
+        (default dt) timestamp[us, tz=UTC], accountId string, amount double, partitioned
+        by date string (yyyy-MM-dd of the time). With --add-column, the table first gains
+        the nullable string column NAME (alter.add_columns) and the rows carry it
+        ("note-<i>"); later rows hold null in it. Creates the table if there is none. Prints {"rows": N, "version": int}.
+
+    delta_read.py delete URL PREDICATE
+        delta-rs deletes the rows matching the SQL PREDICATE (DeltaTable.delete).
+        Prints {"version": int}.
+
     delta_read.py dataset DIR
         A directory of Parquet files (Hive-style `col=value/` directories, `_` and `.`
         paths skipped) read by pyarrow.dataset: {"rows": [{column: value}],
@@ -322,6 +334,42 @@ def append(args):
     return {"rows": args.n, "version": version}
 
 
+def append_json(args):
+    with open(args.file) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    ts = [r["ts"] for r in records]
+    columns = {
+        args.time_column: pa.array([t * 1000 for t in ts], pa.timestamp("us", tz="UTC")),
+        "accountId": pa.array([r["accountId"] for r in records], pa.string()),
+        "amount": pa.array([r["amount"] for r in records], pa.float64()),
+        "date": pa.array(
+            [datetime.datetime.fromtimestamp(t / 1000, tz=datetime.timezone.utc).strftime("%Y-%m-%d") for t in ts],
+            pa.string(),
+        ),
+    }
+    if args.add_column:
+        dt = open_table(args.url)
+        if args.add_column not in dt.schema().to_arrow().names:
+            from deltalake import Field
+
+            dt.alter.add_columns([Field(args.add_column, "string", nullable=True)])
+        columns[args.add_column] = pa.array([f"note-{i}" for i in range(len(records))], pa.string())
+    try:
+        for name in open_table(args.url).schema().to_arrow().names:
+            if name not in columns:
+                columns[name] = pa.nulls(len(records), pa.string())
+    except TableNotFoundError:
+        pass
+    version = append_rows(args.url, pa.table(columns))
+    return {"rows": len(records), "version": version}
+
+
+def delete(args):
+    dt = open_table(args.url)
+    dt.delete(args.predicate)
+    return {"version": open_table(args.url).version()}
+
+
 def checkpoint(args):
     dt = open_table(args.url)
     dt.create_checkpoint()
@@ -393,6 +441,16 @@ def main():
     rf.add_argument("url")
     rf.add_argument("out")
     rf.set_defaults(run=rows_file)
+    aj = sub.add_parser("append-json")
+    aj.add_argument("url")
+    aj.add_argument("file")
+    aj.add_argument("--time-column", default="dt")
+    aj.add_argument("--add-column")
+    aj.set_defaults(run=append_json)
+    de = sub.add_parser("delete")
+    de.add_argument("url")
+    de.add_argument("predicate")
+    de.set_defaults(run=delete)
     d = sub.add_parser("dataset")
     d.add_argument("dir")
     d.set_defaults(run=dataset)

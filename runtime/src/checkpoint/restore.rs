@@ -30,6 +30,21 @@ pub enum RestoreError {
 /// restore onto another value of.
 pub const WORKERS_SETTING: &str = "--workers (in all processes)";
 
+/// The identity settings a job restored from a checkpoint (`restored`, onto another
+/// layout of workers if `rescaled`) may hold other values of than the commits its
+/// tables record: the worker count of a rescaled savepoint, and where a Delta source
+/// started, which the restored positions carry.
+pub(crate) fn may_differ(restored: bool, rescaled: bool) -> Vec<String> {
+    let mut names = Vec::new();
+    if restored {
+        names.push(crate::sources::delta::START_SETTING.to_owned());
+    }
+    if rescaled {
+        names.push(WORKERS_SETTING.to_owned());
+    }
+    names
+}
+
 /// What a job asks of its checkpoints.
 pub(crate) struct Request<'a> {
     pub(crate) location: &'a str,
@@ -94,11 +109,12 @@ pub(crate) fn open(request: Request<'_>) -> Result<Checkpoints, RestoreError> {
 }
 
 /// The settings a checkpoint records and a restore compares: the job's identity but
-/// its worker count, which the layout records.
+/// its worker count, which the layout records, and where a Delta source started, which
+/// the positions record.
 fn compared(settings: &[(String, String)]) -> Vec<(String, String)> {
     settings
         .iter()
-        .filter(|(name, _)| name != WORKERS_SETTING)
+        .filter(|(name, _)| name != WORKERS_SETTING && name != crate::sources::delta::START_SETTING)
         .cloned()
         .collect()
 }

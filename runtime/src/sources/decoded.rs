@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use super::csv::{CsvFormat, Fields};
+use super::delta::DeltaSource;
 use super::files::{ByteRange, FileSource, LineReader, Outcome, Parsed, RecordFormat, is_blank};
 use super::kafka::KafkaSource;
 use super::validate;
@@ -22,8 +23,8 @@ use super::{Source, SourceError, SourceRecord};
 use crate::config::SourceConfig;
 use crate::dead_letter::Reason;
 
-/// The source `config` configures for records `R`: CSV or JSON-lines files, or Kafka
-/// topics of JSON values. The generator and the walkthrough make transactions, so they
+/// The source `config` configures for records `R`: CSV or JSON-lines files, Kafka
+/// topics of JSON values, or a Delta table. The generator and the walkthrough make transactions, so they
 /// are refused.
 pub fn source<R>(config: &SourceConfig) -> Result<Arc<dyn Source<R>>, SourceError>
 where
@@ -39,6 +40,7 @@ where
         SourceConfig::Generator(_) => Err(makes_transactions::<R>("generator")),
         SourceConfig::Walkthrough(_) => Err(makes_transactions::<R>("walkthrough")),
         SourceConfig::Kafka(config) => Ok(Arc::new(KafkaSource::<R>::decoded(config.clone())?)),
+        SourceConfig::Delta(config) => Ok(Arc::new(DeltaSource::<R>::decoded(config.clone())?)),
     }
 }
 
@@ -53,7 +55,7 @@ fn makes_transactions<R>(name: &str) -> SourceError {
 
 /// The checks every decoded record goes through after serde: its event time, then
 /// its own [`SourceRecord::validate`].
-fn checked<R: SourceRecord>(record: R) -> Outcome<R> {
+pub(crate) fn checked<R: SourceRecord>(record: R) -> Outcome<R> {
     if let Err((reason, detail)) = validate::ts_in_range(i128::from(record.event_time())) {
         return Outcome::Invalid(reason, detail);
     }

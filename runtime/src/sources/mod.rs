@@ -11,11 +11,12 @@
 //! its event time, its check, and how each configured source decodes it); `R` is
 //! [`Transaction`] unless said otherwise. Readers: [`generator`], [`walkthrough`],
 //! [`csv`] and [`jsonl`] files of transactions (split into fixed byte ranges by
-//! [`files`]), CSV and JSON-lines files of any serde record type ([`decoded`]), and
-//! [`kafka`] topics.
+//! [`files`]), CSV and JSON-lines files of any serde record type ([`decoded`]),
+//! [`kafka`] topics and [`delta`] tables.
 
 pub mod csv;
 pub mod decoded;
+pub mod delta;
 pub mod files;
 pub mod generator;
 pub mod jsonl;
@@ -98,6 +99,13 @@ pub enum SourceError {
     /// A source option is invalid.
     #[error("invalid source option: {0}")]
     Config(String),
+    /// A Delta table cannot be read (a configuration error when
+    /// [`DeltaError::is_configuration`](tidelake_sinks::delta::DeltaError::is_configuration)).
+    #[error(transparent)]
+    Table(#[from] tidelake_sinks::delta::DeltaError),
+    /// The source cannot read on (a Delta table version it cannot follow).
+    #[error("{0}")]
+    Stopped(String),
     /// A server the source reads from cannot be reached.
     #[error("cannot reach {what}: {detail}")]
     Unreachable {
@@ -179,6 +187,22 @@ pub trait PartitionReader<R = Transaction>: Send {
     fn position(&self) -> Option<Position> {
         None
     }
+
+    /// True when the reader advances its partition's watermark itself
+    /// ([`Emitter::advance_watermark`]) rather than by each record's event time: the
+    /// Delta source, by its files' least event times.
+    fn sets_watermark(&self) -> bool {
+        false
+    }
+
+    /// While the partition is idle, an event time its later records are taken not to
+    /// be older than (less the out-of-orderness bound): it holds the watermark there,
+    /// from the moment it is idle, instead of letting go of it after the idle timeout.
+    /// The Delta source gives the greatest event time of the versions it has read
+    /// (Spark's global watermark); `None`: the idle timeout applies.
+    fn idle_hold(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The per-partition watermark of docs/semantics.md §2: the greatest event time read so far minus
@@ -190,6 +214,8 @@ pub struct Watermark {
     /// How far behind the watermark a record may be and still be passed on, at the
     /// watermark's time (a pipeline's allowed lateness; 0 for most).
     lateness: u64,
+    /// Records do not advance it: its reader does ([`Watermark::advance`]).
+    explicit: bool,
 }
 
 impl Watermark {
@@ -199,7 +225,20 @@ impl Watermark {
             max_ts: None,
             bound,
             lateness: 0,
+            explicit: false,
         }
+    }
+
+    /// This watermark, advanced by its reader ([`advance`](Self::advance)) rather than
+    /// by the event times of the records it accepts.
+    pub fn explicit(mut self) -> Self {
+        self.explicit = true;
+        self
+    }
+
+    /// Takes `ts` as an event time read: the watermark is at least `ts` less the bound.
+    pub fn advance(&mut self, ts: u64) {
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
     }
 
     /// This watermark, passing on records up to `lateness` ms behind it.
@@ -246,7 +285,9 @@ impl Watermark {
                 false => Err(wm),
             },
             _ => {
-                self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+                if !self.explicit {
+                    self.advance(ts);
+                }
                 Ok(ts)
             }
         }
@@ -405,6 +446,12 @@ impl<'a, R: SourceRecord> Emitter<'a, R> {
             detail,
             raw,
         ));
+    }
+
+    /// Advances the partition's watermark to `ts` less its bound, for a reader that
+    /// sets its watermark ([`PartitionReader::sets_watermark`]).
+    pub fn advance_watermark(&mut self, ts: u64) {
+        self.watermark.advance(ts);
     }
 
     /// Counts a skipped blank line.

@@ -104,6 +104,11 @@ struct Partition<R> {
 impl<R> Partition<R> {
     /// The event time this partition holds the worker's watermark at, if any.
     fn hold(&self, unbounded: bool, idle_timeout: Duration) -> Option<u64> {
+        let own = self.watermark.current().unwrap_or(self.initial_hold);
+        if let (false, Some(_), Some(hold)) = (self.done, self.idle_since, self.reader.idle_hold())
+        {
+            return Some(own.max(hold.saturating_sub(self.watermark.bound())));
+        }
         let idle = unbounded
             && self
                 .idle_since
@@ -111,7 +116,7 @@ impl<R> Partition<R> {
         if self.done || idle {
             return None;
         }
-        Some(self.watermark.current().unwrap_or(self.initial_hold))
+        Some(own)
     }
 }
 
@@ -487,6 +492,10 @@ fn open_partitions<R>(
                 }),
                 Some(state.read_until),
             ),
+        };
+        let watermark = match reader.sets_watermark() {
+            true => watermark.explicit(),
+            false => watermark,
         };
         let initial_hold = match reader.first_ts().map_err(fail)? {
             Some(ts) => ts.saturating_sub(bound),

@@ -19,7 +19,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::delta::DeltaError;
 use crate::delta::protocol::actions::Add;
@@ -36,6 +36,16 @@ pub async fn read_data_file(
     add: &Add,
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>, DeltaError> {
+    open_data_file(table, add, schema).await?.collect()
+}
+
+/// The data file of `add`, fetched whole and decoded a batch of `schema` at a time as
+/// the iterator is advanced (for readers that need not hold a file's rows at once).
+pub async fn open_data_file(
+    table: &DeltaTable,
+    add: &Add,
+    schema: &SchemaRef,
+) -> Result<DataFileBatches, DeltaError> {
     let unreadable = |detail: String| DeltaError::ReadFile {
         path: add.path.clone(),
         detail,
@@ -57,13 +67,34 @@ pub async fn read_data_file(
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|builder| builder.with_batch_size(BATCH_ROWS).build())
         .map_err(|e| unreadable(e.to_string()))?;
-    reader
-        .map(|batch| {
+    Ok(DataFileBatches {
+        path: add.path.clone(),
+        schema: schema.clone(),
+        reader,
+    })
+}
+
+/// The batches of one data file ([`open_data_file`]).
+pub struct DataFileBatches {
+    path: String,
+    schema: SchemaRef,
+    reader: ParquetRecordBatchReader,
+}
+
+impl Iterator for DataFileBatches {
+    type Item = Result<RecordBatch, DeltaError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = self.reader.next()?;
+        Some(
             batch
-                .and_then(|batch| conform(&batch, schema))
-                .map_err(|e| unreadable(e.to_string()))
-        })
-        .collect()
+                .and_then(|batch| conform(&batch, &self.schema))
+                .map_err(|e| DeltaError::ReadFile {
+                    path: self.path.clone(),
+                    detail: e.to_string(),
+                }),
+        )
+    }
 }
 
 /// `batch` as a batch of `schema`; see the [module docs](self).

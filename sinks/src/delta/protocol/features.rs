@@ -49,6 +49,9 @@ pub enum Operation {
     Vacuum,
     /// Writes a checkpoint of the log, or cleans up the log behind one.
     Checkpoint,
+    /// Reads the table's data files, as the Delta streaming source does (a reader:
+    /// writer features do not concern it).
+    Read,
 }
 
 impl Operation {
@@ -58,6 +61,7 @@ impl Operation {
             Operation::Optimize => "OPTIMIZE",
             Operation::Vacuum => "VACUUM",
             Operation::Checkpoint => "writing a checkpoint",
+            Operation::Read => "the Delta source",
         }
     }
 
@@ -74,6 +78,16 @@ impl Operation {
             ],
             Operation::Append => &["columnMapping", "timestampNtz", "vacuumProtocolCheck"],
             Operation::Optimize => &["columnMapping", "vacuumProtocolCheck"],
+            // The snapshot is read by the Delta Kernel (V2 checkpoints too); files are
+            // cast to the table's current types (widened ones too).
+            Operation::Read => &[
+                "columnMapping",
+                "timestampNtz",
+                "typeWidening",
+                "typeWidening-preview",
+                "v2Checkpoint",
+                "vacuumProtocolCheck",
+            ],
         }
     }
 
@@ -91,6 +105,7 @@ impl Operation {
         ];
         EVERY.contains(&feature)
             || match self {
+                Operation::Read => true,
                 Operation::Append => feature == "timestampNtz",
                 Operation::Optimize => feature == "identityColumns",
                 Operation::Vacuum | Operation::Checkpoint => matches!(
@@ -109,7 +124,10 @@ impl Operation {
     /// Whether the operation reads or writes data files by column name, so that only
     /// column mapping mode `none` (physical names = logical names) will do.
     fn needs_logical_names(self) -> bool {
-        matches!(self, Operation::Append | Operation::Optimize)
+        matches!(
+            self,
+            Operation::Append | Operation::Optimize | Operation::Read
+        )
     }
 }
 

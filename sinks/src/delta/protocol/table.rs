@@ -10,8 +10,9 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use crate::clock::{self, SharedClock};
 use crate::delta::DeltaError;
 use crate::delta::protocol::actions::{Action, Add, CommitInfo, Format, Metadata, Protocol};
+use crate::delta::protocol::checkpoint::list_log_objects;
 use crate::delta::protocol::features::{self, Operation};
-use crate::delta::protocol::log::{CommitOutcome, read_commit, write_commit};
+use crate::delta::protocol::log::{CommitOutcome, commit_version, read_commit, write_commit};
 use crate::delta::protocol::schema::Schema;
 use crate::delta::protocol::snapshot::Snapshot;
 use crate::delta::protocol::store::{open_existing_store, open_store};
@@ -123,6 +124,31 @@ impl DeltaTable {
             }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The first version committed at or after `ms` (ms since the epoch), as Spark's
+    /// `startingTimestamp` finds it: a commit's time is its file's modification time,
+    /// made increasing (a commit older than the one before it counts as 1 ms after
+    /// it); `None` if every commit is older.
+    pub async fn first_version_at(&self, ms: u64) -> Result<Option<u64>, DeltaError> {
+        let objects = list_log_objects(self.store.as_ref(), &self.root, None).await?;
+        let mut commits: Vec<(u64, i64)> = objects
+            .iter()
+            .filter_map(|meta| {
+                let version = commit_version(meta.location.filename()?)?;
+                Some((version, meta.last_modified.timestamp_millis()))
+            })
+            .collect();
+        commits.sort_unstable();
+        let mut previous = i64::MIN;
+        for (version, modified) in commits {
+            let time = modified.max(previous.saturating_add(1));
+            previous = time;
+            if time >= 0 && time as u64 >= ms {
+                return Ok(Some(version));
+            }
+        }
+        Ok(None)
     }
 
     /// Deletes the data files of `adds` (written, but not committed); files already
