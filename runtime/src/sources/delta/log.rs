@@ -156,7 +156,7 @@ pub(super) fn partition_of(path: &str, partitions: u32) -> u32 {
 /// `add`'s statistic `which` (`minValues`, `maxValues`) of `column` as ms since the
 /// epoch: a timestamp string (`2024-05-01T10:00:00.123Z`, or without a zone for
 /// `timestamp_ntz`) or an integer.
-pub(super) fn stat_ms(add: &Add, which: &str, column: &str) -> Option<u64> {
+fn stat_ms(add: &Add, which: &str, column: &str) -> Option<u64> {
     let stats: serde_json::Value = serde_json::from_str(add.stats.as_deref()?).ok()?;
     match stats.get(which)?.get(column)? {
         serde_json::Value::Number(n) => n.as_u64(),

@@ -12,7 +12,7 @@ use arrow::array::RecordBatch;
 use tidelake_sinks::delta::files::reader::{DataFileBatches, open_data_file};
 
 use super::decode::{Decoder, row_json};
-use super::log::{Found, TableLog, Unit, stat_ms};
+use super::log::{Found, TableLog, Unit};
 use crate::dead_letter::Reason;
 use crate::sources::files::Outcome;
 use crate::sources::{Emitter, PartitionReader, Position, ReadStatus, SourceError};
@@ -157,11 +157,10 @@ impl<R: crate::sources::SourceRecord> PartitionReader<R> for DeltaReader<R> {
         let Some(unit) = self.unit()? else {
             return Ok(None);
         };
-        let column = unit.schema.time_column();
         Ok(self
             .files_from(&unit)
             .first()
-            .and_then(|&f| column.and_then(|c| stat_ms(&unit.files[f as usize], "minValues", c))))
+            .and_then(|&f| unit.mins[f as usize]))
     }
 
     fn read(&mut self, max: usize, emit: &mut Emitter<'_, R>) -> Result<ReadStatus, SourceError> {
