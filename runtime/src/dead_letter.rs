@@ -118,6 +118,17 @@ impl DeadLetter {
             raw_base64,
         }
     }
+
+    /// The record's original bytes, as [`new`](Self::new) was given them.
+    pub fn raw_bytes(&self) -> Vec<u8> {
+        match (&self.raw, &self.raw_base64) {
+            (Some(text), _) => text.clone().into_bytes(),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap_or_default(),
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 impl DeadLetter {
@@ -167,5 +178,6 @@ mod tests {
         );
         assert_eq!(d.raw, None);
         assert_eq!(d.raw_base64.as_deref(), Some("/ywxLDI="));
+        assert_eq!(d.raw_bytes(), b"\xff,1,2");
     }
 }

@@ -90,6 +90,16 @@ fn want_alerts(chunks: &[Vec<Tx>]) -> Vec<RefAlert> {
 
 /// Runs a bounded read of `url` with `flags`; returns the output and the alerts.
 fn read_table(dir: &Path, url: &str, flags: &[&str]) -> (std::process::Output, Vec<RefAlert>) {
+    read_table_with(dir, url, flags, &[])
+}
+
+/// [`read_table`] with `env` in the job's environment.
+fn read_table_with(
+    dir: &Path,
+    url: &str,
+    flags: &[&str],
+    env: &[(String, String)],
+) -> (std::process::Output, Vec<RefAlert>) {
     let alerts = dir.join("alerts.jsonl");
     let _ = std::fs::remove_file(&alerts);
     let mut args = vec![
@@ -108,7 +118,12 @@ fn read_table(dir: &Path, url: &str, flags: &[&str]) -> (std::process::Output, V
         "--quiet",
     ];
     args.extend_from_slice(flags);
-    let output = tidelake(dir, &args);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake"))
+        .args(&args)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("the tidelake binary runs");
     let alerts = match output.status.success() {
         true => read_alerts(&alerts),
         false => Vec::new(),
@@ -362,29 +377,10 @@ fn a_table_on_s3_is_read_like_one_on_disk() {
     let url = format!("s3://{}/delta-source/seed", crate::moto::BUCKET);
     let chunks = chunks(9, 12_000, 3);
     append_chunks(&python, d, &url, &chunks, "dt");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake"))
-        .args([
-            "run",
-            "--workers",
-            "2",
-            "--source",
-            "delta",
-            "--input",
-            &url,
-            "--no-table",
-            "--alerts",
-            "alerts.jsonl",
-            "--report-json",
-            "report.json",
-            "--quiet",
-        ])
-        .current_dir(d)
-        .envs(moto.env())
-        .output()
-        .expect("the tidelake binary runs");
+    let (output, alerts) = read_table_with(d, &url, &["--workers", "2"], &moto.env());
     assert_exit(&output, 0);
     let want = want_alerts(&chunks);
     assert!(!want.is_empty(), "the data raises alerts");
-    assert_eq!(read_alerts(&d.join("alerts.jsonl")), want);
+    assert_eq!(alerts, want);
     assert_eq!(events_read(d), 12_000);
 }

@@ -72,6 +72,39 @@ impl KafkaFormat {
     }
 }
 
+/// One message: its key (the account id, if it has one) and value — a sink's JSON
+/// record, or a transaction `produce` writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaRow {
+    /// The account id, if the record has one.
+    pub key: Option<String>,
+    /// The message value.
+    pub value: Vec<u8>,
+}
+
+impl KafkaRow {
+    /// `record` as JSON (the line `--alerts FILE` would write), keyed by its
+    /// `accountId` field.
+    pub fn json<T: serde::Serialize>(record: &T) -> KafkaRow {
+        /// Only the key of a record's JSON; the rest is skipped, not built.
+        #[derive(serde::Deserialize)]
+        struct Key {
+            #[serde(rename = "accountId", default)]
+            account_id: Option<serde_json::Value>,
+        }
+        let value = serde_json::to_vec(record).unwrap_or_default();
+        let key = match serde_json::from_slice::<Key>(&value)
+            .ok()
+            .and_then(|k| k.account_id)
+        {
+            Some(serde_json::Value::String(id)) => Some(id),
+            Some(other) if !other.is_null() => Some(other.to_string()),
+            _ => None,
+        };
+        KafkaRow { key, value }
+    }
+}
+
 /// A Kafka failure that stops a command or job.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {

@@ -15,14 +15,13 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
-use super::{KafkaError, KafkaFormat, client_config, ensure_topic};
+use super::{KafkaError, KafkaFormat, KafkaRow, client_config, ensure_topic};
 use crate::sources::{
     Emitter, PartitionReader, ReadBatch, ReadStatus, RuleTime, Source, Watermark,
 };
@@ -235,7 +234,7 @@ struct Pending {
     partition: u32,
     reader: Box<dyn PartitionReader>,
     watermark: Watermark,
-    queue: VecDeque<(u64, Message)>,
+    queue: VecDeque<(u64, KafkaRow)>,
     /// The event time of the last valid record read (a bad line is merged at it).
     last_ts: u64,
     done: bool,
@@ -281,35 +280,22 @@ impl Pending {
     }
 }
 
-/// One message to send: keyed by account id, or unkeyed for a line that is not a
-/// valid transaction.
-struct Message {
-    key: Option<String>,
-    value: Vec<u8>,
-}
-
 /// A batch's records and rejected lines as messages, in the order they were read, with
 /// the event times of the valid ones.
-fn in_order(batch: ReadBatch, format: KafkaFormat) -> Vec<(Option<u64>, Message)> {
-    let mut messages: Vec<(u64, Option<u64>, Message)> = batch
+fn in_order(batch: ReadBatch, format: KafkaFormat) -> Vec<(Option<u64>, KafkaRow)> {
+    let mut messages: Vec<(u64, Option<u64>, KafkaRow)> = batch
         .events
         .into_iter()
         .map(|event| {
             let value = format.encode(&event.record);
             let key = Some(event.record.account_id.to_string());
-            (event.seq, Some(event.record.ts), Message { key, value })
+            (event.seq, Some(event.record.ts), KafkaRow { key, value })
         })
         .collect();
     for letter in batch.dead_letters {
-        let value = match (letter.raw, letter.raw_base64) {
-            (Some(text), _) => text.into_bytes(),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap_or_default(),
-            (None, None) => Vec::new(),
-        };
+        let value = letter.raw_bytes();
         let position = letter.position.unwrap_or_default();
-        messages.push((position, None, Message { key: None, value }));
+        messages.push((position, None, KafkaRow { key: None, value }));
     }
     messages.sort_by_key(|(position, _, _)| *position);
     messages.into_iter().map(|(_, ts, m)| (ts, m)).collect()
@@ -319,7 +305,7 @@ fn in_order(batch: ReadBatch, format: KafkaFormat) -> Vec<(Option<u64>, Message)
 fn send(
     producer: &BaseProducer<Deliveries>,
     topic: &str,
-    message: Message,
+    message: KafkaRow,
 ) -> Result<(), ProduceError> {
     let mut record = BaseRecord::to(topic).payload(&message.value);
     if let Some(key) = &message.key {

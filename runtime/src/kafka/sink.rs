@@ -31,7 +31,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{Offset, TopicPartitionList};
 use tidelake_sinks::epochs::{EpochOutcome, EpochReport, EpochWriter};
 
-use super::{KafkaContext, KafkaError, client_config, ensure_topic};
+use super::{KafkaContext, KafkaError, KafkaRow, client_config, ensure_topic};
 
 /// Where a Kafka sink writes: `kafka://HOST:PORT[,HOST:PORT]/TOPIC` (created with 4
 /// partitions if it does not exist).
@@ -73,38 +73,6 @@ impl KafkaSinkConfig {
     /// `kafka://brokers/topic`.
     pub fn url(&self) -> String {
         format!("kafka://{}/{}", self.brokers, self.topic)
-    }
-}
-
-/// One record for a Kafka sink: its key (the account id) and JSON value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KafkaRow {
-    /// The account id, if the record has one.
-    pub key: Option<String>,
-    /// The record as JSON.
-    pub value: Vec<u8>,
-}
-
-impl KafkaRow {
-    /// `record` as JSON (the line `--alerts FILE` would write), keyed by its
-    /// `accountId` field.
-    pub fn json<T: serde::Serialize>(record: &T) -> KafkaRow {
-        /// Only the key of a record's JSON; the rest is skipped, not built.
-        #[derive(serde::Deserialize)]
-        struct Key {
-            #[serde(rename = "accountId", default)]
-            account_id: Option<serde_json::Value>,
-        }
-        let value = serde_json::to_vec(record).unwrap_or_default();
-        let key = match serde_json::from_slice::<Key>(&value)
-            .ok()
-            .and_then(|k| k.account_id)
-        {
-            Some(serde_json::Value::String(id)) => Some(id),
-            Some(other) if !other.is_null() => Some(other.to_string()),
-            _ => None,
-        };
-        KafkaRow { key, value }
     }
 }
 

@@ -46,8 +46,7 @@ where
 
 /// The refusal of `--source name`, which makes transactions, for a job reading `R`.
 fn makes_transactions<R>(name: &str) -> SourceError {
-    let type_name = std::any::type_name::<R>();
-    let short = type_name.rsplit("::").next().unwrap_or(type_name);
+    let short = super::record::short_type_name::<R>();
     SourceError::Config(format!(
         "--source {name} makes transactions, and this job reads {short} records: use --source csv or --source jsonl"
     ))

@@ -276,8 +276,7 @@ impl<R: SourceRecord + DeserializeOwned> KafkaSource<R> {
     /// (CSV values would need column names, which messages do not carry: refused).
     pub fn decoded(config: KafkaConfig) -> Result<Self, SourceError> {
         if config.format == KafkaFormat::Csv {
-            let type_name = std::any::type_name::<R>();
-            let short = type_name.rsplit("::").next().unwrap_or(type_name);
+            let short = super::record::short_type_name::<R>();
             return Err(SourceError::Config(format!(
                 "this job reads {short} records: from Kafka as JSON values only (--kafka-format json); CSV values carry no column names"
             )));

@@ -198,8 +198,9 @@ pub trait PartitionReader<R = Transaction>: Send {
     /// While the partition is idle, an event time its later records are taken not to
     /// be older than (less the out-of-orderness bound): it holds the watermark there,
     /// from the moment it is idle, instead of letting go of it after the idle timeout.
-    /// The Delta source gives the greatest event time of the versions it has read
-    /// (Spark's global watermark); `None`: the idle timeout applies.
+    /// The Delta source gives the greatest least event time of the files of the
+    /// versions it has read (as Spark's watermark is global over the table); `None`:
+    /// the idle timeout applies.
     fn idle_hold(&self) -> Option<u64> {
         None
     }

@@ -105,7 +105,9 @@ impl<R> Partition<R> {
     /// The event time this partition holds the worker's watermark at, if any.
     fn hold(&self, unbounded: bool, idle_timeout: Duration) -> Option<u64> {
         let own = self.watermark.current().unwrap_or(self.initial_hold);
-        if let (false, Some(_), Some(hold)) = (self.done, self.idle_since, self.reader.idle_hold())
+        if !self.done
+            && self.idle_since.is_some()
+            && let Some(hold) = self.reader.idle_hold()
         {
             return Some(own.max(hold.saturating_sub(self.watermark.bound())));
         }

@@ -55,6 +55,13 @@ pub trait SourceRecord: timely::ExchangeData + Clone + std::fmt::Debug {
     fn source(config: &SourceConfig) -> Result<Arc<dyn Source<Self>>, SourceError>;
 }
 
+/// The last segment of `R`'s type name (`Reading`), for messages about the records a
+/// job reads.
+pub(crate) fn short_type_name<R>() -> &'static str {
+    let name = std::any::type_name::<R>();
+    name.rsplit("::").next().unwrap_or(name)
+}
+
 impl SourceRecord for Transaction {
     #[inline]
     fn event_time(&self) -> u64 {

@@ -215,6 +215,19 @@ pub fn stats_json(schema: &Schema, batches: &[RecordBatch]) -> String {
     stats.to_json()
 }
 
+/// µs since the epoch of a timestamp bound of `add.stats`: RFC 3339 (`timestamp`), or
+/// without a zone, taken as UTC (`timestamp_ntz`, as [`FileStats`] writes them and
+/// Spark too; a space for the `T` is read as well).
+pub fn timestamp_bound_micros(text: &str) -> Option<i64> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(time.timestamp_micros());
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|time| time.and_utc().timestamp_micros())
+}
+
 /// The `numRecords` of an `add.stats` string, or `None` if the stats leave it out.
 /// An error if the string is not a JSON object (readers refuse such a table) or its
 /// `numRecords` is not a non-negative integer.

@@ -32,6 +32,14 @@ pub struct Decoder<R> {
     pub decode: fn(&RecordBatch) -> Result<Vec<Outcome<R>>, String>,
 }
 
+impl<R> Clone for Decoder<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Decoder<R> {}
+
 /// The decoder of transactions.
 pub fn transactions() -> Decoder<Transaction> {
     Decoder {
@@ -104,30 +112,19 @@ fn check_transactions(schema: &ArrowSchema) -> Option<String> {
 
 /// `column` as ms since the epoch, per row (`None` for a null).
 fn millis(column: &ArrayRef) -> Result<Vec<Option<i64>>, String> {
-    let scaled = |values: &dyn Fn(usize) -> i64, f: fn(i64) -> i64| {
-        (0..column.len())
-            .map(|i| column.is_valid(i).then(|| f(values(i))))
-            .collect()
-    };
-    Ok(match column.data_type() {
-        DataType::Timestamp(unit, _) => {
-            let raw = cast(column, &DataType::Int64)?;
-            let raw = raw.as_primitive::<Int64Type>();
-            let f: fn(i64) -> i64 = match unit {
-                TimeUnit::Second => |v| v.saturating_mul(1000),
-                TimeUnit::Millisecond => |v| v,
-                TimeUnit::Microsecond => |v| v.div_euclid(1_000),
-                TimeUnit::Nanosecond => |v| v.div_euclid(1_000_000),
-            };
-            scaled(&|i| raw.value(i), f)
-        }
-        DataType::Int64 | DataType::Int32 => {
-            let raw = cast(column, &DataType::Int64)?;
-            let raw = raw.as_primitive::<Int64Type>();
-            scaled(&|i| raw.value(i), |v| v)
-        }
+    let to_ms: fn(i64) -> i64 = match column.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => |v| v.saturating_mul(1000),
+        DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Int64 | DataType::Int32 => |v| v,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => |v| v.div_euclid(1_000),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => |v| v.div_euclid(1_000_000),
         other => return Err(format!("an event time of type {other}")),
-    })
+    };
+    let raw = cast(column, &DataType::Int64)?;
+    Ok(raw
+        .as_primitive::<Int64Type>()
+        .iter()
+        .map(|v| v.map(to_ms))
+        .collect())
 }
 
 fn cast(column: &ArrayRef, to: &DataType) -> Result<ArrayRef, String> {

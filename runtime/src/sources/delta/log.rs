@@ -13,6 +13,7 @@ use arrow::datatypes::SchemaRef;
 use tidelake_sinks::delta::protocol::features::{self, Operation};
 use tidelake_sinks::delta::protocol::kernel;
 use tidelake_sinks::delta::{Action, Add, DeltaError, DeltaTable, Metadata, Schema, Snapshot};
+use tidelake_sinks::parquet::stats::timestamp_bound_micros;
 
 use crate::checkpoint::format::crc32c;
 use crate::sources::SourceError;
@@ -99,7 +100,8 @@ impl TableSchema {
 }
 
 /// What one partition reads at a time: the live files of the snapshot the source
-/// starts from, or the data-changing `add`s of one version.
+/// starts from, or the data-changing `add`s of one version (none for a version
+/// `--ignore-deletes` skips).
 #[derive(Debug)]
 pub(super) struct Unit {
     /// The version.
@@ -116,8 +118,6 @@ pub(super) struct Unit {
     pub(super) schema: Arc<TableSchema>,
     /// The greatest of the files' least event times, if their statistics give any.
     pub(super) max_min: Option<u64>,
-    /// The version is skipped (`--ignore-deletes`), with why.
-    pub(super) skipped: Option<String>,
 }
 
 impl Unit {
@@ -125,7 +125,7 @@ impl Unit {
         let column = schema.time_column();
         let mut files: Vec<(Option<u64>, Add)> = files
             .into_iter()
-            .map(|add| (column.and_then(|c| stat_ms(&add, "minValues", c)), add))
+            .map(|add| (column.and_then(|c| least_ms(&add, c)), add))
             .collect();
         files.sort_by(|(a, x), (b, y)| {
             (a, x.modification_time, &x.path).cmp(&(b, y.modification_time, &y.path))
@@ -142,7 +142,6 @@ impl Unit {
             mins,
             by_partition,
             schema,
-            skipped: None,
         }
     }
 }
@@ -153,22 +152,14 @@ pub(super) fn partition_of(path: &str, partitions: u32) -> u32 {
     crc32c(path.as_bytes()) % partitions
 }
 
-/// `add`'s statistic `which` (`minValues`, `maxValues`) of `column` as ms since the
-/// epoch: a timestamp string (`2024-05-01T10:00:00.123Z`, or without a zone for
-/// `timestamp_ntz`) or an integer.
-fn stat_ms(add: &Add, which: &str, column: &str) -> Option<u64> {
+/// The least value of `column` that `add`'s statistics give, as ms since the epoch: a
+/// timestamp bound, or an integer.
+fn least_ms(add: &Add, column: &str) -> Option<u64> {
     let stats: serde_json::Value = serde_json::from_str(add.stats.as_deref()?).ok()?;
-    match stats.get(which)?.get(column)? {
+    match stats.get("minValues")?.get(column)? {
         serde_json::Value::Number(n) => n.as_u64(),
         serde_json::Value::String(text) => {
-            let ms = match chrono::DateTime::parse_from_rfc3339(text) {
-                Ok(t) => t.timestamp_millis(),
-                Err(_) => chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-                    .ok()?
-                    .and_utc()
-                    .timestamp_millis(),
-            };
-            u64::try_from(ms).ok()
+            u64::try_from(timestamp_bound_micros(text)?.div_euclid(1_000)).ok()
         }
         _ => None,
     }
@@ -206,14 +197,14 @@ pub(super) struct TableLog {
 }
 
 impl TableLog {
-    /// Opens the table at `url` and reads its newest snapshot (by the Delta Kernel):
-    /// the log, with that snapshot.
+    /// Opens the table at `url` and reads its newest snapshot (by the Delta Kernel),
+    /// whose version is the log's [`newest`](Self::newest).
     pub(super) async fn open(
         url: &str,
         partitions: u32,
         ignore_deletes: bool,
         poll_interval: Duration,
-    ) -> Result<(TableLog, Snapshot), SourceError> {
+    ) -> Result<TableLog, SourceError> {
         let table = DeltaTable::open_existing_url(url)?;
         let snapshot = kernel::read_existing_snapshot(&table, None).await?;
         features::check(&snapshot, url, Operation::Read)?;
@@ -222,7 +213,7 @@ impl TableLog {
             .as_ref()
             .ok_or_else(|| DeltaError::Corrupt(format!("{url}: the log has no metaData")))?;
         let reading = Arc::new(TableSchema::of(url, snapshot.version, metadata)?);
-        let log = TableLog {
+        Ok(TableLog {
             table,
             partitions,
             ignore_deletes,
@@ -234,8 +225,7 @@ impl TableLog {
                 newest: snapshot.version,
                 next_look: None,
             }),
-        };
-        Ok((log, snapshot))
+        })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, LogState> {
@@ -347,9 +337,7 @@ impl TableLog {
                 )));
             }
             tracing::warn!(version, "{what}: skipped (--ignore-deletes)");
-            let mut unit = Unit::new(version, Vec::new(), self.partitions, reading);
-            unit.skipped = Some(what);
-            return Ok(unit);
+            files.clear();
         }
         Ok(Unit::new(version, files, self.partitions, reading))
     }

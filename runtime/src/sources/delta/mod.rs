@@ -24,6 +24,7 @@ use tidelake_operators::Transaction;
 use self::decode::Decoder;
 use self::log::TableLog;
 use self::reader::{DeltaReader, Place};
+use super::record::short_type_name;
 use super::{PartitionReader, Position, Source, SourceError, SourceRecord};
 
 /// The setting recording where a Delta source started (`snapshot at version N`, or
@@ -86,7 +87,7 @@ pub struct DeltaSource<R = Transaction> {
     first: Place,
     /// The last version a bounded source reads.
     end: Option<u64>,
-    decoder: Arc<Decoder<R>>,
+    decoder: Decoder<R>,
 }
 
 impl DeltaSource {
@@ -113,37 +114,36 @@ impl<R> DeltaSource<R> {
             ));
         }
         let runtime = io_runtime()?;
-        let (log, snapshot) = runtime.block_on(TableLog::open(
+        let log = runtime.block_on(TableLog::open(
             &config.table,
             config.partitions,
             config.ignore_deletes,
             config.poll_interval,
         ))?;
-        let schema = log.reading_schema();
-        if let Some(problem) = (decoder.check)(&schema.arrow) {
+        let newest = log.newest();
+        if let Some(problem) = (decoder.check)(&log.reading_schema().arrow) {
             return Err(SourceError::Config(format!(
-                "table {} (version {}) cannot be read as {} records: {problem}",
+                "table {} (version {newest}) cannot be read as {} records: {problem}",
                 config.table,
-                snapshot.version,
                 short_type_name::<R>()
             )));
         }
         let first = match config.start {
-            DeltaStart::Snapshot => Place::start(snapshot.version, true),
+            DeltaStart::Snapshot => Place::start(newest, true),
             DeltaStart::Version(version) => Place::start(version, false),
             DeltaStart::Timestamp(ms) => {
                 let version = runtime
                     .block_on(log.table.first_version_at(ms))?
-                    .unwrap_or(snapshot.version + 1);
+                    .unwrap_or(newest + 1);
                 Place::start(version, false)
             }
         };
         Ok(DeltaSource {
-            end: (!config.follow).then_some(snapshot.version),
+            end: (!config.follow).then_some(newest),
             config,
             log: Arc::new(log),
             first,
-            decoder: Arc::new(decoder),
+            decoder,
         })
     }
 
@@ -158,7 +158,7 @@ impl<R> DeltaSource<R> {
             log: Arc::clone(&self.log),
             runtime: io_runtime()?,
             partition,
-            decoder: Arc::clone(&self.decoder),
+            decoder: self.decoder,
             end: self.end,
             place,
             unit: None,
@@ -174,11 +174,6 @@ fn io_runtime() -> Result<tokio::runtime::Runtime, SourceError> {
         .enable_all()
         .build()
         .map_err(|e| SourceError::Config(format!("cannot start an I/O runtime: {e}")))
-}
-
-fn short_type_name<R>() -> &'static str {
-    let name = std::any::type_name::<R>();
-    name.rsplit("::").next().unwrap_or(name)
 }
 
 impl<R: SourceRecord> Source<R> for DeltaSource<R> {

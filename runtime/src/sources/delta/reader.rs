@@ -74,7 +74,7 @@ pub(super) struct DeltaReader<R> {
     pub(super) log: Arc<TableLog>,
     pub(super) runtime: tokio::runtime::Runtime,
     pub(super) partition: u32,
-    pub(super) decoder: Arc<Decoder<R>>,
+    pub(super) decoder: Decoder<R>,
     /// The last version a bounded source reads.
     pub(super) end: Option<u64>,
     pub(super) place: Place,
@@ -94,10 +94,8 @@ pub(super) struct OpenFile<R> {
     at: usize,
     /// Rows of the file before the current batch.
     before: u64,
-    /// The file's least event time from its statistics, else the least read so far.
-    min: Option<u64>,
-    /// Whether `min` is the statistics'.
-    min_known: bool,
+    /// For a file whose statistics give no least event time, the least read so far.
+    read_min: Option<u64>,
 }
 
 /// A fault of reading the table: the job fails naming it.
@@ -172,10 +170,6 @@ impl<R: crate::sources::SourceRecord> PartitionReader<R> for DeltaReader<R> {
             let Some(unit) = self.unit()? else {
                 return Ok(ReadStatus::Idle);
             };
-            if unit.skipped.is_some() {
-                self.next_unit(&unit);
-                continue;
-            }
             if self.file.is_none() {
                 let Some(&next) = self.files_from(&unit).first() else {
                     self.next_unit(&unit);
@@ -192,8 +186,7 @@ impl<R: crate::sources::SourceRecord> PartitionReader<R> for DeltaReader<R> {
                     .map_err(failed)?;
                 // No row of the file is older than its least event time: the partition's
                 // watermark moves there as the file is started.
-                let min = unit.mins[next as usize];
-                if let Some(min) = min {
+                if let Some(min) = unit.mins[next as usize] {
                     emit.advance_watermark(min);
                 }
                 self.file = Some(OpenFile {
@@ -201,14 +194,13 @@ impl<R: crate::sources::SourceRecord> PartitionReader<R> for DeltaReader<R> {
                     batch: None,
                     at: 0,
                     before: 0,
-                    min,
-                    min_known: min.is_some(),
+                    read_min: None,
                 });
             }
             if budget == 0 {
                 return Ok(ReadStatus::More);
             }
-            let decoder = Arc::clone(&self.decoder);
+            let stated = unit.mins[self.place.file as usize].is_some();
             let Some(open) = self.file.as_mut() else {
                 continue;
             };
@@ -224,7 +216,7 @@ impl<R: crate::sources::SourceRecord> PartitionReader<R> for DeltaReader<R> {
                 match open.batches.next() {
                     None => {
                         // A file without statistics moves the watermark once it is read.
-                        if let (false, Some(min)) = (open.min_known, open.min) {
+                        if let Some(min) = open.read_min {
                             emit.advance_watermark(min);
                         }
                         self.file = None;
@@ -240,7 +232,7 @@ impl<R: crate::sources::SourceRecord> PartitionReader<R> for DeltaReader<R> {
                             open.before += rows;
                             continue;
                         }
-                        let decoded = (decoder.decode)(&batch).map_err(|e| {
+                        let decoded = (self.decoder.decode)(&batch).map_err(|e| {
                             failed(format!(
                                 "data file {} of version {}: {e}",
                                 unit.files[self.place.file as usize].path, unit.version
@@ -264,9 +256,9 @@ impl<R: crate::sources::SourceRecord> PartitionReader<R> for DeltaReader<R> {
                 let outcome = std::mem::replace(&mut records[row], Outcome::Blank);
                 let rejected = match outcome {
                     Outcome::Valid(record) => {
-                        if !open.min_known {
+                        if !stated {
                             let ts = record.event_time();
-                            open.min = Some(open.min.map_or(ts, |m| m.min(ts)));
+                            open.read_min = Some(open.read_min.map_or(ts, |m| m.min(ts)));
                         }
                         emit.record(seq, record)
                             .err()

@@ -10,7 +10,6 @@
 //! partition value (`__HIVE_DEFAULT_PARTITION__` for null). A file without bounds for
 //! the column (no stats, an all-null column, a NaN) cannot be skipped.
 
-use chrono::{DateTime, NaiveDateTime};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -19,6 +18,7 @@ use crate::delta::protocol::actions::Add;
 use crate::delta::protocol::schema::Schema;
 use crate::delta::protocol::snapshot::Snapshot;
 use crate::parquet::NULL_PARTITION;
+use crate::parquet::stats::timestamp_bound_micros as micros;
 
 /// What point lookups of one column must read.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -202,18 +202,6 @@ impl Scalar {
             Kind::Timestamp => Scalar::Micros(micros(value.as_str()?)?),
         })
     }
-}
-
-/// µs since the epoch of an RFC 3339 time, or of one without a zone (taken as UTC, as
-/// `timestamp_ntz` stats are written).
-fn micros(text: &str) -> Option<i64> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Some(time.timestamp_micros());
-    }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .map(|time| time.and_utc().timestamp_micros())
 }
 
 /// What a file's stats or partition say of a column.
