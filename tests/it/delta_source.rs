@@ -384,3 +384,61 @@ fn a_table_on_s3_is_read_like_one_on_disk() {
     assert_eq!(alerts, want);
     assert_eq!(events_read(d), 12_000);
 }
+
+/// A version the job follows that turns column mapping on (its new columns would be
+/// stored under physical names the source does not map) stops the job, naming the
+/// version, rather than read nulls. delta-rs refuses to write that property, so the
+/// commit is written as Spark would: a `metaData` action with it.
+#[test]
+fn a_followed_version_that_turns_on_column_mapping_stops_the_job_naming_it() {
+    let python = Python::find();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let url = d.join("src").display().to_string();
+    append_chunks(&python, d, &url, &chunks(4, 200, 1), "dt");
+    let args: Vec<String> = [
+        "run",
+        "--source",
+        "delta",
+        "--input",
+        &url,
+        "--follow",
+        "--poll-interval",
+        "50ms",
+        "--no-table",
+        "--no-checkpoints",
+        "--alerts",
+        "alerts.jsonl",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut running = Running::start(d, &args, &[]);
+    let started = running.watch(Duration::from_secs(60), |l| l.contains("of Delta table"));
+    assert!(
+        started.is_none(),
+        "the follow run ended:\n{}",
+        running.seen.join("\n")
+    );
+
+    let log = d.join("src/_delta_log");
+    let first = std::fs::read_to_string(log.join(format!("{:020}.json", 0))).expect("version 0");
+    let mut metadata: Value = first
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("an action"))
+        .find(|action| action.get("metaData").is_some())
+        .expect("version 0 has metaData");
+    metadata["metaData"]["configuration"]["delta.columnMapping.mode"] = "name".into();
+    std::fs::write(log.join(format!("{:020}.json", 1)), format!("{metadata}\n"))
+        .expect("write version 1");
+
+    let status = running.watch(Duration::from_secs(60), |_| false);
+    if status.is_none() {
+        signal(running.pid(), "KILL");
+    }
+    let (_, stderr) = running.finish();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("version 1 of") && stderr.contains("column mapping"),
+        "{stderr}"
+    );
+}

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use tidelake_sinks::delta::protocol::features::{self, Operation};
 use tidelake_sinks::delta::protocol::kernel;
-use tidelake_sinks::delta::{Action, Add, DeltaError, DeltaTable, Metadata, Schema, Snapshot};
+use tidelake_sinks::delta::{
+    Action, Add, DeltaError, DeltaTable, Metadata, Protocol, Schema, Snapshot,
+};
 use tidelake_sinks::parquet::stats::timestamp_bound_micros;
 
 use crate::checkpoint::format::crc32c;
@@ -190,6 +192,8 @@ struct LogState {
 /// The table's log: see the [module docs](self).
 pub(super) struct TableLog {
     pub(super) table: DeltaTable,
+    /// The protocol at open, which a later `metaData` is checked against.
+    protocol: Option<Protocol>,
     partitions: u32,
     ignore_deletes: bool,
     poll_interval: Duration,
@@ -215,6 +219,7 @@ impl TableLog {
         let reading = Arc::new(TableSchema::of(url, snapshot.version, metadata)?);
         Ok(TableLog {
             table,
+            protocol: snapshot.protocol.clone(),
             partitions,
             ignore_deletes,
             poll_interval,
@@ -299,28 +304,32 @@ impl TableLog {
         let table = self.table.location();
         let mut files = Vec::new();
         let mut removed = Vec::new();
-        let mut schema = None;
+        let (mut protocol, mut metadata) = (None, None);
         for action in actions {
             match action {
                 Action::Add(add) if add.data_change => files.push(add),
                 Action::Remove(remove) if remove.data_change => removed.push(remove.path),
-                Action::Metadata(metadata) => {
-                    schema = Some(TableSchema::of(table, version, &metadata)?)
-                }
-                Action::Protocol(protocol) => {
-                    let snapshot = Snapshot {
-                        version,
-                        protocol: Some(protocol),
-                        metadata: None,
-                        ..Snapshot::default()
-                    };
-                    features::check(&snapshot, table, Operation::Read).map_err(|e| {
-                        SourceError::Stopped(format!("version {version} of {table}: {e}"))
-                    })?;
-                }
+                Action::Metadata(m) => metadata = Some(m),
+                Action::Protocol(p) => protocol = Some(p),
                 _ => {}
             }
         }
+        // A new protocol or new table properties (column mapping) may ask for a
+        // feature the source does not read.
+        if protocol.is_some() || metadata.is_some() {
+            let snapshot = Snapshot {
+                version,
+                protocol: protocol.or_else(|| self.protocol.clone()),
+                metadata: metadata.clone(),
+                ..Snapshot::default()
+            };
+            features::check(&snapshot, table, Operation::Read)
+                .map_err(|e| SourceError::Stopped(format!("version {version} of {table}: {e}")))?;
+        }
+        let schema = match &metadata {
+            Some(m) => Some(TableSchema::of(table, version, m)?),
+            None => None,
+        };
         let reading = match schema {
             None => self.reading_schema(),
             Some(schema) => self.follow_schema(schema)?,
