@@ -9,7 +9,8 @@
 # Needs python3 (for the 10 M-line CSV, made once in $WORK, and to read the JSON).
 # The checkpoints' section comes from docs/benchmarks/checkpoints.md, which
 # `bash scripts/checkpoint_bench.sh` writes; the Kafka one from docs/benchmarks/kafka.md,
-# which `bash scripts/kafka_bench.sh` writes.
+# which `bash scripts/kafka_bench.sh` writes; the Delta source's from
+# docs/benchmarks/delta-source.md, which `bash scripts/delta_source_bench.sh` writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -200,6 +201,8 @@ Charts of the last run of each (\`--plot\`):
 $(cat docs/benchmarks/checkpoints.md)
 
 $(cat docs/benchmarks/kafka.md)
+
+$(cat docs/benchmarks/delta-source.md)
 
 $(cat docs/benchmarks/changes.md)
 
