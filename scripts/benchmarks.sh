@@ -10,7 +10,8 @@
 # The checkpoints' section comes from docs/benchmarks/checkpoints.md, which
 # `bash scripts/checkpoint_bench.sh` writes; the Kafka one from docs/benchmarks/kafka.md,
 # which `bash scripts/kafka_bench.sh` writes; the Delta source's from
-# docs/benchmarks/delta-source.md, which `bash scripts/delta_source_bench.sh` writes.
+# docs/benchmarks/delta-source.md, which `bash scripts/delta_source_bench.sh` writes; the
+# ingest's from docs/benchmarks/ingest.md, which `bash scripts/ingest_bench.sh` writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -203,6 +204,8 @@ $(cat docs/benchmarks/checkpoints.md)
 $(cat docs/benchmarks/kafka.md)
 
 $(cat docs/benchmarks/delta-source.md)
+
+$(cat docs/benchmarks/ingest.md)
 
 $(cat docs/benchmarks/changes.md)
 

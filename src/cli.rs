@@ -87,6 +87,15 @@ pub enum Command {
     ///
     /// Exit codes: 0 every message acknowledged, 1 the brokers failed, 2 a flag is wrong.
     Produce(Box<crate::produce_cmd::ProduceArgs>),
+    /// Load every file under a directory or URL (Parquet, CSV or JSON lines) into a Delta
+    /// table exactly once, as Databricks Auto Loader does: `--once` what is there, or
+    /// `--follow` new files as they land. Small files are coalesced into files near the
+    /// target size; `--partition-by date` and `--rename dt=timestamp` shape the rows;
+    /// files that cannot be loaded go to the dead letters whole (docs/ingest.md).
+    ///
+    /// Exit codes: 0 every file found was loaded or put in the dead letters, 1 the input
+    /// or the table failed, 2 a flag is wrong or the table cannot be written safely.
+    Ingest(Box<crate::ingest_cmd::IngestArgs>),
 }
 
 /// `tidelake worker`: the cluster, this process's place in it, and the job's flags.

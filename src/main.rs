@@ -4,6 +4,7 @@ mod bench;
 mod checkpoints_cmd;
 mod cli;
 mod flags;
+mod ingest_cmd;
 mod job_file;
 mod launch;
 mod logging;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         ),
         Command::Launch(launch_args) => launch::launch(&launch_args, &args[2..]),
         Command::Produce(produce_args) => produce_cmd::run(&produce_args),
+        Command::Ingest(ingest_args) => ingest_cmd::run(&ingest_args),
         Command::Bench(bench_args) => match bench::run(&bench_args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -67,7 +69,11 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
         Some(Command::Worker(worker_args)) => ("worker", &worker_args.run),
         Some(Command::Launch(launch_args)) => ("launch", &launch_args.run),
         Some(
-            Command::Table(_) | Command::Checkpoints(_) | Command::Bench(_) | Command::Produce(_),
+            Command::Table(_)
+            | Command::Checkpoints(_)
+            | Command::Bench(_)
+            | Command::Produce(_)
+            | Command::Ingest(_),
         )
         | None => {
             return Ok(cli);

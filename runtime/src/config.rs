@@ -590,10 +590,7 @@ impl JobConfig {
             return Err(ConfigError::TargetFileSize);
         }
         if let Some(id) = &self.lake.job_id
-            && (id.is_empty()
-                || !id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+            && !tidelake_sinks::delta::files::job_identity::is_valid_job_id(id)
         {
             return Err(ConfigError::JobId(id.clone()));
         }

@@ -26,11 +26,17 @@ pub enum Reason {
     /// A pipeline's own record type decoded it, and its check
     /// ([`SourceRecord::validate`](crate::sources::SourceRecord::validate)) refused it.
     Invalid,
+    /// A whole input file `tidelake ingest` did not load: its columns are not the
+    /// table's, or a value does not fit the table's type.
+    Schema,
+    /// A whole input file `tidelake ingest` could not read: not a file of its format
+    /// (a corrupt Parquet file), or a line that does not parse.
+    Unreadable,
 }
 
 impl Reason {
     /// Every reason, in the order of [`index`](Self::index).
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 10] = [
         Reason::Parse,
         Reason::AccountId,
         Reason::Amount,
@@ -39,6 +45,8 @@ impl Reason {
         Reason::Encoding,
         Reason::Constraint,
         Reason::Invalid,
+        Reason::Schema,
+        Reason::Unreadable,
     ];
 
     /// The reason's place in [`ALL`](Self::ALL).
@@ -57,6 +65,8 @@ impl Reason {
             Reason::Encoding => "encoding",
             Reason::Constraint => "constraint",
             Reason::Invalid => "invalid",
+            Reason::Schema => "schema",
+            Reason::Unreadable => "unreadable",
         }
     }
 }
@@ -132,6 +142,20 @@ impl DeadLetter {
 }
 
 impl DeadLetter {
+    /// A dead letter for a whole input file that `tidelake ingest` did not load.
+    pub fn file(path: &str, reason: Reason, detail: String) -> Self {
+        DeadLetter {
+            source: path.to_owned(),
+            partition: None,
+            position: None,
+            line: None,
+            reason,
+            detail,
+            raw: None,
+            raw_base64: None,
+        }
+    }
+
     /// A dead letter for a row that `table` kept out because it breaks `constraint`
     /// (`CHECK constraint pos_amount (amount > 0)`); `row` is the row as a JSON object.
     pub fn constraint(table: &str, constraint: &str, row: String) -> Self {

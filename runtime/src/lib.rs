@@ -27,6 +27,8 @@
 //!   health probes, the live page), alert latency, and the background-check thread.
 //! - [`checkpoint`]: the checkpoints a job restarts from (docs/checkpoints.md): their
 //!   parts and manifest, their binary format, and their store.
+//! - [`ingest`]: `tidelake ingest`, Auto Loader: files under a directory loaded into a
+//!   Delta table exactly once (docs/ingest.md).
 //! - [`report`]: what a process and a cluster did, as `--report-json` writes it.
 //! - [`transactions_table`]: the `transactions` Delta table's row: how an enriched
 //!   transaction is written (schema, `date` partition).
@@ -44,6 +46,7 @@ pub mod config;
 pub mod control;
 pub mod dead_letter;
 pub mod fault_injection;
+pub mod ingest;
 pub mod job;
 pub mod jobs;
 pub mod kafka;

@@ -36,11 +36,14 @@ pub(crate) fn day_of(ts: u64) -> u64 {
 /// The partition values of a `date` partition: day `day` since the epoch as
 /// `yyyy-MM-dd`.
 pub(crate) fn date_partition_values(day: u64) -> Vec<Option<String>> {
-    let date = i64::try_from(day * 86_400)
-        .ok()
+    vec![i64::try_from(day).ok().and_then(date_text)]
+}
+
+/// Day `day` since the Unix epoch as `yyyy-MM-dd`, if it is a date chrono knows.
+pub(crate) fn date_text(day: i64) -> Option<String> {
+    day.checked_mul(86_400)
         .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
-        .map(|t| t.format("%Y-%m-%d").to_string());
-    vec![date]
+        .map(|t| t.format("%Y-%m-%d").to_string())
 }
 
 /// An enriched transaction as a row of the `transactions` table.

@@ -5,7 +5,11 @@
 //!
 //! - `commit`: a Delta sink has uploaded an epoch's data files and not yet written its
 //!   log entry;
-//! - `manifest`: every part of a checkpoint is written and its manifest is not.
+//! - `manifest`: every part of a checkpoint is written and its manifest is not;
+//! - `ingest-commit`: `tidelake ingest` has uploaded a commit's data files and not
+//!   yet written its log entry;
+//! - `ingest-segment`: an ingest commit is in the log and its segment of loaded files
+//!   is not written yet.
 //!
 //! Release builds ignore it.
 

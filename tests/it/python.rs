@@ -387,6 +387,13 @@ impl TableRead {
     /// min, max, partition value) equal what pyarrow computes from the file itself, and
     /// that files hold UTC-micros timestamps and no partition column.
     pub fn assert_log_stats_match_files(&self) {
+        self.assert_log_stats_match_files_timed_by("dt");
+    }
+
+    /// [`assert_log_stats_match_files`](Self::assert_log_stats_match_files) for the
+    /// transactions schema with its time column named `time` (`timestamp` once
+    /// `tidelake ingest --rename dt=timestamp` loaded it).
+    pub fn assert_log_stats_match_files_timed_by(&self, time: &str) {
         assert_eq!(self.add_actions.len(), self.files.len());
         let now = chrono::Utc::now().timestamp_millis();
         for add in &self.add_actions {
@@ -409,7 +416,7 @@ impl TableRead {
                 file.schema,
                 BTreeMap::from(
                     [
-                        ("dt", "timestamp[us, tz=UTC]"),
+                        (time, "timestamp[us, tz=UTC]"),
                         ("accountId", "string"),
                         ("amount", "double"),
                         ("alert", "bool"),
@@ -424,7 +431,7 @@ impl TableRead {
                     Some(stats.null_count),
                     "nullCount.{column} of {context}"
                 );
-                let (min, max) = if column == "dt" {
+                let (min, max) = if column == time {
                     // The log floors timestamps to ms (and delta-rs shows them so).
                     (floor_ms(&stats.min), floor_ms(&stats.max))
                 } else {
@@ -438,7 +445,7 @@ impl TableRead {
                 let ms = micros.as_i64().expect("dt as µs") / 1_000;
                 rfc3339_millis(u64::try_from(ms).expect("after 1970"))[..10].to_owned()
             };
-            let dt = &file.columns["dt"];
+            let dt = &file.columns[time];
             assert_eq!(day(&dt.min), day(&dt.max), "{context}");
             assert_eq!(add.partition["date"], Some(day(&dt.min)), "{context}");
         }

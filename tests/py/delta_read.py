@@ -78,6 +78,18 @@ it prints a traceback on stderr and exits non-zero.
         A failed append is recorded and the loop goes on. Prints
         {"rows": int, "commits": int, "versions": [int], "errors": [str], "timed_out": bool}.
 
+    delta_read.py write-files SPEC [--interval-ms MS]
+        Writes the input files SPEC (a JSON file) describes, in order, MS ms apart
+        (default 0): {"root": URL, "files": [{"path": str, "format": "parquet" | "raw",
+        "time_unit": "s" | "ms" | "us" | "ns", "rows": [{"accountId": str, "ts": ms,
+        "amount": float, "alert": bool}], "text": str}]}. A parquet file is written by
+        pyarrow in the seed's schema as Flink's FileSink leaves it: dt timestamp[unit]
+        without a time zone, accountId string, amount double, alert bool, one row group
+        per 1,000 rows (with "rename": {column: name}, columns renamed: another schema); a
+        raw file is `text` as it is. A local file is written under a
+        hidden name (`.tmp-…`) and renamed into place, so it appears whole. Prints
+        {"files": int}.
+
 Values in JSON: timestamps are integers, microseconds since the Unix epoch (UTC);
 non-finite doubles are the strings "NaN", "inf", "-inf"; nulls are null.
 
@@ -423,6 +435,43 @@ def change_data_feed(args):
     return {"rows": rows_of(table)}
 
 
+def write_files(args):
+    with open(args.spec) as f:
+        spec = json.load(f)
+    fs, root = filesystem_and_root(spec["root"])
+    for n, file in enumerate(spec["files"]):
+        if n and args.interval_ms:
+            time.sleep(args.interval_ms / 1000)
+        key = f"{root}/{file['path']}" if root else file["path"]
+        parent, name = key.rsplit("/", 1)
+        if is_s3(spec["root"]):
+            temp = key  # an S3 put is atomic
+        else:
+            fs.create_dir(parent, recursive=True)
+            temp = f"{parent}/.tmp-{name}"
+        if file["format"] == "raw":
+            with fs.open_output_stream(temp) as out:
+                out.write(file["text"].encode())
+        else:
+            rows = file["rows"]
+            unit = file.get("time_unit", "ms")
+            scale = {"s": 1_000, "ms": 1, "us": 1 / 1_000, "ns": 1 / 1_000_000}[unit]
+            table = pa.table(
+                {
+                    "dt": pa.array([int(r["ts"] / scale) for r in rows], pa.timestamp(unit)),
+                    "accountId": pa.array([r["accountId"] for r in rows], pa.string()),
+                    "amount": pa.array([r["amount"] for r in rows], pa.float64()),
+                    "alert": pa.array([r["alert"] for r in rows], pa.bool_()),
+                }
+            )
+            renames = file.get("rename", {})
+            table = table.rename_columns([renames.get(c, c) for c in table.column_names])
+            pq.write_table(table, temp, filesystem=fs, row_group_size=1000)
+        if temp != key:
+            fs.move(temp, key)
+    return {"files": len(spec["files"])}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -477,6 +526,10 @@ def main():
     ac.add_argument("name")
     ac.add_argument("expression")
     ac.set_defaults(run=add_constraint)
+    wf = sub.add_parser("write-files")
+    wf.add_argument("spec")
+    wf.add_argument("--interval-ms", type=int, default=0)
+    wf.set_defaults(run=write_files)
     cdf = sub.add_parser("cdf")
     cdf.add_argument("url")
     cdf.add_argument("--starting-version", type=int, default=0)

@@ -217,9 +217,9 @@ fn value_at(column: &ArrayRef, row: usize) -> Result<Value, String> {
         DataType::Float64 => Value::from(column.as_primitive::<Float64Type>().value(row)),
         DataType::Date32 => {
             let days = column.as_primitive::<Date32Type>().value(row);
-            let date = chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
+            let date = crate::transactions_table::date_text(i64::from(days))
                 .ok_or_else(|| format!("date {days} days from 1970 is out of range"))?;
-            Value::from(date.format("%Y-%m-%d").to_string())
+            Value::from(date)
         }
         DataType::Timestamp(_, _) => {
             let ms = millis(&column.slice(row, 1))?;

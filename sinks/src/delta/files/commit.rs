@@ -20,6 +20,8 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::{Map, Value};
+
 use crate::delta::DeltaError;
 use crate::delta::files::job_identity::{COMMIT_INFO_KEY, JobIdentity};
 use crate::delta::protocol::actions::{Action, Add, CommitInfo, Txn};
@@ -128,6 +130,17 @@ impl EpochCommitter {
     /// [`EpochOutcome::AlreadyCommitted`] nothing was written to the log and the caller
     /// should delete the files of `adds`.
     pub async fn commit(&mut self, epoch: u64, adds: Vec<Add>) -> Result<EpochOutcome, DeltaError> {
+        self.commit_recording(epoch, adds, Map::new()).await
+    }
+
+    /// Like [`commit`](Self::commit), with `record`'s fields added to the commit's
+    /// `commitInfo` (what `tidelake ingest` loaded, for one).
+    pub async fn commit_recording(
+        &mut self,
+        epoch: u64,
+        adds: Vec<Add>,
+        record: Map<String, Value>,
+    ) -> Result<EpochOutcome, DeltaError> {
         let epoch_version = i64::try_from(epoch).map_err(|_| {
             DeltaError::Corrupt(format!("epoch {epoch} does not fit a txn version"))
         })?;
@@ -135,7 +148,7 @@ impl EpochCommitter {
             return Ok(EpochOutcome::AlreadyCommitted { txn_version });
         }
         let txn_id = self.table.clock().new_id().to_string();
-        let actions = self.actions(epoch_version, adds, &txn_id);
+        let actions = self.actions(epoch_version, adds, &txn_id, record);
         let mut check = EpochCheck {
             table: self.table.location(),
             app_id: &self.app_id,
@@ -185,7 +198,13 @@ impl EpochCommitter {
     }
 
     /// The commit's actions: the adds, the `txn` and `commitInfo`.
-    fn actions(&self, epoch: i64, adds: Vec<Add>, txn_id: &str) -> Vec<Action> {
+    fn actions(
+        &self,
+        epoch: i64,
+        adds: Vec<Add>,
+        txn_id: &str,
+        record: Map<String, Value>,
+    ) -> Vec<Action> {
         let now = self.table.clock().now_ms();
         let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         actions.push(Action::Txn(Txn {
@@ -194,12 +213,10 @@ impl EpochCommitter {
             last_updated: Some(now),
             other: Default::default(),
         }));
-        let other = self
-            .options
-            .job
-            .iter()
-            .map(|job| (COMMIT_INFO_KEY.to_owned(), job.to_json()))
-            .collect();
+        let mut other = record;
+        if let Some(job) = &self.options.job {
+            other.insert(COMMIT_INFO_KEY.to_owned(), job.to_json());
+        }
         actions.push(Action::CommitInfo(CommitInfo {
             timestamp: Some(now),
             operation: Some("STREAMING UPDATE".to_owned()),

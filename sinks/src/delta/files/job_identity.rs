@@ -122,6 +122,15 @@ impl JobIdentity {
     }
 }
 
+/// True if `id` may be a job id: non-empty, of letters, digits, `-`, `_` and `.` (it
+/// names `appId`s, checkpoint directories and ingest segments).
+pub fn is_valid_job_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// The `appId` of writer `writer` of job `job_id`: `<job id>-w<writer>`.
 pub fn app_id(job_id: &str, writer: usize) -> String {
     format!("{job_id}-w{writer}")
