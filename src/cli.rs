@@ -96,6 +96,12 @@ pub enum Command {
     /// Exit codes: 0 every file found was loaded or put in the dead letters, 1 the input
     /// or the table failed, 2 a flag is wrong or the table cannot be written safely.
     Ingest(Box<crate::ingest_cmd::IngestArgs>),
+    /// Generate data that goes with the generator's transactions: `accounts`, the
+    /// reference data of its accounts (home country, birth year, credit limit, opening
+    /// time) with their later changes, deterministic from --seed.
+    ///
+    /// Exit codes: 0 written, 1 the file could not be written, 2 a flag is wrong.
+    Generate(crate::generate_cmd::GenerateArgs),
 }
 
 /// `tidelake worker`: the cluster, this process's place in it, and the job's flags.

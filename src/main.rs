@@ -4,6 +4,7 @@ mod bench;
 mod checkpoints_cmd;
 mod cli;
 mod flags;
+mod generate_cmd;
 mod ingest_cmd;
 mod job_file;
 mod launch;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         Command::Launch(launch_args) => launch::launch(&launch_args, &args[2..]),
         Command::Produce(produce_args) => produce_cmd::run(&produce_args),
         Command::Ingest(ingest_args) => ingest_cmd::run(&ingest_args),
+        Command::Generate(generate_args) => generate_cmd::run(&generate_args),
         Command::Bench(bench_args) => match bench::run(&bench_args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -73,7 +75,8 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
             | Command::Checkpoints(_)
             | Command::Bench(_)
             | Command::Produce(_)
-            | Command::Ingest(_),
+            | Command::Ingest(_)
+            | Command::Generate(_),
         )
         | None => {
             return Ok(cli);

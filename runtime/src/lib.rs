@@ -29,6 +29,9 @@
 //!   parts and manifest, their binary format, and their store.
 //! - [`ingest`]: `tidelake ingest`, Auto Loader: files under a directory loaded into a
 //!   Delta table exactly once (docs/ingest.md).
+//! - [`profiles`]: account profiles of generated data (home country, typical spend,
+//!   credit limit, …) and the changes of their reference data, for `tidelake generate
+//!   accounts`.
 //! - [`report`]: what a process and a cluster did, as `--report-json` writes it.
 //! - [`transactions_table`]: the `transactions` Delta table's row: how an enriched
 //!   transaction is written (schema, `date` partition).
@@ -57,6 +60,7 @@ pub mod monitor;
 pub mod panic;
 pub mod periodic;
 pub mod pipeline;
+pub mod profiles;
 pub mod report;
 pub mod sources;
 pub mod transactions_table;

@@ -16,6 +16,7 @@ mod delta_sink;
 mod delta_source;
 mod determinism;
 mod fraud_rule;
+mod generate_accounts;
 mod ingest;
 mod job_identity;
 mod kafka;
