@@ -18,8 +18,11 @@
 //! assert_eq!(run.main.iter().filter(|t| t.alert).count(), 1);
 //! ```
 
+use std::marker::PhantomData;
+
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
+use timely::ExchangeData;
 
 use crate::keyed_process::{Collector, Context, KeyedProcessFunction};
 use crate::state::{KeyState, ValueState};
@@ -88,75 +91,135 @@ impl KeyState for FraudState {
     }
 }
 
-/// The fraud rule: emits every transaction enriched with its verdict on the main output
-/// and an [`Alert`] on the side output for each small-then-large pair.
-#[derive(Clone, Debug, Default)]
-pub struct FraudDetector;
+/// What the fraud rule reads of a record, and the record it emits with its verdict:
+/// [`Transaction`] becomes an [`EnrichedTransaction`]; a pipeline's richer record type
+/// can keep all its fields.
+pub trait Payment: ExchangeData + Clone {
+    /// The record with the rule's verdict.
+    type Verdict: Clone + 'static;
 
-impl FraudDetector {
-    /// The detector with the constants of docs/semantics.md §2.
-    pub fn new() -> Self {
-        FraudDetector
+    /// The account it is keyed by.
+    fn account_id(&self) -> &AccountId;
+    /// Its event time (ms).
+    fn ts(&self) -> u64;
+    /// Its amount.
+    fn amount(&self) -> f64;
+    /// The record with the verdict: `alert` is true on the large transaction of a pair.
+    fn with_verdict(self, alert: bool) -> Self::Verdict;
+}
+
+impl Payment for Transaction {
+    type Verdict = EnrichedTransaction;
+
+    #[inline]
+    fn account_id(&self) -> &AccountId {
+        &self.account_id
+    }
+
+    #[inline]
+    fn ts(&self) -> u64 {
+        self.ts
+    }
+
+    #[inline]
+    fn amount(&self) -> f64 {
+        self.amount
+    }
+
+    #[inline]
+    fn with_verdict(self, alert: bool) -> EnrichedTransaction {
+        EnrichedTransaction {
+            account_id: self.account_id,
+            ts: self.ts,
+            amount: self.amount,
+            alert,
+        }
     }
 }
 
-impl KeyedProcessFunction for FraudDetector {
+/// The fraud rule over records `T` ([`Transaction`] by default): emits every record
+/// with its verdict on the main output and an [`Alert`] on the side output for each
+/// small-then-large pair.
+pub struct FraudDetector<T = Transaction>(PhantomData<fn() -> T>);
+
+impl<T> FraudDetector<T> {
+    /// The detector with the constants of docs/semantics.md §2.
+    pub fn new() -> Self {
+        FraudDetector(PhantomData)
+    }
+}
+
+impl<T> Default for FraudDetector<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for FraudDetector<T> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<T> std::fmt::Debug for FraudDetector<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FraudDetector")
+    }
+}
+
+impl<T: Payment> KeyedProcessFunction for FraudDetector<T> {
     type Key = AccountId;
-    type Input = Transaction;
+    type Input = T;
     type State = FraudState;
-    type Output = EnrichedTransaction;
+    type Output = T::Verdict;
     type SideOutput = Alert;
 
     #[inline]
-    fn key(input: &Transaction) -> &AccountId {
-        &input.account_id
+    fn key(input: &T) -> &AccountId {
+        input.account_id()
     }
 
     #[inline]
     fn process_element(
         &mut self,
         ctx: &mut Context<'_, AccountId, FraudState>,
-        tx: Transaction,
-        out: &mut Collector<'_, EnrichedTransaction, Alert>,
+        tx: T,
+        out: &mut Collector<'_, T::Verdict, Alert>,
     ) {
         let mut alert = false;
+        let amount = tx.amount();
         if let Some(small) = ctx.state().flag.take() {
-            if tx.amount > LARGE {
+            if amount > LARGE {
                 alert = true;
                 out.emit_side(Alert {
-                    account_id: tx.account_id.clone(),
-                    ts: tx.ts,
+                    account_id: tx.account_id().clone(),
+                    ts: tx.ts(),
                     small_ts: small.ts,
                     small_amount: small.amount,
-                    large_amount: tx.amount,
+                    large_amount: amount,
                 });
             }
             if let Some(time) = ctx.state().timer.take() {
                 ctx.timers().delete(time);
             }
         }
-        if tx.amount < SMALL {
+        if amount < SMALL {
             let time = ctx.timestamp() + WINDOW;
             ctx.state().flag.update(SmallTransaction {
-                ts: tx.ts,
-                amount: tx.amount,
+                ts: tx.ts(),
+                amount,
             });
             ctx.state().timer.update(time);
             ctx.timers().register(time);
         }
-        out.emit(EnrichedTransaction {
-            account_id: tx.account_id,
-            ts: tx.ts,
-            amount: tx.amount,
-            alert,
-        });
+        out.emit(tx.with_verdict(alert));
     }
 
     fn on_timer(
         &mut self,
         ctx: &mut Context<'_, AccountId, FraudState>,
         _time: u64,
-        _out: &mut Collector<'_, EnrichedTransaction, Alert>,
+        _out: &mut Collector<'_, T::Verdict, Alert>,
     ) {
         ctx.state().flag.clear();
         ctx.state().timer.clear();

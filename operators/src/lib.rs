@@ -15,6 +15,9 @@
 //!   timers in exact-millisecond order.
 //! - [`fraud`] and [`velocity`]: two rules on that API; [`window`]: tumbling, sliding and
 //!   session windows with aggregates and allowed lateness, on it too.
+//! - [`rich_transaction`]: transactions with an optional merchant, country and label,
+//!   the records of the enrichment pipeline; the fraud rule reads them as well
+//!   ([`fraud::Payment`]).
 //! - [`snapshot`]: key groups, and how a keyed operator hands its state to checkpoints
 //!   and starts from a restored one.
 //! - [`positioned`]: a rule whose outputs keep a position, for keyed stages in a row.
@@ -44,6 +47,7 @@ pub mod harness;
 pub mod key;
 pub mod keyed_process;
 pub mod positioned;
+pub mod rich_transaction;
 pub mod snapshot;
 pub mod state;
 pub mod store;
@@ -54,9 +58,10 @@ pub mod velocity;
 pub mod window;
 
 pub use event::Event;
-pub use fraud::{Alert, FraudDetector};
+pub use fraud::{Alert, FraudDetector, Payment};
 pub use key::StableHash;
 pub use keyed_process::{Collector, Context, KeyedProcess, KeyedProcessFunction};
+pub use rich_transaction::{Country, RichTransaction, RichVerdict};
 pub use state::{KeyState, MapState, ValueState};
 pub use store::StoreSize;
 pub use transaction::{AccountId, EnrichedTransaction, Transaction};
