@@ -15,6 +15,8 @@
 //!   timers in exact-millisecond order.
 //! - [`fraud`] and [`velocity`]: two rules on that API; [`window`]: tumbling, sliding and
 //!   session windows with aggregates and allowed lateness, on it too.
+//! - [`history`]: account history features (counts and sums over 1 h, 24 h and 30
+//!   days, the previous transaction, countries), exact, per transaction.
 //! - [`rich_transaction`]: transactions with an optional merchant, country and label,
 //!   the records of the enrichment pipeline; the fraud rule reads them as well
 //!   ([`fraud::Payment`]).
@@ -44,6 +46,7 @@
 pub mod event;
 pub mod fraud;
 pub mod harness;
+pub mod history;
 pub mod key;
 pub mod keyed_process;
 pub mod positioned;

@@ -17,6 +17,7 @@ mod delta_source;
 mod determinism;
 mod fraud_rule;
 mod generate_accounts;
+mod history_features;
 mod ingest;
 mod job_identity;
 mod kafka;
