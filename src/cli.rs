@@ -14,6 +14,7 @@ use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::config::{
     AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, RuleConfig,
 };
+use tidelake_runtime::jobs::features::FEATURES;
 use tidelake_runtime::kafka::sink::KafkaSinkConfig;
 use tidelake_runtime::sources::delta::{
     DEFAULT_PARTITIONS as DELTA_PARTITIONS, DeltaConfig, DeltaStart,
@@ -302,6 +303,10 @@ pub enum RuleArg {
     Fraud,
     /// More than --velocity-max transactions of one account within --velocity-window.
     Velocity,
+    /// The fraud rule and each account's history features (counts and sums over 1 h,
+    /// 24 h and 30 days, the previous transaction, countries) on richer transactions
+    /// (optional merchant, country, label), into the `features` table.
+    Features,
 }
 
 /// The source's flags, shared by `run` and `produce`.
@@ -516,6 +521,15 @@ pub struct RunArgs {
     /// Also write the alerts to this Delta table.
     #[arg(long, value_name = "URL", help_heading = "Lake")]
     pub alerts_table: Option<String>,
+    /// `--rule features`: the Delta table of every transaction with its verdict and
+    /// features (`--no-table` writes none).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "./lake/features",
+        help_heading = "Lake"
+    )]
+    pub features_table: String,
     /// Also write the transactions as rolling Parquet files (Flink's FileSink) under
     /// this directory or URL, rolled at the target size and every commit interval.
     #[arg(long, value_name = "URL", help_heading = "Lake")]
@@ -757,10 +771,14 @@ impl RunArgs {
             .transpose()?;
         config.dead_letters = self.dead_letters.clone();
         config.enriched = self.enriched.clone();
+        let features = config.rule == RuleConfig::Features;
         config.lake = LakeConfig {
-            transactions: (!self.no_table).then(|| self.table.clone()),
+            transactions: (!self.no_table && !features).then(|| self.table.clone()),
             alerts: self.alerts_table.clone(),
-            tables: Default::default(),
+            tables: (!self.no_table && features)
+                .then(|| (FEATURES.to_owned(), self.features_table.clone()))
+                .into_iter()
+                .collect(),
             parquet_dir: self.parquet_dir.clone(),
             job_id: self.job_id.clone(),
             commit_interval_ms: millis(self.commit_interval),
@@ -802,6 +820,21 @@ impl RunArgs {
                     );
                 }
                 Ok(RuleConfig::Fraud)
+            }
+            RuleArg::Features => {
+                let transactions_only = [
+                    ("--velocity-max", self.velocity_max.is_some()),
+                    ("--velocity-window", self.velocity_window.is_some()),
+                    ("--parquet-dir", self.parquet_dir.is_some()),
+                    ("--enriched", self.enriched.is_some()),
+                    ("--transactions-topic", self.transactions_topic.is_some()),
+                ];
+                if let Some((flag, _)) = transactions_only.iter().find(|(_, set)| *set) {
+                    return Err(format!(
+                        "{flag} is for --rule fraud and velocity: --rule features writes its rows to --features-table"
+                    ));
+                }
+                Ok(RuleConfig::Features)
             }
             RuleArg::Velocity => {
                 let window_ms = millis(self.velocity_window.unwrap_or(Duration::from_secs(10)));

@@ -24,7 +24,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use cli::{Cli, Command, RunArgs};
 use tidelake_runtime::cluster::launcher_watch::LauncherWatch;
 use tidelake_runtime::job::{EXIT_FAILED, EXIT_USAGE};
-use tidelake_runtime::{Job, JobConfig};
+use tidelake_runtime::jobs::{self, BuiltIn};
+use tidelake_runtime::sources::SourceRecord;
+use tidelake_runtime::{Job, JobConfig, JobError};
 
 fn main() -> ExitCode {
     tidelake_runtime::panic::abort_on_any_panic();
@@ -121,7 +123,21 @@ fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>)
         Ok(config) => config,
         Err(message) => return logging::usage_error(anyhow::anyhow!(message)),
     };
-    let job = match Job::new(config) {
+    match jobs::pipeline(config.rule) {
+        BuiltIn::Transactions(pipeline) => {
+            run_job(Job::with_pipeline(config, pipeline), args, launcher)
+        }
+        BuiltIn::Rich(pipeline) => run_job(Job::with_pipeline(config, pipeline), args, launcher),
+    }
+}
+
+/// Runs `job` (records `R`) and prints its summary.
+fn run_job<R: SourceRecord>(
+    job: Result<Job<R>, JobError>,
+    args: &RunArgs,
+    launcher: Option<u32>,
+) -> ExitCode {
+    let job = match job {
         Ok(job) => job,
         Err(e) => return logging::usage_error(e.into()),
     };

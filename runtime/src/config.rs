@@ -180,6 +180,8 @@ pub enum RuleConfig {
         /// The window (ms).
         window_ms: u64,
     },
+    /// The small-then-large rule and the history features, on richer transactions.
+    Features,
 }
 
 /// Where alerts go.
@@ -682,6 +684,9 @@ fn parent_location(url: &str) -> String {
 /// Why a [`JobConfig`] is not valid (named by the `tidelake run` flag that sets it).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// A job built for one record type was asked to run a built-in rule of another.
+    #[error("{0}")]
+    RecordType(String),
     /// No worker threads.
     #[error("--workers must be at least 1")]
     NoWorkers,

@@ -35,6 +35,8 @@
 //! - [`report`]: what a process and a cluster did, as `--report-json` writes it.
 //! - [`transactions_table`]: the `transactions` Delta table's row: how an enriched
 //!   transaction is written (schema, `date` partition).
+//! - [`features_table`]: the `features` Delta table's row: a richer transaction with the
+//!   rule's verdict and its history features.
 //! - [`alerts_table`]: the `alerts` Delta table's row: how an alert is written (schema,
 //!   `date` partition of the large transaction's time); [`velocity_alerts_table`]: the
 //!   velocity job's.
@@ -49,6 +51,7 @@ pub mod config;
 pub mod control;
 pub mod dead_letter;
 pub mod fault_injection;
+pub mod features_table;
 pub mod ingest;
 pub mod job;
 pub mod jobs;

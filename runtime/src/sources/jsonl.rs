@@ -329,6 +329,21 @@ mod tests {
     }
 
     #[test]
+    fn amounts_are_the_doubles_they_were_printed_from() {
+        // 17 significant digits: a best-effort parser lands a unit in the last place off.
+        for amount in [
+            510.450_000_000_000_05_f64,
+            597.790_000_000_000_1,
+            0.1 + 0.2,
+            1e-7,
+        ] {
+            let line = format!(r#"{{"accountId":"a","ts":1,"amount":{amount}}}"#);
+            let tx = parse(line.as_bytes()).expect("parses");
+            assert_eq!(tx.amount.to_bits(), amount.to_bits(), "{line}");
+        }
+    }
+
+    #[test]
     fn lines_parse_or_go_to_the_dead_letters() {
         let content = LINES.join(&b'\n');
         let offsets: Vec<u64> = LINES

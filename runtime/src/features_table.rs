@@ -1,0 +1,158 @@
+//! The `features` table (docs/semantics.md §2, "History features"): every transaction of
+//! the features job with the fraud rule's verdict and its history features — `dt`
+//! (timestamp, µs, UTC), `accountId`, `amount`, `merchant`, `country`, `label` (1, 0 or
+//! null), `ruleAlert`, `txCount1h`, `txSum1h`, `txCount24h`, `txSum24h`, `txCount30d`,
+//! `txSum30d`, `msSincePrev`, `prevAmount`, `countries24h` — partitioned by `date`
+//! (`yyyy-MM-dd` of `dt` in UTC).
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use tidelake_operators::history::Featured;
+use tidelake_sinks::parquet::ArrowRows;
+
+use crate::transactions_table::{date_partition_values, day_of, micros, utc_micros};
+
+/// A transaction with its features, as a row of the `features` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureRow(pub Featured);
+
+/// Column builders for [`FeatureRow`]s.
+pub struct FeatureBuilders {
+    dt: TimestampMicrosecondBuilder,
+    account_id: StringBuilder,
+    amount: Float64Builder,
+    merchant: StringBuilder,
+    country: StringBuilder,
+    label: Int32Builder,
+    rule_alert: BooleanBuilder,
+    counts: [Int32Builder; 3],
+    sums: [Float64Builder; 3],
+    ms_since_prev: Int64Builder,
+    prev_amount: Float64Builder,
+    countries_24h: Int32Builder,
+}
+
+impl ArrowRows for FeatureRow {
+    type Builders = FeatureBuilders;
+    /// Days since the Unix epoch.
+    type Partition = u64;
+
+    fn arrow_schema() -> SchemaRef {
+        let column = |name: &str, data_type: DataType| Field::new(name, data_type, true);
+        Arc::new(ArrowSchema::new(vec![
+            column("dt", utc_micros()),
+            column("accountId", DataType::Utf8),
+            column("amount", DataType::Float64),
+            column("merchant", DataType::Utf8),
+            column("country", DataType::Utf8),
+            column("label", DataType::Int32),
+            column("ruleAlert", DataType::Boolean),
+            column("txCount1h", DataType::Int32),
+            column("txSum1h", DataType::Float64),
+            column("txCount24h", DataType::Int32),
+            column("txSum24h", DataType::Float64),
+            column("txCount30d", DataType::Int32),
+            column("txSum30d", DataType::Float64),
+            column("msSincePrev", DataType::Int64),
+            column("prevAmount", DataType::Float64),
+            column("countries24h", DataType::Int32),
+        ]))
+    }
+
+    fn partition_columns() -> &'static [&'static str] {
+        &["date"]
+    }
+
+    #[inline]
+    fn partition(&self) -> u64 {
+        day_of(self.0.tx.ts)
+    }
+
+    fn partition_values(day: &u64) -> Vec<Option<String>> {
+        date_partition_values(*day)
+    }
+
+    fn new_builders(capacity: usize) -> FeatureBuilders {
+        let ints = || Int32Builder::with_capacity(capacity);
+        let doubles = || Float64Builder::with_capacity(capacity);
+        FeatureBuilders {
+            dt: TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
+            account_id: StringBuilder::with_capacity(capacity, capacity * 8),
+            amount: doubles(),
+            merchant: StringBuilder::with_capacity(capacity, capacity * 8),
+            country: StringBuilder::with_capacity(capacity, capacity * 2),
+            label: ints(),
+            rule_alert: BooleanBuilder::with_capacity(capacity),
+            counts: [ints(), ints(), ints()],
+            sums: [doubles(), doubles(), doubles()],
+            ms_since_prev: Int64Builder::with_capacity(capacity),
+            prev_amount: doubles(),
+            countries_24h: ints(),
+        }
+    }
+
+    fn append(&self, b: &mut FeatureBuilders) {
+        let Featured {
+            tx,
+            rule_alert,
+            features: f,
+        } = &self.0;
+        b.dt.append_value(micros(tx.ts));
+        b.account_id.append_value(&tx.account_id);
+        b.amount.append_value(tx.amount);
+        b.merchant.append_option(tx.merchant.as_deref());
+        b.country
+            .append_option(tx.country.as_ref().map(|c| c.as_str()));
+        b.label.append_option(tx.label.map(i32::from));
+        b.rule_alert.append_value(*rule_alert);
+        let windows = [
+            (f.tx_count_1h, f.tx_sum_1h),
+            (f.tx_count_24h, f.tx_sum_24h),
+            (f.tx_count_30d, f.tx_sum_30d),
+        ];
+        for (i, (count, sum)) in windows.into_iter().enumerate() {
+            b.counts[i].append_value(i32::try_from(count).unwrap_or(i32::MAX));
+            b.sums[i].append_value(sum);
+        }
+        b.ms_since_prev.append_option(
+            f.ms_since_prev
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        );
+        b.prev_amount.append_option(f.prev_amount);
+        b.countries_24h.append_option(
+            f.countries_24h
+                .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+        );
+    }
+
+    fn finish(b: &mut FeatureBuilders) -> Result<RecordBatch, ArrowError> {
+        let [c1, c24, c30] = &mut b.counts;
+        let [s1, s24, s30] = &mut b.sums;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(b.dt.finish()),
+            Arc::new(b.account_id.finish()),
+            Arc::new(b.amount.finish()),
+            Arc::new(b.merchant.finish()),
+            Arc::new(b.country.finish()),
+            Arc::new(b.label.finish()),
+            Arc::new(b.rule_alert.finish()),
+            Arc::new(c1.finish()),
+            Arc::new(s1.finish()),
+            Arc::new(c24.finish()),
+            Arc::new(s24.finish()),
+            Arc::new(c30.finish()),
+            Arc::new(s30.finish()),
+            Arc::new(b.ms_since_prev.finish()),
+            Arc::new(b.prev_amount.finish()),
+            Arc::new(b.countries_24h.finish()),
+        ];
+        RecordBatch::try_new(Self::arrow_schema(), columns)
+    }
+}
