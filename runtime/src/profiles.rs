@@ -131,14 +131,12 @@ impl Profile {
             if at >= end {
                 break;
             }
-            let mut next = versions
-                .last()
-                .cloned()
-                .unwrap_or_else(|| self.first.clone());
+            let mut next = versions[versions.len() - 1].clone();
             if unit(&mut rng) < 0.5 {
                 let factor = if unit(&mut rng) < 0.5 { 1.5 } else { 0.5 };
-                next.credit_limit = round_limit(next.credit_limit as f64 * factor);
-                if next.credit_limit == versions[versions.len() - 1].credit_limit {
+                let before = next.credit_limit;
+                next.credit_limit = round_limit(before as f64 * factor);
+                if next.credit_limit == before {
                     next.credit_limit += 500;
                 }
             } else {

@@ -105,20 +105,7 @@ fn csv_schema(bytes: &Bytes, expected: &SchemaRef) -> Result<SchemaRef, String> 
         .headers()
         .map_err(|e| format!("the header line does not parse: {e}"))?;
     let names: Vec<&str> = header.iter().collect();
-    let unknown: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| expected.field_with_name(n).is_err())
-        .collect();
-    let missing: Vec<&str> = expected
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .filter(|n| !names.contains(n))
-        .collect();
-    if !unknown.is_empty() || !missing.is_empty() {
-        return Err(super::shape::column_difference(&unknown, &missing));
-    }
+    super::shape::same_columns(&names, expected)?;
     let fields: Vec<_> = names
         .iter()
         .filter_map(|n| expected.field_with_name(n).ok().cloned())

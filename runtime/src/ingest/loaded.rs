@@ -28,6 +28,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tidelake_sinks::delta::files::job_identity::app_id;
 use tidelake_sinks::delta::protocol::actions::Action;
 use tidelake_sinks::delta::{DeltaError, DeltaTable, Snapshot};
 
@@ -61,8 +62,9 @@ pub struct LoadedFile {
     pub dead_letter: Option<String>,
 }
 
-/// What an ingest commit records in its `commitInfo`.
-#[derive(Debug, Serialize, Deserialize)]
+/// What an ingest commit records in its `commitInfo`, as [`LoadedFiles::record`] writes
+/// it.
+#[derive(Debug, Deserialize)]
 struct CommitRecord {
     commit: u64,
     files: Vec<LoadedFile>,
@@ -108,14 +110,14 @@ pub struct LoadedFiles {
 }
 
 impl LoadedFiles {
-    /// The files job `job_id` has loaded into `table`, whose `appId` is `app_id`, as of
+    /// The files job `job_id` (`appId` `<job id>-w0`) has loaded into `table`, as of
     /// `snapshot`; see the [module docs](self).
     pub async fn recover(
         table: &DeltaTable,
         snapshot: &Snapshot,
         job_id: &str,
-        app_id: &str,
     ) -> Result<LoadedFiles, IngestError> {
+        let app_id = &app_id(job_id, 0);
         let table_id = snapshot
             .metadata
             .as_ref()
@@ -180,16 +182,10 @@ impl LoadedFiles {
         }
     }
 
-    /// The `commitInfo` fields of commit `commit` loading `files`.
+    /// The `commitInfo` fields of commit `commit` loading `files` (a [`CommitRecord`]).
     pub fn record(commit: u64, files: &[LoadedFile]) -> Map<String, Value> {
-        let record = CommitRecord {
-            commit,
-            files: files.to_vec(),
-        };
-        Map::from_iter([(
-            COMMIT_INFO_KEY.to_owned(),
-            serde_json::to_value(record).unwrap_or(Value::Null),
-        )])
+        let record = serde_json::json!({ "commit": commit, "files": files });
+        Map::from_iter([(COMMIT_INFO_KEY.to_owned(), record)])
     }
 
     /// Takes note that commit `commit` landed as table version `table_version` with
@@ -320,11 +316,11 @@ impl LoadedFiles {
             table_version,
             files,
         };
+        let path = self.segment_path(after, self.commit);
         let bytes = serde_json::to_vec(&segment).map_err(|e| IngestError::Segment {
-            path: self.segment_path(after, self.commit).to_string(),
+            path: path.to_string(),
             detail: e.to_string(),
         })?;
-        let path = self.segment_path(after, self.commit);
         self.table
             .store()
             .put(&path, PutPayload::from(bytes))
@@ -454,7 +450,7 @@ mod tests {
             .expect("create");
         let mut committer =
             EpochCommitter::new(table.clone(), "j-w0", &snapshot, CommitOptions::default());
-        let mut loaded = LoadedFiles::recover(&table, &snapshot, "j", "j-w0")
+        let mut loaded = LoadedFiles::recover(&table, &snapshot, "j")
             .await
             .expect("recover");
         for n in 1..=commits {
@@ -473,7 +469,7 @@ mod tests {
 
     async fn recovered(table: &DeltaTable) -> LoadedFiles {
         let snapshot = table.existing_snapshot().await.expect("snapshot");
-        LoadedFiles::recover(table, &snapshot, "j", "j-w0")
+        LoadedFiles::recover(table, &snapshot, "j")
             .await
             .expect("recover")
     }

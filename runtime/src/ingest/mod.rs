@@ -310,8 +310,6 @@ fn open_dead_letters(path: &std::path::Path) -> Result<Arc<JsonLinesWriter>, Ing
 struct Target {
     snapshot: Snapshot,
     shape: Arc<Shape>,
-    partitioned: bool,
-    data_schema: arrow::datatypes::SchemaRef,
     committer: EpochCommitter,
 }
 
@@ -323,15 +321,7 @@ impl Target {
         config: &IngestConfig,
         identity: &JobIdentity,
     ) -> Result<Target, IngestError> {
-        let metadata = snapshot.metadata.as_ref().ok_or_else(|| {
-            DeltaError::Corrupt(format!("{}: the log has no metaData", table.location()))
-        })?;
-        let schema = Schema::from_schema_string(&metadata.schema_string).map_err(|e| {
-            DeltaError::Corrupt(format!(
-                "{}: metaData.schemaString does not parse: {e}",
-                table.location()
-            ))
-        })?;
+        let (_, schema) = snapshot.schema(table.location())?;
         Target::create(table, &schema, config, identity).await
     }
 
@@ -360,9 +350,6 @@ impl Target {
             config.timestamp_column.as_deref(),
         )
         .map_err(|e| IngestError::Config(format!("table {}: {e}", table.location())))?;
-        let data_schema = schema
-            .data_file_schema(&partition_columns)
-            .map_err(|e| IngestError::Config(format!("table {}: {e}", table.location())))?;
         let options = CommitOptions {
             query_id: identity.job_id.clone(),
             job: Some(identity.clone()),
@@ -377,8 +364,6 @@ impl Target {
         Ok(Target {
             snapshot,
             shape: Arc::new(shape),
-            partitioned: config.partition_by_date,
-            data_schema,
             committer,
         })
     }
@@ -428,10 +413,7 @@ impl<'a> Run<'a> {
             target = Some(Target::create(&table, &schema, config, &identity).await?);
         }
         let loaded = match &target {
-            Some(target) => {
-                let app = app_id(&job_id, 0);
-                LoadedFiles::recover(&table, &target.snapshot, &job_id, &app).await?
-            }
+            Some(target) => LoadedFiles::recover(&table, &target.snapshot, &job_id).await?,
             None => LoadedFiles::empty(&table, &job_id),
         };
         let run = Run {
@@ -549,10 +531,8 @@ impl<'a> Run<'a> {
                 })?;
             let target = Target::create(&self.table, &schema, config, &self.identity).await?;
             self.report.created_table = target.snapshot.version == 0;
-            let job_id = &self.report.job_id;
             *loaded =
-                LoadedFiles::recover(&self.table, &target.snapshot, job_id, &app_id(job_id, 0))
-                    .await?;
+                LoadedFiles::recover(&self.table, &target.snapshot, &self.report.job_id).await?;
             self.target = Some(target);
             return Ok(&files[n..]);
         }
@@ -578,12 +558,12 @@ impl<'a> Run<'a> {
             self.table.store().clone(),
             self.table.root().clone(),
             0,
-            target.data_schema.clone(),
+            target.shape.data_schema().clone(),
             &options,
         )
         .map_err(DeltaError::from)?
         .with_clock(self.table.clock().clone());
-        let partitioned = target.partitioned;
+        let partitioned = self.config.partition_by_date;
         let (format, shape, input) = (self.config.format, target.shape.clone(), self.input.clone());
         let mut decoded = futures::stream::iter(files.iter().cloned())
             .map(|file| {
@@ -628,7 +608,7 @@ impl<'a> Run<'a> {
                 }
             }
             batch.pending = batch.pending.saturating_sub(1);
-            progress(&self.progress(batch));
+            progress(&self.progress(batch.pending));
         }
         let uploaded = writer.finish().await.map_err(DeltaError::from)?;
         Ok(uploaded.into_iter().map(Add::from).collect())
@@ -647,7 +627,10 @@ impl<'a> Run<'a> {
         };
         let commit = loaded.commit() + 1;
         let data_files = adds.len() as u64;
-        let record = LoadedFiles::record(commit, &batch.records);
+        let Batch {
+            records, pending, ..
+        } = batch;
+        let record = LoadedFiles::record(commit, &records);
         match target
             .committer
             .commit_recording(commit, adds, record)
@@ -655,14 +638,12 @@ impl<'a> Run<'a> {
         {
             EpochOutcome::Committed { version, .. } => {
                 tidelake_sinks::fault_injection::pause_if_asked("ingest-segment");
-                loaded
-                    .committed(commit, version, batch.records.clone())
-                    .await?;
+                loaded.committed(commit, version, records).await?;
                 self.report.commits += 1;
                 self.report.data_files += data_files;
                 let first = self.report.versions.map_or(version, |(first, _)| first);
                 self.report.versions = Some((first, version));
-                progress(&self.progress(&batch));
+                progress(&self.progress(pending));
                 Ok(())
             }
             EpochOutcome::AlreadyCommitted { txn_version } => Err(IngestError::Conflict(format!(
@@ -673,12 +654,13 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn progress(&self, batch: &Batch) -> IngestProgress {
+    /// The progress so far, `pending` new files not committed yet.
+    fn progress(&self, pending: u64) -> IngestProgress {
         IngestProgress {
             files: self.report.files + self.report.dead_letters,
             rows: self.report.rows,
             commits: self.report.commits,
-            pending: batch.pending,
+            pending,
         }
     }
 }

@@ -233,6 +233,12 @@ impl Shape {
         })
     }
 
+    /// The table's data file columns (no partition column): what the rows are written
+    /// as.
+    pub fn data_schema(&self) -> &SchemaRef {
+        &self.data
+    }
+
     /// The input columns (before renames), of the table's types: what CSV and JSON
     /// values are read as.
     pub fn input_schema(&self) -> &SchemaRef {
@@ -249,13 +255,14 @@ impl Shape {
             return Ok(vec![(None, rows)]);
         };
         let days = days(rows.column(index), unit);
+        if let Some(&first) = days.first()
+            && days.iter().all(|&day| day == first)
+        {
+            return Ok(vec![(first.and_then(date_text), rows)]);
+        }
         let mut groups: BTreeMap<Option<i64>, Vec<u32>> = BTreeMap::new();
         for (row, day) in days.iter().enumerate() {
             groups.entry(*day).or_default().push(row as u32);
-        }
-        if groups.len() == 1 {
-            let day = groups.into_keys().next().flatten();
-            return Ok(vec![(day.and_then(date_text), rows)]);
         }
         groups
             .into_iter()
@@ -279,21 +286,8 @@ impl Shape {
                     .with_name(renamed(f.name(), &self.renames))
             })
             .collect();
-        let unknown: Vec<&str> = fields
-            .iter()
-            .map(|f| f.name().as_str())
-            .filter(|n| self.data.field_with_name(n).is_err())
-            .collect();
-        let missing: Vec<&str> = self
-            .data
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .filter(|n| !fields.iter().any(|f| f.name() == n))
-            .collect();
-        if !unknown.is_empty() || !missing.is_empty() {
-            return Err(column_difference(&unknown, &missing));
-        }
+        let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+        same_columns(&names, &self.data)?;
         RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), batch.columns().to_vec())
             .map_err(|e| e.to_string())
     }
@@ -365,9 +359,30 @@ fn days(column: &ArrayRef, unit: DayUnit) -> Vec<Option<i64>> {
     }
 }
 
+/// Checks that a file's columns `names` are those of `schema`, in any order; an error
+/// names the ones it has that the schema does not and the ones it lacks.
+pub fn same_columns(names: &[&str], schema: &SchemaRef) -> Result<(), String> {
+    let unknown: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| schema.field_with_name(n).is_err())
+        .collect();
+    let missing: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|n| !names.contains(n))
+        .collect();
+    if unknown.is_empty() && missing.is_empty() {
+        Ok(())
+    } else {
+        Err(column_difference(&unknown, &missing))
+    }
+}
+
 /// How a file's columns differ from the table's: those it has that the table does not
 /// (`unknown`) and those it lacks (`missing`).
-pub fn column_difference(unknown: &[&str], missing: &[&str]) -> String {
+fn column_difference(unknown: &[&str], missing: &[&str]) -> String {
     let quoted = |names: &[&str]| {
         names
             .iter()

@@ -75,7 +75,7 @@ impl SourceRecord for RichTransaction {
     }
 
     fn validate(&self) -> Result<(), Invalid> {
-        validate::account_id(self.account_id.as_bytes())?;
+        validate::account_id_text(&self.account_id)?;
         validate::finite_amount(self.amount)?;
         match &self.merchant {
             Some(m) if m.len() > validate::MAX_ACCOUNT_ID_BYTES => Err((

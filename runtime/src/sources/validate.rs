@@ -21,6 +21,12 @@ pub fn account_id(bytes: &[u8]) -> Result<AccountId, Invalid> {
             format!("account id is not valid UTF-8 ({e})"),
         )
     })?;
+    account_id_text(text)?;
+    Ok(AccountId::from(text))
+}
+
+/// Checks an account id already decoded as text: 1–128 bytes, no NUL byte.
+pub fn account_id_text(text: &str) -> Result<(), Invalid> {
     if text.is_empty() {
         return Err((Reason::AccountId, "account id is empty".to_owned()));
     }
@@ -33,13 +39,13 @@ pub fn account_id(bytes: &[u8]) -> Result<AccountId, Invalid> {
             ),
         ));
     }
-    if let Some(at) = memchr::memchr(0, bytes) {
+    if let Some(at) = memchr::memchr(0, text.as_bytes()) {
         return Err((
             Reason::AccountId,
             format!("account id has a NUL byte (\\0) at byte {at}"),
         ));
     }
-    Ok(AccountId::from(text))
+    Ok(())
 }
 
 /// Parses an event time in ms: an integer in `0 ≤ ts < 253402300800000`, written as

@@ -66,7 +66,6 @@ use crate::delta::files::commit::engine_info;
 use crate::delta::protocol::actions::Add;
 use crate::delta::protocol::commit_loop::DEFAULT_MAX_ATTEMPTS;
 use crate::delta::protocol::features::{self, Operation};
-use crate::delta::protocol::schema::Schema;
 use crate::delta::protocol::snapshot::Snapshot;
 use crate::delta::protocol::table::DeltaTable;
 use crate::parquet::NULL_PARTITION;
@@ -351,16 +350,8 @@ pub fn plan(
             "the target file size and the commit attempts must be positive".into(),
         ));
     }
-    let metadata = snapshot.metadata.as_ref().ok_or_else(|| {
-        DeltaError::Corrupt(format!("{}: the log has no metaData", table.location()))
-    })?;
+    let (metadata, schema) = snapshot.schema(table.location())?;
     features::check(snapshot, table.location(), Operation::Optimize)?;
-    let schema = Schema::from_schema_string(&metadata.schema_string).map_err(|e| {
-        DeltaError::Corrupt(format!(
-            "{}: metaData.schemaString does not parse: {e}",
-            table.location()
-        ))
-    })?;
     let partition_columns = metadata.partition_columns.clone();
     let data_schema = schema
         .data_file_schema(&partition_columns)

@@ -21,6 +21,7 @@ use crate::delta::protocol::checkpoint::{
     list_log, read_checkpoint_files, read_last_checkpoint, usable_checkpoint,
 };
 use crate::delta::protocol::log::read_commit;
+use crate::delta::protocol::schema::Schema;
 
 /// The state of a table at [`version`](Self::version).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -91,6 +92,21 @@ impl Snapshot {
                 .push(add);
         }
         partitions
+    }
+
+    /// The table's metadata and its schema, parsed from `schemaString`; an error naming
+    /// the table at `location` if the log has no `metaData` or its schema does not parse.
+    pub fn schema(&self, location: &str) -> Result<(&Metadata, Schema), DeltaError> {
+        let metadata = self
+            .metadata
+            .as_ref()
+            .ok_or_else(|| DeltaError::Corrupt(format!("{location}: the log has no metaData")))?;
+        let schema = Schema::from_schema_string(&metadata.schema_string).map_err(|e| {
+            DeltaError::Corrupt(format!(
+                "{location}: metaData.schemaString does not parse: {e}"
+            ))
+        })?;
+        Ok((metadata, schema))
     }
 
     /// The version application `app_id` last committed, if any.

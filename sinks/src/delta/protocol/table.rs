@@ -251,15 +251,7 @@ impl DeltaTable {
         partition_columns: &[&str],
     ) -> Result<Snapshot, DeltaError> {
         features::check(&snapshot, &self.location, Operation::Append)?;
-        let metadata = snapshot.metadata.as_ref().ok_or_else(|| {
-            DeltaError::Corrupt(format!("{}: the log has no metaData", self.location))
-        })?;
-        let table_schema = Schema::from_schema_string(&metadata.schema_string).map_err(|e| {
-            DeltaError::Corrupt(format!(
-                "{}: metaData.schemaString does not parse: {e}",
-                self.location
-            ))
-        })?;
+        let (metadata, table_schema) = snapshot.schema(&self.location)?;
         let mut problems: Vec<String> = schema.mismatch(&table_schema).into_iter().collect();
         if metadata.partition_columns != partition_columns {
             problems.push(format!(

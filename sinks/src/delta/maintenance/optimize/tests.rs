@@ -18,6 +18,7 @@ use crate::delta::files::reader::read_data_file;
 use crate::delta::inspection::validate::validate;
 use crate::delta::protocol::actions::{Action, Remove};
 use crate::delta::protocol::log::CommitOutcome;
+use crate::delta::protocol::schema::Schema;
 use crate::delta::testing::{block_on, txn};
 use crate::parquet::ArrowRows;
 use crate::parquet::rows::test_rows::{MICROS_PER_DAY, TestRow};
