@@ -362,6 +362,18 @@ pub struct SourceArgs {
     /// Generator: shift each record's ts back by up to this much (out-of-order data).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0ms", help_heading = "Generator")]
     pub disorder: Duration,
+    /// Generator: richer transactions (merchant, country, label) from account profiles,
+    /// with fraud in several labelled patterns (docs/semantics.md §4).
+    #[arg(long, help_heading = "Generator")]
+    pub profiles: bool,
+    /// Generator with --profiles: how long after --start accounts' reference data change
+    /// (as `tidelake generate accounts --span`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1d", help_heading = "Generator")]
+    pub profile_span: Duration,
+    /// Generator with --profiles: the share of accounts whose reference data change
+    /// (as `tidelake generate accounts --update-share`).
+    #[arg(long, value_name = "SHARE", default_value_t = GeneratorConfig::default().update_share, help_heading = "Generator")]
+    pub update_share: f64,
 }
 
 /// `tidelake run`: flags. Every long flag is also a key of the `--config` TOML file.
@@ -651,6 +663,9 @@ impl SourceArgs {
                 large_share: self.large_share,
                 fraud_every: (self.fraud_every > 0).then_some(self.fraud_every),
                 out_of_orderness_ms: millis(self.disorder),
+                profiles: self.profiles,
+                profile_span_ms: millis(self.profile_span),
+                update_share: self.update_share,
             }),
             SourceKind::Walkthrough => SourceConfig::Walkthrough(WalkthroughConfig {
                 rate: rate(Some(10.0)),

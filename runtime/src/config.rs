@@ -15,6 +15,7 @@ use crate::sources::generator::{GeneratorConfig, GeneratorSource};
 use crate::sources::jsonl::JsonlSource;
 use crate::sources::kafka::{KafkaConfig, KafkaSource, KafkaStart};
 use crate::sources::operator::TimeMode;
+use crate::sources::profiled::ProfiledSource;
 use crate::sources::walkthrough::{WalkthroughConfig, WalkthroughSource};
 use crate::sources::{Source, SourceError};
 
@@ -68,6 +69,9 @@ impl SourceConfig {
                 ("--large-share", g.large_share.to_string()),
                 ("--fraud-every", some(g.fraud_every.map(|n| n.to_string()))),
                 ("--disorder", format!("{}ms", g.out_of_orderness_ms)),
+                ("--profiles", g.profiles.to_string()),
+                ("--profile-span", format!("{}ms", g.profile_span_ms)),
+                ("--update-share", g.update_share.to_string()),
             ],
             SourceConfig::Walkthrough(w) => vec![
                 ("--source", "walkthrough".into()),
@@ -152,6 +156,9 @@ impl SourceConfig {
     /// Builds the source: validates options and resolves files.
     pub fn build(&self) -> Result<Arc<dyn Source>, SourceError> {
         Ok(match self {
+            SourceConfig::Generator(config) if config.profiles => {
+                Arc::new(ProfiledSource::new(config.clone())?)
+            }
             SourceConfig::Generator(config) => Arc::new(GeneratorSource::new(config.clone())?),
             SourceConfig::Walkthrough(config) => Arc::new(WalkthroughSource::new(config.clone())?),
             SourceConfig::Csv { inputs, split_size } => {

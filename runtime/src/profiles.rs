@@ -148,6 +148,16 @@ impl Profile {
         }
         versions
     }
+
+    /// The account's home country at `ts`: that of its latest version valid from `ts`
+    /// or earlier (the first version's before it opened).
+    pub fn home_country_at(&self, config: &ProfileConfig, account: u64, ts: u64) -> &'static str {
+        self.versions(config, account)
+            .iter()
+            .rev()
+            .find(|version| version.valid_from <= ts)
+            .map_or(self.first.home_country, |version| version.home_country)
+    }
 }
 
 /// Every version of every account's reference data, by account then time.
@@ -162,7 +172,7 @@ fn rng(seed: u64, account: u64) -> Pcg64Mcg {
 }
 
 /// A uniform draw in `[0, 1)`.
-fn unit(rng: &mut Pcg64Mcg) -> f64 {
+pub(crate) fn unit(rng: &mut Pcg64Mcg) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 

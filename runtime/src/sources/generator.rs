@@ -50,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use super::synthetic::{Throttle, emit_record};
 use super::validate::MAX_TS;
 use super::{Emitter, PartitionReader, Position, ReadStatus, Source, SourceError};
+use crate::profiles::ProfileConfig;
 
 /// The gaps (ms) from an injected small transaction to its large partner, cycled so
 /// that both sides of the rule's 60 000 ms boundary are exercised.
@@ -59,11 +60,11 @@ pub const FRAUD_GAPS_MS: [u64; 7] = [0, 1, 30_000, 59_999, 60_000, 60_001, 120_0
 pub const SOURCE_NAME: &str = "generator";
 
 /// Small amounts, in cents: `0.01..=0.99`.
-const SMALL_CENTS: (u64, u64) = (1, 99);
+pub(crate) const SMALL_CENTS: (u64, u64) = (1, 99);
 /// Normal amounts, in cents: `1.00..=500.00` (both boundaries are not small, not large).
 const NORMAL_CENTS: (u64, u64) = (100, 50_000);
 /// Large amounts, in cents: `500.01..=5000.00`.
-const LARGE_CENTS: (u64, u64) = (50_001, 500_000);
+pub(crate) const LARGE_CENTS: (u64, u64) = (50_001, 500_000);
 
 /// Options of the generator source.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,6 +92,15 @@ pub struct GeneratorConfig {
     pub fraud_every: Option<u64>,
     /// Records are up to this much (ms) earlier than their nominal time.
     pub out_of_orderness_ms: u64,
+    /// Richer transactions from account profiles, with fraud patterns and labels
+    /// (`--profiles`, [`profiled`](super::profiled)) instead of the scheme above.
+    pub profiles: bool,
+    /// Profiles: how long from `start_ms` accounts' reference data change
+    /// (`--profile-span`, as `tidelake generate accounts --span`).
+    pub profile_span_ms: u64,
+    /// Profiles: the share of accounts whose reference data change in that span
+    /// (`--update-share`).
+    pub update_share: f64,
 }
 
 impl Default for GeneratorConfig {
@@ -107,6 +117,9 @@ impl Default for GeneratorConfig {
             large_share: 0.02,
             fraud_every: Some(5_000),
             out_of_orderness_ms: 0,
+            profiles: false,
+            profile_span_ms: 86_400_000,
+            update_share: 0.1,
         }
     }
 }
@@ -145,6 +158,12 @@ impl GeneratorConfig {
                 "rate {rate} must be a positive number of events per second"
             ));
         }
+        if !(0.0..=1.0).contains(&self.update_share) {
+            return bad(format!(
+                "update share {} is not between 0 and 1",
+                self.update_share
+            ));
+        }
         if self.fraud_every == Some(0) {
             return bad("fraud pairs must be injected every 1 or more records".into());
         }
@@ -178,8 +197,19 @@ impl GeneratorConfig {
             .map(|count| slots_below(u128::from(count), partition, self.partitions))
     }
 
+    /// The profiles of the accounts (with `profiles`).
+    pub fn profile_config(&self) -> ProfileConfig {
+        ProfileConfig {
+            seed: self.seed,
+            accounts: self.accounts,
+            start_ms: self.start_ms,
+            span_ms: self.profile_span_ms,
+            update_share: self.update_share,
+        }
+    }
+
     /// The wall-clock records per second of one partition, if throttled.
-    fn partition_rate(&self) -> Option<f64> {
+    pub(crate) fn partition_rate(&self) -> Option<f64> {
         self.rate.map(|rate| rate / f64::from(self.partitions))
     }
 }
@@ -326,13 +356,13 @@ struct Generated {
 
 /// `x` scaled to `0..n` (multiply-high: unbiased enough for `n ≤ 2^64`).
 #[inline]
-fn below(x: u64, n: u128) -> u64 {
+pub(crate) fn below(x: u64, n: u128) -> u64 {
     ((u128::from(x) * n) >> 64) as u64
 }
 
 /// An amount in cents drawn uniformly from `range` (inclusive), in currency units.
 #[inline]
-fn cents(x: u64, (lo, hi): (u64, u64)) -> f64 {
+pub(crate) fn cents(x: u64, (lo, hi): (u64, u64)) -> f64 {
     (lo + below(x, u128::from(hi - lo + 1))) as f64 / 100.0
 }
 
@@ -353,13 +383,16 @@ pub(crate) fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Reads one partition of the generator.
-#[derive(Debug)]
-pub struct GeneratorReader {
-    partition: u32,
-    rng: Pcg64Mcg,
+/// The PCG generator of `partition` under `config`'s seed.
+pub(crate) fn partition_rng(config: &GeneratorConfig, partition: u32) -> Pcg64Mcg {
+    Pcg64Mcg::seed_from_u64(mix(config.seed ^ mix(u64::from(partition))))
+}
+
+/// The slots of one partition and their nominal times (see the [module docs](self)).
+#[derive(Clone, Debug)]
+pub(crate) struct Slots {
     /// The next slot.
-    seq: u64,
+    pub(crate) seq: u64,
     /// The number of slots of the partition.
     end: u64,
     start_ms: u64,
@@ -370,14 +403,92 @@ pub struct GeneratorReader {
     step_ms: u128,
     step_rem: u128,
     density: u128,
+    /// Every this many slots owe one injected fraud; 0 when none is injected.
+    fraud_every: u64,
+    /// Slots until the next one that owes a fraud.
+    until_fraud: u64,
+    /// Frauds owed and not injected yet.
+    owed: u64,
+}
+
+impl Slots {
+    /// The slots of `partition`.
+    pub(crate) fn new(config: &GeneratorConfig, partition: u32) -> Self {
+        let density = u128::from(config.density.max(1));
+        let first = u128::from(partition) * 1000;
+        let step = u128::from(config.partitions) * 1000;
+        // The first global index whose nominal time is at or after year 10000.
+        let span = u128::from(MAX_TS.saturating_sub(config.start_ms));
+        let time_limit = (span * density).div_ceil(1000);
+        let end = slots_below(time_limit, partition, config.partitions)
+            .min(config.partition_len(partition).unwrap_or(u64::MAX));
+        Slots {
+            seq: 0,
+            end,
+            start_ms: config.start_ms,
+            offset_ms: first / density,
+            rem: first % density,
+            step_ms: step / density,
+            step_rem: step % density,
+            density,
+            fraud_every: config.fraud_every.unwrap_or(0),
+            until_fraud: 0,
+            owed: 0,
+        }
+    }
+
+    /// Takes one owed fraud, if the slots so far owe one.
+    #[inline]
+    pub(crate) fn take_owed(&mut self) -> bool {
+        let owed = self.owed > 0;
+        self.owed -= u64::from(owed);
+        owed
+    }
+
+    /// True once every slot has been taken.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.seq >= self.end
+    }
+
+    /// The next slot and its nominal time, if the partition has one.
+    #[inline]
+    pub(crate) fn next(&mut self) -> Option<(u64, u64)> {
+        if self.seq >= self.end {
+            return None;
+        }
+        let seq = self.seq;
+        // Below `end`, the nominal time is before year 10000.
+        let nominal = self.start_ms + self.offset_ms as u64;
+        self.seq += 1;
+        self.offset_ms += self.step_ms;
+        self.rem += self.step_rem;
+        if self.rem >= self.density {
+            self.rem -= self.density;
+            self.offset_ms += 1;
+        }
+        if self.fraud_every != 0 {
+            if self.until_fraud == 0 {
+                self.owed += 1;
+                self.until_fraud = self.fraud_every - 1;
+            } else {
+                self.until_fraud -= 1;
+            }
+        }
+        Some((seq, nominal))
+    }
+}
+
+/// Reads one partition of the generator.
+#[derive(Debug)]
+pub struct GeneratorReader {
+    partition: u32,
+    rng: Pcg64Mcg,
+    slots: Slots,
     small_below: u128,
     large_below: u128,
     accounts: u128,
     out_of_orderness: u64,
     /// 0 when no fraud is injected.
-    fraud_every: u64,
-    until_fraud: u64,
-    owed_pairs: u64,
     pairs: u64,
     /// Pending large partners: `(ts, pair)`, least first.
     partners: BinaryHeap<Reverse<(u64, u64)>>,
@@ -388,33 +499,14 @@ pub struct GeneratorReader {
 
 impl GeneratorReader {
     fn new(config: &GeneratorConfig, partition: u32) -> Self {
-        let density = u128::from(config.density.max(1));
-        let first = u128::from(partition) * 1000;
-        let step = u128::from(config.partitions) * 1000;
-        // The first global index whose nominal time is at or after year 10000.
-        let span = u128::from(MAX_TS.saturating_sub(config.start_ms));
-        let time_limit = (span * density).div_ceil(1000);
-        let end = slots_below(time_limit, partition, config.partitions)
-            .min(config.partition_len(partition).unwrap_or(u64::MAX));
-        let seed = mix(config.seed ^ mix(u64::from(partition)));
         GeneratorReader {
             partition,
-            rng: Pcg64Mcg::seed_from_u64(seed),
-            seq: 0,
-            end,
-            start_ms: config.start_ms,
-            offset_ms: first / density,
-            rem: first % density,
-            step_ms: step / density,
-            step_rem: step % density,
-            density,
+            rng: partition_rng(config, partition),
+            slots: Slots::new(config, partition),
             small_below: share_threshold(config.small_share),
             large_below: share_threshold(config.small_share + config.large_share),
             accounts: u128::from(config.accounts.max(1)),
             out_of_orderness: config.out_of_orderness_ms,
-            fraud_every: config.fraud_every.unwrap_or(0),
-            until_fraud: 0,
-            owed_pairs: 0,
             pairs: 0,
             partners: BinaryHeap::new(),
             peeked: None,
@@ -425,12 +517,12 @@ impl GeneratorReader {
 
     /// The slot of the next record to emit.
     fn next_seq(&self) -> u64 {
-        self.peeked.map_or(self.seq, |record| record.seq)
+        self.peeked.map_or(self.slots.seq, |record| record.seq)
     }
 
     /// True once every record of the partition has been emitted.
     fn exhausted(&self) -> bool {
-        self.peeked.is_none() && self.seq >= self.end
+        self.peeked.is_none() && self.slots.exhausted()
     }
 
     #[inline]
@@ -455,27 +547,7 @@ impl GeneratorReader {
     /// Generates the record of slot `seq` and moves to the next slot.
     #[inline]
     fn generate(&mut self) -> Option<Generated> {
-        if self.seq >= self.end {
-            return None;
-        }
-        let seq = self.seq;
-        // Below `end`, the nominal time is before year 10000.
-        let nominal = self.start_ms + self.offset_ms as u64;
-        self.seq += 1;
-        self.offset_ms += self.step_ms;
-        self.rem += self.step_rem;
-        if self.rem >= self.density {
-            self.rem -= self.density;
-            self.offset_ms += 1;
-        }
-        if self.fraud_every != 0 {
-            if self.until_fraud == 0 {
-                self.owed_pairs += 1;
-                self.until_fraud = self.fraud_every - 1;
-            } else {
-                self.until_fraud -= 1;
-            }
-        }
+        let (seq, nominal) = self.slots.next()?;
 
         let due = match self.partners.peek() {
             Some(&Reverse((ts, pair))) if ts <= nominal => Some((ts, pair)),
@@ -489,8 +561,7 @@ impl GeneratorReader {
                 ts,
                 amount: cents(self.rng.next_u64(), LARGE_CENTS),
             }
-        } else if self.owed_pairs > 0 {
-            self.owed_pairs -= 1;
+        } else if self.slots.take_owed() {
             let pair = self.pairs;
             self.pairs += 1;
             let amount = cents(self.rng.next_u64(), SMALL_CENTS);

@@ -22,6 +22,7 @@ pub mod generator;
 pub mod jsonl;
 pub mod kafka;
 pub mod operator;
+pub mod profiled;
 mod progress;
 pub mod record;
 mod synthetic;

@@ -8,6 +8,7 @@ use tidelake_operators::{RichTransaction, Transaction};
 use crate::config::SourceConfig;
 use crate::dead_letter::Reason;
 use crate::sources::decoded;
+use crate::sources::profiled::ProfiledSource;
 use crate::sources::validate::{self, Invalid};
 use crate::sources::{Source, SourceError};
 
@@ -64,8 +65,8 @@ pub(crate) fn short_type_name<R>() -> &'static str {
     name.rsplit("::").next().unwrap_or(name)
 }
 
-/// Richer transactions (docs/semantics.md §1) come from CSV files with a header,
-/// JSON lines, Kafka JSON values and Delta tables, checked as transactions are: the
+/// Richer transactions (docs/semantics.md §1) come from the generator with `--profiles`,
+/// CSV files with a header, JSON lines, Kafka JSON values and Delta tables, checked as transactions are: the
 /// account id (1–128 bytes, no NUL), a finite amount; and a merchant of at most 128
 /// bytes.
 impl SourceRecord for RichTransaction {
@@ -91,7 +92,15 @@ impl SourceRecord for RichTransaction {
     }
 
     fn source(config: &SourceConfig) -> Result<Arc<dyn Source<Self>>, SourceError> {
-        decoded::source(config)
+        match config {
+            SourceConfig::Generator(generator) if generator.profiles => {
+                Ok(Arc::new(ProfiledSource::new(generator.clone())?))
+            }
+            SourceConfig::Generator(_) => Err(SourceError::Config(
+                "--source generator makes transactions without merchant, country and label: add --profiles for richer ones".to_owned(),
+            )),
+            _ => decoded::source(config),
+        }
     }
 }
 
