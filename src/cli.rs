@@ -12,7 +12,7 @@ use crate::flags::{
 
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::config::{
-    AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, RuleConfig,
+    AccountsConfig, AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, RuleConfig,
 };
 use tidelake_runtime::jobs::features::FEATURES;
 use tidelake_runtime::kafka::sink::KafkaSinkConfig;
@@ -542,6 +542,12 @@ pub struct RunArgs {
         help_heading = "Lake"
     )]
     pub features_table: String,
+    /// --rule features: the `accounts` reference data joined to every transaction as of
+    /// its time — a CSV file with a header, JSON lines, or a Delta table followed as it
+    /// changes (docs/semantics.md §2, "Reference data"). (`--accounts N` is the
+    /// generator's number of accounts.)
+    #[arg(long, value_name = "FILE|TABLE", help_heading = "Lake")]
+    pub accounts_table: Option<String>,
     /// Also write the transactions as rolling Parquet files (Flink's FileSink) under
     /// this directory or URL, rolled at the target size and every commit interval.
     #[arg(long, value_name = "URL", help_heading = "Lake")]
@@ -786,7 +792,7 @@ impl RunArgs {
             .transpose()?;
         config.dead_letters = self.dead_letters.clone();
         config.enriched = self.enriched.clone();
-        let features = config.rule == RuleConfig::Features;
+        let features = matches!(config.rule, RuleConfig::Features { .. });
         config.lake = LakeConfig {
             transactions: (!self.no_table && !features).then(|| self.table.clone()),
             alerts: self.alerts_table.clone(),
@@ -827,6 +833,11 @@ impl RunArgs {
 impl RunArgs {
     /// The rule these flags choose, with its settings.
     fn rule(&self) -> Result<RuleConfig, String> {
+        if self.accounts_table.is_some() && self.rule != RuleArg::Features {
+            return Err(
+                "--accounts-table is for --rule features (the join with reference data)".into(),
+            );
+        }
         match self.rule {
             RuleArg::Fraud => {
                 if self.velocity_max.is_some() || self.velocity_window.is_some() {
@@ -849,7 +860,11 @@ impl RunArgs {
                         "{flag} is for --rule fraud and velocity: --rule features writes its rows to --features-table"
                     ));
                 }
-                Ok(RuleConfig::Features)
+                let accounts = self.accounts_table.as_ref().map(|location| AccountsConfig {
+                    location: location.clone(),
+                    poll_interval: self.poll_interval,
+                });
+                Ok(RuleConfig::Features { accounts })
             }
             RuleArg::Velocity => {
                 let window_ms = millis(self.velocity_window.unwrap_or(Duration::from_secs(10)));

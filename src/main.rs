@@ -123,11 +123,14 @@ fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>)
         Ok(config) => config,
         Err(message) => return logging::usage_error(anyhow::anyhow!(message)),
     };
-    match jobs::pipeline(config.rule) {
-        BuiltIn::Transactions(pipeline) => {
+    match jobs::pipeline(&config.rule) {
+        Err(e) => logging::usage_error(e.into()),
+        Ok(BuiltIn::Transactions(pipeline)) => {
             run_job(Job::with_pipeline(config, pipeline), args, launcher)
         }
-        BuiltIn::Rich(pipeline) => run_job(Job::with_pipeline(config, pipeline), args, launcher),
+        Ok(BuiltIn::Rich(pipeline)) => {
+            run_job(Job::with_pipeline(config, pipeline), args, launcher)
+        }
     }
 }
 

@@ -116,6 +116,7 @@ pub fn summary(report: &JobReport) -> String {
         }
     }
     text.push_str(&kafka_line(t));
+    text.push_str(&accounts_line(t));
     for compaction in &report.compaction {
         let c = &compaction.totals;
         text.push_str(&format!(
@@ -208,6 +209,19 @@ fn kafka_line(t: &Totals) -> String {
     )
 }
 
+/// The summary's line of the as-of join with the accounts, if the job read any.
+fn accounts_line(t: &Totals) -> String {
+    if t.accounts_read == 0 && t.accounts_unknown == 0 {
+        return String::new();
+    }
+    format!(
+        "\n  accounts: {} versions read, {} late, {} records of unknown accounts",
+        group(t.accounts_read),
+        group(t.accounts_late),
+        group(t.accounts_unknown)
+    )
+}
+
 /// The summary the launcher prints when every process of the cluster has ended.
 pub fn cluster_summary(report: &ClusterReport) -> String {
     let t = &report.totals;
@@ -230,6 +244,7 @@ pub fn cluster_summary(report: &ClusterReport) -> String {
         ));
     }
     text.push_str(&kafka_line(t));
+    text.push_str(&accounts_line(t));
     let processes: Vec<String> = report
         .processes
         .iter()

@@ -175,7 +175,7 @@ impl SourceConfig {
 
 /// The built-in rule a job runs (each is a [`Pipeline`](crate::pipeline::Pipeline) of
 /// [`crate::jobs`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum RuleConfig {
     /// The small-then-large rule (docs/semantics.md §2).
     #[default]
@@ -187,8 +187,49 @@ pub enum RuleConfig {
         /// The window (ms).
         window_ms: u64,
     },
-    /// The small-then-large rule and the history features, on richer transactions.
-    Features,
+    /// The small-then-large rule and the history features, on richer transactions,
+    /// joined with the accounts reference data if given.
+    Features {
+        /// `--accounts-table`: the reference data, if any.
+        accounts: Option<AccountsConfig>,
+    },
+}
+
+/// Where the `accounts` reference data comes from (`--accounts-table FILE|TABLE`,
+/// docs/semantics.md §2, "Reference data").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountsConfig {
+    /// A CSV file with a header (`.csv`), JSON lines (`.jsonl`, `.json`, `.ndjson`), or
+    /// otherwise a Delta table's path or URL, followed as it changes.
+    pub location: String,
+    /// How often a followed table is polled for new versions.
+    pub poll_interval: Duration,
+}
+
+impl AccountsConfig {
+    /// The source the location names.
+    pub fn source_config(&self) -> SourceConfig {
+        let location = self.location.as_str();
+        let extension = location
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase());
+        match extension.as_deref() {
+            Some("csv") => SourceConfig::Csv {
+                inputs: vec![self.location.clone()],
+                split_size: DEFAULT_SPLIT_SIZE,
+            },
+            Some("jsonl" | "json" | "ndjson") => SourceConfig::Jsonl {
+                inputs: vec![self.location.clone()],
+                split_size: DEFAULT_SPLIT_SIZE,
+            },
+            _ => SourceConfig::Delta(DeltaConfig {
+                follow: true,
+                poll_interval: self.poll_interval,
+                partitions: 1,
+                ..DeltaConfig::new(location)
+            }),
+        }
+    }
 }
 
 /// Where alerts go.

@@ -2,8 +2,11 @@
 //! the features job with the fraud rule's verdict and its history features — `dt`
 //! (timestamp, µs, UTC), `accountId`, `amount`, `merchant`, `country`, `label` (1, 0 or
 //! null), `ruleAlert`, `txCount1h`, `txSum1h`, `txCount24h`, `txSum24h`, `txCount30d`,
-//! `txSum30d`, `msSincePrev`, `prevAmount`, `countries24h` — partitioned by `date`
-//! (`yyyy-MM-dd` of `dt` in UTC).
+//! `txSum30d`, `msSincePrev`, `prevAmount`, `countries24h`, and from the account's
+//! reference data valid at `dt` (docs/semantics.md §2, "Reference data"):
+//! `foreignCountry` (the country differs from the home country, when both are known),
+//! `homeCountry`, `birthYear`, `creditLimit` (null without `--accounts` or for an unknown
+//! account) — partitioned by `date` (`yyyy-MM-dd` of `dt` in UTC).
 
 use std::sync::Arc;
 
@@ -15,13 +18,15 @@ use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use tidelake_operators::history::Featured;
+
+use crate::reference::as_of_join::WithAccount;
 use tidelake_sinks::parquet::ArrowRows;
 
 use crate::transactions_table::{date_partition_values, day_of, micros, utc_micros};
 
-/// A transaction with its features, as a row of the `features` table.
+/// A transaction with its features and account, as a row of the `features` table.
 #[derive(Clone, Debug, PartialEq)]
-pub struct FeatureRow(pub Featured);
+pub struct FeatureRow(pub WithAccount<Featured>);
 
 /// Column builders for [`FeatureRow`]s.
 pub struct FeatureBuilders {
@@ -37,6 +42,10 @@ pub struct FeatureBuilders {
     ms_since_prev: Int64Builder,
     prev_amount: Float64Builder,
     countries_24h: Int32Builder,
+    foreign_country: BooleanBuilder,
+    home_country: StringBuilder,
+    birth_year: Int32Builder,
+    credit_limit: Float64Builder,
 }
 
 impl ArrowRows for FeatureRow {
@@ -63,6 +72,10 @@ impl ArrowRows for FeatureRow {
             column("msSincePrev", DataType::Int64),
             column("prevAmount", DataType::Float64),
             column("countries24h", DataType::Int32),
+            column("foreignCountry", DataType::Boolean),
+            column("homeCountry", DataType::Utf8),
+            column("birthYear", DataType::Int32),
+            column("creditLimit", DataType::Float64),
         ]))
     }
 
@@ -72,7 +85,7 @@ impl ArrowRows for FeatureRow {
 
     #[inline]
     fn partition(&self) -> u64 {
-        day_of(self.0.tx.ts)
+        day_of(self.0.record.tx.ts)
     }
 
     fn partition_values(day: &u64) -> Vec<Option<String>> {
@@ -95,15 +108,20 @@ impl ArrowRows for FeatureRow {
             ms_since_prev: Int64Builder::with_capacity(capacity),
             prev_amount: doubles(),
             countries_24h: ints(),
+            foreign_country: BooleanBuilder::with_capacity(capacity),
+            home_country: StringBuilder::with_capacity(capacity, capacity * 2),
+            birth_year: ints(),
+            credit_limit: doubles(),
         }
     }
 
     fn append(&self, b: &mut FeatureBuilders) {
+        let WithAccount { record, account } = &self.0;
         let Featured {
             tx,
             rule_alert,
             features: f,
-        } = &self.0;
+        } = record;
         b.dt.append_value(micros(tx.ts));
         b.account_id.append_value(&tx.account_id);
         b.amount.append_value(tx.amount);
@@ -130,6 +148,15 @@ impl ArrowRows for FeatureRow {
             f.countries_24h
                 .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
         );
+        let home = account.as_ref().and_then(|a| a.home_country);
+        b.foreign_country
+            .append_option(tx.country.zip(home).map(|(c, h)| c != h));
+        b.home_country
+            .append_option(home.as_ref().map(|c| c.as_str()));
+        b.birth_year
+            .append_option(account.as_ref().and_then(|a| a.birth_year));
+        b.credit_limit
+            .append_option(account.as_ref().and_then(|a| a.credit_limit).map(|l| l.0));
     }
 
     fn finish(b: &mut FeatureBuilders) -> Result<RecordBatch, ArrowError> {
@@ -152,6 +179,10 @@ impl ArrowRows for FeatureRow {
             Arc::new(b.ms_since_prev.finish()),
             Arc::new(b.prev_amount.finish()),
             Arc::new(b.countries_24h.finish()),
+            Arc::new(b.foreign_country.finish()),
+            Arc::new(b.home_country.finish()),
+            Arc::new(b.birth_year.finish()),
+            Arc::new(b.credit_limit.finish()),
         ];
         RecordBatch::try_new(Self::arrow_schema(), columns)
     }

@@ -171,7 +171,7 @@ pub struct Job<R = Transaction> {
 impl Job {
     /// Validates `config` into a job running its built-in rule (`config.rule`).
     pub fn new(config: JobConfig) -> Result<Self, JobError> {
-        match jobs::pipeline(config.rule) {
+        match jobs::pipeline(&config.rule)? {
             jobs::BuiltIn::Transactions(pipeline) => Job::with_pipeline(config, pipeline),
             jobs::BuiltIn::Rich(_) => Err(ConfigError::RecordType(
                 "--rule features reads richer transactions: build it with Job::<RichTransaction>::with_pipeline".into(),

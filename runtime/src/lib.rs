@@ -32,6 +32,8 @@
 //! - [`profiles`]: account profiles of generated data (home country, typical spend,
 //!   credit limit, …) and the changes of their reference data, for `tidelake generate
 //!   accounts`.
+//! - [`reference`]: the `accounts` reference data, arranged with differential dataflow
+//!   and joined to transactions as of their event time.
 //! - [`report`]: what a process and a cluster did, as `--report-json` writes it.
 //! - [`transactions_table`]: the `transactions` Delta table's row: how an enriched
 //!   transaction is written (schema, `date` partition).
@@ -64,6 +66,7 @@ pub mod panic;
 pub mod periodic;
 pub mod pipeline;
 pub mod profiles;
+pub mod reference;
 pub mod report;
 pub mod sources;
 pub mod transactions_table;

@@ -56,6 +56,12 @@ pub struct WorkerMetrics {
     pub kafka_transactions: AtomicU64,
     /// Records in them.
     pub kafka_records: AtomicU64,
+    /// Versions of the accounts reference data the worker read.
+    pub accounts_read: AtomicU64,
+    /// Those that arrived after the join had passed their `validFrom` (late updates).
+    pub accounts_late: AtomicU64,
+    /// Records the as-of join found no account for (joined with nulls).
+    pub accounts_unknown: AtomicU64,
     /// Records the worker's source emitted that the end of the dataflow has not passed
     /// yet (`u64::MAX` once its input ended: the job is draining). The stall watchdog's
     /// "input is pending".
@@ -100,6 +106,9 @@ impl Default for WorkerMetrics {
             partitions_waiting: AtomicU64::default(),
             kafka_transactions: AtomicU64::default(),
             kafka_records: AtomicU64::default(),
+            accounts_read: AtomicU64::default(),
+            accounts_late: AtomicU64::default(),
+            accounts_unknown: AtomicU64::default(),
             in_flight: AtomicU64::default(),
             progress: AtomicU64::default(),
             dead_letters_by_reason: Default::default(),
@@ -196,6 +205,15 @@ pub struct Totals {
     /// Records in them.
     #[serde(default)]
     pub kafka_records: u64,
+    /// Versions of the accounts reference data read.
+    #[serde(default)]
+    pub accounts_read: u64,
+    /// Those that arrived late (after the join passed their `validFrom`).
+    #[serde(default)]
+    pub accounts_late: u64,
+    /// Records the as-of join found no account for.
+    #[serde(default)]
+    pub accounts_unknown: u64,
     /// The least source watermark over workers still reading (`None` when all ended).
     pub watermark: Option<u64>,
     /// Records accepted per worker, by local worker index.
@@ -269,6 +287,9 @@ impl Metrics {
             totals.partitions_waiting += load(&w.partitions_waiting);
             totals.kafka_transactions += load(&w.kafka_transactions);
             totals.kafka_records += load(&w.kafka_records);
+            totals.accounts_read += load(&w.accounts_read);
+            totals.accounts_late += load(&w.accounts_late);
+            totals.accounts_unknown += load(&w.accounts_unknown);
             totals.events_per_worker.push(load(&w.events));
             let wm = load(&w.watermark);
             if wm != u64::MAX {
@@ -297,6 +318,9 @@ impl Totals {
         self.partitions_waiting += other.partitions_waiting;
         self.kafka_transactions += other.kafka_transactions;
         self.kafka_records += other.kafka_records;
+        self.accounts_read += other.accounts_read;
+        self.accounts_late += other.accounts_late;
+        self.accounts_unknown += other.accounts_unknown;
         self.state_keys += other.state_keys;
         self.state_bytes += other.state_bytes;
         self.events_per_worker.extend(&other.events_per_worker);

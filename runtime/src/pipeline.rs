@@ -40,8 +40,11 @@ use crate::kafka::sink::{KafkaSink, KafkaSinkConfig};
 use crate::lake::Lake;
 use crate::latency::{self, AlertLatency};
 use crate::metrics::{Metrics, WorkerMetrics, add, record_state_size};
-use crate::sources::SourceRecord;
+use crate::reference::AccountRecord;
+use crate::reference::as_of_join::{AccountAt, WithAccount, join_accounts};
+use crate::reference::input::{AccountsSettings, read_accounts};
 use crate::sources::operator::SourceSettings;
+use crate::sources::{Source, SourceRecord};
 
 pub use crate::lake::{ALERTS, TRANSACTIONS, TableDecl};
 
@@ -277,6 +280,39 @@ impl<'s> Stage<'s, '_> {
         let topic = self.job.transactions_topic.as_ref();
         self.kafka_topic("TransactionsTopic", TRANSACTIONS, topic, enriched.clone());
         enriched
+    }
+
+    /// Joins `records` with the accounts of `accounts` as of each record's time
+    /// ([`crate::reference`]): the accounts are read by worker 0 into an arrangement
+    /// by account (`poll`: how often a followed table is polled), rows that cannot be
+    /// read go to the dead letters, and records of unknown accounts are counted.
+    pub fn join_accounts<D>(
+        &self,
+        records: StreamVec<'s, u64, D>,
+        accounts: Arc<dyn Source<AccountRecord>>,
+        poll: std::time::Duration,
+    ) -> StreamVec<'s, u64, WithAccount<D>>
+    where
+        D: AccountAt + ExchangeData + Clone,
+    {
+        let settings = AccountsSettings {
+            tick: self.job.settings.tick,
+            key_groups: self.job.key_groups,
+            poll,
+            metrics: Arc::clone(&self.job.metrics),
+            slot: self.slot,
+            control: Arc::clone(&self.job.control),
+        };
+        let input = read_accounts(self.scope, accounts, settings);
+        let (joined, dead_letters) = join_accounts(
+            records,
+            input,
+            self.job.key_groups,
+            Arc::clone(&self.job.metrics),
+            self.slot,
+        );
+        self.dead_letters.borrow_mut().push(dead_letters);
+        joined.probe_with(&self.probe)
     }
 
     /// Writes `records`, each made a row by `to_row`, to the table `table` (one of

@@ -7,6 +7,7 @@ use tidelake_operators::{RichTransaction, Transaction};
 
 use crate::config::RuleConfig;
 use crate::pipeline::Pipeline;
+use crate::sources::SourceError;
 
 pub mod features;
 pub mod fraud;
@@ -24,13 +25,16 @@ pub enum BuiltIn {
     Rich(Arc<dyn Pipeline<Record = RichTransaction>>),
 }
 
-/// The pipeline of the built-in rule `rule`.
-pub fn pipeline(rule: RuleConfig) -> BuiltIn {
-    match rule {
+/// The pipeline of the built-in rule `rule` (opening the reference data it reads).
+pub fn pipeline(rule: &RuleConfig) -> Result<BuiltIn, SourceError> {
+    Ok(match rule {
         RuleConfig::Fraud => BuiltIn::Transactions(Arc::new(FraudJob)),
-        RuleConfig::Velocity { max, window_ms } => {
-            BuiltIn::Transactions(Arc::new(VelocityJob { max, window_ms }))
+        RuleConfig::Velocity { max, window_ms } => BuiltIn::Transactions(Arc::new(VelocityJob {
+            max: *max,
+            window_ms: *window_ms,
+        })),
+        RuleConfig::Features { accounts } => {
+            BuiltIn::Rich(Arc::new(FeaturesJob::new(accounts.as_ref())?))
         }
-        RuleConfig::Features => BuiltIn::Rich(Arc::new(FeaturesJob)),
-    }
+    })
 }

@@ -132,6 +132,21 @@ const WORKER_COUNTERS: &[WorkerCounter] = &[
         "Records in those Kafka transactions",
         |w| load(&w.kafka_records),
     ),
+    (
+        "accounts_read",
+        "Versions of the accounts reference data the worker read",
+        |w| load(&w.accounts_read),
+    ),
+    (
+        "accounts_late",
+        "Account versions that arrived after the as-of join had passed their validFrom",
+        |w| load(&w.accounts_late),
+    ),
+    (
+        "accounts_unknown",
+        "Records the as-of join found no account for (joined with nulls)",
+        |w| load(&w.accounts_unknown),
+    ),
 ];
 
 /// A per-worker gauge.

@@ -1,0 +1,168 @@
+//! The as-of join ([module docs](super)): each record takes the version of its
+//! account's attributes valid at its event time, from the accounts arrangement.
+//!
+//! Records are routed by account as the arrangement is, and held by tick. A tick `T`
+//! is joined once the arrangement's frontier has passed it: the versions added at ticks
+//! up to `T` are those the record may see, and of them the one with the greatest
+//! `validFrom ≤ ts` is its (a version's accumulated count over those ticks must be
+//! positive). The join lets the arrangement compact up to the least tick it may still
+//! be asked about, and tells the accounts input its frontier ([`JoinFrontier`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use differential_dataflow::operators::arrange::Arranged;
+use differential_dataflow::trace::TraceReader;
+use differential_dataflow::trace::cursor::{Cursor, cursor_list};
+use timely::ExchangeData;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::{Capability, Operator};
+use timely::progress::Antichain;
+
+use tidelake_operators::AccountId;
+use tidelake_operators::history::Featured;
+
+use super::input::{AccountsInput, JoinFrontier};
+use super::{AccountVersion, route};
+use crate::metrics::{Metrics, add};
+
+/// A record with the version of its account valid at its time (`None`: the account is
+/// unknown then).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WithAccount<D> {
+    /// The record.
+    pub record: D,
+    /// Its account's attributes at its time.
+    pub account: Option<AccountVersion>,
+}
+
+/// How a record names its account and its event time.
+pub trait AccountAt {
+    /// The account.
+    fn account(&self) -> &AccountId;
+    /// Its event time (ms).
+    fn ts(&self) -> u64;
+}
+
+/// Featured transactions name their account and time.
+impl AccountAt for Featured {
+    fn account(&self) -> &AccountId {
+        &self.tx.account_id
+    }
+
+    fn ts(&self) -> u64 {
+        self.tx.ts
+    }
+}
+
+/// Joins `records` with `accounts` as of each record's time (see the [module
+/// docs](self)); records of unknown accounts count in `metrics`.
+pub fn join_accounts<'s, D>(
+    records: StreamVec<'s, u64, D>,
+    accounts: AccountsInput<'s>,
+    key_groups: u32,
+    metrics: Arc<Metrics>,
+    slot: usize,
+) -> (
+    StreamVec<'s, u64, WithAccount<D>>,
+    StreamVec<'s, u64, crate::dead_letter::DeadLetter>,
+)
+where
+    D: AccountAt + ExchangeData + Clone,
+{
+    let AccountsInput {
+        arranged,
+        dead_letters,
+        frontier: follow,
+    } = accounts;
+    let Arranged { stream, trace } = arranged;
+    let mut trace = Some(trace);
+    let pact = Exchange::new(move |record: &D| route(record.account(), key_groups));
+    let joined = records
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<WithAccount<D>>>, _, _, _, _>(
+            stream,
+            pact,
+            Pipeline,
+            "AsOfAccounts",
+            move |_initial, _info| {
+                let mut pending: BTreeMap<u64, (Capability<u64>, Vec<D>)> = BTreeMap::new();
+                let follow: JoinFrontier = follow;
+                move |(records, records_frontier), (batches, accounts_frontier), output| {
+                    records.for_each_stamp(|stamp, data| {
+                        let Some(&time) = stamp.least() else { return };
+                        let held = pending
+                            .entry(time)
+                            .or_insert_with(|| (stamp.delayed(&time, 0), Vec::new()));
+                        for container in data {
+                            held.1.append(container);
+                        }
+                    });
+                    // The batches are in the trace already; unread, they would hold back
+                    // the accounts' frontier.
+                    batches.for_each(|_, data| data.clear());
+
+                    let mut unknown = 0;
+                    while let Some((&time, _)) = pending.first_key_value() {
+                        if accounts_frontier.less_equal(&time) {
+                            break;
+                        }
+                        let Some((_, (cap, held))) = pending.pop_first() else {
+                            break;
+                        };
+                        let Some(trace) = trace.as_mut() else { break };
+                        let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
+                            break;
+                        };
+                        let (mut cursor, storage) = cursor_list(batches);
+                        let mut session = output.session(&cap);
+                        for record in held {
+                            cursor.rewind_keys(&storage);
+                            cursor.seek_key(&storage, record.account());
+                            let mut best: Option<&AccountVersion> = None;
+                            if cursor.get_key(&storage) == Some(record.account()) {
+                                while let Some(version) = cursor.get_val(&storage) {
+                                    let mut count = 0isize;
+                                    cursor.map_times(&storage, |at, diff| {
+                                        if *at <= time {
+                                            count += *diff;
+                                        }
+                                    });
+                                    // Versions are ordered by `validFrom` first.
+                                    if version.valid_from > record.ts() {
+                                        break;
+                                    }
+                                    if count > 0 {
+                                        best = Some(version);
+                                    }
+                                    cursor.step_val(&storage);
+                                }
+                            }
+                            unknown += u64::from(best.is_none());
+                            let account = best.cloned();
+                            session.give(WithAccount { record, account });
+                        }
+                    }
+                    if unknown > 0 {
+                        add(&metrics.worker(slot).accounts_unknown, unknown);
+                    }
+
+                    // Nothing before the least of the records' frontier and the held ticks
+                    // will be asked again.
+                    let mut least = records_frontier.frontier().to_owned();
+                    if let Some((&time, _)) = pending.first_key_value() {
+                        least.insert(time);
+                    }
+                    follow.set(least.clone());
+                    if least.is_empty() {
+                        trace = None;
+                    } else if let Some(trace) = trace.as_mut() {
+                        trace.set_logical_compaction(least.borrow());
+                        trace.set_physical_compaction(least.borrow());
+                    }
+                }
+            },
+        );
+    (joined, dead_letters)
+}
