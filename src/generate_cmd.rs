@@ -85,7 +85,9 @@ fn write_accounts(args: &AccountsArgs) -> ExitCode {
     let out: Box<dyn Write> = if to_stdout {
         Box::new(std::io::stdout().lock())
     } else {
-        match std::fs::File::create(&args.out) {
+        let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty());
+        let created = parent.map_or(Ok(()), std::fs::create_dir_all);
+        match created.and_then(|()| std::fs::File::create(&args.out)) {
             Ok(file) => Box::new(file),
             Err(e) => {
                 tracing::error!("cannot create {}: {e}", args.out.display());

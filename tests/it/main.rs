@@ -2,6 +2,7 @@
 //! source, determinism across workers and ticks, the command line, and Delta tables
 //! read back by real readers (delta-rs, pyarrow, polars) locally and on S3 (moto).
 
+mod accounts_join;
 mod auto_compact;
 mod bench;
 mod chained;

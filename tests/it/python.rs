@@ -232,6 +232,14 @@ impl Python {
         out.version
     }
 
+    /// delta-rs appends the accounts of the JSON-lines `file` (see the script's doc),
+    /// creating the table if there is none; returns the version of its commit.
+    pub fn append_accounts(&self, url: &str, file: &Path) -> u64 {
+        let file = file.display().to_string();
+        let out: VersionOutput = self.run(&["append-accounts", url, &file]);
+        out.version
+    }
+
     /// delta-rs deletes the rows matching `predicate`; returns the version of its commit.
     pub fn delete(&self, url: &str, predicate: &str) -> u64 {
         let out: VersionOutput = self.run(&["delete", url, predicate]);

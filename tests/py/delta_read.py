@@ -42,6 +42,13 @@ it prints a traceback on stderr and exits non-zero.
         the nullable string column NAME (alter.add_columns) and the rows carry it
         ("note-<i>"); later rows hold null in it. Creates the table if there is none. Prints {"rows": N, "version": int}.
 
+    delta_read.py append-accounts URL FILE
+        delta-rs appends the accounts of the JSON-lines FILE ({"accountId": str,
+        "homeCountry", "birthYear", "creditLimit", "openedAt": ms, "validFrom": ms},
+        missing keys null) as one commit: accountId string, homeCountry string,
+        birthYear int32, creditLimit double, openedAt and validFrom timestamp[us,
+        tz=UTC], unpartitioned. Creates the table if there is none. Prints {"version": int}.
+
     delta_read.py delete URL PREDICATE
         delta-rs deletes the rows matching the SQL PREDICATE (DeltaTable.delete).
         Prints {"version": int}.
@@ -376,6 +383,34 @@ def append_json(args):
     return {"rows": len(records), "version": version}
 
 
+def append_accounts(args):
+    with open(args.file) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    us = lambda ms: None if ms is None else ms * 1000
+    data = pa.table(
+        {
+            "accountId": pa.array([r["accountId"] for r in records], pa.string()),
+            "homeCountry": pa.array([r.get("homeCountry") for r in records], pa.string()),
+            "birthYear": pa.array([r.get("birthYear") for r in records], pa.int32()),
+            "creditLimit": pa.array([r.get("creditLimit") for r in records], pa.float64()),
+            "openedAt": pa.array([us(r.get("openedAt")) for r in records], pa.timestamp("us", tz="UTC")),
+            "validFrom": pa.array([us(r["validFrom"]) for r in records], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    try:
+        target = open_table(args.url)
+    except TableNotFoundError:
+        target = None
+    write_deltalake(
+        target if target is not None else table_uri(args.url),
+        data,
+        mode="append",
+        storage_options=None if target is not None else storage_options(args.url),
+    )
+    version = target.version() if target is not None else open_table(args.url).version()
+    return {"version": version}
+
+
 def delete(args):
     dt = open_table(args.url)
     dt.delete(args.predicate)
@@ -496,6 +531,10 @@ def main():
     aj.add_argument("--time-column", default="dt")
     aj.add_argument("--add-column")
     aj.set_defaults(run=append_json)
+    aa = sub.add_parser("append-accounts")
+    aa.add_argument("url")
+    aa.add_argument("file")
+    aa.set_defaults(run=append_accounts)
     de = sub.add_parser("delete")
     de.add_argument("url")
     de.add_argument("predicate")

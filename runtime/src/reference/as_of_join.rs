@@ -108,18 +108,28 @@ where
                         if accounts_frontier.less_equal(&time) {
                             break;
                         }
-                        let Some((_, (cap, held))) = pending.pop_first() else {
-                            break;
-                        };
+                        // The trace is kept while records are held, and an empty upper
+                        // bound is always valid: neither `break` is taken.
                         let Some(trace) = trace.as_mut() else { break };
                         let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
                             break;
                         };
+                        let Some((_, (cap, held))) = pending.pop_first() else {
+                            break;
+                        };
                         let (mut cursor, storage) = cursor_list(batches);
                         let mut session = output.session(&cap);
+                        // By account, so that the cursor only ever seeks forward.
+                        let mut held = held;
+                        held.sort_by(|a, b| a.account().cmp(b.account()));
+                        let mut last: Option<AccountId> = None;
                         for record in held {
-                            cursor.rewind_keys(&storage);
-                            cursor.seek_key(&storage, record.account());
+                            if last.as_ref() == Some(record.account()) {
+                                cursor.rewind_vals(&storage);
+                            } else {
+                                cursor.seek_key(&storage, record.account());
+                                last = Some(record.account().clone());
+                            }
                             let mut best: Option<&AccountVersion> = None;
                             if cursor.get_key(&storage) == Some(record.account()) {
                                 while let Some(version) = cursor.get_val(&storage) {
@@ -148,13 +158,15 @@ where
                         add(&metrics.worker(slot).accounts_unknown, unknown);
                     }
 
-                    // Nothing before the least of the records' frontier and the held ticks
-                    // will be asked again.
+                    // The accounts input follows the records' frontier: what comes
+                    // after it is late. (Not the held ticks: they wait for it.)
                     let mut least = records_frontier.frontier().to_owned();
+                    follow.set(least.clone());
+                    // Nothing before the least of that and the held ticks will be
+                    // asked again.
                     if let Some((&time, _)) = pending.first_key_value() {
                         least.insert(time);
                     }
-                    follow.set(least.clone());
                     if least.is_empty() {
                         trace = None;
                     } else if let Some(trace) = trace.as_mut() {

@@ -408,7 +408,7 @@ mod tests {
             count: Some(60_001),
             partitions: 3,
             accounts: 2_000,
-            density: 50,
+            density: 10,
             fraud_every: Some(50),
             out_of_orderness_ms,
             profiles: true,
@@ -480,7 +480,7 @@ mod tests {
             }
             let end = config.nominal_ts(60_000);
             let (mut fraud, mut abroad, mut total) = (0, 0, 0);
-            let mut small_large = 0;
+            let (mut small_large, mut bursts, mut far_above, mut foreign) = (0, 0, 0, 0);
             for (account, txs) in &mut by_account {
                 txs.sort_by_key(|tx| tx.ts);
                 let profile = Profile::of(&profiles, *account);
@@ -497,6 +497,23 @@ mod tests {
                         assert!((0.24..=4.01).contains(&ratio), "{tx:?} {profile:?}");
                         assert!(tx.amount >= 1.0, "normal amounts are never small: {tx:?}");
                     }
+                    if label && tx.amount >= 20.0 * profile.typical_spend - 0.01 {
+                        far_above += 1;
+                    }
+                    if label && country != home {
+                        foreign += 1;
+                    }
+                    // A burst: 8 labelled transactions within 2 minutes, counted at
+                    // its first.
+                    let within = txs[i..]
+                        .iter()
+                        .take_while(|next| next.ts <= tx.ts + 120_000)
+                        .filter(|next| next.label == Some(true) && next.amount >= 1.0)
+                        .count();
+                    let first = i == 0 || txs[i - 1].label != Some(true);
+                    if label && first && within >= BURST as usize {
+                        bursts += 1;
+                    }
                     if label && tx.amount < 1.0 && tx.ts + 120_000 < end {
                         // The small of a pair: its large follows within a minute
                         // (unless the data ends first).
@@ -511,8 +528,20 @@ mod tests {
             }
             // About one pattern per 50 slots: a quarter each, 8 records in a burst.
             let patterns = 60_001 / 50;
-            // (pairs in the last two minutes of the 1,200 s are not counted)
+            // (pairs in the last two minutes of the 6,000 s are not counted)
             assert!(small_large > patterns / 4 * 9 / 10 - 20, "{small_large}");
+            // (a foreign transaction 5 to 30 minutes after the last 30 minutes' home
+            // ones may fall after the end)
+            for (pattern, seen, share) in [
+                ("burst", bursts, 0.9),
+                ("far above typical", far_above, 0.9),
+                ("foreign after home", foreign, 0.75),
+            ] {
+                assert!(
+                    seen as f64 > (patterns / 4) as f64 * share,
+                    "{pattern}: {seen}"
+                );
+            }
             let expected = patterns / 4 * (2 + BURST as usize + 1 + 1);
             assert!(
                 fraud.abs_diff(expected) < expected / 10,
