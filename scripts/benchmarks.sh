@@ -11,7 +11,8 @@
 # `bash scripts/checkpoint_bench.sh` writes; the Kafka one from docs/benchmarks/kafka.md,
 # which `bash scripts/kafka_bench.sh` writes; the Delta source's from
 # docs/benchmarks/delta-source.md, which `bash scripts/delta_source_bench.sh` writes; the
-# ingest's from docs/benchmarks/ingest.md, which `bash scripts/ingest_bench.sh` writes.
+# ingest's from docs/benchmarks/ingest.md, which `bash scripts/ingest_bench.sh` writes;
+# the features job's from docs/benchmarks/features.md (`bash scripts/features_bench.sh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -206,6 +207,8 @@ $(cat docs/benchmarks/kafka.md)
 $(cat docs/benchmarks/delta-source.md)
 
 $(cat docs/benchmarks/ingest.md)
+
+$(cat docs/benchmarks/features.md)
 
 $(cat docs/benchmarks/changes.md)
 

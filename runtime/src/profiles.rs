@@ -21,6 +21,7 @@
 //!   limit (×1.5 or ×0.5, rounded to a multiple of 500, at least 500), half move the
 //!   home country to another one.
 
+use compact_str::CompactString;
 use rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
@@ -55,7 +56,7 @@ pub struct ProfileConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccountVersion {
     /// The account id (its index in decimal, as the generator names accounts).
-    pub account_id: String,
+    pub account_id: CompactString,
     /// ISO 3166 alpha-2.
     pub home_country: &'static str,
     /// The holder's year of birth.
@@ -89,7 +90,7 @@ impl Profile {
         let opened_at = config.start_ms.saturating_sub(age_ms) / 1000 * 1000;
         Profile {
             first: AccountVersion {
-                account_id: account.to_string(),
+                account_id: compact_str::format_compact!("{account}"),
                 home_country,
                 birth_year,
                 credit_limit,
@@ -178,15 +179,15 @@ pub(crate) fn unit(rng: &mut Pcg64Mcg) -> f64 {
 
 /// A country drawn by [`COUNTRY_WEIGHTS`], other than `not`.
 fn weighted_country(rng: &mut Pcg64Mcg, not: Option<&str>) -> &'static str {
-    let candidates: Vec<(usize, u64)> = COUNTRY_WEIGHTS
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| Some(COUNTRIES[*i]) != not)
-        .map(|(i, w)| (i, *w))
-        .collect();
-    let total: u64 = candidates.iter().map(|(_, w)| w).sum();
+    let candidates = || {
+        COUNTRY_WEIGHTS
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| Some(COUNTRIES[*i]) != not)
+    };
+    let total: u64 = candidates().map(|(_, w)| w).sum();
     let mut pick = rng.next_u64() % total;
-    for (i, weight) in candidates {
+    for (i, &weight) in candidates() {
         if pick < weight {
             return COUNTRIES[i];
         }

@@ -492,7 +492,8 @@ fn a_followed_accounts_table_takes_updates_late_updates_never_rewrite_rows() {
 /// The generator's profiles and `generate accounts` for the same seed, start, span and
 /// update share agree: every transaction finds its account, its home country is the
 /// profile's at its time, and the foreign-after-home fraud is foreign; and the rows are
-/// the same for 1 and 3 workers.
+/// the same for 1 and 3 workers, and with the accounts loaded into a Delta table by
+/// `tidelake ingest` (as the README does) or read from the CSV file.
 #[test]
 fn generated_transactions_join_the_generated_accounts() {
     let dir = tempfile::tempdir().expect("dir");
@@ -506,17 +507,24 @@ fn generated_transactions_join_the_generated_accounts() {
         "--update-share",
         "0.4",
     ];
-    let mut generate = vec![
-        "generate",
-        "accounts",
-        "--span",
-        "2h",
-        "--out",
-        "accounts.csv",
-    ];
+    let csv = "accounts-csv/accounts.csv";
+    let mut generate = vec!["generate", "accounts", "--span", "2h", "--out", csv];
     generate.extend(common);
     assert_exit(&tidelake(dir.path(), &generate), 0);
-    let run = |workers: &str, table: &str| {
+    let accounts_table = dir.path().join("accounts").display().to_string();
+    let ingest = [
+        "ingest",
+        "--input",
+        "accounts-csv",
+        "--format",
+        "csv",
+        "--table",
+        &accounts_table,
+        "--schema",
+        "accountId string, homeCountry string, birthYear int, creditLimit long, openedAt timestamp, validFrom timestamp",
+    ];
+    assert_exit(&tidelake(dir.path(), &ingest), 0);
+    let run = |workers: &str, accounts: &str, table: &str| {
         let mut run = vec![
             "run",
             "--rule",
@@ -535,7 +543,7 @@ fn generated_transactions_join_the_generated_accounts() {
             "--workers",
             workers,
             "--accounts-table",
-            "accounts.csv",
+            accounts,
             "--features-table",
             table,
             "--report-json",
@@ -549,7 +557,7 @@ fn generated_transactions_join_the_generated_accounts() {
             .read(&dir.path().join(table).display().to_string(), &[])
             .rows
     };
-    let rows = run("3", "features-3");
+    let rows = run("3", csv, "features-3");
     assert_eq!(rows.len(), 60_000);
     let sorted = |rows: &[Map<String, Value>]| {
         let mut text: Vec<String> = rows
@@ -560,7 +568,7 @@ fn generated_transactions_join_the_generated_accounts() {
         text
     };
     assert!(
-        sorted(&rows) == sorted(&run("1", "features-1")),
+        sorted(&rows) == sorted(&run("1", &accounts_table, "features-1")),
         "1 and 3 workers differ"
     );
     let config = ProfileConfig {

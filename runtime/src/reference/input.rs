@@ -137,7 +137,8 @@ pub fn read_accounts<'s>(
                 caps = None;
                 return;
             }
-            let (more, batch) = match reader.read_all() {
+            // Everything the source has now, at once: the join waits for it anyway.
+            let batch = match reader.read_available() {
                 Ok(read) => read,
                 Err(message) => {
                     settings.control.fail(message);
@@ -151,15 +152,16 @@ pub fn read_accounts<'s>(
             add(&counters.accounts_read, batch.events.len() as u64);
             let mut late = 0;
             let mut updates = updates_out.activate();
+            // All at the held time, each update carrying its own (no earlier) time: one
+            // message, not one per time.
+            let mut session = updates.session(&held[0]);
             for event in batch.events {
                 let due = tick_of(event.record.valid_from, settings.tick);
                 late += u64::from(due < at);
-                let time = due.max(at);
                 let (account, version) = event.record.into_version();
-                updates
-                    .session(&held[0].delayed(&time))
-                    .give(((account, version), time, 1));
+                session.give(((account, version), due.max(at), 1));
             }
+            drop(session);
             drop(updates);
             add(&counters.accounts_late, late);
             if !batch.dead_letters.is_empty() {
@@ -172,11 +174,6 @@ pub fn read_accounts<'s>(
                     .give_iterator(batch.dead_letters.into_iter());
             }
 
-            if more {
-                // What the source has at start is not all read yet: hold at 0.
-                activator.activate();
-                return;
-            }
             if reader.done() {
                 caps = None;
                 return;
@@ -252,37 +249,34 @@ impl Reader {
         Ok(())
     }
 
-    /// Reads what every partition has now, up to [`READ_BATCH`] records each; true
-    /// when some have more right away.
-    fn read_all(&mut self) -> Result<(bool, ReadBatch<AccountRecord>), String> {
+    /// Reads everything every partition has now.
+    fn read_available(&mut self) -> Result<ReadBatch<AccountRecord>, String> {
         let mut batch = ReadBatch::default();
-        let mut more = false;
         for partition in self.partitions.iter_mut().flatten() {
-            if partition.done {
-                continue;
-            }
-            let mut emit = Emitter::new(
-                &partition.name,
-                partition.index,
-                RuleTime::Event,
-                &mut partition.watermark,
-                0,
-                1,
-                &mut batch,
-            );
-            match partition.reader.read(READ_BATCH, &mut emit) {
-                Ok(ReadStatus::More) => more = true,
-                Ok(ReadStatus::Done) => partition.done = true,
-                Ok(ReadStatus::Idle | ReadStatus::Waiting) => {}
-                Err(e) => {
-                    return Err(format!(
-                        "cannot read the accounts ({}): {e}",
-                        partition.name
-                    ));
+            while !partition.done {
+                let mut emit = Emitter::new(
+                    &partition.name,
+                    partition.index,
+                    RuleTime::Event,
+                    &mut partition.watermark,
+                    0,
+                    1,
+                    &mut batch,
+                );
+                match partition.reader.read(READ_BATCH, &mut emit) {
+                    Ok(ReadStatus::More) => {}
+                    Ok(ReadStatus::Done) => partition.done = true,
+                    Ok(ReadStatus::Idle | ReadStatus::Waiting) => break,
+                    Err(e) => {
+                        return Err(format!(
+                            "cannot read the accounts ({}): {e}",
+                            partition.name
+                        ));
+                    }
                 }
             }
         }
-        Ok((more, batch))
+        Ok(batch)
     }
 
     /// True once every partition has ended.

@@ -202,32 +202,34 @@ impl ProfiledReader {
     /// The record of the next slot (see the [module docs](self)).
     fn generate(&mut self) -> Option<(u64, RichTransaction)> {
         let (seq, nominal) = self.slots.next()?;
-        let record = match self.pending.peek() {
+        let (record, profile) = match self.pending.peek() {
             Some(&Reverse(due)) if due.ts <= nominal => {
                 self.pending.pop();
-                due
+                (due, Profile::of(&self.profiles, due.account))
             }
             _ if self.slots.take_owed() => self.start_pattern(nominal),
             _ => {
                 let account = self.account();
-                let typical = self.typical_cents(account);
-                let cents = self.spend(typical, 0.25, 4.0);
+                let profile = Profile::of(&self.profiles, account);
+                let cents = self.spend(typical_cents(&profile), 0.25, 4.0);
                 let foreign = self.travels();
                 let ts = self.jittered(nominal);
-                self.record(ts, account, cents, foreign, false)
+                (self.record(ts, account, cents, foreign, false), profile)
             }
         };
-        Some((seq, self.transaction(record)))
+        Some((seq, self.transaction(record, &profile)))
     }
 
-    /// Starts the next fraud pattern at `nominal`: its first record, the others pending.
-    fn start_pattern(&mut self, nominal: u64) -> Pending {
+    /// Starts the next fraud pattern at `nominal`: its first record (and its account's
+    /// profile), the others pending.
+    fn start_pattern(&mut self, nominal: u64) -> (Pending, Profile) {
         let account = self.account();
-        let typical = self.typical_cents(account);
+        let profile = Profile::of(&self.profiles, account);
+        let typical = typical_cents(&profile);
         let ts = self.jittered(nominal);
         let pattern = self.patterns % 4;
         self.patterns += 1;
-        match pattern {
+        let first = match pattern {
             0 => {
                 let small = cents_in(self.rng.next_u64(), SMALL_CENTS);
                 let gap = 1_000 + below(self.rng.next_u64(), 59_001);
@@ -260,7 +262,8 @@ impl ProfiledReader {
                 self.schedule(next);
                 self.record(ts, account, home, None, false)
             }
-        }
+        };
+        (first, profile)
     }
 
     /// A record of `account` at `ts`, with a merchant drawn for it.
@@ -293,10 +296,6 @@ impl ProfiledReader {
         below(self.rng.next_u64(), self.accounts)
     }
 
-    fn typical_cents(&self, account: u64) -> u64 {
-        (Profile::of(&self.profiles, account).typical_spend * 100.0).round() as u64
-    }
-
     /// `typical` × a factor log-uniform in `[low, high)`, in whole cents.
     fn spend(&mut self, typical: u64, low: f64, high: f64) -> u64 {
         let factor = low * (high / low).powf(unit(&mut self.rng));
@@ -320,8 +319,7 @@ impl ProfiledReader {
     }
 
     /// The transaction of a decided record: its country from the profile at its time.
-    fn transaction(&self, record: Pending) -> RichTransaction {
-        let profile = Profile::of(&self.profiles, record.account);
+    fn transaction(&self, record: Pending, profile: &Profile) -> RichTransaction {
         let home = profile.home_country_at(&self.profiles, record.account, record.ts);
         let country = match record.foreign {
             None => home,
@@ -340,6 +338,11 @@ impl ProfiledReader {
             label: Some(record.fraud),
         }
     }
+}
+
+/// The account's typical spend in whole cents.
+fn typical_cents(profile: &Profile) -> u64 {
+    (profile.typical_spend * 100.0).round() as u64
 }
 
 /// An amount in cents drawn uniformly from `range` (inclusive).
