@@ -10,8 +10,11 @@
 //! time-ordered file ranges are read in order and interleaved generator partitions in
 //! turn.
 //!
-//! Flow control: timely has none, so a worker that has more than `max_in_flight` records
-//! beyond the probe's frontier, while another worker holds that frontier back, waits.
+//! Flow control: timely has none, so a worker that has more than `max_in_flight` records,
+//! or more than [`MAX_TICKS_IN_FLIGHT`] ticks of records, beyond the probe's frontier,
+//! while another worker holds that frontier back, waits. (Every tick in flight is a
+//! message to each worker, each with a buffer of its own: sparse event time makes many
+//! small ones.)
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -38,6 +41,10 @@ use crate::sources::{
     Emitter, PartitionReader, Position, ReadBatch, ReadStatus, Replay, RuleTime, Source,
     SourceRecord, Watermark,
 };
+
+/// Ticks of records a worker may have beyond the probe's frontier while another worker
+/// holds it back (see the module docs).
+pub const MAX_TICKS_IN_FLIGHT: usize = 1_024;
 
 /// Which time the rule runs on (docs/semantics.md §2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -276,7 +283,9 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
             counters
                 .in_flight
                 .store(in_flight_total, std::sync::atomic::Ordering::Relaxed);
-            if in_flight_total > settings.max_in_flight && probe.less_than(&floor) {
+            let ahead =
+                in_flight_total > settings.max_in_flight || in_flight.len() > MAX_TICKS_IN_FLIGHT;
+            if ahead && probe.less_than(&floor) {
                 activator.activate_after(Duration::from_micros(200));
                 return;
             }
