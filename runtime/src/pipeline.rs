@@ -304,14 +304,15 @@ impl<'s> Stage<'s, '_> {
             control: Arc::clone(&self.job.control),
         };
         let input = read_accounts(self.scope, accounts, settings);
-        let (joined, dead_letters) = join_accounts(
+        self.dead_letters.borrow_mut().push(input.dead_letters);
+        let joined = join_accounts(
             records,
-            input,
+            input.arranged,
+            input.frontier,
             self.job.key_groups,
             Arc::clone(&self.job.metrics),
             self.slot,
         );
-        self.dead_letters.borrow_mut().push(dead_letters);
         joined.probe_with(&self.probe)
     }
 

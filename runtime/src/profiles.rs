@@ -104,9 +104,34 @@ impl Profile {
     /// Every version of the account's reference data, oldest first: the first, then
     /// its changes during the span (see the [module docs](self)).
     pub fn versions(&self, config: &ProfileConfig, account: u64) -> Vec<AccountVersion> {
+        let mut versions = Vec::new();
+        self.each_version(config, account, |version| versions.push(version.clone()));
+        versions
+    }
+
+    /// The account's home country at `ts`: that of its latest version valid from `ts`
+    /// or earlier (the first version's before it opened).
+    pub fn home_country_at(&self, config: &ProfileConfig, account: u64, ts: u64) -> &'static str {
+        let mut home = self.first.home_country;
+        self.each_version(config, account, |version| {
+            if version.valid_from <= ts {
+                home = version.home_country;
+            }
+        });
+        home
+    }
+
+    /// Calls `each` with every version, oldest first (see [`versions`](Self::versions)),
+    /// without collecting them: generated transactions ask for one per record.
+    fn each_version(
+        &self,
+        config: &ProfileConfig,
+        account: u64,
+        mut each: impl FnMut(&AccountVersion),
+    ) {
         // A stream of its own, so that changes do not shift the profile's draws.
         let mut rng = rng(config.seed ^ 0x5EED_C4A9_6E5D_0001, account);
-        let mut versions = vec![self.first.clone()];
+        each(&self.first);
         let changes = if unit(&mut rng) >= config.update_share || config.span_ms < 2000 {
             0
         } else if unit(&mut rng) < 0.2 {
@@ -116,6 +141,7 @@ impl Profile {
         };
         let mut from = config.start_ms;
         let end = config.start_ms + config.span_ms;
+        let mut version = self.first.clone();
         for n in 0..changes {
             // The first of two changes in the first half of what is left, the last
             // anywhere in it; whole seconds.
@@ -132,32 +158,20 @@ impl Profile {
             if at >= end {
                 break;
             }
-            let mut next = versions[versions.len() - 1].clone();
             if unit(&mut rng) < 0.5 {
                 let factor = if unit(&mut rng) < 0.5 { 1.5 } else { 0.5 };
-                let before = next.credit_limit;
-                next.credit_limit = round_limit(before as f64 * factor);
-                if next.credit_limit == before {
-                    next.credit_limit += 500;
+                let before = version.credit_limit;
+                version.credit_limit = round_limit(before as f64 * factor);
+                if version.credit_limit == before {
+                    version.credit_limit += 500;
                 }
             } else {
-                next.home_country = weighted_country(&mut rng, Some(next.home_country));
+                version.home_country = weighted_country(&mut rng, Some(version.home_country));
             }
-            next.valid_from = at;
-            versions.push(next);
+            version.valid_from = at;
+            each(&version);
             from = at + 1000;
         }
-        versions
-    }
-
-    /// The account's home country at `ts`: that of its latest version valid from `ts`
-    /// or earlier (the first version's before it opened).
-    pub fn home_country_at(&self, config: &ProfileConfig, account: u64, ts: u64) -> &'static str {
-        self.versions(config, account)
-            .iter()
-            .rev()
-            .find(|version| version.valid_from <= ts)
-            .map_or(self.first.home_country, |version| version.home_country)
     }
 }
 

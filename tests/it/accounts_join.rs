@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::python::Python;
-use crate::support::{Rng, assert_exit, describe, rfc3339_millis, tidelake};
+use crate::support::{Rng, assert_exit, describe, read_lines, rfc3339_millis, tidelake};
 use tidelake_runtime::profiles::{Profile, ProfileConfig};
 
 const START: u64 = 1_717_200_000_000;
@@ -328,11 +328,8 @@ fn bad_account_rows_are_dead_letters_naming_the_line_and_field() {
     .expect("accounts");
     let features = dir.path().join("features").display().to_string();
     run_features(dir.path(), "accounts.csv", "2", &features);
-    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
-    let letters: Vec<Value> = dead
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect();
+    let letters: Vec<Value> = read_lines(&dir.path().join("dead.jsonl"));
+    let dead = format!("{letters:?}");
     assert_eq!(letters.len(), 2, "{dead}");
     assert_eq!(letters[0]["line"], 3, "{dead}");
     assert!(

@@ -132,13 +132,8 @@ pub fn read_accounts<'s>(
                 caps = None;
                 return;
             }
-            if let Err(message) = reader.open(source.as_ref()) {
-                settings.control.fail(message);
-                caps = None;
-                return;
-            }
             // Everything the source has now, at once: the join waits for it anyway.
-            let batch = match reader.read_available() {
+            let batch = match reader.read_available(source.as_ref()) {
                 Ok(read) => read,
                 Err(message) => {
                     settings.control.fail(message);
@@ -165,9 +160,8 @@ pub fn read_accounts<'s>(
             drop(updates);
             add(&counters.accounts_late, late);
             if !batch.dead_letters.is_empty() {
-                add(&counters.dead_letters, batch.dead_letters.len() as u64);
                 for letter in &batch.dead_letters {
-                    add(&counters.dead_letters_by_reason[letter.reason.index()], 1);
+                    counters.dead_letter(letter.reason, 1);
                 }
                 let mut dead = dead_out.activate();
                 dead.session(&held[1])
@@ -226,11 +220,8 @@ struct Partition {
 }
 
 impl Reader {
-    /// Opens every partition, the first time.
-    fn open(&mut self, source: &dyn Source<AccountRecord>) -> Result<(), String> {
-        if self.partitions.is_some() {
-            return Ok(());
-        }
+    /// Opens every partition of `source`.
+    fn open(source: &dyn Source<AccountRecord>) -> Result<Vec<Partition>, String> {
         let mut partitions = Vec::new();
         for index in 0..source.partitions() {
             let reader = source
@@ -245,14 +236,21 @@ impl Reader {
                 done: false,
             });
         }
-        self.partitions = Some(partitions);
-        Ok(())
+        Ok(partitions)
     }
 
-    /// Reads everything every partition has now.
-    fn read_available(&mut self) -> Result<ReadBatch<AccountRecord>, String> {
+    /// Reads everything every partition of `source` has now (opening them the first
+    /// time).
+    fn read_available(
+        &mut self,
+        source: &dyn Source<AccountRecord>,
+    ) -> Result<ReadBatch<AccountRecord>, String> {
+        let partitions = match &mut self.partitions {
+            Some(partitions) => partitions,
+            None => self.partitions.insert(Reader::open(source)?),
+        };
         let mut batch = ReadBatch::default();
-        for partition in self.partitions.iter_mut().flatten() {
+        for partition in partitions {
             while !partition.done {
                 let mut emit = Emitter::new(
                     &partition.name,

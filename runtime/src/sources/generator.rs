@@ -47,7 +47,7 @@ use rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
-use super::synthetic::{Throttle, emit_record};
+use super::synthetic::{Throttle, budget, emit_record};
 use super::validate::MAX_TS;
 use super::{Emitter, PartitionReader, Position, ReadStatus, Source, SourceError};
 use crate::profiles::ProfileConfig;
@@ -360,10 +360,28 @@ pub(crate) fn below(x: u64, n: u128) -> u64 {
     ((u128::from(x) * n) >> 64) as u64
 }
 
-/// An amount in cents drawn uniformly from `range` (inclusive), in currency units.
+/// An amount in cents drawn uniformly from `range` (inclusive), in whole cents.
 #[inline]
-pub(crate) fn cents(x: u64, (lo, hi): (u64, u64)) -> f64 {
-    (lo + below(x, u128::from(hi - lo + 1))) as f64 / 100.0
+pub(crate) fn draw_cents(x: u64, (lo, hi): (u64, u64)) -> u64 {
+    lo + below(x, u128::from(hi - lo + 1))
+}
+
+/// [`draw_cents`] in currency units.
+#[inline]
+fn cents(x: u64, range: (u64, u64)) -> f64 {
+    draw_cents(x, range) as f64 / 100.0
+}
+
+/// `nominal` less a jitter drawn uniformly from `0..=out_of_orderness` (none when 0),
+/// never below 0.
+#[inline]
+pub(crate) fn jittered(rng: &mut Pcg64Mcg, out_of_orderness: u64, nominal: u64) -> u64 {
+    if out_of_orderness == 0 {
+        nominal
+    } else {
+        let jitter = below(rng.next_u64(), u128::from(out_of_orderness) + 1);
+        nominal.saturating_sub(jitter)
+    }
 }
 
 /// A share in `[0, 1]` as a threshold on a uniform 64-bit draw.
@@ -527,12 +545,7 @@ impl GeneratorReader {
 
     #[inline]
     fn jittered(&mut self, nominal: u64) -> u64 {
-        if self.out_of_orderness == 0 {
-            nominal
-        } else {
-            let jitter = below(self.rng.next_u64(), u128::from(self.out_of_orderness) + 1);
-            nominal.saturating_sub(jitter)
-        }
+        jittered(&mut self.rng, self.out_of_orderness, nominal)
     }
 
     /// The next record, the peeked one first.
@@ -611,13 +624,9 @@ impl PartitionReader for GeneratorReader {
         if self.exhausted() {
             return Ok(ReadStatus::Done);
         }
-        let mut budget = u64::try_from(max).unwrap_or(u64::MAX);
-        if let Some(throttle) = &mut self.throttle {
-            let allowed = throttle.allowance(self.emitted);
-            if allowed == 0 {
-                return Ok(ReadStatus::Idle);
-            }
-            budget = budget.min(allowed);
+        let budget = budget(&mut self.throttle, self.emitted, max);
+        if budget == 0 {
+            return Ok(ReadStatus::Idle);
         }
         let mut emitted = 0;
         while emitted < budget {

@@ -44,9 +44,10 @@ use rand_pcg::Pcg64Mcg;
 use tidelake_operators::{Country, RichTransaction, Transaction};
 
 use super::generator::{
-    GeneratorConfig, LARGE_CENTS, SMALL_CENTS, SOURCE_NAME, Slots, below, cents, partition_rng,
+    GeneratorConfig, LARGE_CENTS, SMALL_CENTS, SOURCE_NAME, Slots, below, draw_cents, jittered,
+    partition_rng,
 };
-use super::synthetic::Throttle;
+use super::synthetic::{Throttle, budget};
 use super::{Emitter, PartitionReader, Position, ReadStatus, Source, SourceError, SourceRecord};
 use crate::dead_letter::Reason;
 use crate::profiles::{COUNTRIES, Profile, ProfileConfig, unit};
@@ -231,9 +232,9 @@ impl ProfiledReader {
         self.patterns += 1;
         let first = match pattern {
             0 => {
-                let small = cents_in(self.rng.next_u64(), SMALL_CENTS);
+                let small = draw_cents(self.rng.next_u64(), SMALL_CENTS);
                 let gap = 1_000 + below(self.rng.next_u64(), 59_001);
-                let large = cents_in(self.rng.next_u64(), LARGE_CENTS);
+                let large = draw_cents(self.rng.next_u64(), LARGE_CENTS);
                 let partner = self.record(ts + gap, account, large, None, true);
                 self.schedule(partner);
                 self.record(ts, account, small, None, true)
@@ -310,12 +311,7 @@ impl ProfiledReader {
     }
 
     fn jittered(&mut self, nominal: u64) -> u64 {
-        if self.out_of_orderness == 0 {
-            nominal
-        } else {
-            let jitter = below(self.rng.next_u64(), u128::from(self.out_of_orderness) + 1);
-            nominal.saturating_sub(jitter)
-        }
+        jittered(&mut self.rng, self.out_of_orderness, nominal)
     }
 
     /// The transaction of a decided record: its country from the profile at its time.
@@ -345,11 +341,6 @@ fn typical_cents(profile: &Profile) -> u64 {
     (profile.typical_spend * 100.0).round() as u64
 }
 
-/// An amount in cents drawn uniformly from `range` (inclusive).
-fn cents_in(x: u64, (lo, hi): (u64, u64)) -> u64 {
-    (cents(x, (lo, hi)) * 100.0).round() as u64
-}
-
 impl<R: FromProfiled> PartitionReader<R> for ProfiledReader {
     fn first_ts(&mut self) -> Result<Option<u64>, SourceError> {
         if self.peeked.is_none() {
@@ -363,13 +354,9 @@ impl<R: FromProfiled> PartitionReader<R> for ProfiledReader {
         if self.exhausted() {
             return Ok(ReadStatus::Done);
         }
-        let mut budget = u64::try_from(max).unwrap_or(u64::MAX);
-        if let Some(throttle) = &mut self.throttle {
-            let allowed = throttle.allowance(self.emitted);
-            if allowed == 0 {
-                return Ok(ReadStatus::Idle);
-            }
-            budget = budget.min(allowed);
+        let budget = budget(&mut self.throttle, self.emitted, max);
+        if budget == 0 {
+            return Ok(ReadStatus::Idle);
         }
         let mut emitted = 0;
         while emitted < budget {

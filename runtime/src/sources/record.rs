@@ -66,9 +66,9 @@ pub(crate) fn short_type_name<R>() -> &'static str {
 }
 
 /// Richer transactions (docs/semantics.md §1) come from the generator with `--profiles`,
-/// CSV files with a header, JSON lines, Kafka JSON values and Delta tables, checked as transactions are: the
-/// account id (1–128 bytes, no NUL), a finite amount; and a merchant of at most 128
-/// bytes.
+/// CSV files with a header, JSON lines, Kafka JSON values and Delta tables, checked as
+/// transactions are: the account id (1–128 bytes, no NUL), a finite amount; and a
+/// merchant of at most 128 bytes.
 impl SourceRecord for RichTransaction {
     #[inline]
     fn event_time(&self) -> u64 {

@@ -35,6 +35,17 @@ impl Throttle {
     }
 }
 
+/// How many records a synthetic reader may emit now: up to `max`, and, throttled, no
+/// more than are due after the `emitted` so far (0: none yet, the reader is idle).
+#[inline]
+pub(crate) fn budget(throttle: &mut Option<Throttle>, emitted: u64, max: usize) -> u64 {
+    let max = u64::try_from(max).unwrap_or(u64::MAX);
+    match throttle {
+        Some(throttle) => max.min(throttle.allowance(emitted)),
+        None => max,
+    }
+}
+
 /// Emits `record`; a late one goes to the dead letters as the CSV line
 /// `account_id,ts,amount`.
 #[inline]

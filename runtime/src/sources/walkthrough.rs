@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::synthetic::{Throttle, emit_record};
+use super::synthetic::{Throttle, budget, emit_record};
 use super::validate::MAX_TS;
 use super::{Emitter, PartitionReader, Position, ReadStatus, Source, SourceError};
 
@@ -224,13 +224,9 @@ impl PartitionReader for WalkthroughReader {
         if self.next >= self.end {
             return Ok(ReadStatus::Done);
         }
-        let mut budget = u64::try_from(max).unwrap_or(u64::MAX);
-        if let Some(throttle) = &mut self.throttle {
-            let allowed = throttle.allowance(self.next - self.opened_at);
-            if allowed == 0 {
-                return Ok(ReadStatus::Idle);
-            }
-            budget = budget.min(allowed);
+        let budget = budget(&mut self.throttle, self.next - self.opened_at, max);
+        if budget == 0 {
+            return Ok(ReadStatus::Idle);
         }
         let stop = self.end.min(self.next.saturating_add(budget));
         while self.next < stop {
