@@ -34,6 +34,8 @@
 //!   accounts`.
 //! - [`reference`]: the `accounts` reference data, arranged with differential dataflow
 //!   and joined to transactions as of their event time.
+//! - [`model`]: model scoring — the fraud classifier `tidelake train` fits on the features
+//!   table and the features job scores every transaction with (docs/scoring.md).
 //! - [`report`]: what a process and a cluster did, as `--report-json` writes it.
 //! - [`transactions_table`]: the `transactions` Delta table's row: how an enriched
 //!   transaction is written (schema, `date` partition).
@@ -61,6 +63,7 @@ pub mod kafka;
 pub mod lake;
 pub mod latency;
 pub mod metrics;
+pub mod model;
 pub mod monitor;
 pub mod panic;
 pub mod periodic;

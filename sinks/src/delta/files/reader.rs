@@ -23,11 +23,43 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 
 use crate::delta::DeltaError;
 use crate::delta::protocol::actions::Add;
+use crate::delta::protocol::features::{self, Operation};
 use crate::delta::protocol::table::DeltaTable;
 use crate::parquet::data_file_location;
 
 /// Rows per batch read.
 const BATCH_ROWS: usize = 8192;
+
+/// What a reader of a table's newest version reads ([`scan`]).
+#[derive(Clone, Debug)]
+pub struct TableScan {
+    /// The version read.
+    pub version: u64,
+    /// The table's data file schema (its columns but the partition columns).
+    pub schema: SchemaRef,
+    /// The table's live data files.
+    pub files: Vec<Add>,
+}
+
+/// The newest version of `table` for reading its rows: each of `files` read with
+/// [`open_data_file`] in `schema`. A table with a reader feature tidelake does not
+/// implement (deletion vectors, column mapping, …) is refused, naming it.
+pub async fn scan(table: &DeltaTable) -> Result<TableScan, DeltaError> {
+    let snapshot = table.existing_snapshot().await?;
+    features::check(&snapshot, table.location(), Operation::Read)?;
+    let (metadata, schema) = snapshot.schema(table.location())?;
+    let schema = schema
+        .data_file_schema(&metadata.partition_columns)
+        .map_err(|detail| DeltaError::Unsupported {
+            table: table.location().to_owned(),
+            detail: format!("its rows cannot be read: {detail}"),
+        })?;
+    Ok(TableScan {
+        version: snapshot.version,
+        schema,
+        files: snapshot.files.into_values().collect(),
+    })
+}
 
 /// The rows of the data file of `add`, as batches of `schema` (the table's data file
 /// schema); see the [module docs](self).
