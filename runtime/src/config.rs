@@ -9,6 +9,7 @@ use tidelake_operators::time::format_millis;
 use tidelake_sinks::parquet::WriterOptions;
 
 use crate::kafka::sink::KafkaSinkConfig;
+use crate::model::alert::AlertOn;
 use crate::sources::csv::CsvSource;
 use crate::sources::delta::{DeltaConfig, DeltaSource, DeltaStart};
 use crate::sources::generator::{GeneratorConfig, GeneratorSource};
@@ -192,7 +193,18 @@ pub enum RuleConfig {
     Features {
         /// `--accounts-table`: the reference data, if any.
         accounts: Option<AccountsConfig>,
+        /// `--model`: the model that scores every transaction, if any.
+        scoring: Option<ScoringConfig>,
     },
+}
+
+/// Scoring with a model (`--model FILE`, docs/scoring.md §3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScoringConfig {
+    /// The model file `tidelake train` wrote.
+    pub model: PathBuf,
+    /// What alerts (`--alert-on`).
+    pub alert_on: AlertOn,
 }
 
 /// Where the `accounts` reference data comes from (`--accounts-table FILE|TABLE`,

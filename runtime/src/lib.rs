@@ -43,7 +43,9 @@
 //!   rule's verdict and its history features.
 //! - [`alerts_table`]: the `alerts` Delta table's row: how an alert is written (schema,
 //!   `date` partition of the large transaction's time); [`velocity_alerts_table`]: the
-//!   velocity job's.
+//!   velocity job's; [`model_alerts_table`]: a scoring job's with `--alert-on model|any`.
+//! - [`predictions_table`]: the `fraud_predictions` Delta table's row: a scored
+//!   transaction with its probability, prediction and model version.
 //!
 //! The semantics all this implements are in `docs/semantics.md`.
 
@@ -64,10 +66,12 @@ pub mod lake;
 pub mod latency;
 pub mod metrics;
 pub mod model;
+pub mod model_alerts_table;
 pub mod monitor;
 pub mod panic;
 pub mod periodic;
 pub mod pipeline;
+pub mod predictions_table;
 pub mod profiles;
 pub mod reference;
 pub mod report;

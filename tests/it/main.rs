@@ -28,6 +28,7 @@ mod moto;
 mod optimize;
 mod python;
 mod reference;
+mod scoring;
 mod stream_inputs;
 mod support;
 mod table_cmd;

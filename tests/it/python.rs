@@ -97,6 +97,11 @@ impl Python {
         })
     }
 
+    /// Runs `tests/py/model_check.py` with `args` (independent checks of model scoring).
+    pub fn model_check<T: DeserializeOwned>(&self, args: &[&str]) -> T {
+        self.run_script("model_check.py", args)
+    }
+
     /// Makes a table of the transactions schema with one Delta table feature at `url`
     /// (see `tests/py/feature_tables.py` for the features), with `rows` rows.
     pub fn feature_table(&self, url: &str, feature: &str, rows: usize) -> FeatureTable {

@@ -1,8 +1,10 @@
 //! The features job (`--rule features`, docs/semantics.md §2): richer transactions keyed
 //! by account through the fraud rule and then the history features, joined with the
-//! accounts reference data as of their time (`--accounts-table`); its alerts to `--alerts`
-//! and the `alerts` table, every transaction with its verdict, features and account to
-//! the `features` table (`--features-table`).
+//! accounts reference data as of their time (`--accounts-table`), and scored by a model
+//! (`--model`, docs/scoring.md §3); its alerts (the rule's, the model's or either's:
+//! `--alert-on`) to `--alerts` and the `alerts` table, every transaction with its
+//! verdict, features and account to the `features` table (`--features-table`), and with
+//! the model's probability to the `fraud_predictions` table (`--predictions-table`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,20 +15,35 @@ use tidelake_operators::history::HistoryFeatures;
 use tidelake_operators::{FraudDetector, RichTransaction};
 
 use crate::alerts_table::AlertRow;
-use crate::config::AccountsConfig;
+use crate::config::{AccountsConfig, ScoringConfig};
 use crate::features_table::FeatureRow;
+use crate::model::Model;
+use crate::model::alert::AlertOn;
+use crate::model::score::Scorer;
+use crate::model_alerts_table::ModelAlertRow;
 use crate::pipeline::{ALERTS, Events, Pipeline, Stage, TableDecl};
+use crate::predictions_table::PredictionRow;
 use crate::reference::AccountRecord;
 use crate::reference::as_of_join::WithAccount;
 use crate::sources::{Source, SourceError, SourceRecord};
 
 /// The name of the table `--features-table` names.
 pub const FEATURES: &str = "features";
+/// The name of the table `--predictions-table` names.
+pub const PREDICTIONS: &str = "fraud_predictions";
 
 /// The features job.
 #[derive(Clone, Default)]
 pub struct FeaturesJob {
     accounts: Option<Accounts>,
+    scoring: Option<Scoring>,
+}
+
+/// The model, loaded.
+#[derive(Clone)]
+struct Scoring {
+    scorer: Arc<Scorer>,
+    alert_on: AlertOn,
 }
 
 /// The accounts reference data, opened.
@@ -39,8 +56,12 @@ struct Accounts {
 
 impl FeaturesJob {
     /// The job, with the accounts `accounts` names opened (a table must exist and be
-    /// readable as accounts).
-    pub fn new(accounts: Option<&AccountsConfig>) -> Result<Self, SourceError> {
+    /// readable as accounts) and the model `scoring` names loaded (refused if it needs
+    /// features the job does not compute).
+    pub fn new(
+        accounts: Option<&AccountsConfig>,
+        scoring: Option<&ScoringConfig>,
+    ) -> Result<Self, SourceError> {
         let accounts = match accounts {
             None => None,
             Some(config) => Some(Accounts {
@@ -51,7 +72,21 @@ impl FeaturesJob {
                 poll: config.poll_interval,
             }),
         };
-        Ok(FeaturesJob { accounts })
+        let scoring = match scoring {
+            None => None,
+            Some(config) => {
+                let location = config.model.display();
+                let model =
+                    Model::load(&config.model).map_err(|e| SourceError::Config(e.to_string()))?;
+                let scorer = Scorer::new(model, accounts.is_some())
+                    .map_err(|e| SourceError::Config(format!("--model {location}: {e}")))?;
+                Some(Scoring {
+                    scorer: Arc::new(scorer),
+                    alert_on: config.alert_on,
+                })
+            }
+        };
+        Ok(FeaturesJob { accounts, scoring })
     }
 }
 
@@ -63,22 +98,34 @@ impl Pipeline for FeaturesJob {
         if let Some(accounts) = &self.accounts {
             settings.push(("--accounts-table".to_owned(), accounts.location.clone()));
         }
+        if let Some(scoring) = &self.scoring {
+            let version = &scoring.scorer.model().model_version;
+            settings.push(("--model".to_owned(), version.clone()));
+            settings.push(("--alert-on".to_owned(), scoring.alert_on.name().to_owned()));
+        }
         settings
     }
 
     fn tables(&self) -> Vec<TableDecl> {
+        let alerts = match &self.scoring {
+            Some(s) if s.alert_on != AlertOn::Rule => TableDecl::of::<ModelAlertRow>(ALERTS),
+            _ => TableDecl::of::<AlertRow>(ALERTS),
+        };
         vec![
             TableDecl::of::<FeatureRow>(FEATURES),
-            TableDecl::of::<AlertRow>(ALERTS),
+            TableDecl::of::<PredictionRow>(PREDICTIONS),
+            alerts,
         ]
     }
 
     fn build<'s>(&self, stage: &Stage<'s, '_>, transactions: Events<'s, RichTransaction>) {
-        let (verdicts, alerts) =
+        let (verdicts, rule_alerts) =
             stage.keyed_events("FraudDetector", FraudDetector::new(), transactions);
-
-        let alerts = stage.alerts(alerts.map(|alert| alert.record));
-        stage.table(ALERTS, alerts, AlertRow);
+        let alert_on = self.scoring.as_ref().map_or(AlertOn::Rule, |s| s.alert_on);
+        if alert_on == AlertOn::Rule {
+            let alerts = stage.alerts(rule_alerts.map(|alert| alert.record));
+            stage.table(ALERTS, alerts, AlertRow);
+        }
 
         let (featured, _) = stage.keyed("HistoryFeatures", HistoryFeatures, verdicts);
         let featured = match &self.accounts {
@@ -90,6 +137,15 @@ impl Pipeline for FeaturesJob {
                 account: None,
             }),
         };
-        stage.table(FEATURES, featured, FeatureRow);
+        let Some(scoring) = &self.scoring else {
+            return stage.table(FEATURES, featured, FeatureRow);
+        };
+        let scored = Arc::clone(&scoring.scorer).score(featured);
+        if alert_on != AlertOn::Rule {
+            let alerts = stage.alerts(scored.clone().flat_map(move |s| alert_on.alert(&s)));
+            stage.table(ALERTS, alerts, ModelAlertRow);
+        }
+        stage.table(FEATURES, scored.clone(), |s| FeatureRow(s.row));
+        stage.table(PREDICTIONS, scored, PredictionRow);
     }
 }

@@ -33,8 +33,9 @@ pub fn pipeline(rule: &RuleConfig) -> Result<BuiltIn, SourceError> {
             max: *max,
             window_ms: *window_ms,
         })),
-        RuleConfig::Features { accounts } => {
-            BuiltIn::Rich(Arc::new(FeaturesJob::new(accounts.as_ref())?))
-        }
+        RuleConfig::Features { accounts, scoring } => BuiltIn::Rich(Arc::new(FeaturesJob::new(
+            accounts.as_ref(),
+            scoring.as_ref(),
+        )?)),
     })
 }

@@ -1,0 +1,504 @@
+//! Model scoring (docs/scoring.md): `tidelake train` on generated data with profiles
+//! against scikit-learn and the rule alone; model files refused when changed, of a later
+//! format, or needing features the job does not compute; and `run --model` on a CSV of
+//! other id shapes, out of order, with labels missing — the same probabilities bit for
+//! bit on 1 and 3 workers, each transaction exactly once in `fraud_predictions` (read by
+//! delta-rs and polars), probabilities equal to numpy's from the model file, and the
+//! alerts of `--alert-on any` those of the predictions.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::python::Python;
+use crate::support::{Rng, assert_exit, describe, tidelake};
+
+const START: &str = "1714521600000";
+
+fn model(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("model file");
+    serde_json::from_str(&text).expect("model JSON")
+}
+
+fn f64_of(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"))
+}
+
+/// The held-out figures numpy and scikit-learn compute (`model_check.py heldout`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HeldOut {
+    train_rows: u64,
+    held_out_rows: u64,
+    model: Value,
+    rule: Value,
+    model_roc_auc: f64,
+    rule_roc_auc: f64,
+    recall_at_rule_precision: Option<f64>,
+    sklearn_coefficients: Vec<f64>,
+    sklearn_intercept: f64,
+}
+
+#[test]
+fn train_beats_the_rule_and_agrees_with_scikit_learn() {
+    let dir = tempfile::tempdir().expect("dir");
+    let python = Python::find();
+    let common = ["--accounts", "20000", "--start", START];
+    let mut generate = vec![
+        "generate",
+        "accounts",
+        "--span",
+        "1d",
+        "--out",
+        "accounts.csv",
+    ];
+    generate.extend(common);
+    assert_exit(&tidelake(dir.path(), &generate), 0);
+    let features = dir.path().join("features");
+    let features = features.to_str().expect("utf-8");
+    let mut run = vec![
+        "run",
+        "--source",
+        "generator",
+        "--profiles",
+        "--count",
+        "300000",
+        "--density",
+        "4",
+        "--fraud-every",
+        "200",
+        "--profile-span",
+        "1d",
+        "--commit-interval",
+        "1h",
+        "--rule",
+        "features",
+        "--accounts-table",
+        "accounts.csv",
+        "--features-table",
+        features,
+        "--alerts",
+        "/dev/null",
+        "--quiet",
+    ];
+    run.extend(common);
+    assert_exit(&tidelake(dir.path(), &run), 0);
+
+    let train = ["train", "--table", features, "--model", "model.json"];
+    let output = tidelake(dir.path(), &train);
+    assert_exit(&output, 0);
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        printed.contains("ROC AUC") && printed.contains("rule"),
+        "{printed}"
+    );
+    let m = model(&dir.path().join("model.json"));
+    let names: Vec<&str> = m["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f["name"].as_str().expect("name"))
+        .collect();
+    assert!(names.contains(&"foreignCountry") && names.contains(&"amountToCreditLimit"));
+    let t = &m["training"];
+
+    // The figures, recomputed from the features table and the model file's coefficients.
+    let model_json = dir.path().join("model.json");
+    let model_json = model_json.to_str().expect("utf-8");
+    let held: HeldOut = python.model_check(&["heldout", model_json, features]);
+    assert_eq!(t["trainRows"], held.train_rows);
+    assert_eq!(t["heldOutRows"], held.held_out_rows);
+    assert_eq!(t["rows"], 300_000);
+    assert_eq!(t["model"]["confusion"], held.model);
+    assert_eq!(t["rule"]["confusion"], held.rule);
+    assert!((f64_of(&t["model"]["rocAuc"]) - held.model_roc_auc).abs() < 1e-9);
+    assert!((f64_of(&t["rule"]["rocAuc"]) - held.rule_roc_auc).abs() < 1e-9);
+    let at_rule = f64_of(&t["modelAtRulePrecision"]["recall"]);
+    assert_eq!(Some(at_rule), held.recall_at_rule_precision);
+    // scikit-learn's fit of the same penalised log-loss on the same rows.
+    let ours: Vec<f64> = m["coefficients"]
+        .as_array()
+        .expect("coefficients")
+        .iter()
+        .map(f64_of)
+        .collect();
+    for (a, b) in ours.iter().zip(&held.sklearn_coefficients) {
+        assert!(
+            (a - b).abs() < 1e-3 * (1.0 + b.abs()),
+            "{ours:?} against {held:?}"
+        );
+    }
+    assert!(
+        (f64_of(&m["intercept"]) - held.sklearn_intercept).abs()
+            < 1e-3 * (1.0 + held.sklearn_intercept.abs())
+    );
+
+    // The model beats the rule: more recall at the rule's precision.
+    let rule_recall = f64_of(&t["rule"]["recall"]);
+    assert!(
+        at_rule >= 2.0 * rule_recall && at_rule >= rule_recall + 0.1,
+        "the model recalls {at_rule} at the rule's precision, the rule {rule_recall}"
+    );
+    assert!(held.model_roc_auc > 0.9, "{held:?}");
+
+    // A target precision picks the threshold on the training rows.
+    let precise = [
+        "train",
+        "--table",
+        features,
+        "--model",
+        "precise.json",
+        "--target-precision",
+        "0.95",
+    ];
+    assert_exit(&tidelake(dir.path(), &precise), 0);
+    let p = model(&dir.path().join("precise.json"));
+    assert_eq!(p["training"]["thresholdFrom"], "--target-precision 0.95");
+    assert!(f64_of(&p["threshold"]) > 0.5 && p["modelVersion"] != m["modelVersion"]);
+
+    refusals(dir.path(), features);
+}
+
+/// Model files and flags `run` and `train` refuse, with exit 2 and the reason.
+fn refusals(dir: &Path, features: &str) {
+    let text = std::fs::read_to_string(dir.join("model.json")).expect("model");
+    let score = |model: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--source",
+            "generator",
+            "--profiles",
+            "--count",
+            "1000",
+            "--rule",
+            "features",
+            "--model",
+            model,
+            "--no-table",
+            "--alerts",
+            "/dev/null",
+            "--quiet",
+        ];
+        args.extend(extra);
+        tidelake(dir, &args)
+    };
+    let refused = |output: std::process::Output, reason: &str| {
+        assert_exit(&output, 2);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(reason),
+            "not {reason:?}: {}",
+            describe(&output)
+        );
+    };
+    // The same file scores (with the accounts its features need).
+    assert_exit(
+        &score("model.json", &["--accounts-table", "accounts.csv"]),
+        0,
+    );
+    refused(
+        score("model.json", &[]),
+        "foreignCountry, amountToCreditLimit",
+    );
+
+    let coefficient = text.find("\"coefficients\": [").expect("coefficients") + 24;
+    let digit = text[coefficient..]
+        .find(|c: char| c.is_ascii_digit())
+        .expect("digit")
+        + coefficient;
+    let mut tampered = text.clone().into_bytes();
+    tampered[digit] = if tampered[digit] == b'7' { b'8' } else { b'7' };
+    std::fs::write(dir.join("tampered.json"), tampered).expect("write");
+    refused(
+        score("tampered.json", &["--accounts-table", "accounts.csv"]),
+        "checksum",
+    );
+
+    let future = text.replacen("\"formatVersion\": 1", "\"formatVersion\": 2", 1);
+    std::fs::write(dir.join("future.json"), future).expect("write");
+    refused(
+        score("future.json", &["--accounts-table", "accounts.csv"]),
+        "format version 2 is newer",
+    );
+    refused(score("missing.json", &[]), "missing.json");
+
+    let fraud = [
+        "run",
+        "--source",
+        "generator",
+        "--count",
+        "100",
+        "--model",
+        "model.json",
+        "--quiet",
+    ];
+    refused(tidelake(dir, &fraud), "--rule features");
+    let unknown = [
+        "train",
+        "--table",
+        features,
+        "--features",
+        "logAmount,zodiacSign",
+    ];
+    refused(tidelake(dir, &unknown), "zodiacSign");
+    let transactions = dir.join("transactions");
+    let transactions = transactions.to_str().expect("utf-8");
+    let plain = [
+        "run",
+        "--source",
+        "generator",
+        "--count",
+        "1000",
+        "--table",
+        transactions,
+        "--alerts",
+        "/dev/null",
+        "--quiet",
+    ];
+    assert_exit(&tidelake(dir, &plain), 0);
+    refused(
+        tidelake(dir, &["train", "--table", transactions]),
+        "no column `label`",
+    );
+}
+
+/// Ids of several shapes.
+fn account_name(n: u64) -> String {
+    match n % 4 {
+        0 => format!("acct_{n:06}"),
+        1 => format!("{:x}-{n}", n * 2_654_435_761),
+        2 => format!("Ωmega \"{n}\", ü"),
+        _ => "x".repeat(40 + (n % 20) as usize) + &n.to_string(),
+    }
+}
+
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// Transactions of 400 accounts over ~6 hours, out of order within 5 s, with
+/// small-then-large pairs and bursts labelled fraud, a fifth of the labels missing.
+fn transactions_csv(seed: u64) -> String {
+    let mut rng = Rng(seed);
+    let mut rows: Vec<(u64, String)> = Vec::new();
+    let start = 1_717_200_000_000u64;
+    let countries = ["DE", "FR", "US", "JP", ""];
+    for i in 0..20_000u64 {
+        let account = account_name(rng.below(400));
+        let ts = start + i * 1_000;
+        let (amount, label) = match rng.below(100) {
+            0 => (format!("0.{:02}", rng.range(1, 99)), 1),
+            1 => (format!("{}.{:02}", rng.range(501, 5000), rng.below(100)), 1),
+            _ => (format!("{}.{:02}", rng.range(1, 300), rng.below(100)), 0),
+        };
+        let label = if rng.below(5) == 0 {
+            String::new()
+        } else {
+            label.to_string()
+        };
+        let country = countries[rng.below(5) as usize];
+        rows.push((
+            ts,
+            format!("{},{ts},{amount},m-{i},{country},{label}", quoted(&account)),
+        ));
+        if label == "1" && rng.below(2) == 0 {
+            // A burst: three more within a minute.
+            for k in 1..=3u64 {
+                let at = ts + k * rng.range(1, 20_000);
+                rows.push((
+                    at,
+                    format!(
+                        "{},{at},{}.00,m-{i}-{k},{country},1",
+                        quoted(&account),
+                        rng.range(1, 300)
+                    ),
+                ));
+            }
+        }
+    }
+    // Out of order by up to 4 s (the job allows 5 s).
+    let mut keyed: Vec<(u64, String)> = rows
+        .into_iter()
+        .map(|(ts, line)| (ts + rng.below(4_000), line))
+        .collect();
+    keyed.sort();
+    let mut text = String::from("account_id,ts_millis,amount,merchant,country,label\n");
+    for (_, line) in keyed {
+        text += &line;
+        text.push('\n');
+    }
+    text
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Probabilities {
+    feature_rows: u64,
+    prediction_rows: u64,
+    distinct_prediction_keys: u64,
+    compared: u64,
+    max_abs_diff: f64,
+    prediction_mismatches: u64,
+    rule_mismatches: u64,
+    label_mismatches: u64,
+    model_versions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Compared {
+    rows_a: u64,
+    rows_b: u64,
+    equal: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct AlertsCompared {
+    expected: u64,
+    alerts: u64,
+    equal: bool,
+}
+
+#[test]
+fn scoring_is_deterministic_exactly_once_and_numpy_agrees() {
+    let dir = tempfile::tempdir().expect("dir");
+    let python = Python::find();
+    let csv = transactions_csv(11);
+    let lines = csv.lines().count() as u64 - 1;
+    std::fs::write(dir.path().join("tx.csv"), csv).expect("tx");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let run = |workers: &str, features: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--rule",
+            "features",
+            "--source",
+            "csv",
+            "--input",
+            "tx.csv",
+            "--split-size",
+            "64KiB",
+            "--out-of-orderness",
+            "5s",
+            "--workers",
+            workers,
+            "--features-table",
+            features,
+            "--quiet",
+        ];
+        args.extend(extra);
+        tidelake(dir.path(), &args)
+    };
+    let features = path("features");
+    assert_exit(&run("1", &features, &["--alerts", "/dev/null"]), 0);
+    let train = [
+        "train",
+        "--table",
+        &features,
+        "--model",
+        "model.json",
+        "--features",
+        "ruleAlert,small,logAmount,logAmountToPrev,logSecondsSincePrev,txCount1h,countries24h",
+        "--holdout",
+        "0.3",
+    ];
+    assert_exit(&tidelake(dir.path(), &train), 0);
+    let model_json = path("model.json");
+    let version = model(&dir.path().join("model.json"))["modelVersion"]
+        .as_str()
+        .expect("version")
+        .to_owned();
+
+    // Scored on 1 and on 3 workers.
+    let (one, three) = (path("predictions-1"), path("predictions-3"));
+    let scored_1 = path("features-1");
+    for (workers, predictions, features) in
+        [("1", &one, &scored_1), ("3", &three, &path("features-3"))]
+    {
+        let extra = [
+            "--model",
+            "model.json",
+            "--predictions-table",
+            predictions,
+            "--alert-on",
+            "any",
+            "--alerts",
+            &format!("alerts-{workers}.jsonl"),
+            "--job-id",
+            &format!("score-{workers}"),
+        ];
+        assert_exit(&run(workers, features, &extra), 0);
+    }
+    let same: Compared = python.model_check(&["same", &one, &three]);
+    assert!(
+        same.equal && same.rows_a == lines && same.rows_b == lines,
+        "{same:?}"
+    );
+
+    // Every transaction once, each probability numpy's from the model file.
+    let p: Probabilities = python.model_check(&["probabilities", &model_json, &scored_1, &one]);
+    assert_eq!(
+        (
+            p.feature_rows,
+            p.prediction_rows,
+            p.distinct_prediction_keys
+        ),
+        (lines, lines, lines),
+        "{p:?}"
+    );
+    assert_eq!(p.compared, lines);
+    assert!(p.max_abs_diff <= 1e-9, "{p:?}");
+    assert_eq!(
+        (
+            p.prediction_mismatches,
+            p.rule_mismatches,
+            p.label_mismatches
+        ),
+        (0, 0, 0),
+        "{p:?}"
+    );
+    assert_eq!(p.model_versions, [version]);
+    let read = python.read(&one, &[]);
+    assert_eq!(read.rows.len() as u64, lines);
+
+    // The alerts of --alert-on any: every prediction or rule verdict, once.
+    for workers in ["1", "3"] {
+        let alerts = path(&format!("alerts-{workers}.jsonl"));
+        let a: AlertsCompared = python.model_check(&["alerts", &one, &alerts, "any"]);
+        assert!(a.equal && a.expected > 0, "{workers} workers: {a:?}");
+        assert!(a.alerts < lines / 2, "{a:?}");
+    }
+
+    // A re-run of a job commits nothing twice; one with another setting is refused.
+    let alerts_1 = path("alerts-1.jsonl");
+    let flags = |alert_on: &str| -> Vec<String> {
+        let model = "model.json";
+        let args = [
+            "--model",
+            model,
+            "--predictions-table",
+            &one,
+            "--alert-on",
+            alert_on,
+        ];
+        let job = ["--alerts", &alerts_1, "--job-id", "score-1"];
+        args.iter().chain(&job).map(|a| a.to_string()).collect()
+    };
+    let again = flags("any");
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    assert_exit(&run("1", &scored_1, &again), 0);
+    let p: Probabilities = python.model_check(&["probabilities", &model_json, &scored_1, &one]);
+    assert_eq!((p.feature_rows, p.prediction_rows), (lines, lines));
+    let a: AlertsCompared = python.model_check(&["alerts", &one, &alerts_1, "any"]);
+    assert!(a.equal, "after the re-run: {a:?}");
+    let other = flags("model");
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    let output = run("1", &scored_1, &other);
+    assert_exit(&output, 2);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--alert-on"),
+        "{}",
+        describe(&output)
+    );
+}

@@ -1,0 +1,198 @@
+"""Independent checks of tidelake's model scoring (docs/scoring.md), for tests/it/scoring.rs.
+
+The model's features are computed here from the features table's columns by the formulas
+docs/scoring.md §1 gives, with numpy; probabilities from the model file's scaling,
+coefficients and intercept; figures with scikit-learn. Each subcommand prints one JSON
+document:
+
+    heldout MODEL FEATURES        the held-out figures of the model and the rule, and
+                                  scikit-learn's fit on the same training rows
+    probabilities MODEL FEATURES PREDICTIONS
+                                  the predictions table's probabilities against these
+    same PREDICTIONS_A PREDICTIONS_B
+                                  whether two predictions tables hold the same rows, bit
+                                  for bit
+    alerts PREDICTIONS ALERTS_JSONL ON
+                                  the alerts file against the predictions (ON: model|any)
+"""
+
+import json
+import math
+import sys
+
+import numpy as np
+import polars as pl
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+MONTH_SECONDS = 30 * 24 * 3600
+
+
+def col(df, name, fill=np.nan):
+    return df[name].cast(pl.Float64).fill_null(fill).to_numpy()
+
+
+def feature_values(df, name):
+    """The catalog feature `name` of every row of `df` (nulls: the documented missing value)."""
+    a = col(df, "amount")
+    log_a = np.log1p(a)
+    if name == "amount":
+        return a
+    if name == "ruleAlert":
+        return col(df, "ruleAlert", 0.0)
+    if name == "small":
+        return (a < 1.0).astype(float)
+    if name in ("txCount1h", "txCount24h", "txCount30d", "txSum1h", "txSum24h", "txSum30d"):
+        return col(df, name, 0.0)
+    if name == "countries24h":
+        return col(df, name, 0.0)
+    if name == "foreignCountry":
+        return col(df, name, 0.0)
+    if name == "logAmount":
+        return log_a
+    if name == "logTxCount1h":
+        return np.log1p(col(df, "txCount1h", 0.0))
+    if name == "logTxCount24h":
+        return np.log1p(col(df, "txCount24h", 0.0))
+    if name == "logAmountToAvg30d":
+        n, s = col(df, "txCount30d", 0.0), col(df, "txSum30d", 0.0)
+        with np.errstate(all="ignore"):
+            return np.where(n > 0, log_a - np.log1p(s / np.where(n > 0, n, 1)), 0.0)
+    if name == "logAmountToPrev":
+        prev = col(df, "prevAmount")
+        return np.where(np.isnan(prev), 0.0, log_a - np.log1p(np.nan_to_num(prev)))
+    if name == "logSecondsSincePrev":
+        ms = col(df, "msSincePrev")
+        return np.where(np.isnan(ms), math.log1p(MONTH_SECONDS), np.log1p(np.nan_to_num(ms) / 1000.0))
+    if name == "amountToCreditLimit":
+        limit = col(df, "creditLimit")
+        ok = ~np.isnan(limit) & (np.nan_to_num(limit) > 0)
+        return np.where(ok, a / np.where(ok, limit, 1.0), 0.0)
+    raise SystemExit(f"unknown feature {name}")
+
+
+def scaled_matrix(model, df):
+    return np.column_stack(
+        [(feature_values(df, f["name"]) - f["mean"]) / f["scale"] for f in model["features"]]
+    )
+
+
+def probabilities(model, df):
+    x = scaled_matrix(model, df)
+    z = np.full(len(df), model["intercept"])
+    for j, w in enumerate(model["coefficients"]):
+        z = z + w * x[:, j]
+    return np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1.0 + np.exp(-np.abs(z))))
+
+
+def confusion(pred, label):
+    pred, label = pred.astype(bool), label.astype(bool)
+    return {
+        "truePositives": int((pred & label).sum()),
+        "falsePositives": int((pred & ~label).sum()),
+        "trueNegatives": int((~pred & ~label).sum()),
+        "falseNegatives": int((~pred & label).sum()),
+    }
+
+
+def best_recall_at(p, label, min_precision):
+    order = np.argsort(-p, kind="stable")
+    ps, ls = p[order], label[order].astype(float)
+    tp, k = np.cumsum(ls), np.arange(1, len(ps) + 1)
+    # Only at the last row of each run of equal scores (a threshold takes them all).
+    last = np.append(ps[1:] != ps[:-1], True)
+    ok = last & (tp / k >= min_precision)
+    if not ok.any():
+        return None
+    return float((tp[ok] / ls.sum()).max())
+
+
+def read_model(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def heldout(model_path, table):
+    model = read_model(model_path)
+    df = pl.read_delta(table).filter(pl.col("label").is_not_null())
+    split = np.datetime64(model["training"]["heldOutFrom"].rstrip("Z"), "us")
+    dt = df["dt"].cast(pl.Datetime("us")).to_numpy()
+    held, train = dt >= split, dt < split
+    label = df["label"].to_numpy().astype(int)
+    rule = col(df, "ruleAlert", 0.0)
+    p = probabilities(model, df)
+    rule_conf = confusion(rule[held] > 0, label[held])
+    rule_precision = rule_conf["truePositives"] / max(1, rule_conf["truePositives"] + rule_conf["falsePositives"])
+    # scikit-learn's own fit on the same scaled training rows: C = 1 / l2 on the summed loss.
+    x = scaled_matrix(model, df)
+    sk = LogisticRegression(C=1.0 / model["training"]["l2"], tol=1e-10, max_iter=10000)
+    sk.fit(x[train], label[train])
+    print(json.dumps({
+        "trainRows": int(train.sum()),
+        "heldOutRows": int(held.sum()),
+        "model": confusion(p[held] >= model["threshold"], label[held]),
+        "rule": rule_conf,
+        "modelRocAuc": float(roc_auc_score(label[held], p[held])),
+        "ruleRocAuc": float(roc_auc_score(label[held], rule[held])),
+        "recallAtRulePrecision": best_recall_at(p[held], label[held], rule_precision),
+        "sklearnCoefficients": sk.coef_[0].tolist(),
+        "sklearnIntercept": float(sk.intercept_[0]),
+    }))
+
+
+KEY = ["accountId", "dt", "amount", "merchant"]
+
+
+def check_probabilities(model_path, features_table, predictions_table):
+    model = read_model(model_path)
+    features = pl.read_delta(features_table)
+    predictions = pl.read_delta(predictions_table)
+    unique = lambda df: df.filter(pl.len().over(KEY) == 1)
+    joined = unique(features).join(unique(predictions), on=KEY, how="inner", suffix="_p")
+    expected = probabilities(model, joined)
+    got = joined["probability"].to_numpy()
+    prediction = joined["prediction"].to_numpy()
+    print(json.dumps({
+        "featureRows": len(features),
+        "predictionRows": len(predictions),
+        "distinctPredictionKeys": predictions.select(KEY).unique().height,
+        "compared": len(joined),
+        "maxAbsDiff": float(np.max(np.abs(expected - got))) if len(joined) else 0.0,
+        "predictionMismatches": int((prediction != (got >= model["threshold"]).astype(int)).sum()),
+        "ruleMismatches": int((joined["ruleAlert"] != joined["ruleAlert_p"]).sum()),
+        "labelMismatches": int((joined["label"].fill_null(-1) != joined["label_p"].fill_null(-1)).sum()),
+        "modelVersions": sorted(predictions["modelVersion"].unique().to_list()),
+    }))
+
+
+def same(a, b):
+    cols = ["dt", "accountId", "amount", "merchant", "country", "label", "ruleAlert", "probability", "prediction", "modelVersion"]
+    def rows(table):
+        df = pl.read_delta(table).select(cols)
+        # Probabilities compared by their bits.
+        df = df.with_columns(pl.col("probability").reinterpret(signed=True).alias("probability"))
+        return df.sort(cols)
+    ra, rb = rows(a), rows(b)
+    equal = ra.height == rb.height and ra.equals(rb)
+    print(json.dumps({"rowsA": ra.height, "rowsB": rb.height, "equal": equal}))
+
+
+def alerts(predictions_table, alerts_path, on):
+    predictions = pl.read_delta(predictions_table)
+    flagged = pl.col("prediction") == 1
+    if on == "any":
+        flagged = flagged | pl.col("ruleAlert")
+    expected = predictions.filter(flagged)
+    expected_keys = sorted(
+        (r["accountId"], int(r["dt"].timestamp() * 1000 + 0.5), r["probability"], bool(r["ruleAlert"]), r["prediction"] == 1)
+        for r in expected.iter_rows(named=True)
+    )
+    with open(alerts_path) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    got_keys = sorted((a["accountId"], a["ts"], a["probability"], a["ruleAlert"], a["modelAlert"]) for a in lines)
+    print(json.dumps({"expected": len(expected_keys), "alerts": len(got_keys), "equal": expected_keys == got_keys}))
+
+
+if __name__ == "__main__":
+    command, args = sys.argv[1], sys.argv[2:]
+    {"heldout": heldout, "probabilities": check_probabilities, "same": same, "alerts": alerts}[command](*args)
