@@ -12,6 +12,7 @@ mod logging;
 mod plot;
 mod produce_cmd;
 mod progress_bar;
+mod report_cmd;
 mod status;
 mod table_cmd;
 
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         Command::Produce(produce_args) => produce_cmd::run(&produce_args),
         Command::Ingest(ingest_args) => ingest_cmd::run(&ingest_args),
         Command::Generate(generate_args) => generate_cmd::run(&generate_args),
+        Command::Report(report_args) => report_cmd::run(&report_args),
         Command::Bench(bench_args) => match bench::run(&bench_args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -78,7 +80,8 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
             | Command::Bench(_)
             | Command::Produce(_)
             | Command::Ingest(_)
-            | Command::Generate(_),
+            | Command::Generate(_)
+            | Command::Report(_),
         )
         | None => {
             return Ok(cli);
