@@ -113,6 +113,15 @@ pub enum Command {
     /// Exit codes: 0 written, 1 the table or the file failed, 2 a flag is wrong or the
     /// table cannot be trained on.
     Train(Box<crate::train_cmd::TrainArgs>),
+    /// Read a model's predictions table (`dt`, `label`, `ruleAlert`, `probability`,
+    /// `prediction`, `modelVersion`) into a report: precision and recall over time, the
+    /// confusion matrices, the score distributions of fraud and non-fraud, and the rule
+    /// against the model; a self-contained HTML page (`--out report.html`) or SVG charts
+    /// and `report.json` in a directory (docs/scoring.md §4).
+    ///
+    /// Exit codes: 0 written, 1 the store failed or the report could not be written,
+    /// 2 a flag is wrong, there is no table, or it lacks a column the report needs.
+    Report(crate::report_cmd::ReportArgs),
 }
 
 /// `tidelake worker`: the cluster, this process's place in it, and the job's flags.

@@ -12,6 +12,7 @@ mod logging;
 mod plot;
 mod produce_cmd;
 mod progress_bar;
+mod report_cmd;
 mod status;
 mod table_cmd;
 mod train_cmd;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Command::Ingest(ingest_args) => ingest_cmd::run(&ingest_args),
         Command::Generate(generate_args) => generate_cmd::run(&generate_args),
         Command::Train(train_args) => train_cmd::run(&train_args),
+        Command::Report(report_args) => report_cmd::run(&report_args),
         Command::Bench(bench_args) => match bench::run(&bench_args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -81,7 +83,8 @@ fn parse(args: &[String]) -> anyhow::Result<Cli> {
             | Command::Produce(_)
             | Command::Ingest(_)
             | Command::Generate(_)
-            | Command::Train(_),
+            | Command::Train(_)
+            | Command::Report(_),
         )
         | None => {
             return Ok(cli);

@@ -1,11 +1,49 @@
-//! Charts as SVG files, drawn with `plotters`: the benchmark's scaling, throughput and
-//! latency figures (`tidelake bench --plot DIR`) and a table's file sizes and files per
-//! partition (`tidelake table files --plot FILE`).
+//! Charts as SVG, drawn with `plotters`: the benchmark's scaling, throughput and
+//! latency figures (`tidelake bench --plot DIR`), a table's file sizes and files per
+//! partition (`tidelake table files --plot FILE`), and the charts of a predictions
+//! report (`tidelake report`): lines over time, log-scale histograms, confusion
+//! matrices and grouped bars, drawn as SVG text to write or inline.
 
 use std::path::Path;
 
 use anyhow::Context;
+use plotters::coord::Shift;
 use plotters::prelude::*;
+
+mod confusion;
+mod grouped_bars;
+mod histogram;
+mod lines;
+
+pub use confusion::confusion_matrices;
+pub use grouped_bars::{BarGroup, grouped_bars};
+pub use histogram::{Bins, log_histograms};
+pub use lines::{Line, lines};
+
+/// The colours of a report's series: the model, the rule, either of them.
+pub const MODEL_COLOR: RGBColor = RGBColor(37, 99, 235);
+/// The rule's colour.
+pub const RULE_COLOR: RGBColor = RGBColor(234, 88, 12);
+/// The colour of "either".
+pub const ANY_COLOR: RGBColor = RGBColor(22, 163, 74);
+
+/// The drawing area of an SVG document drawn as text.
+type SvgArea<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// An SVG document of `size` pixels drawn by `draw`, as text.
+fn svg_text(
+    size: (u32, u32),
+    draw: impl FnOnce(&SvgArea<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        draw(&root)?;
+        root.present().map_err(draw_error)?;
+    }
+    Ok(text)
+}
 
 /// A bar chart of `bars` (label, value) titled `title`, the value axis named `unit`,
 /// written to `path`.
@@ -74,6 +112,7 @@ where
     Ok(())
 }
 
+/// A plotters error as an [`anyhow::Error`].
 fn draw_error<E: std::error::Error + Send + Sync + 'static>(
     e: DrawingAreaErrorKind<E>,
 ) -> anyhow::Error {

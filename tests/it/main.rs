@@ -26,6 +26,7 @@ mod kafka_broker;
 mod monitor;
 mod moto;
 mod optimize;
+mod predictions_report;
 mod python;
 mod reference;
 mod scoring;

@@ -100,7 +100,7 @@ fn scrape(python: &Python, address: &str) -> MetricsRead {
 }
 
 /// The page, rendered by headless Chromium once its script has run: its DOM.
-fn chromium(dir: &Path, url: &str, screenshot: &Path) -> String {
+pub(crate) fn chromium(dir: &Path, url: &str, screenshot: &Path) -> String {
     let binary = std::env::var("TIDELAKE_CHROMIUM").unwrap_or_else(|_| "chromium".into());
     let run = |extra: &[String]| {
         Command::new(&binary)

@@ -19,7 +19,9 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use object_store::ObjectStoreExt;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::schema::types::SchemaDescriptor;
 
 use crate::delta::DeltaError;
 use crate::delta::protocol::actions::Add;
@@ -73,6 +75,8 @@ pub async fn read_data_file(
 
 /// The data file of `add`, fetched whole and decoded a batch of `schema` at a time as
 /// the iterator is advanced (for readers that need not hold a file's rows at once).
+/// Only the file's columns that `schema` names are decoded, so a reader of a few
+/// columns passes a schema of just those.
 pub async fn open_data_file(
     table: &DeltaTable,
     add: &Add,
@@ -97,13 +101,37 @@ pub async fn open_data_file(
         .await
         .map_err(store_error)?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|builder| builder.with_batch_size(BATCH_ROWS).build())
+        .and_then(|builder| {
+            let projection = projection(builder.parquet_schema(), schema);
+            builder
+                .with_projection(projection)
+                .with_batch_size(BATCH_ROWS)
+                .build()
+        })
         .map_err(|e| unreadable(e.to_string()))?;
     Ok(DataFileBatches {
         path: add.path.clone(),
         schema: schema.clone(),
         reader,
     })
+}
+
+/// The file's top-level columns that `schema` names ([`conform`] leaves the others out
+/// anyway); all of them if it names none, so that batches still count the file's rows.
+fn projection(file: &SchemaDescriptor, schema: &SchemaRef) -> ProjectionMask {
+    let roots: Vec<usize> = file
+        .root_schema()
+        .get_fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, column)| schema.field_with_name(column.name()).is_ok())
+        .map(|(i, _)| i)
+        .collect();
+    if roots.is_empty() {
+        ProjectionMask::all()
+    } else {
+        ProjectionMask::roots(file, roots)
+    }
 }
 
 /// The batches of one data file ([`open_data_file`]).
