@@ -12,7 +12,8 @@
 # which `bash scripts/kafka_bench.sh` writes; the Delta source's from
 # docs/benchmarks/delta-source.md, which `bash scripts/delta_source_bench.sh` writes; the
 # ingest's from docs/benchmarks/ingest.md, which `bash scripts/ingest_bench.sh` writes;
-# the features job's from docs/benchmarks/features.md (`bash scripts/features_bench.sh`).
+# the features job's from docs/benchmarks/features.md (`bash scripts/features_bench.sh`);
+# model scoring's from docs/benchmarks/scoring.md (`bash scripts/scoring_bench.sh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -209,6 +210,8 @@ $(cat docs/benchmarks/delta-source.md)
 $(cat docs/benchmarks/ingest.md)
 
 $(cat docs/benchmarks/features.md)
+
+$(cat docs/benchmarks/scoring.md)
 
 $(cat docs/benchmarks/changes.md)
 

@@ -28,8 +28,10 @@ use crate::transactions_table::{date_partition_values, day_of, micros, utc_micro
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeatureRow(pub WithAccount<Featured>);
 
-/// Column builders for [`FeatureRow`]s.
-pub struct FeatureBuilders {
+/// The columns of a transaction with the rule's verdict — `dt`, `accountId`, `amount`,
+/// `merchant`, `country`, `label`, `ruleAlert` — that the `features` and
+/// `fraud_predictions` tables begin with.
+pub(crate) struct VerdictColumns {
     dt: TimestampMicrosecondBuilder,
     account_id: StringBuilder,
     amount: Float64Builder,
@@ -37,6 +39,64 @@ pub struct FeatureBuilders {
     country: StringBuilder,
     label: Int32Builder,
     rule_alert: BooleanBuilder,
+}
+
+impl VerdictColumns {
+    /// The columns' fields.
+    pub(crate) fn fields() -> Vec<Field> {
+        let column = |name: &str, data_type: DataType| Field::new(name, data_type, true);
+        vec![
+            column("dt", utc_micros()),
+            column("accountId", DataType::Utf8),
+            column("amount", DataType::Float64),
+            column("merchant", DataType::Utf8),
+            column("country", DataType::Utf8),
+            column("label", DataType::Int32),
+            column("ruleAlert", DataType::Boolean),
+        ]
+    }
+
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        VerdictColumns {
+            dt: TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
+            account_id: StringBuilder::with_capacity(capacity, capacity * 8),
+            amount: Float64Builder::with_capacity(capacity),
+            merchant: StringBuilder::with_capacity(capacity, capacity * 8),
+            country: StringBuilder::with_capacity(capacity, capacity * 2),
+            label: Int32Builder::with_capacity(capacity),
+            rule_alert: BooleanBuilder::with_capacity(capacity),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn append(&mut self, featured: &Featured) {
+        let tx = &featured.tx;
+        self.dt.append_value(micros(tx.ts));
+        self.account_id.append_value(&tx.account_id);
+        self.amount.append_value(tx.amount);
+        self.merchant.append_option(tx.merchant.as_deref());
+        self.country
+            .append_option(tx.country.as_ref().map(|c| c.as_str()));
+        self.label.append_option(tx.label.map(i32::from));
+        self.rule_alert.append_value(featured.rule_alert);
+    }
+
+    pub(crate) fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.dt.finish()),
+            Arc::new(self.account_id.finish()),
+            Arc::new(self.amount.finish()),
+            Arc::new(self.merchant.finish()),
+            Arc::new(self.country.finish()),
+            Arc::new(self.label.finish()),
+            Arc::new(self.rule_alert.finish()),
+        ]
+    }
+}
+
+/// Column builders for [`FeatureRow`]s.
+pub struct FeatureBuilders {
+    verdict: VerdictColumns,
     counts: [Int32Builder; 3],
     sums: [Float64Builder; 3],
     ms_since_prev: Int64Builder,
@@ -55,14 +115,8 @@ impl ArrowRows for FeatureRow {
 
     fn arrow_schema() -> SchemaRef {
         let column = |name: &str, data_type: DataType| Field::new(name, data_type, true);
-        Arc::new(ArrowSchema::new(vec![
-            column("dt", utc_micros()),
-            column("accountId", DataType::Utf8),
-            column("amount", DataType::Float64),
-            column("merchant", DataType::Utf8),
-            column("country", DataType::Utf8),
-            column("label", DataType::Int32),
-            column("ruleAlert", DataType::Boolean),
+        let mut fields = VerdictColumns::fields();
+        fields.extend([
             column("txCount1h", DataType::Int32),
             column("txSum1h", DataType::Float64),
             column("txCount24h", DataType::Int32),
@@ -76,7 +130,8 @@ impl ArrowRows for FeatureRow {
             column("homeCountry", DataType::Utf8),
             column("birthYear", DataType::Int32),
             column("creditLimit", DataType::Float64),
-        ]))
+        ]);
+        Arc::new(ArrowSchema::new(fields))
     }
 
     fn partition_columns() -> &'static [&'static str] {
@@ -96,13 +151,7 @@ impl ArrowRows for FeatureRow {
         let ints = || Int32Builder::with_capacity(capacity);
         let doubles = || Float64Builder::with_capacity(capacity);
         FeatureBuilders {
-            dt: TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
-            account_id: StringBuilder::with_capacity(capacity, capacity * 8),
-            amount: doubles(),
-            merchant: StringBuilder::with_capacity(capacity, capacity * 8),
-            country: StringBuilder::with_capacity(capacity, capacity * 2),
-            label: ints(),
-            rule_alert: BooleanBuilder::with_capacity(capacity),
+            verdict: VerdictColumns::with_capacity(capacity),
             counts: [ints(), ints(), ints()],
             sums: [doubles(), doubles(), doubles()],
             ms_since_prev: Int64Builder::with_capacity(capacity),
@@ -117,19 +166,8 @@ impl ArrowRows for FeatureRow {
 
     fn append(&self, b: &mut FeatureBuilders) {
         let WithAccount { record, account } = &self.0;
-        let Featured {
-            tx,
-            rule_alert,
-            features: f,
-        } = record;
-        b.dt.append_value(micros(tx.ts));
-        b.account_id.append_value(&tx.account_id);
-        b.amount.append_value(tx.amount);
-        b.merchant.append_option(tx.merchant.as_deref());
-        b.country
-            .append_option(tx.country.as_ref().map(|c| c.as_str()));
-        b.label.append_option(tx.label.map(i32::from));
-        b.rule_alert.append_value(*rule_alert);
+        b.verdict.append(record);
+        let (tx, f) = (&record.tx, &record.features);
         let windows = [
             (f.tx_count_1h, f.tx_sum_1h),
             (f.tx_count_24h, f.tx_sum_24h),
@@ -162,14 +200,8 @@ impl ArrowRows for FeatureRow {
     fn finish(b: &mut FeatureBuilders) -> Result<RecordBatch, ArrowError> {
         let [c1, c24, c30] = &mut b.counts;
         let [s1, s24, s30] = &mut b.sums;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(b.dt.finish()),
-            Arc::new(b.account_id.finish()),
-            Arc::new(b.amount.finish()),
-            Arc::new(b.merchant.finish()),
-            Arc::new(b.country.finish()),
-            Arc::new(b.label.finish()),
-            Arc::new(b.rule_alert.finish()),
+        let mut columns = b.verdict.finish();
+        columns.extend::<[ArrayRef; 13]>([
             Arc::new(c1.finish()),
             Arc::new(s1.finish()),
             Arc::new(c24.finish()),
@@ -183,7 +215,7 @@ impl ArrowRows for FeatureRow {
             Arc::new(b.home_country.finish()),
             Arc::new(b.birth_year.finish()),
             Arc::new(b.credit_limit.finish()),
-        ];
+        ]);
         RecordBatch::try_new(Self::arrow_schema(), columns)
     }
 }

@@ -5,17 +5,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, Float64Builder, Int32Builder, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use tidelake_sinks::parquet::ArrowRows;
 
+use crate::features_table::VerdictColumns;
 use crate::model::score::Scored;
-use crate::transactions_table::{date_partition_values, day_of, micros, utc_micros};
+use crate::transactions_table::{date_partition_values, day_of};
 
 /// A scored transaction as a row of the `fraud_predictions` table.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,13 +21,7 @@ pub struct PredictionRow(pub Scored);
 
 /// Column builders for [`PredictionRow`]s.
 pub struct PredictionBuilders {
-    dt: TimestampMicrosecondBuilder,
-    account_id: StringBuilder,
-    amount: Float64Builder,
-    merchant: StringBuilder,
-    country: StringBuilder,
-    label: Int32Builder,
-    rule_alert: BooleanBuilder,
+    verdict: VerdictColumns,
     probability: Float64Builder,
     prediction: Int32Builder,
     model_version: StringBuilder,
@@ -41,19 +33,13 @@ impl ArrowRows for PredictionRow {
     type Partition = u64;
 
     fn arrow_schema() -> SchemaRef {
-        let column = |name: &str, data_type: DataType| Field::new(name, data_type, true);
-        Arc::new(ArrowSchema::new(vec![
-            column("dt", utc_micros()),
-            column("accountId", DataType::Utf8),
-            column("amount", DataType::Float64),
-            column("merchant", DataType::Utf8),
-            column("country", DataType::Utf8),
-            column("label", DataType::Int32),
-            column("ruleAlert", DataType::Boolean),
-            column("probability", DataType::Float64),
-            column("prediction", DataType::Int32),
-            column("modelVersion", DataType::Utf8),
-        ]))
+        let mut fields = VerdictColumns::fields();
+        fields.extend([
+            Field::new("probability", DataType::Float64, true),
+            Field::new("prediction", DataType::Int32, true),
+            Field::new("modelVersion", DataType::Utf8, true),
+        ]);
+        Arc::new(ArrowSchema::new(fields))
     }
 
     fn partition_columns() -> &'static [&'static str] {
@@ -70,55 +56,29 @@ impl ArrowRows for PredictionRow {
     }
 
     fn new_builders(capacity: usize) -> PredictionBuilders {
-        let strings = |bytes: usize| StringBuilder::with_capacity(capacity, capacity * bytes);
         PredictionBuilders {
-            dt: TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
-            account_id: strings(8),
-            amount: Float64Builder::with_capacity(capacity),
-            merchant: strings(8),
-            country: strings(2),
-            label: Int32Builder::with_capacity(capacity),
-            rule_alert: BooleanBuilder::with_capacity(capacity),
+            verdict: VerdictColumns::with_capacity(capacity),
             probability: Float64Builder::with_capacity(capacity),
             prediction: Int32Builder::with_capacity(capacity),
-            model_version: strings(16),
+            model_version: StringBuilder::with_capacity(capacity, capacity * 16),
         }
     }
 
     fn append(&self, b: &mut PredictionBuilders) {
-        let Scored {
-            row,
-            probability,
-            prediction,
-            model_version,
-        } = &self.0;
-        let tx = &row.record.tx;
-        b.dt.append_value(micros(tx.ts));
-        b.account_id.append_value(&tx.account_id);
-        b.amount.append_value(tx.amount);
-        b.merchant.append_option(tx.merchant.as_deref());
-        b.country
-            .append_option(tx.country.as_ref().map(|c| c.as_str()));
-        b.label.append_option(tx.label.map(i32::from));
-        b.rule_alert.append_value(row.record.rule_alert);
-        b.probability.append_value(*probability);
-        b.prediction.append_value(i32::from(*prediction));
-        b.model_version.append_value(model_version);
+        let scored = &self.0;
+        b.verdict.append(&scored.row.record);
+        b.probability.append_value(scored.probability);
+        b.prediction.append_value(i32::from(scored.prediction));
+        b.model_version.append_value(&scored.model_version);
     }
 
     fn finish(b: &mut PredictionBuilders) -> Result<RecordBatch, ArrowError> {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(b.dt.finish()),
-            Arc::new(b.account_id.finish()),
-            Arc::new(b.amount.finish()),
-            Arc::new(b.merchant.finish()),
-            Arc::new(b.country.finish()),
-            Arc::new(b.label.finish()),
-            Arc::new(b.rule_alert.finish()),
+        let mut columns = b.verdict.finish();
+        columns.extend::<[ArrayRef; 3]>([
             Arc::new(b.probability.finish()),
             Arc::new(b.prediction.finish()),
             Arc::new(b.model_version.finish()),
-        ];
+        ]);
         RecordBatch::try_new(Self::arrow_schema(), columns)
     }
 }

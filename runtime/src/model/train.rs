@@ -102,6 +102,15 @@ pub async fn read_rows(table: &DeltaTable, features: &[&Feature]) -> Result<Rows
             )));
         }
     }
+    // Only the columns the features read are decoded.
+    let fields: Vec<_> = scan
+        .schema
+        .fields()
+        .iter()
+        .filter(|f| needed.contains(&f.name().as_str()))
+        .cloned()
+        .collect();
+    let schema = Arc::new(arrow::datatypes::Schema::new(fields));
     let mut rows = Rows {
         table_version: scan.version,
         values: vec![Vec::new(); features.len()],
@@ -109,7 +118,7 @@ pub async fn read_rows(table: &DeltaTable, features: &[&Feature]) -> Result<Rows
         ..Rows::default()
     };
     for add in &scan.files {
-        for batch in open_data_file(table, add, &scan.schema).await? {
+        for batch in open_data_file(table, add, &schema).await? {
             let batch = batch?;
             rows.append(&batch, features)
                 .map_err(|e| TrainError::Invalid(format!("table {}: {e}", table.location())))?;
