@@ -12,10 +12,10 @@ use crate::flags::{
 
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::config::{
-    AccountsConfig, AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, RuleConfig,
+    AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, ReferenceConfig, RuleConfig,
     ScoringConfig,
 };
-use tidelake_runtime::jobs::features::{FEATURES, PREDICTIONS};
+use tidelake_runtime::jobs::features::{FEATURES, PREDICTIONS, QUALITY};
 use tidelake_runtime::kafka::sink::KafkaSinkConfig;
 use tidelake_runtime::model::alert::AlertOn;
 use tidelake_runtime::sources::delta::{
@@ -594,6 +594,21 @@ pub struct RunArgs {
     /// model (transactions it predicts fraud), or any of them.
     #[arg(long, value_enum, default_value = "rule", help_heading = "Model")]
     pub alert_on: AlertOnArg,
+    /// With --model: the labels of transactions (`accountId, ts, label`) as they become
+    /// known — a CSV file with a header, JSON lines, or a Delta table followed as it
+    /// changes — joined to the predictions for the model's quality per account and hour,
+    /// corrected as late labels come, into --quality-table (docs/scoring.md §5). Needs
+    /// --no-checkpoints.
+    #[arg(long, value_name = "FILE|TABLE", help_heading = "Model")]
+    pub labels: Option<String>,
+    /// With --labels: the Delta table of the model's quality figures, as a changelog.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "./lake/fraud_model_quality",
+        help_heading = "Model"
+    )]
+    pub quality_table: String,
     /// Also write the transactions as rolling Parquet files (Flink's FileSink) under
     /// this directory or URL, rolled at the target size and every commit interval.
     #[arg(long, value_name = "URL", help_heading = "Lake")]
@@ -845,6 +860,7 @@ impl RunArgs {
             tables: [
                 (FEATURES, &self.features_table, features),
                 (PREDICTIONS, &self.predictions_table, self.model.is_some()),
+                (QUALITY, &self.quality_table, self.labels.is_some()),
             ]
             .into_iter()
             .filter(|(_, _, written)| !self.no_table && features && *written)
@@ -897,6 +913,15 @@ impl RunArgs {
         if self.model.is_none() && self.alert_on != AlertOnArg::Rule {
             return Err("--alert-on model or any needs a --model".into());
         }
+        if self.model.is_none() && self.labels.is_some() {
+            return Err("--labels are joined to a model's predictions: it needs a --model".into());
+        }
+        if self.labels.is_some() && !self.no_checkpoints {
+            return Err(
+                "--labels: the model's quality figures (differential dataflow's state) are not in checkpoints, so a restored job would write them wrong; run with --no-checkpoints"
+                    .into(),
+            );
+        }
         match self.rule {
             RuleArg::Fraud => {
                 if self.velocity_max.is_some() || self.velocity_window.is_some() {
@@ -919,10 +944,13 @@ impl RunArgs {
                         "{flag} is for --rule fraud and velocity: --rule features writes its rows to --features-table"
                     ));
                 }
-                let accounts = self.accounts_table.as_ref().map(|location| AccountsConfig {
-                    location: location.clone(),
-                    poll_interval: self.poll_interval,
-                });
+                let accounts = self
+                    .accounts_table
+                    .as_ref()
+                    .map(|location| ReferenceConfig {
+                        location: location.clone(),
+                        poll_interval: self.poll_interval,
+                    });
                 let scoring = self.model.as_ref().map(|model| ScoringConfig {
                     model: model.clone(),
                     alert_on: match self.alert_on {
@@ -930,6 +958,10 @@ impl RunArgs {
                         AlertOnArg::Model => AlertOn::Model,
                         AlertOnArg::Any => AlertOn::Any,
                     },
+                    labels: self.labels.as_ref().map(|location| ReferenceConfig {
+                        location: location.clone(),
+                        poll_interval: self.poll_interval,
+                    }),
                 });
                 Ok(RuleConfig::Features { accounts, scoring })
             }

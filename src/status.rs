@@ -117,6 +117,7 @@ pub fn summary(report: &JobReport) -> String {
     }
     text.push_str(&kafka_line(t));
     text.push_str(&accounts_line(t));
+    text.push_str(&labels_line(t));
     for compaction in &report.compaction {
         let c = &compaction.totals;
         text.push_str(&format!(
@@ -222,6 +223,18 @@ fn accounts_line(t: &Totals) -> String {
     )
 }
 
+/// The summary's line of the model's late labels, if the job read any.
+fn labels_line(t: &Totals) -> String {
+    if t.labels_read == 0 {
+        return String::new();
+    }
+    format!(
+        "\n  labels: {} read, {} after their transaction was scored",
+        group(t.labels_read),
+        group(t.labels_late)
+    )
+}
+
 /// The summary the launcher prints when every process of the cluster has ended.
 pub fn cluster_summary(report: &ClusterReport) -> String {
     let t = &report.totals;
@@ -245,6 +258,7 @@ pub fn cluster_summary(report: &ClusterReport) -> String {
     }
     text.push_str(&kafka_line(t));
     text.push_str(&accounts_line(t));
+    text.push_str(&labels_line(t));
     let processes: Vec<String> = report
         .processes
         .iter()

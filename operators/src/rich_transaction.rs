@@ -141,8 +141,9 @@ fn non_empty<'de, D: Deserializer<'de>>(
     Ok(value.filter(|v| !v.is_empty()))
 }
 
-/// The label: 1 / 0, `true` / `false` (as numbers, booleans or text), or null.
-fn label<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+/// The label: 1 / 0, `true` / `false` (as numbers, booleans or text), or null (also for
+/// empty text). For `#[serde(deserialize_with)]`.
+pub fn label<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
     Option::<Label>::deserialize(deserializer).map(|label| label.and_then(|l| l.0))
 }
 

@@ -192,7 +192,7 @@ pub enum RuleConfig {
     /// joined with the accounts reference data if given.
     Features {
         /// `--accounts-table`: the reference data, if any.
-        accounts: Option<AccountsConfig>,
+        accounts: Option<ReferenceConfig>,
         /// `--model`: the model that scores every transaction, if any.
         scoring: Option<ScoringConfig>,
     },
@@ -205,12 +205,16 @@ pub struct ScoringConfig {
     pub model: PathBuf,
     /// What alerts (`--alert-on`).
     pub alert_on: AlertOn,
+    /// `--labels`: the labels joined to the predictions for the model's quality figures
+    /// (`fraud_model_quality`), if any.
+    pub labels: Option<ReferenceConfig>,
 }
 
-/// Where the `accounts` reference data comes from (`--accounts-table FILE|TABLE`,
-/// docs/semantics.md §2, "Reference data").
+/// Where reference data comes from: the `accounts` (`--accounts-table FILE|TABLE`,
+/// docs/semantics.md §2, "Reference data"), the model's late labels (`--labels`,
+/// docs/scoring.md §5).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountsConfig {
+pub struct ReferenceConfig {
     /// A CSV file with a header (`.csv`), JSON lines (`.jsonl`, `.json`, `.ndjson`), or
     /// otherwise a Delta table's path or URL, followed as it changes.
     pub location: String,
@@ -218,7 +222,7 @@ pub struct AccountsConfig {
     pub poll_interval: Duration,
 }
 
-impl AccountsConfig {
+impl ReferenceConfig {
     /// The source the location names.
     pub fn source_config(&self) -> SourceConfig {
         let location = self.location.as_str();

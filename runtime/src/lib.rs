@@ -45,7 +45,9 @@
 //!   `date` partition of the large transaction's time); [`velocity_alerts_table`]: the
 //!   velocity job's; [`model_alerts_table`]: a scoring job's with `--alert-on model|any`.
 //! - [`predictions_table`]: the `fraud_predictions` Delta table's row: a scored
-//!   transaction with its probability, prediction and model version.
+//!   transaction with its probability, prediction and model version;
+//!   [`quality_table`]: the `fraud_model_quality` table's, a change of the model's
+//!   figures of an account's hour.
 //!
 //! The semantics all this implements are in `docs/semantics.md`.
 
@@ -73,6 +75,7 @@ pub mod periodic;
 pub mod pipeline;
 pub mod predictions_table;
 pub mod profiles;
+pub mod quality_table;
 pub mod reference;
 pub mod report;
 pub mod sources;

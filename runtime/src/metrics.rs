@@ -62,6 +62,11 @@ pub struct WorkerMetrics {
     pub accounts_late: AtomicU64,
     /// Records the as-of join found no account for (joined with nulls).
     pub accounts_unknown: AtomicU64,
+    /// Labels of the model's predictions (`--labels`) the worker read.
+    pub labels_read: AtomicU64,
+    /// Those that arrived after their transaction was scored (they correct the quality
+    /// figures).
+    pub labels_late: AtomicU64,
     /// Records the worker's source emitted that the end of the dataflow has not passed
     /// yet (`u64::MAX` once its input ended: the job is draining). The stall watchdog's
     /// "input is pending".
@@ -109,6 +114,8 @@ impl Default for WorkerMetrics {
             accounts_read: AtomicU64::default(),
             accounts_late: AtomicU64::default(),
             accounts_unknown: AtomicU64::default(),
+            labels_read: AtomicU64::default(),
+            labels_late: AtomicU64::default(),
             in_flight: AtomicU64::default(),
             progress: AtomicU64::default(),
             dead_letters_by_reason: Default::default(),
@@ -214,6 +221,12 @@ pub struct Totals {
     /// Records the as-of join found no account for.
     #[serde(default)]
     pub accounts_unknown: u64,
+    /// Labels of the model's predictions read (`--labels`).
+    #[serde(default)]
+    pub labels_read: u64,
+    /// Those that arrived after their transaction was scored.
+    #[serde(default)]
+    pub labels_late: u64,
     /// The least source watermark over workers still reading (`None` when all ended).
     pub watermark: Option<u64>,
     /// Records accepted per worker, by local worker index.
@@ -290,6 +303,8 @@ impl Metrics {
             totals.accounts_read += load(&w.accounts_read);
             totals.accounts_late += load(&w.accounts_late);
             totals.accounts_unknown += load(&w.accounts_unknown);
+            totals.labels_read += load(&w.labels_read);
+            totals.labels_late += load(&w.labels_late);
             totals.events_per_worker.push(load(&w.events));
             let wm = load(&w.watermark);
             if wm != u64::MAX {
@@ -321,6 +336,8 @@ impl Totals {
         self.accounts_read += other.accounts_read;
         self.accounts_late += other.accounts_late;
         self.accounts_unknown += other.accounts_unknown;
+        self.labels_read += other.labels_read;
+        self.labels_late += other.labels_late;
         self.state_keys += other.state_keys;
         self.state_bytes += other.state_bytes;
         self.events_per_worker.extend(&other.events_per_worker);

@@ -42,7 +42,10 @@ use crate::latency::{self, AlertLatency};
 use crate::metrics::{Metrics, WorkerMetrics, add, record_state_size};
 use crate::reference::AccountRecord;
 use crate::reference::as_of_join::{AccountAt, WithAccount, join_accounts};
-use crate::reference::input::{AccountsSettings, read_accounts};
+use crate::reference::input::{
+    JoinFrontier, ReferenceRecord, ReferenceSettings, RowCounters, Update, read_accounts,
+    read_reference,
+};
 use crate::sources::operator::SourceSettings;
 use crate::sources::{Source, SourceRecord};
 
@@ -295,15 +298,9 @@ impl<'s> Stage<'s, '_> {
     where
         D: AccountAt + ExchangeData + Clone,
     {
-        let settings = AccountsSettings {
-            tick: self.job.settings.tick,
-            key_groups: self.job.key_groups,
-            poll,
-            metrics: Arc::clone(&self.job.metrics),
-            slot: self.slot,
-            control: Arc::clone(&self.job.control),
-        };
-        let input = read_accounts(self.scope, accounts, settings);
+        let counters: RowCounters = (|w| &w.accounts_read, |w| &w.accounts_late);
+        let settings = self.reference_settings("accounts", poll, counters);
+        let input = read_accounts(self.scope, accounts, settings, self.job.key_groups);
         self.dead_letters.borrow_mut().push(input.dead_letters);
         let joined = join_accounts(
             records,
@@ -314,6 +311,40 @@ impl<'s> Stage<'s, '_> {
             self.slot,
         );
         joined.probe_with(&self.probe)
+    }
+
+    /// Reads the reference data `source` (read by worker 0, following the records of
+    /// the operator that sets the returned input's frontier; `poll`: how often a followed
+    /// table is polled); rows that cannot be read go to the dead letters, rows read and
+    /// rows late count in `counters`.
+    pub fn reference<R: ReferenceRecord>(
+        &self,
+        what: &'static str,
+        source: Arc<dyn Source<R>>,
+        poll: std::time::Duration,
+        counters: RowCounters,
+    ) -> (StreamVec<'s, u64, Update<R::Data>>, JoinFrontier) {
+        let settings = self.reference_settings(what, poll, counters);
+        let input = read_reference(self.scope, source, settings);
+        self.dead_letters.borrow_mut().push(input.dead_letters);
+        (input.updates, input.frontier)
+    }
+
+    fn reference_settings(
+        &self,
+        what: &'static str,
+        poll: std::time::Duration,
+        counters: RowCounters,
+    ) -> ReferenceSettings {
+        ReferenceSettings {
+            what,
+            tick: self.job.settings.tick,
+            poll,
+            counters,
+            metrics: Arc::clone(&self.job.metrics),
+            slot: self.slot,
+            control: Arc::clone(&self.job.control),
+        }
     }
 
     /// Writes `records`, each made a row by `to_row`, to the table `table` (one of

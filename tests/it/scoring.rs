@@ -4,7 +4,9 @@
 //! other id shapes, out of order, with labels missing — the same probabilities bit for
 //! bit on 1 and 3 workers, each transaction exactly once in `fraud_predictions` (read by
 //! delta-rs and polars), probabilities equal to numpy's from the model file, and the
-//! alerts of `--alert-on any` those of the predictions.
+//! alerts of `--alert-on any` those of the predictions; and the model's quality figures
+//! per account and hour, corrected by labels that come while the job runs, against a
+//! polars batch recomputation, on 1 and 3 workers.
 
 use std::path::Path;
 
@@ -501,4 +503,175 @@ fn scoring_is_deterministic_exactly_once_and_numpy_agrees() {
         "{}",
         describe(&output)
     );
+}
+
+/// The quality table now against polars' batch recomputation (`model_check.py quality`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QualityCompared {
+    expected_rows: u64,
+    rows: u64,
+    equal: bool,
+    bad_multiplicity: u64,
+    deletes: u64,
+    changes: u64,
+    max_rate_error: f64,
+    labelled_now: u64,
+}
+
+#[test]
+fn late_labels_correct_the_quality_figures() {
+    let dir = tempfile::tempdir().expect("dir");
+    let python = Python::find();
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    // 24,000 transactions over 6 s of event time; run 2 reads them at 4,000 a second.
+    let start: u64 = 1_714_521_600_000;
+    let start_text = start.to_string();
+    let generator = [
+        "run",
+        "--rule",
+        "features",
+        "--source",
+        "generator",
+        "--profiles",
+        "--accounts",
+        "300",
+        "--fraud-every",
+        "50",
+        "--density",
+        "4000",
+        "--count",
+        "24000",
+        "--start",
+        &start_text,
+        "--commit-interval",
+        "1s",
+        "--quiet",
+    ];
+    let features = path("features");
+    let mut first: Vec<&str> = generator.to_vec();
+    first.extend(["--features-table", &features, "--alerts", "/dev/null"]);
+    assert_exit(&tidelake(dir.path(), &first), 0);
+    let train = ["train", "--table", &features, "--model", "model.json"];
+    assert_exit(&tidelake(dir.path(), &train), 0);
+
+    // Labels of the first 1.5 s come while the job runs (late); the rest are there at
+    // its start.
+    let (early, rest) = (path("early.csv"), path("rest.csv"));
+    let early_ms = (start + 1_500).to_string();
+    let _: Value = python.model_check(&["make-labels", &features, &early_ms, &early, &rest]);
+    let labels_table = path("labels");
+    let _: Value = python.model_check(&["append-labels", &labels_table, &rest]);
+    let (predictions, quality) = (path("predictions"), path("quality"));
+    let mut second: Vec<&str> = generator.to_vec();
+    second.extend([
+        "--rate",
+        "4000",
+        "--features-table",
+        "features-2",
+        "--model",
+        "model.json",
+        "--predictions-table",
+        &predictions,
+        "--labels",
+        &labels_table,
+        "--quality-table",
+        &quality,
+        "--poll-interval",
+        "100ms",
+        "--no-checkpoints",
+        "--alerts",
+        "/dev/null",
+        "--report-json",
+        "report.json",
+    ]);
+    let job = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake"))
+        .args(&second)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the tidelake binary runs");
+    std::thread::sleep(std::time::Duration::from_millis(3_000));
+    let _: Value = python.model_check(&["append-labels", &labels_table, &early]);
+    let out = job.wait_with_output().expect("the job ends");
+    assert_exit(&out, 0);
+
+    let q: QualityCompared =
+        python.model_check(&["quality", &predictions, &quality, &early, &rest]);
+    assert!(
+        q.equal && q.bad_multiplicity == 0,
+        "{q:?}\n{}",
+        describe(&out)
+    );
+    assert!(
+        q.rows > 100 && q.labelled_now > 0 && q.max_rate_error < 1e-12,
+        "{q:?}"
+    );
+    // The late labels corrected figures written before they came.
+    assert!(q.deletes > 0 && q.changes > q.rows, "{q:?}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("report.json")).expect("report"),
+    )
+    .expect("report JSON");
+    let totals = &report["totals"];
+    assert!(
+        totals["labels_late"].as_u64().expect("late") > 0,
+        "{totals}"
+    );
+    let lines = |p: &str| std::fs::read_to_string(p).expect("labels").lines().count() as u64 - 1;
+    assert_eq!(
+        totals["labels_read"].as_u64(),
+        Some(lines(&early) + lines(&rest))
+    );
+
+    // All the labels from one file, a bad row among them, on 3 workers: the same figures.
+    let all = path("all.csv");
+    let mut text = std::fs::read_to_string(&rest).expect("rest");
+    text += &std::fs::read_to_string(&early)
+        .expect("early")
+        .lines()
+        .skip(1)
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
+    text += "\"bad\",1714521600000,\n";
+    std::fs::write(&all, text).expect("all");
+    let quality_3 = path("quality-3");
+    let mut third: Vec<&str> = generator.to_vec();
+    third.extend([
+        "--workers",
+        "3",
+        "--features-table",
+        "features-3",
+        "--model",
+        "model.json",
+        "--predictions-table",
+        "predictions-3",
+        "--labels",
+        &all,
+        "--quality-table",
+        &quality_3,
+        "--no-checkpoints",
+        "--alerts",
+        "/dev/null",
+        "--dead-letters",
+        "dead.jsonl",
+    ]);
+    assert_exit(&tidelake(dir.path(), &third), 0);
+    let q3: QualityCompared =
+        python.model_check(&["quality", &path("predictions-3"), &quality_3, &all]);
+    assert!(q3.equal && q3.expected_rows == q.expected_rows, "{q3:?}");
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    assert!(dead.contains("label") && dead.contains("all.csv"), "{dead}");
+
+    // Refused: labels without --no-checkpoints, or without a model.
+    let mut checkpointed: Vec<&str> = generator.to_vec();
+    checkpointed.extend(["--model", "model.json", "--labels", &all, "--no-table"]);
+    let output = tidelake(dir.path(), &checkpointed);
+    assert_exit(&output, 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--no-checkpoints"));
+    let mut modelless: Vec<&str> = generator.to_vec();
+    modelless.extend(["--labels", &all, "--no-checkpoints", "--no-table"]);
+    assert_exit(&tidelake(dir.path(), &modelless), 2);
 }

@@ -14,6 +14,16 @@ document:
                                   for bit
     alerts PREDICTIONS ALERTS_JSONL ON
                                   the alerts file against the predictions (ON: model|any)
+    make-labels FEATURES EARLY_MS OUT_EARLY OUT_REST
+                                  labels (CSV accountId,ts,label) for a sample of the
+                                  table's transactions, half flipped, some duplicated, some
+                                  of no transaction: those at or before EARLY_MS to
+                                  OUT_EARLY, the rest to OUT_REST
+    append-labels URL CSV         delta-rs appends the labels of CSV (accountId string, ts
+                                  timestamp, label int32), creating the table
+    quality PREDICTIONS QUALITY LABELS_CSV...
+                                  the quality changelog's figures now against polars'
+                                  batch recomputation from the predictions and the labels
 """
 
 import json
@@ -193,6 +203,95 @@ def alerts(predictions_table, alerts_path, on):
     print(json.dumps({"expected": len(expected_keys), "alerts": len(got_keys), "equal": expected_keys == got_keys}))
 
 
+def make_labels(features_table, early_ms, out_early, out_rest):
+    rng = np.random.default_rng(7)
+    df = pl.read_delta(features_table).select(["accountId", "dt", "label"])
+    ms = (df["dt"].cast(pl.Int64) // 1000).to_numpy()
+    pick = rng.random(len(df)) < 0.05
+    rows = []
+    accounts = df["accountId"].to_list()
+    labels = df["label"].to_list()
+    for i in np.nonzero(pick)[0]:
+        inline = labels[i] if labels[i] is not None else 0
+        label = 1 - inline if rng.random() < 0.5 else inline
+        rows.append((accounts[i], int(ms[i]), int(label)))
+        if rng.random() < 0.1:  # a second label for the transaction: fraud wins
+            rows.append((accounts[i], int(ms[i]), int(1 - label)))
+    # Labels of no transaction.
+    rows += [("no-such-account", int(ms[0]), 1), (accounts[0], int(ms[0]) + 1, 1)]
+    early = [r for r in rows if r[1] <= int(early_ms)]
+    rest = [r for r in rows if r[1] > int(early_ms)]
+    for path, part in ((out_early, early), (out_rest, rest)):
+        with open(path, "w") as f:
+            f.write("accountId,ts,label\n")
+            for account, t, label in part:
+                quoted = '"' + account.replace('"', '""') + '"'
+                f.write(f"{quoted},{t},{label}\n")
+    print(json.dumps({"early": len(early), "rest": len(rest)}))
+
+
+def read_labels(paths):
+    frames = [pl.read_csv(p, schema_overrides={"accountId": pl.String, "ts": pl.Int64, "label": pl.Int64}) for p in paths]
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def append_labels(url, path):
+    from deltalake import write_deltalake
+    import pyarrow as pa
+    labels = read_labels([path])
+    data = pa.table({
+        "accountId": pa.array(labels["accountId"].to_list(), pa.string()),
+        "ts": pa.array([t * 1000 for t in labels["ts"].to_list()], pa.timestamp("us", tz="UTC")),
+        "label": pa.array(labels["label"].to_list(), pa.int32()),
+    })
+    write_deltalake(url, data, mode="append")
+    print(json.dumps({"rows": data.num_rows}))
+
+
+def quality(predictions_table, quality_table, *label_paths):
+    predictions = pl.read_delta(predictions_table).with_columns(
+        (pl.col("dt").cast(pl.Int64) // 1000).alias("ts"))
+    labels = read_labels(label_paths).group_by(["accountId", "ts"]).agg(pl.col("label").max().alias("given"))
+    joined = predictions.join(labels, on=["accountId", "ts"], how="left").with_columns(
+        pl.coalesce([pl.col("given"), pl.col("label").cast(pl.Int64)]).alias("truth"),
+        (pl.col("ts") - pl.col("ts") % 3_600_000).alias("hourMs"))
+    expected = joined.group_by(["accountId", "hourMs"]).agg(
+        pl.len().cast(pl.Int64).alias("count"),
+        pl.col("truth").is_not_null().sum().cast(pl.Int64).alias("labelled"),
+        (pl.col("truth") == pl.col("prediction")).fill_null(False).sum().cast(pl.Int64).alias("correct"),
+        ((pl.col("prediction") == 1) & (pl.col("truth") == 0)).fill_null(False).sum().cast(pl.Int64).alias("falsePositives"),
+        ((pl.col("prediction") == 0) & (pl.col("truth") == 1)).fill_null(False).sum().cast(pl.Int64).alias("falseNegatives"),
+    )
+    changes = pl.read_delta(quality_table).with_columns(
+        (pl.col("hour").cast(pl.Int64) // 1000).alias("hourMs"),
+        pl.when(pl.col("operation") == "insert").then(1).otherwise(-1).alias("sign"))
+    cols = ["accountId", "hourMs", "count", "labelled", "correct", "falsePositives", "falseNegatives"]
+    state = changes.group_by(cols).agg(pl.col("sign").sum().alias("n"))
+    bad_multiplicity = state.filter(~pl.col("n").is_in([0, 1])).height
+    now = state.filter(pl.col("n") == 1).select(cols).sort(cols)
+    expected = expected.select(cols).sort(cols)
+    rates = changes.filter(pl.col("labelled") > 0).with_columns(
+        (pl.col("truePredictionRate") - pl.col("correct") / pl.col("labelled")).abs().alias("err"))
+    print(json.dumps({
+        "expectedRows": expected.height,
+        "rows": now.height,
+        "equal": now.equals(expected),
+        "badMultiplicity": bad_multiplicity,
+        "deletes": changes.filter(pl.col("operation") == "delete").height,
+        "changes": changes.height,
+        "maxRateError": float(rates["err"].max() or 0.0),
+        "labelledNow": int(now["labelled"].sum()),
+    }))
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    {"heldout": heldout, "probabilities": check_probabilities, "same": same, "alerts": alerts}[command](*args)
+    {
+        "heldout": heldout,
+        "probabilities": check_probabilities,
+        "same": same,
+        "alerts": alerts,
+        "make-labels": make_labels,
+        "append-labels": append_labels,
+        "quality": quality,
+    }[command](*args)

@@ -15,22 +15,28 @@ use tidelake_operators::history::HistoryFeatures;
 use tidelake_operators::{FraudDetector, RichTransaction};
 
 use crate::alerts_table::AlertRow;
-use crate::config::{AccountsConfig, ScoringConfig};
+use crate::config::{ReferenceConfig, ScoringConfig};
 use crate::features_table::FeatureRow;
 use crate::model::Model;
 use crate::model::alert::AlertOn;
+use crate::model::quality::model_quality;
 use crate::model::score::Scorer;
 use crate::model_alerts_table::ModelAlertRow;
 use crate::pipeline::{ALERTS, Events, Pipeline, Stage, TableDecl};
 use crate::predictions_table::PredictionRow;
+use crate::quality_table::QualityRow;
 use crate::reference::AccountRecord;
+use crate::reference::LabelRecord;
 use crate::reference::as_of_join::WithAccount;
+use crate::reference::input::RowCounters;
 use crate::sources::{Source, SourceError, SourceRecord};
 
 /// The name of the table `--features-table` names.
 pub const FEATURES: &str = "features";
 /// The name of the table `--predictions-table` names.
 pub const PREDICTIONS: &str = "fraud_predictions";
+/// The name of the table `--quality-table` names.
+pub const QUALITY: &str = "fraud_model_quality";
 
 /// The features job.
 #[derive(Clone, Default)]
@@ -44,6 +50,15 @@ pub struct FeaturesJob {
 struct Scoring {
     scorer: Arc<Scorer>,
     alert_on: AlertOn,
+    labels: Option<Labels>,
+}
+
+/// The labels of the predictions, opened.
+#[derive(Clone)]
+struct Labels {
+    location: String,
+    source: Arc<dyn Source<LabelRecord>>,
+    poll: Duration,
 }
 
 /// The accounts reference data, opened.
@@ -59,7 +74,7 @@ impl FeaturesJob {
     /// readable as accounts) and the model `scoring` names loaded (refused if it needs
     /// features the job does not compute).
     pub fn new(
-        accounts: Option<&AccountsConfig>,
+        accounts: Option<&ReferenceConfig>,
         scoring: Option<&ScoringConfig>,
     ) -> Result<Self, SourceError> {
         let accounts = match accounts {
@@ -80,9 +95,20 @@ impl FeaturesJob {
                     Model::load(&config.model).map_err(|e| SourceError::Config(e.to_string()))?;
                 let scorer = Scorer::new(model, accounts.is_some())
                     .map_err(|e| SourceError::Config(format!("--model {location}: {e}")))?;
+                let labels = match &config.labels {
+                    None => None,
+                    Some(labels) => Some(Labels {
+                        location: labels.location.clone(),
+                        source: LabelRecord::source(&labels.source_config()).map_err(|e| {
+                            SourceError::Config(format!("--labels {}: {e}", labels.location))
+                        })?,
+                        poll: labels.poll_interval,
+                    }),
+                };
                 Some(Scoring {
                     scorer: Arc::new(scorer),
                     alert_on: config.alert_on,
+                    labels,
                 })
             }
         };
@@ -102,6 +128,9 @@ impl Pipeline for FeaturesJob {
             let version = &scoring.scorer.model().model_version;
             settings.push(("--model".to_owned(), version.clone()));
             settings.push(("--alert-on".to_owned(), scoring.alert_on.name().to_owned()));
+            if let Some(labels) = &scoring.labels {
+                settings.push(("--labels".to_owned(), labels.location.clone()));
+            }
         }
         settings
     }
@@ -114,6 +143,7 @@ impl Pipeline for FeaturesJob {
         vec![
             TableDecl::of::<FeatureRow>(FEATURES),
             TableDecl::of::<PredictionRow>(PREDICTIONS),
+            TableDecl::of::<QualityRow>(QUALITY),
             alerts,
         ]
     }
@@ -144,6 +174,13 @@ impl Pipeline for FeaturesJob {
         if alert_on != AlertOn::Rule {
             let alerts = stage.alerts(scored.clone().flat_map(move |s| alert_on.alert(&s)));
             stage.table(ALERTS, alerts, ModelAlertRow);
+        }
+        if let Some(labels) = &scoring.labels {
+            let counters: RowCounters = (|w| &w.labels_read, |w| &w.labels_late);
+            let source = Arc::clone(&labels.source);
+            let (updates, follow) = stage.reference("labels", source, labels.poll, counters);
+            let changes = model_quality(scored.clone(), updates, follow);
+            stage.table(QUALITY, changes, QualityRow);
         }
         stage.table(FEATURES, scored.clone(), |s| FeatureRow(s.row));
         stage.table(PREDICTIONS, scored, PredictionRow);

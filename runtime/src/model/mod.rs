@@ -6,6 +6,7 @@ pub mod alert;
 pub mod features;
 pub mod file;
 pub mod metrics;
+pub mod quality;
 pub mod score;
 pub mod train;
 

@@ -147,6 +147,16 @@ const WORKER_COUNTERS: &[WorkerCounter] = &[
         "Records the as-of join found no account for (joined with nulls)",
         |w| load(&w.accounts_unknown),
     ),
+    (
+        "labels_read",
+        "Labels of the model's predictions the worker read (--labels)",
+        |w| load(&w.labels_read),
+    ),
+    (
+        "labels_late",
+        "Labels that arrived after their transaction was scored",
+        |w| load(&w.labels_late),
+    ),
 ];
 
 /// A per-worker gauge.

@@ -129,7 +129,9 @@ impl SourceRecord for AccountRecord {
 }
 
 /// A string, or an integer written as one.
-fn account_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<AccountId, D::Error> {
+pub(crate) fn account_id<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<AccountId, D::Error> {
     struct Id;
     impl Visitor<'_> for Id {
         type Value = AccountId;
@@ -150,7 +152,7 @@ fn account_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<AccountId, D
 }
 
 /// ms since the epoch: an integer, or RFC 3339 text.
-fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+pub(crate) fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     optional_millis(deserializer)?.ok_or_else(|| de::Error::custom("a time is required"))
 }
 

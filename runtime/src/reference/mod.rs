@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod as_of_join;
 pub mod input;
+pub mod labels;
 
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::implementations::ValSpine;
@@ -24,6 +25,7 @@ use tidelake_operators::StableHash;
 use tidelake_operators::snapshot::key_group;
 
 pub use accounts::{AccountRecord, AccountVersion};
+pub use labels::LabelRecord;
 
 /// The arrangement's storage: account → versions, at the job's ticks.
 pub type AccountsSpine = ValSpine<AccountId, AccountVersion, u64, isize>;
