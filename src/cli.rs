@@ -595,8 +595,9 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "rule", help_heading = "Model")]
     pub alert_on: AlertOnArg,
     /// With --model: the labels of transactions (`accountId, ts, label`) as they become
-    /// known — a CSV file with a header, JSON lines, or a Delta table followed as it
-    /// changes — joined to the predictions for the model's quality per account and hour,
+    /// known — a CSV file with a header, JSON lines, a Delta table followed as it
+    /// changes, or a Kafka topic of JSON values (kafka://HOST:PORT/TOPIC) — joined to the
+    /// predictions for the model's quality per account and hour,
     /// corrected as late labels come, into --quality-table (docs/scoring.md §5). Needs
     /// --no-checkpoints.
     #[arg(long, value_name = "FILE|TABLE", help_heading = "Model")]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tidelake_operators::time::format_millis;
 use tidelake_sinks::parquet::WriterOptions;
 
+use crate::kafka::KafkaFormat;
 use crate::kafka::sink::KafkaSinkConfig;
 use crate::model::alert::AlertOn;
 use crate::sources::csv::CsvSource;
@@ -215,21 +216,30 @@ pub struct ScoringConfig {
 /// docs/scoring.md §5).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReferenceConfig {
-    /// A CSV file with a header (`.csv`), JSON lines (`.jsonl`, `.json`, `.ndjson`), or
-    /// otherwise a Delta table's path or URL, followed as it changes.
+    /// A CSV file with a header (`.csv`), JSON lines (`.jsonl`, `.json`, `.ndjson`), a
+    /// Kafka topic of JSON values (`kafka://HOST:PORT[,HOST:PORT]/TOPIC`, read from the
+    /// earliest offsets and followed), or otherwise a Delta table's path or URL, followed
+    /// as it changes.
     pub location: String,
     /// How often a followed table is polled for new versions.
     pub poll_interval: Duration,
 }
 
 impl ReferenceConfig {
-    /// The source the location names.
-    pub fn source_config(&self) -> SourceConfig {
+    /// The source the location names; an error if a Kafka URL is malformed.
+    pub fn source_config(&self) -> Result<SourceConfig, String> {
         let location = self.location.as_str();
+        if location.starts_with("kafka://") {
+            let topic = KafkaSinkConfig::parse(location)?;
+            return Ok(SourceConfig::Kafka(KafkaConfig {
+                format: KafkaFormat::Json,
+                ..KafkaConfig::new(topic.brokers, vec![topic.topic])
+            }));
+        }
         let extension = location
             .rsplit_once('.')
             .map(|(_, e)| e.to_ascii_lowercase());
-        match extension.as_deref() {
+        Ok(match extension.as_deref() {
             Some("csv") => SourceConfig::Csv {
                 inputs: vec![self.location.clone()],
                 split_size: DEFAULT_SPLIT_SIZE,
@@ -244,7 +254,7 @@ impl ReferenceConfig {
                 partitions: 1,
                 ..DeltaConfig::new(location)
             }),
-        }
+        })
     }
 }
 

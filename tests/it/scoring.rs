@@ -562,68 +562,39 @@ fn late_labels_correct_the_quality_figures() {
     let _: Value = python.model_check(&["make-labels", &features, &early_ms, &early, &rest]);
     let labels_table = path("labels");
     let _: Value = python.model_check(&["append-labels", &labels_table, &rest]);
-    let (predictions, quality) = (path("predictions"), path("quality"));
-    let mut second: Vec<&str> = generator.to_vec();
-    second.extend([
-        "--rate",
-        "4000",
-        "--features-table",
-        "features-2",
-        "--model",
-        "model.json",
-        "--predictions-table",
-        &predictions,
-        "--labels",
-        &labels_table,
-        "--quality-table",
-        &quality,
-        "--poll-interval",
-        "100ms",
-        "--no-checkpoints",
-        "--alerts",
-        "/dev/null",
-        "--report-json",
-        "report.json",
-    ]);
-    let job = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake"))
-        .args(&second)
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the tidelake binary runs");
-    std::thread::sleep(std::time::Duration::from_millis(3_000));
-    let _: Value = python.model_check(&["append-labels", &labels_table, &early]);
-    let out = job.wait_with_output().expect("the job ends");
-    assert_exit(&out, 0);
-
-    let q: QualityCompared =
-        python.model_check(&["quality", &predictions, &quality, &early, &rest]);
-    assert!(
-        q.equal && q.bad_multiplicity == 0,
-        "{q:?}\n{}",
-        describe(&out)
-    );
-    assert!(
-        q.rows > 100 && q.labelled_now > 0 && q.max_rate_error < 1e-12,
-        "{q:?}"
-    );
-    // The late labels corrected figures written before they came.
-    assert!(q.deletes > 0 && q.changes > q.rows, "{q:?}");
-    let report: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("report.json")).expect("report"),
-    )
-    .expect("report JSON");
-    let totals = &report["totals"];
-    assert!(
-        totals["labels_late"].as_u64().expect("late") > 0,
-        "{totals}"
-    );
     let lines = |p: &str| std::fs::read_to_string(p).expect("labels").lines().count() as u64 - 1;
-    assert_eq!(
-        totals["labels_read"].as_u64(),
-        Some(lines(&early) + lines(&rest))
+    let append = || {
+        let _: Value = python.model_check(&["append-labels", &labels_table, &early]);
+    };
+    let expected_reads = lines(&early) + lines(&rest);
+    let q = late_labels(
+        dir.path(),
+        &python,
+        &generator,
+        &labels_table,
+        "delta",
+        append,
     );
+    assert_eq!(q.1["labels_read"].as_u64(), Some(expected_reads));
+
+    // The same labels from a Kafka topic (JSON values), the late ones sent while the job
+    // runs.
+    let mut broker = crate::kafka_broker::KafkaBroker::start();
+    let address = broker.address();
+    crate::kafka::create_topic(dir.path(), &address, "labels", 2);
+    let send = |file: &str| {
+        let values = labels_json(file).into_iter().enumerate();
+        let messages = values.map(|(i, v)| ((i % 2) as i32, v));
+        crate::kafka::send_to_partitions(&address, "labels", messages);
+    };
+    send(&rest);
+    let topic = format!("kafka://{address}/labels");
+    let k = late_labels(dir.path(), &python, &generator, &topic, "kafka", || {
+        send(&early)
+    });
+    broker.kill();
+    assert_eq!(k.1["labels_read"].as_u64(), Some(expected_reads));
+    assert_eq!(k.0.expected_rows, q.0.expected_rows);
 
     // All the labels from one file, a bad row among them, on 3 workers: the same figures.
     let all = path("all.csv");
@@ -660,7 +631,7 @@ fn late_labels_correct_the_quality_figures() {
     assert_exit(&tidelake(dir.path(), &third), 0);
     let q3: QualityCompared =
         python.model_check(&["quality", &path("predictions-3"), &quality_3, &all]);
-    assert!(q3.equal && q3.expected_rows == q.expected_rows, "{q3:?}");
+    assert!(q3.equal && q3.expected_rows == q.0.expected_rows, "{q3:?}");
     let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
     assert_eq!(dead.lines().count(), 1, "{dead}");
     assert!(dead.contains("label") && dead.contains("all.csv"), "{dead}");
@@ -674,4 +645,99 @@ fn late_labels_correct_the_quality_figures() {
     let mut modelless: Vec<&str> = generator.to_vec();
     modelless.extend(["--labels", &all, "--no-checkpoints", "--no-table"]);
     assert_exit(&tidelake(dir.path(), &modelless), 2);
+}
+
+/// Runs the generator's flags `generator` with the model and the labels at `labels`
+/// (`name` names its tables), at 4,000 transactions a second, calling `append` 3 s in
+/// (the labels of the first 1.5 s); checks the quality table against polars' batch
+/// recomputation and that the late labels corrected it. Returns that comparison and the
+/// report's totals.
+fn late_labels(
+    dir: &Path,
+    python: &Python,
+    generator: &[&str],
+    labels: &str,
+    name: &str,
+    append: impl FnOnce(),
+) -> (QualityCompared, Value) {
+    let path = |file: &str| dir.join(file).to_str().expect("utf-8").to_owned();
+    let (predictions, quality) = (
+        path(&format!("predictions-{name}")),
+        path(&format!("quality-{name}")),
+    );
+    let features = format!("features-{name}");
+    let report = format!("report-{name}.json");
+    let mut args: Vec<&str> = generator.to_vec();
+    args.extend([
+        "--rate",
+        "4000",
+        "--features-table",
+        &features,
+        "--model",
+        "model.json",
+        "--predictions-table",
+        &predictions,
+        "--labels",
+        labels,
+        "--quality-table",
+        &quality,
+        "--poll-interval",
+        "100ms",
+        "--no-checkpoints",
+        "--alerts",
+        "/dev/null",
+        "--report-json",
+        &report,
+    ]);
+    let job = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake"))
+        .args(&args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the tidelake binary runs");
+    std::thread::sleep(std::time::Duration::from_millis(3_000));
+    append();
+    let out = job.wait_with_output().expect("the job ends");
+    assert_exit(&out, 0);
+
+    let (early, rest) = (path("early.csv"), path("rest.csv"));
+    let q: QualityCompared =
+        python.model_check(&["quality", &predictions, &quality, &early, &rest]);
+    assert!(
+        q.equal && q.bad_multiplicity == 0,
+        "{name}: {q:?}\n{}",
+        describe(&out)
+    );
+    assert!(
+        q.rows > 100 && q.labelled_now > 0 && q.max_rate_error < 1e-12,
+        "{name}: {q:?}"
+    );
+    // The late labels corrected figures written before they came.
+    assert!(q.deletes > 0 && q.changes > q.rows, "{name}: {q:?}");
+    let text = std::fs::read_to_string(dir.join(&report)).expect("report");
+    let report: Value = serde_json::from_str(&text).expect("report JSON");
+    let totals = report["totals"].clone();
+    assert!(
+        totals["labels_late"].as_u64().expect("late") > 0,
+        "{name}: {totals}"
+    );
+    (q, totals)
+}
+
+/// The labels of a CSV file `accountId,ts,label` (ids without quotes or commas) as JSON
+/// values.
+fn labels_json(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).expect("labels");
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let account = fields[0].trim_matches('"');
+            format!(
+                r#"{{"accountId":"{account}","ts":{},"label":{}}}"#,
+                fields[1], fields[2]
+            )
+        })
+        .collect()
 }

@@ -41,7 +41,7 @@ pub const QUALITY: &str = "fraud_model_quality";
 /// The features job.
 #[derive(Clone, Default)]
 pub struct FeaturesJob {
-    accounts: Option<Accounts>,
+    accounts: Option<Reference<AccountRecord>>,
     scoring: Option<Scoring>,
 }
 
@@ -50,23 +50,40 @@ pub struct FeaturesJob {
 struct Scoring {
     scorer: Arc<Scorer>,
     alert_on: AlertOn,
-    labels: Option<Labels>,
+    labels: Option<Reference<LabelRecord>>,
 }
 
-/// The labels of the predictions, opened.
-#[derive(Clone)]
-struct Labels {
+/// Reference data (the accounts, the labels), opened.
+struct Reference<R> {
     location: String,
-    source: Arc<dyn Source<LabelRecord>>,
+    source: Arc<dyn Source<R>>,
     poll: Duration,
 }
 
-/// The accounts reference data, opened.
-#[derive(Clone)]
-struct Accounts {
-    location: String,
-    source: Arc<dyn Source<AccountRecord>>,
-    poll: Duration,
+impl<R> Clone for Reference<R> {
+    fn clone(&self) -> Self {
+        Reference {
+            location: self.location.clone(),
+            source: Arc::clone(&self.source),
+            poll: self.poll,
+        }
+    }
+}
+
+impl<R: SourceRecord> Reference<R> {
+    /// The source `config` names, given with `flag`.
+    fn open(config: &ReferenceConfig, flag: &str) -> Result<Self, SourceError> {
+        let source = config
+            .source_config()
+            .map_err(SourceError::Config)
+            .and_then(|source| R::source(&source))
+            .map_err(|e| SourceError::Config(format!("{flag} {}: {e}", config.location)))?;
+        Ok(Reference {
+            location: config.location.clone(),
+            source,
+            poll: config.poll_interval,
+        })
+    }
 }
 
 impl FeaturesJob {
@@ -77,16 +94,9 @@ impl FeaturesJob {
         accounts: Option<&ReferenceConfig>,
         scoring: Option<&ScoringConfig>,
     ) -> Result<Self, SourceError> {
-        let accounts = match accounts {
-            None => None,
-            Some(config) => Some(Accounts {
-                location: config.location.clone(),
-                source: AccountRecord::source(&config.source_config()).map_err(|e| {
-                    SourceError::Config(format!("--accounts-table {}: {e}", config.location))
-                })?,
-                poll: config.poll_interval,
-            }),
-        };
+        let accounts = accounts
+            .map(|config| Reference::open(config, "--accounts-table"))
+            .transpose()?;
         let scoring = match scoring {
             None => None,
             Some(config) => {
@@ -95,16 +105,11 @@ impl FeaturesJob {
                     Model::load(&config.model).map_err(|e| SourceError::Config(e.to_string()))?;
                 let scorer = Scorer::new(model, accounts.is_some())
                     .map_err(|e| SourceError::Config(format!("--model {location}: {e}")))?;
-                let labels = match &config.labels {
-                    None => None,
-                    Some(labels) => Some(Labels {
-                        location: labels.location.clone(),
-                        source: LabelRecord::source(&labels.source_config()).map_err(|e| {
-                            SourceError::Config(format!("--labels {}: {e}", labels.location))
-                        })?,
-                        poll: labels.poll_interval,
-                    }),
-                };
+                let labels = config
+                    .labels
+                    .as_ref()
+                    .map(|labels| Reference::open(labels, "--labels"))
+                    .transpose()?;
                 Some(Scoring {
                     scorer: Arc::new(scorer),
                     alert_on: config.alert_on,
