@@ -59,12 +59,9 @@ pub struct DirOptions {
 /// Runs a `tidelake checkpoints` subcommand: exit 0, 1 when the store fails or a
 /// checkpoint shown cannot be read, 2 when there is no such directory or checkpoint.
 pub fn run(args: &CheckpointsArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::io_runtime() {
         Ok(runtime) => runtime,
-        Err(e) => return usage_error(anyhow::anyhow!("cannot start the I/O runtime: {e}")),
+        Err(e) => return usage_error(e),
     };
     let (options, result) = match &args.command {
         CheckpointsCommand::List { dir } => (dir, runtime.block_on(list(dir))),

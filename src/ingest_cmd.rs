@@ -128,13 +128,10 @@ pub fn run(args: &IngestArgs) -> ExitCode {
         }
         tracing::info!("stopping after the commit being made (Ctrl-C again to exit at once)");
     });
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::io_runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
-            tracing::error!("cannot start the I/O runtime: {e}");
+            tracing::error!("{e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };

@@ -122,6 +122,15 @@ fn default_run_args() -> RunArgs {
     }
 }
 
+/// A single-threaded Tokio runtime for the commands that read and write tables and
+/// checkpoints from synchronous code (`table`, `checkpoints`, `ingest`, `train`, `report`).
+pub(crate) fn io_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the I/O runtime: {e}"))
+}
+
 /// Runs a job (`run`, or one `worker` of a cluster, started by the `launcher` pid if
 /// given) and prints its summary.
 fn run(config: Result<JobConfig, String>, args: &RunArgs, launcher: Option<u32>) -> ExitCode {

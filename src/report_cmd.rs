@@ -85,10 +85,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
 }
 
 fn report(args: &ReportArgs) -> Result<Figures, Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot start the I/O runtime: {e}")))?;
+    let runtime = crate::io_runtime().map_err(Failure::Failed)?;
     let figures = runtime.block_on(read(&args.predictions, args.bucket))?;
     let charts = Charts::draw(&figures).map_err(Failure::Failed)?;
     write(&args.out, &figures, &charts).map_err(Failure::Failed)?;

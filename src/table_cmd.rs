@@ -112,12 +112,9 @@ pub struct TableOptions {
 
 /// Runs a `tidelake table` subcommand.
 pub fn run(args: &TableArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::io_runtime() {
         Ok(runtime) => runtime,
-        Err(e) => return usage_error(anyhow::anyhow!("cannot start the I/O runtime: {e}")),
+        Err(e) => return usage_error(e),
     };
     let result = match &args.command {
         TableCommand::History { table, limit } => runtime.block_on(show_history(table, *limit)),

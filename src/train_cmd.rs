@@ -78,33 +78,21 @@ pub fn run(args: &TrainArgs) -> ExitCode {
             .map(str::to_owned)
             .collect()
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::io_runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
-            tracing::error!("cannot start the I/O runtime: {e}");
+            tracing::error!("{e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
     let trained = catalog_features(&names).and_then(|features| {
         let table = DeltaTable::open_existing_url(&args.table)?;
         let mut rows = runtime.block_on(read_rows(&table, &features))?;
-        let mut names = names.clone();
         if !chosen {
             // The accounts' features only where the table has the reference data.
-            let keep: Vec<bool> = features
-                .iter()
-                .zip(&rows.present)
-                .map(|(f, present)| !needs_accounts(f) || *present > 0)
-                .collect();
-            rows.retain_features(&keep);
-            let mut flags = keep.iter();
-            names.retain(|_| flags.next().copied().unwrap_or(true));
+            rows.retain_features(|f, present| !needs_accounts(f) || present > 0);
         }
         let options = TrainOptions {
-            features: names,
             holdout: args.holdout,
             l2: args.l2,
             threshold,

@@ -16,7 +16,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use tidelake_sinks::parquet::ArrowRows;
 
-use crate::model::quality::{QualityChange, true_prediction_rate};
+use crate::model::quality::QualityChange;
 use crate::transactions_table::{date_partition_values, day_of, micros, utc_micros};
 
 /// A change of the quality figures as a row of the `fraud_model_quality` table.
@@ -87,15 +87,15 @@ impl ArrowRows for QualityRow {
         b.hour.append_value(micros(c.hour));
         let counts = [
             f.count,
-            f.labelled,
-            f.correct,
-            f.false_positives,
-            f.false_negatives,
+            f.labelled.total(),
+            f.labelled.correct(),
+            f.labelled.false_positives,
+            f.labelled.false_negatives,
         ];
         for (builder, n) in b.counts.iter_mut().zip(counts) {
             builder.append_value(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        b.rate.append_option(true_prediction_rate(f));
+        b.rate.append_option(f.labelled.accuracy());
         b.operation
             .append_value(if c.insert { "insert" } else { "delete" });
         b.changed_at.append_value(micros(c.at));

@@ -245,8 +245,8 @@ impl Accumulator {
             let into = merged.entry(bucket_start(start, width_us)).or_default();
             into.rows += counts.rows;
             into.labelled += counts.labelled;
-            merge(&mut into.model, &counts.model);
-            merge(&mut into.rule, &counts.rule);
+            into.model.merge(&counts.model);
+            into.rule.merge(&counts.rule);
         }
         let buckets = merged
             .into_iter()
@@ -288,13 +288,6 @@ fn add(confusion: &mut Confusion, verdict: Option<bool>, label: bool) {
     if let Some(verdict) = verdict {
         confusion.add(verdict, label);
     }
-}
-
-fn merge(into: &mut Confusion, from: &Confusion) {
-    into.true_positives += from.true_positives;
-    into.false_positives += from.false_positives;
-    into.true_negatives += from.true_negatives;
-    into.false_negatives += from.false_negatives;
 }
 
 /// The start of the bucket of `width` (µs, from the epoch) holding `t`.

@@ -1,8 +1,7 @@
 //! Alerts of a job that scores (`--alert-on`, docs/scoring.md §3): the transactions the
 //! rule, the model, or either flags.
 
-use std::sync::Arc;
-
+use compact_str::CompactString;
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 use tidelake_operators::AccountId;
@@ -49,7 +48,7 @@ impl AlertOn {
             probability: scored.probability,
             rule_alert: rule,
             model_alert: scored.prediction,
-            model_version: Arc::clone(&scored.model_version),
+            model_version: scored.model_version.clone(),
         })
     }
 }
@@ -71,7 +70,7 @@ pub struct ModelAlert {
     /// The model flagged it.
     pub model_alert: bool,
     /// The model's version.
-    pub model_version: Arc<str>,
+    pub model_version: CompactString,
 }
 
 impl Serialize for ModelAlert {
@@ -84,7 +83,7 @@ impl Serialize for ModelAlert {
         s.serialize_field("probability", &self.probability)?;
         s.serialize_field("ruleAlert", &self.rule_alert)?;
         s.serialize_field("modelAlert", &self.model_alert)?;
-        s.serialize_field("modelVersion", &*self.model_version)?;
+        s.serialize_field("modelVersion", self.model_version.as_str())?;
         s.end()
     }
 }

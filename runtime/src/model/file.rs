@@ -320,16 +320,21 @@ impl Model {
         Ok(())
     }
 
-    /// The model's probability of fraud for one transaction's feature values (in the
-    /// model's order): the logistic function of the scaled values' linear combination,
-    /// summed in feature order.
-    #[inline]
-    pub fn logit(&self, values: impl Iterator<Item = f64>) -> f64 {
-        let mut z = self.intercept;
-        for ((x, f), w) in values.zip(&self.features).zip(&self.coefficients) {
-            z += w * ((x - f.mean) / f.scale);
+    /// The model's probabilities of fraud for rows given by their feature values, one
+    /// column per feature in the model's order: the logistic function of each row's
+    /// scaled values' linear combination, summed from the intercept in feature order —
+    /// the one computation training and scoring share, so a row's probability does not
+    /// depend on how rows are batched.
+    pub fn probabilities(&self, columns: &[Vec<f64>]) -> Vec<f64> {
+        let rows = columns.first().map_or(0, Vec::len);
+        let mut z = vec![self.intercept; rows];
+        let scaling = self.features.iter().zip(&self.coefficients);
+        for (column, (f, w)) in columns.iter().zip(scaling) {
+            for (z, x) in z.iter_mut().zip(column) {
+                *z += w * ((x - f.mean) / f.scale);
+            }
         }
-        z
+        z.into_iter().map(sigmoid).collect()
     }
 }
 
@@ -420,12 +425,15 @@ mod tests {
     }
 
     #[test]
-    fn logit_scales_in_feature_order() {
+    fn probabilities_scale_in_feature_order() {
         let m = model();
-        let z = m.logit([2.0, 1.0].into_iter());
+        let p = m.probabilities(&[vec![2.0, 1.5], vec![1.0, 1.5]]);
         assert_eq!(
-            z,
-            -3.0 + 0.75 * ((2.0 - 1.5) / 0.25) + -1.25 * ((1.0 - 1.5) / 0.25)
+            p,
+            [
+                sigmoid(-3.0 + 0.75 * ((2.0 - 1.5) / 0.25) + -1.25 * ((1.0 - 1.5) / 0.25)),
+                sigmoid(-3.0)
+            ]
         );
         assert_eq!(sigmoid(0.0), 0.5);
         assert!((sigmoid(-800.0)).abs() < 1e-300 && sigmoid(800.0) == 1.0);

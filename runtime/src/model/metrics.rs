@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The four counts of predictions against labels.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Confusion {
     /// Predicted fraud, labelled fraud.
@@ -21,12 +23,31 @@ impl Confusion {
     /// Counts one prediction against its label.
     #[inline]
     pub fn add(&mut self, prediction: bool, label: bool) {
+        self.add_many(prediction, label, 1);
+    }
+
+    /// Counts `n` equal predictions against their label.
+    #[inline]
+    pub fn add_many(&mut self, prediction: bool, label: bool, n: u64) {
         match (prediction, label) {
-            (true, true) => self.true_positives += 1,
-            (true, false) => self.false_positives += 1,
-            (false, false) => self.true_negatives += 1,
-            (false, true) => self.false_negatives += 1,
+            (true, true) => self.true_positives += n,
+            (true, false) => self.false_positives += n,
+            (false, false) => self.true_negatives += n,
+            (false, true) => self.false_negatives += n,
         }
+    }
+
+    /// Adds the counts of `other`.
+    pub fn merge(&mut self, other: &Confusion) {
+        self.true_positives += other.true_positives;
+        self.false_positives += other.false_positives;
+        self.true_negatives += other.true_negatives;
+        self.false_negatives += other.false_negatives;
+    }
+
+    /// The predictions equal to their label.
+    pub fn correct(&self) -> u64 {
+        self.true_positives + self.true_negatives
     }
 
     /// All predictions counted.
@@ -59,7 +80,7 @@ impl Confusion {
 
     /// The share of predictions equal to their label.
     pub fn accuracy(&self) -> Option<f64> {
-        ratio(self.true_positives + self.true_negatives, self.total())
+        ratio(self.correct(), self.total())
     }
 }
 

@@ -20,6 +20,7 @@ use differential_dataflow::AsCollection;
 use tidelake_operators::AccountId;
 use tidelake_operators::history::HOUR;
 
+use super::metrics::Confusion;
 use super::score::Scored;
 use crate::reference::input::{JoinFrontier, Update};
 use crate::reference::labels::TransactionKey;
@@ -42,14 +43,9 @@ enum Known {
 pub struct HourFigures {
     /// Transactions scored.
     pub count: u64,
-    /// Those with a label.
-    pub labelled: u64,
-    /// Those whose prediction equals their label.
-    pub correct: u64,
-    /// Predicted fraud, labelled not fraud.
-    pub false_positives: u64,
-    /// Predicted not fraud, labelled fraud.
-    pub false_negatives: u64,
+    /// The predictions of those with a label against it: `total()` is the labelled
+    /// ones, `correct()` those right, `accuracy()` the true prediction rate.
+    pub labelled: Confusion,
 }
 
 /// A change of the quality figures: a row of the `fraud_model_quality` table.
@@ -128,14 +124,7 @@ pub fn model_quality<'s>(
                 let n = u64::try_from(*diff).unwrap_or(0);
                 f.count += n;
                 if let Some(label) = label {
-                    f.labelled += n;
-                    if prediction == label {
-                        f.correct += n;
-                    } else if *prediction {
-                        f.false_positives += n;
-                    } else {
-                        f.false_negatives += n;
-                    }
+                    f.labelled.add_many(*prediction, *label, n);
                 }
             }
             output.push((f, 1isize));
@@ -152,11 +141,6 @@ pub fn model_quality<'s>(
             };
             std::iter::repeat_n(change, diff.unsigned_abs())
         })
-}
-
-/// The share of labelled predictions that were right; none without a label.
-pub fn true_prediction_rate(f: &HourFigures) -> Option<f64> {
-    (f.labelled > 0).then(|| f.correct as f64 / f.labelled as f64)
 }
 
 #[cfg(test)]

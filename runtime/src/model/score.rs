@@ -1,20 +1,21 @@
 //! Scoring in the stream (docs/scoring.md §3): every record of the features job gets the
 //! model's probability of fraud and its prediction, computed a batch at a time — each
-//! feature's values for the whole batch, then the linear combination feature by feature
-//! — with the same arithmetic, in the same order, as [`Model::logit`], so a probability
-//! is the same bit for bit whatever the batch, worker or process.
+//! feature's values for the whole batch, then [`Model::probabilities`], as training
+//! computes them — so a probability is the same bit for bit whatever the batch, worker
+//! or process.
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
-use timely::dataflow::{Scope, StreamVec};
 
 use tidelake_operators::history::Featured;
 
 use super::features::{Feature, Inputs, needs_accounts};
-use super::file::{Model, sigmoid};
+use super::file::Model;
 use crate::reference::as_of_join::WithAccount;
 
 /// A record of the features job with the model's verdict.
@@ -26,8 +27,9 @@ pub struct Scored {
     pub probability: f64,
     /// `probability ≥` the model's threshold.
     pub prediction: bool,
-    /// The model's version.
-    pub model_version: Arc<str>,
+    /// The model's version (short: held inline, so a copy per record costs no
+    /// allocation and no shared count).
+    pub model_version: CompactString,
 }
 
 /// A model ready to score.
@@ -35,7 +37,7 @@ pub struct Scored {
 pub struct Scorer {
     model: Model,
     features: Vec<&'static Feature>,
-    version: Arc<str>,
+    version: CompactString,
 }
 
 impl Scorer {
@@ -54,7 +56,7 @@ impl Scorer {
                 lacking.join(", ")
             ));
         }
-        let version = Arc::from(model.model_version.as_str());
+        let version = CompactString::from(model.model_version.as_str());
         Ok(Scorer {
             model,
             features,
@@ -67,36 +69,26 @@ impl Scorer {
         &self.model
     }
 
-    /// The probabilities of `rows`, in their order.
-    pub fn probabilities(&self, rows: &[Inputs]) -> Vec<f64> {
-        let mut logits = vec![self.model.intercept; rows.len()];
-        let scaling = self.model.features.iter().zip(&self.model.coefficients);
-        for (feature, (f, w)) in self.features.iter().zip(scaling) {
-            for (z, inputs) in logits.iter_mut().zip(rows) {
-                *z += w * ((feature.of(inputs) - f.mean) / f.scale);
-            }
-        }
-        logits.into_iter().map(sigmoid).collect()
-    }
-
     /// `records` scored, each batch at once.
     pub fn score<'s>(
         self: Arc<Self>,
         records: StreamVec<'s, u64, WithAccount<Featured>>,
-    ) -> StreamVec<'s, u64, Scored>
-    where
-        Scope<'s, u64>: Clone,
-    {
+    ) -> StreamVec<'s, u64, Scored> {
         records.unary::<CapacityContainerBuilder<Vec<Scored>>, _, _, _>(
             Pipeline,
             "Score",
             move |_, _| {
                 let mut inputs = Vec::new();
+                let mut columns = vec![Vec::new(); self.features.len()];
                 move |input, output| {
                     input.for_each(|time, data| {
                         inputs.clear();
                         inputs.extend(data.iter().map(Inputs::of));
-                        let probabilities = self.probabilities(&inputs);
+                        for (column, feature) in columns.iter_mut().zip(&self.features) {
+                            column.clear();
+                            column.extend(inputs.iter().map(|i| feature.of(i)));
+                        }
+                        let probabilities = self.model.probabilities(&columns);
                         let threshold = self.model.threshold;
                         let mut session = output.session(&time);
                         for (row, probability) in data.drain(..).zip(probabilities) {
@@ -104,7 +96,7 @@ impl Scorer {
                                 row,
                                 probability,
                                 prediction: probability >= threshold,
-                                model_version: Arc::clone(&self.version),
+                                model_version: self.version.clone(),
                             });
                         }
                     });

@@ -19,7 +19,6 @@ use tidelake_sinks::delta::files::reader::{open_data_file, scan};
 use super::features::{self, Feature, Inputs};
 use super::file::{
     AtThreshold, FORMAT, FORMAT_VERSION, Figures, Model, ModelKind, ScaledFeature, Training,
-    sigmoid,
 };
 use super::metrics::{Confusion, roc_auc};
 
@@ -40,8 +39,6 @@ pub enum TrainError {
 /// How to train.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
-    /// The features, by catalog name.
-    pub features: Vec<String>,
     /// The share of labelled rows (the latest by event time) held out.
     pub holdout: f64,
     /// The L2 penalty on the coefficients (of the summed log-loss).
@@ -73,14 +70,19 @@ pub struct Rows {
     pub label: Vec<bool>,
     /// The rule's verdicts.
     pub rule: Vec<bool>,
-    /// Each feature's values, in the options' order.
+    /// The features read.
+    pub features: Vec<&'static Feature>,
+    /// Each feature's values, in the order of `features`.
     pub values: Vec<Vec<f64>>,
     /// Each feature's labelled rows where what it reads is not null.
     pub present: Vec<u64>,
 }
 
 /// Reads the labelled rows of `table` with the values of `features`.
-pub async fn read_rows(table: &DeltaTable, features: &[&Feature]) -> Result<Rows, TrainError> {
+pub async fn read_rows(
+    table: &DeltaTable,
+    features: &[&'static Feature],
+) -> Result<Rows, TrainError> {
     let scan = scan(table).await?;
     let mut needed = vec!["dt", "label", "ruleAlert"];
     needed.extend(features.iter().flat_map(|f| f.columns.iter().copied()));
@@ -113,6 +115,7 @@ pub async fn read_rows(table: &DeltaTable, features: &[&Feature]) -> Result<Rows
     let schema = Arc::new(arrow::datatypes::Schema::new(fields));
     let mut rows = Rows {
         table_version: scan.version,
+        features: features.to_vec(),
         values: vec![Vec::new(); features.len()],
         present: vec![0; features.len()],
         ..Rows::default()
@@ -120,7 +123,7 @@ pub async fn read_rows(table: &DeltaTable, features: &[&Feature]) -> Result<Rows
     for add in &scan.files {
         for batch in open_data_file(table, add, &schema).await? {
             let batch = batch?;
-            rows.append(&batch, features)
+            rows.append(&batch)
                 .map_err(|e| TrainError::Invalid(format!("table {}: {e}", table.location())))?;
         }
     }
@@ -128,18 +131,23 @@ pub async fn read_rows(table: &DeltaTable, features: &[&Feature]) -> Result<Rows
 }
 
 impl Rows {
-    /// Keeps the features whose flag in `keep` is true (in the order read).
-    pub fn retain_features(&mut self, keep: &[bool]) {
-        let mut flags = keep.iter();
-        self.values
-            .retain(|_| flags.next().copied().unwrap_or(true));
-        let mut flags = keep.iter();
-        self.present
-            .retain(|_| flags.next().copied().unwrap_or(true));
+    /// Keeps the features `keep` accepts, given each and the number of rows where what
+    /// it reads is not null.
+    pub fn retain_features(&mut self, keep: impl Fn(&Feature, u64) -> bool) {
+        let features = std::mem::take(&mut self.features);
+        let values = std::mem::take(&mut self.values);
+        let present = std::mem::take(&mut self.present);
+        for ((feature, values), present) in features.into_iter().zip(values).zip(present) {
+            if keep(feature, present) {
+                self.features.push(feature);
+                self.values.push(values);
+                self.present.push(present);
+            }
+        }
     }
 
     /// Appends the labelled rows of `batch`.
-    fn append(&mut self, batch: &RecordBatch, features: &[&Feature]) -> Result<(), String> {
+    fn append(&mut self, batch: &RecordBatch) -> Result<(), String> {
         let columns = Columns::of(batch)?;
         self.read += batch.num_rows() as u64;
         for row in 0..batch.num_rows() {
@@ -150,7 +158,7 @@ impl Rows {
             self.ts.push(ts);
             self.label.push(label);
             self.rule.push(inputs.rule_alert);
-            for (j, feature) in features.iter().enumerate() {
+            for (j, feature) in self.features.iter().enumerate() {
                 let value = (feature.value)(&inputs);
                 self.present[j] += u64::from(value.is_some());
                 self.values[j].push(value.unwrap_or(feature.missing));
@@ -277,7 +285,7 @@ pub fn catalog_features(names: &[String]) -> Result<Vec<&'static Feature>, Train
     Ok(names.iter().filter_map(|n| features::feature(n)).collect())
 }
 
-/// Fits a model to `rows` (read from `table` for `options.features`).
+/// Fits a model to `rows` (read from `table`).
 pub fn fit(rows: &Rows, table: &str, options: &TrainOptions) -> Result<Model, TrainError> {
     if !(0.0 < options.holdout && options.holdout < 1.0) {
         return Err(TrainError::Invalid(
@@ -299,11 +307,11 @@ pub fn fit(rows: &Rows, table: &str, options: &TrainOptions) -> Result<Model, Tr
         )));
     }
 
-    let features: Vec<ScaledFeature> = options
+    let features: Vec<ScaledFeature> = rows
         .features
         .iter()
         .zip(&rows.values)
-        .map(|(name, values)| scaled(name, values, &train))
+        .map(|(feature, values)| scaled(feature, values, &train))
         .collect();
     let (coefficients, intercept) = fit_logistic(rows, &features, &train, options.l2)?;
 
@@ -332,7 +340,8 @@ pub fn fit(rows: &Rows, table: &str, options: &TrainOptions) -> Result<Model, Tr
             model_at_rule_precision: None,
         },
     };
-    let probability = |i: usize| sigmoid(model.logit(rows.values.iter().map(|v| v[i])));
+    let probabilities = model.probabilities(&rows.values);
+    let probability = |i: usize| probabilities[i];
     let (threshold, from) = match options.threshold {
         ThresholdChoice::Fixed(t) => (t, format!("--threshold {t}")),
         ThresholdChoice::TargetPrecision(p) => {
@@ -386,9 +395,9 @@ fn split_time(ts: &[u64], holdout: f64) -> Option<u64> {
     Some(*split)
 }
 
-/// The scaling of feature `name` from its values at `rows`: their mean and (population)
+/// The scaling of `feature` from its values at `rows`: their mean and (population)
 /// standard deviation, 1 if they are all equal.
-fn scaled(name: &str, values: &[f64], rows: &[usize]) -> ScaledFeature {
+fn scaled(feature: &Feature, values: &[f64], rows: &[usize]) -> ScaledFeature {
     let n = rows.len() as f64;
     let mean = rows.iter().map(|&i| values[i]).sum::<f64>() / n;
     let variance = rows
@@ -398,8 +407,8 @@ fn scaled(name: &str, values: &[f64], rows: &[usize]) -> ScaledFeature {
         / n;
     let sd = variance.sqrt();
     ScaledFeature {
-        name: name.to_owned(),
-        missing: features::feature(name).map_or(0.0, |f| f.missing),
+        name: feature.name.to_owned(),
+        missing: feature.missing,
         mean,
         scale: if sd > 0.0 && sd.is_finite() { sd } else { 1.0 },
     }
@@ -525,11 +534,11 @@ mod tests {
             ts: (0..n as u64).collect(),
             label: xs.iter().map(|&x| x > 0.6).collect(),
             rule: vec![false; n],
+            features: vec![features::feature("amount").expect("in the catalog")],
             values: vec![xs],
             present: vec![n as u64],
         };
         let options = TrainOptions {
-            features: vec!["amount".into()],
             holdout: 0.25,
             l2: 1.0,
             threshold: ThresholdChoice::Fixed(0.5),
