@@ -14,7 +14,7 @@ use tidelake_operators::{AccountId, EnrichedTransaction, StableHash};
 use tidelake_runtime::sources::csv::CsvSource;
 use tidelake_runtime::sources::{Emitter, ReadBatch, ReadStatus, RuleTime, Source, Watermark};
 use tidelake_runtime::transactions_table::TransactionRow;
-use tidelake_sinks::delta::files::commit::{CommitOptions, EpochCommitter};
+use tidelake_sinks::delta::files::commit::{CheckpointPolicy, CommitOptions, EpochCommitter};
 use tidelake_sinks::delta::protocol::kernel::read_snapshot;
 use tidelake_sinks::delta::{Add, DeltaTable, Schema};
 use tidelake_sinks::parquet::{ArrowRows, DataFileWriter, WriterOptions};
@@ -123,11 +123,11 @@ fn parquet_encoding(c: &mut Criterion) {
     group.finish();
 }
 
-/// A new table of transactions in a temporary directory, and a committer to it with a
-/// checkpoint every `checkpoint_interval` versions (0: none).
+/// A new table of transactions in a temporary directory, and a committer to it that
+/// checkpoints by `checkpoints`.
 fn new_table(
     runtime: &tokio::runtime::Runtime,
-    checkpoint_interval: u64,
+    checkpoints: CheckpointPolicy,
 ) -> (tempfile::TempDir, DeltaTable, EpochCommitter) {
     let dir = tempfile::tempdir().expect("tempdir");
     let table = DeltaTable::open_url(&dir.path().display().to_string()).expect("open");
@@ -140,7 +140,7 @@ fn new_table(
         ))
         .expect("create");
     let options = CommitOptions {
-        checkpoint_interval,
+        checkpoints,
         ..CommitOptions::default()
     };
     let committer = EpochCommitter::new(table.clone(), "bench-w0", &snapshot, options);
@@ -151,7 +151,7 @@ fn new_table(
 fn delta_commit(c: &mut Criterion) {
     let runtime = runtime();
     // Checkpoints are their own cost; this measures the commit.
-    let (_dir, _, mut committer) = new_table(&runtime, 0);
+    let (_dir, _, mut committer) = new_table(&runtime, CheckpointPolicy::Off);
     let mut epoch = 0u64;
     let mut group = c.benchmark_group("delta_commit");
     group.throughput(Throughput::Elements(1));
@@ -180,7 +180,7 @@ fn delta_commit_two_workers(c: &mut Criterion) {
     group.bench_function("local_disk", |b| {
         b.iter_batched(
             || {
-                let (dir, table, first) = new_table(&runtime, 10);
+                let (dir, table, first) = new_table(&runtime, CheckpointPolicy::EveryVersions(10));
                 let snapshot = runtime
                     .block_on(table.snapshot())
                     .expect("load")
@@ -217,7 +217,7 @@ fn delta_commit_two_workers(c: &mut Criterion) {
 fn table_open(c: &mut Criterion) {
     const OPEN_VERSIONS: u64 = 10_000;
     let runtime = runtime();
-    let (_dir, table, mut committer) = new_table(&runtime, 100);
+    let (_dir, table, mut committer) = new_table(&runtime, CheckpointPolicy::EveryVersions(100));
     for epoch in 1..OPEN_VERSIONS {
         runtime
             .block_on(committer.commit(epoch, vec![add(epoch)]))

@@ -9,6 +9,7 @@
 //! `--scaling` runs the throughput run on 1, 2 and 4 workers and on 2 processes × 1.
 
 mod output;
+pub mod writers;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,15 @@ pub enum SinkKind {
     Delta,
 }
 
+/// What the bench measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// The end-to-end fraud job (the runs of --phase, or --scaling).
+    Fraud,
+    /// Many per-worker writers committing to one table, simulated (docs/scaling.md).
+    Writers,
+}
+
 /// Which runs to make.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Phase {
@@ -58,6 +68,9 @@ pub enum Phase {
 /// `tidelake bench`: flags. Defaults are the bench workload of BENCHMARKS.md.
 #[derive(Clone, Debug, Args)]
 pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value = "fraud")]
+    pub scenario: Scenario,
     /// Read this CSV file (`account_id,ts_millis,amount`) in the throughput run instead
     /// of the generator. The latency run always uses the generator.
     #[arg(long, value_name = "FILE")]
@@ -107,6 +120,75 @@ pub struct BenchArgs {
     /// `throughput.svg` (events/s in total and per worker) and `latency.svg`.
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
+    /// Writers scenario: writer threads, each with its own appId.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 8,
+        help_heading = "Writers scenario"
+    )]
+    pub writers: usize,
+    /// Writers scenario: simulated time per epoch (each writer commits once per epoch).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", help_heading = "Writers scenario")]
+    pub epoch: Duration,
+    /// Writers scenario: simulated time in all.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h", help_heading = "Writers scenario")]
+    pub duration: Duration,
+    /// Writers scenario: rows each writer commits per epoch.
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 100,
+        help_heading = "Writers scenario"
+    )]
+    pub rows_per_epoch: u64,
+    /// Writers scenario: the table (a path or URL; S3 settings from the environment).
+    /// Default: a new table in the bench's temporary directory.
+    #[arg(long, value_name = "URL", help_heading = "Writers scenario")]
+    pub table: Option<String>,
+    /// Writers scenario: simulated seconds per wall second. Default: each epoch commits
+    /// as soon as the writer's previous one is done.
+    #[arg(long, value_name = "X", help_heading = "Writers scenario")]
+    pub speedup: Option<f64>,
+    /// Writers scenario: which writers share a commit.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "worker",
+        help_heading = "Writers scenario"
+    )]
+    pub commit_scope: crate::cli::CommitScopeArg,
+    /// Writers scenario: when the writers checkpoint.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "log-size",
+        help_heading = "Writers scenario"
+    )]
+    pub checkpoints: writers::CheckpointsArg,
+    /// Writers scenario: no auto-compaction.
+    #[arg(long, help_heading = "Writers scenario")]
+    pub no_auto_compact: bool,
+    /// Writers scenario: auto-compaction runs after this many commits.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        help_heading = "Writers scenario"
+    )]
+    pub auto_compact_every: u64,
+    /// Writers scenario: small files that make a partition worth compacting.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        help_heading = "Writers scenario"
+    )]
+    pub auto_compact_min_files: usize,
+    /// Writers scenario: time delta-rs opening the table after every hour, with this
+    /// Python (which has the `deltalake` package).
+    #[arg(long, value_name = "PYTHON", help_heading = "Writers scenario")]
+    pub delta_rs: Option<PathBuf>,
     /// More `tidelake run` flags for every run, after `--` (e.g. `-- --seed 7`).
     #[arg(last = true, value_name = "RUN FLAGS")]
     pub run_flags: Vec<String>,
@@ -114,20 +196,16 @@ pub struct BenchArgs {
 
 /// Runs the bench: prints the table and writes the JSON.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.scenario == Scenario::Writers {
+        return writers::run(args);
+    }
     if args.workers == 0 || args.processes == 0 {
         bail!("--workers and --processes must be at least 1");
     }
     if args.latency_rate == 0 || args.latency_duration.is_zero() {
         bail!("--latency-rate and --latency-duration must be above 0");
     }
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let work = tempfile::Builder::new()
-        .prefix("tidelake-bench-")
-        .disable_cleanup(args.keep)
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
+    let work = work_dir(args, "tidelake-bench-")?;
     let mut report = BenchReport::new(Settings::of(args));
     if args.scaling {
         for (workers, processes) in SCALING {
@@ -152,9 +230,34 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.keep {
         tracing::info!("kept {}", work.path().display());
     }
+    write_results(args, &report.table(), &report)?;
+    if let Some(dir) = &args.plot {
+        plot(&report, dir)?;
+    }
+    Ok(())
+}
 
-    let json = serde_json::to_string_pretty(&report)? + "\n";
-    let table = report.table();
+/// A new temporary directory for the bench's files under `--dir` (or the system's),
+/// named `<prefix>…`, kept with `--keep`.
+fn work_dir(args: &BenchArgs, prefix: &str) -> anyhow::Result<tempfile::TempDir> {
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .disable_cleanup(args.keep)
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a directory in {}", parent.display()))
+}
+
+/// Prints `table` and writes `report` as JSON to `--json` (with `--json -`, the JSON to
+/// stdout and the table to stderr).
+fn write_results(
+    args: &BenchArgs,
+    table: &str,
+    report: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report)? + "\n";
     if args.json == "-" {
         eprint!("{table}");
         print!("{json}");
@@ -162,9 +265,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         print!("{table}");
         std::fs::write(&args.json, json)
             .with_context(|| format!("cannot write the results to {}", args.json))?;
-    }
-    if let Some(dir) = &args.plot {
-        plot(&report, dir)?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::flags::{
     parse_size_arg, parse_start,
 };
 
+use tidelake_runtime::config::CommitScope;
 use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::config::{
     AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, ReferenceConfig, RuleConfig,
@@ -303,6 +304,25 @@ pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
             Ok((key.trim().to_owned(), value.to_owned()))
         }
         _ => Err(format!("'{text}' is not key=value")),
+    }
+}
+
+/// Which writers of a table share a commit (docs/scaling.md §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CommitScopeArg {
+    /// Each worker commits its own epochs: one table version per worker and epoch.
+    Worker,
+    /// The workers of a process commit the epochs they seal at the same time together:
+    /// one table version, with one txn per worker.
+    Process,
+}
+
+impl From<CommitScopeArg> for CommitScope {
+    fn from(scope: CommitScopeArg) -> Self {
+        match scope {
+            CommitScopeArg::Worker => CommitScope::Worker,
+            CommitScopeArg::Process => CommitScope::Process,
+        }
     }
 }
 
@@ -625,6 +645,11 @@ pub struct RunArgs {
     /// A data file is completed (and a new one started) at about this size.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "128MiB", help_heading = "Lake")]
     pub target_file_size: u64,
+    /// Which writers share a commit: each worker its own, or the workers of a process
+    /// the epochs they seal together (fewer table versions with many workers; see
+    /// docs/scaling.md).
+    #[arg(long, value_enum, default_value = "worker", help_heading = "Lake")]
+    pub commit_scope: CommitScopeArg,
     /// Compact the tables in the background while writing them (and once more at the
     /// end): bin-pack the small files of busy partitions into files of the target size.
     #[arg(long, help_heading = "Lake")]
@@ -879,6 +904,7 @@ impl RunArgs {
                 every_commits: self.auto_compact_every,
                 min_files: self.auto_compact_min_files,
             }),
+            commit_scope: self.commit_scope.into(),
         };
         config.checkpoints = CheckpointConfig {
             enabled: !self.no_checkpoints,

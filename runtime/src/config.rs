@@ -294,6 +294,19 @@ pub struct LakeConfig {
     pub writer: WriterOptions,
     /// Compact the tables in the background while the job writes them.
     pub auto_compact: Option<AutoCompactConfig>,
+    /// Which writers of a table share a commit.
+    pub commit_scope: CommitScope,
+}
+
+/// Which writers of a table share a commit (docs/scaling.md §2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CommitScope {
+    /// Each worker commits its own epochs.
+    #[default]
+    Worker,
+    /// The workers of a process commit the epochs they seal at the same time together,
+    /// one txn per worker (a [`CommitGroup`](tidelake_sinks::delta::files::group_commit)).
+    Process,
 }
 
 /// Checkpoints (docs/checkpoints.md): where and how often a job snapshots its state so
@@ -361,6 +374,7 @@ impl Default for LakeConfig {
             commit_interval_ms: 10_000,
             writer: WriterOptions::default(),
             auto_compact: None,
+            commit_scope: CommitScope::Worker,
         }
     }
 }

@@ -16,6 +16,7 @@ use tidelake_sinks::delta::maintenance::optimize::OptimizeOptions;
 
 use tidelake_sinks::delta::files::commit::CommitOptions;
 use tidelake_sinks::delta::files::constraints::Constraints;
+use tidelake_sinks::delta::files::group_commit::CommitGroup;
 use tidelake_sinks::delta::files::job_identity::{self, JobIdentity, check_job_identity};
 use tidelake_sinks::delta::files::sink::DeltaSink;
 use tidelake_sinks::delta::protocol::features::{self, Operation};
@@ -25,7 +26,7 @@ use tidelake_sinks::delta::{DeltaError, DeltaTable, Schema, Snapshot};
 use tidelake_sinks::parquet::{ArrowRows, WriterOptions};
 use tidelake_sinks::parquet_files::ParquetFileSink;
 
-use crate::config::LakeConfig;
+use crate::config::{CommitScope, LakeConfig};
 
 /// The name of the table `--table` names: the job's enriched transactions.
 pub const TRANSACTIONS: &str = "transactions";
@@ -70,13 +71,15 @@ pub struct Lake {
     replays: bool,
 }
 
-/// A table, its snapshot at start, its row rules, and its auto-compactor.
+/// A table, its snapshot at start, its row rules, its auto-compactor, and the group
+/// its writers commit in (`--commit-scope process`).
 struct OpenTable {
     decl: TableDecl,
     table: DeltaTable,
     snapshot: Snapshot,
     constraints: Arc<Constraints>,
     compactor: Option<Arc<AutoCompactor>>,
+    group: Option<Arc<CommitGroup>>,
 }
 
 /// What auto-compaction did to one table.
@@ -243,17 +246,26 @@ impl Lake {
             worker,
             &open.snapshot,
             self.writer.clone(),
-            CommitOptions {
-                query_id: self.identity.job_id.clone(),
-                job: Some(self.identity.clone()),
-                ..CommitOptions::default()
-            },
+            commit_options(&self.identity),
         )?
         .with_constraints(Arc::clone(&open.constraints));
+        let sink = match &open.group {
+            Some(group) => sink.with_group(Arc::clone(group)),
+            None => sink,
+        };
         Ok(match &open.compactor {
             Some(compactor) => sink.with_compactor(Arc::clone(compactor)),
             None => sink,
         })
+    }
+}
+
+/// How the job's writers commit: as the job, recording its identity.
+fn commit_options(identity: &JobIdentity) -> CommitOptions {
+    CommitOptions {
+        query_id: identity.job_id.clone(),
+        job: Some(identity.clone()),
+        ..CommitOptions::default()
     }
 }
 
@@ -327,11 +339,14 @@ async fn open_table(
         }
         None => None,
     };
+    let group = (config.commit_scope == CommitScope::Process)
+        .then(|| CommitGroup::new(table.clone(), &snapshot, commit_options(identity)));
     Ok(OpenTable {
         decl: decl.clone(),
         table,
         snapshot,
         constraints,
         compactor,
+        group,
     })
 }

@@ -187,7 +187,6 @@ pub(crate) fn report(
         files: files.len() as u64,
         bytes: files.iter().map(|f| f.size.max(0) as u64).sum(),
         outcome,
-        commit_latency: None,
-        rejected: Vec::new(),
+        ..EpochReport::empty(epoch)
     }
 }

@@ -31,6 +31,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::scheduling::SyncActivator;
 
+use crate::delta::protocol::checkpoint::policy::CheckpointWrite;
 use crate::parquet::Rejected;
 
 /// What became of one sealed epoch of one worker.
@@ -51,6 +52,8 @@ pub struct EpochReport {
     pub commit_latency: Option<std::time::Duration>,
     /// The rows the table's rules kept out of the epoch (they become dead letters).
     pub rejected: Vec<Rejected>,
+    /// The checkpoint the sink wrote after committing the epoch, if one was due.
+    pub checkpoint: Option<CheckpointWrite>,
 }
 
 /// What a sink did with an epoch.
@@ -83,6 +86,7 @@ impl EpochReport {
             outcome: EpochOutcome::Empty,
             commit_latency: None,
             rejected: Vec::new(),
+            checkpoint: None,
         }
     }
 }

@@ -38,3 +38,4 @@ mod vacuum;
 mod velocity;
 mod walkthrough;
 mod windows;
+mod writers_scale;

@@ -97,6 +97,19 @@ it prints a traceback on stderr and exits non-zero.
         hidden name (`.tmp-…`) and renamed into place, so it appears whole. Prints
         {"files": int}.
 
+    delta_read.py log URL
+        The log as its files say, read with pyarrow's filesystem (no Delta library):
+        {"commits": [int],                   # the JSON commit versions present, sorted
+         "checkpoints": [int],               # the checkpoint versions present, sorted
+         "txns": {appId: [int]},             # each txn action's version, in commit order
+         "adds": int}                        # add actions in all commits
+
+    delta_read.py from-checkpoint URL [--app-id ID]...
+        Deletes the JSON commits at and below the newest checkpoint (as log cleanup
+        would; destructive), then opens the table with delta-rs, which must now read
+        the checkpoint: {"checkpoint": int, "version": int, "files": int, "rows": int,
+        "txn": {ID: int | null}}
+
 Values in JSON: timestamps are integers, microseconds since the Unix epoch (UTC);
 non-finite doubles are the strings "NaN", "inf", "-inf"; nulls are null.
 
@@ -279,6 +292,51 @@ def read(args):
         "add_actions": actions,
         "files": files,
         "polars_rows": polars_rows,
+    }
+
+
+def log_listing(url):
+    """(filesystem, log directory, commit versions, checkpoint versions) of the table."""
+    fs, root = filesystem_and_root(url)
+    log_dir = root + "/_delta_log"
+    commits, checkpoints = [], set()
+    for info in fs.get_file_info(pafs.FileSelector(log_dir)):
+        name = info.base_name
+        if not name[:20].isdigit():
+            continue
+        if name.endswith(".json") and len(name) == 25:
+            commits.append(int(name[:20]))
+        elif ".checkpoint." in name and name.endswith(".parquet"):
+            checkpoints.add(int(name[:20]))
+    return fs, log_dir, sorted(commits), sorted(checkpoints)
+
+
+def log(args):
+    fs, log_dir, commits, checkpoints = log_listing(args.url)
+    txns, adds = {}, 0
+    for version in commits:
+        with fs.open_input_stream("%s/%020d.json" % (log_dir, version)) as f:
+            for line in f.read().decode().splitlines():
+                action = json.loads(line)
+                if "txn" in action:
+                    txns.setdefault(action["txn"]["appId"], []).append(action["txn"]["version"])
+                adds += "add" in action
+    return {"commits": commits, "checkpoints": checkpoints, "txns": txns, "adds": adds}
+
+
+def from_checkpoint(args):
+    fs, log_dir, commits, checkpoints = log_listing(args.url)
+    newest = checkpoints[-1]
+    for version in commits:
+        if version <= newest:
+            fs.delete_file("%s/%020d.json" % (log_dir, version))
+    dt = open_table(args.url)
+    return {
+        "checkpoint": newest,
+        "version": dt.version(),
+        "files": len(dt.file_uris()),
+        "rows": dt.to_pyarrow_table().num_rows,
+        "txn": {app: dt.transaction_version(app) for app in args.app_id},
     }
 
 
@@ -569,6 +627,13 @@ def main():
     wf.add_argument("spec")
     wf.add_argument("--interval-ms", type=int, default=0)
     wf.set_defaults(run=write_files)
+    lg = sub.add_parser("log")
+    lg.add_argument("url")
+    lg.set_defaults(run=log)
+    fc = sub.add_parser("from-checkpoint")
+    fc.add_argument("url")
+    fc.add_argument("--app-id", action="append", default=[])
+    fc.set_defaults(run=from_checkpoint)
     cdf = sub.add_parser("cdf")
     cdf.add_argument("url")
     cdf.add_argument("--starting-version", type=int, default=0)

@@ -190,6 +190,10 @@ pub enum DeltaError {
         /// Why, and how to override if that is possible.
         detail: String,
     },
+    /// The error of a commit made for several writers at once (a
+    /// [`group_commit`](files::group_commit)), as each of them gets it.
+    #[error(transparent)]
+    Shared(std::sync::Arc<DeltaError>),
 }
 
 impl DeltaError {
@@ -198,6 +202,9 @@ impl DeltaError {
     /// parse, a store without put-if-absent): a configuration error (exit code 2), not
     /// a failure of the store or the job.
     pub fn is_configuration(&self) -> bool {
+        if let DeltaError::Shared(error) = self {
+            return error.is_configuration();
+        }
         matches!(
             self,
             DeltaError::SchemaMismatch { .. }

@@ -1,4 +1,4 @@
-//! Exactly-once commits of one writer's epochs: `add`s + `txn(appId, epoch)` +
+//! Exactly-once commits of writers' epochs: `add`s + `txn(appId, epoch)` +
 //! `commitInfo`, put-if-absent at the next version, retried on conflict.
 //!
 //! An [`EpochCommitter`] is one application (`appId`, e.g. `<job id>-w<worker>`) of one
@@ -15,23 +15,29 @@
 //!    `appId` (fail). Adds and removes of other writers never conflict with a blind
 //!    append.
 //!
-//! After committing a version that is a multiple of the checkpoint interval, the
-//! committer writes a checkpoint of that version and `_last_checkpoint`.
+//! A committer may belong to a [`CommitGroup`](crate::delta::files::group_commit): then
+//! the sealed epochs of the group's writers go into one commit with one `txn` per
+//! writer, under the same rules for each of them ([`commit_epochs`] commits any number).
+//!
+//! After committing, the committer writes a checkpoint if its
+//! [`CheckpointPolicy`] says one is due.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::delta::DeltaError;
+use crate::delta::files::group_commit::CommitGroup;
 use crate::delta::files::job_identity::{COMMIT_INFO_KEY, JobIdentity};
 use crate::delta::protocol::actions::{Action, Add, CommitInfo, Txn};
-use crate::delta::protocol::checkpoint::write_checkpoint_at;
+use crate::delta::protocol::checkpoint::policy::Checkpointer;
+pub use crate::delta::protocol::checkpoint::policy::{
+    CheckpointPolicy, CheckpointWrite, DEFAULT_CHECKPOINT_INTERVAL,
+};
 use crate::delta::protocol::commit_loop::{ConflictCheck, Landing, Retry, commit_with_retries};
 use crate::delta::protocol::snapshot::Snapshot;
 use crate::delta::protocol::table::DeltaTable;
-
-/// Versions between checkpoints, unless a writer says otherwise: 10, as Spark.
-pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 10;
 
 /// `commitInfo.engineInfo` of tidelake's commits: `tidelake/<version>`.
 pub fn engine_info() -> String {
@@ -45,12 +51,12 @@ pub struct CommitOptions {
     pub engine_info: String,
     /// Written as `commitInfo.operationParameters.queryId`: the job id.
     pub query_id: String,
-    /// How an epoch's commit retries after lost races (default 100 attempts, backoff
-    /// from 1 ms to 200 ms).
+    /// How an epoch's commit retries after lost races (default 1,000 attempts, backoff
+    /// from 1 ms to 100 ms).
     pub retry: Retry,
-    /// Checkpoint after committing each version that is a positive multiple of this
-    /// (default 10, as Spark; 0 turns checkpoints off).
-    pub checkpoint_interval: u64,
+    /// When to checkpoint after a commit (default: by log size, see
+    /// [`CheckpointPolicy`]).
+    pub checkpoints: CheckpointPolicy,
     /// The job's identity, recorded in every commit's `commitInfo` (see
     /// [`crate::delta::files::job_identity`]).
     pub job: Option<JobIdentity>,
@@ -62,10 +68,23 @@ impl Default for CommitOptions {
             engine_info: engine_info(),
             query_id: String::new(),
             retry: Retry::default(),
-            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            checkpoints: CheckpointPolicy::default(),
             job: None,
         }
     }
+}
+
+/// One writer's sealed epoch, to commit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochCommit {
+    /// The writer's `appId`.
+    pub app_id: String,
+    /// The epoch: the `txn` version.
+    pub epoch: i64,
+    /// Its files.
+    pub adds: Vec<Add>,
+    /// Fields added to the commit's `commitInfo` (what `tidelake ingest` loaded, for one).
+    pub record: Map<String, Value>,
 }
 
 /// What became of an epoch.
@@ -77,6 +96,8 @@ pub enum EpochOutcome {
         version: u64,
         /// Puts it took (1 without contention).
         attempts: u32,
+        /// The checkpoint this writer wrote after the commit, if one was due.
+        checkpoint: Option<CheckpointWrite>,
     },
     /// The log already holds this epoch (or a later one) for this `appId`.
     AlreadyCommitted {
@@ -85,15 +106,48 @@ pub enum EpochOutcome {
     },
 }
 
-/// Commits the epochs of one `appId`; see the [module docs](self).
+/// What a committer knows of the log between its commits.
+#[derive(Clone, Debug)]
+pub(crate) struct CommitState {
+    /// The first version not seen.
+    next_version: u64,
+    /// The latest `txn` version known of each of the committer's `appId`s.
+    txn_versions: BTreeMap<String, i64>,
+    checkpointer: Checkpointer,
+}
+
+impl CommitState {
+    /// The state of a committer of `app_ids` that read the table as `snapshot`.
+    pub(crate) fn new<'a>(
+        snapshot: &Snapshot,
+        app_ids: impl IntoIterator<Item = &'a str>,
+        options: &CommitOptions,
+    ) -> Self {
+        CommitState {
+            next_version: snapshot.version + 1,
+            txn_versions: app_ids
+                .into_iter()
+                .filter_map(|app| snapshot.txn_version(app).map(|v| (app.to_owned(), v)))
+                .collect(),
+            checkpointer: Checkpointer::new(options.checkpoints),
+        }
+    }
+
+    fn is_committed(&self, app_id: &str, epoch: i64) -> Option<i64> {
+        self.txn_versions
+            .get(app_id)
+            .copied()
+            .filter(|&v| v >= epoch)
+    }
+}
+
+/// Commits one writer's epochs; see the [module docs](self).
 pub struct EpochCommitter {
     table: DeltaTable,
     app_id: String,
     options: CommitOptions,
-    /// The first version this committer has not seen.
-    next_version: u64,
-    /// The `appId`'s latest `txn` version known.
-    txn_version: Option<i64>,
+    state: CommitState,
+    group: Option<Arc<CommitGroup>>,
 }
 
 impl EpochCommitter {
@@ -107,23 +161,29 @@ impl EpochCommitter {
     ) -> Self {
         let app_id = app_id.into();
         EpochCommitter {
-            txn_version: snapshot.txn_version(&app_id),
-            next_version: snapshot.version + 1,
+            state: CommitState::new(snapshot, [app_id.as_str()], &options),
             table,
             app_id,
             options,
+            group: None,
         }
+    }
+
+    /// Commits through `group`, together with the other writers' epochs sealed at the
+    /// same time, instead of one commit per epoch.
+    pub fn in_group(mut self, group: Arc<CommitGroup>) -> Self {
+        self.group = Some(group);
+        self
     }
 
     /// The `appId`'s latest `txn` version known: the last epoch committed.
     pub fn txn_version(&self) -> Option<i64> {
-        self.txn_version
+        self.state.txn_versions.get(&self.app_id).copied()
     }
 
     /// True if `epoch` is known to be committed already.
     pub fn is_committed(&self, epoch: u64) -> bool {
-        self.txn_version
-            .is_some_and(|v| i64::try_from(epoch).is_ok_and(|e| e <= v))
+        i64::try_from(epoch).is_ok_and(|e| self.state.is_committed(&self.app_id, e).is_some())
     }
 
     /// Commits `adds` as epoch `epoch` (see the [module docs](self)). On
@@ -141,121 +201,203 @@ impl EpochCommitter {
         adds: Vec<Add>,
         record: Map<String, Value>,
     ) -> Result<EpochOutcome, DeltaError> {
-        let epoch_version = i64::try_from(epoch).map_err(|_| {
+        let epoch = i64::try_from(epoch).map_err(|_| {
             DeltaError::Corrupt(format!("epoch {epoch} does not fit a txn version"))
         })?;
-        if let Some(txn_version) = self.txn_version.filter(|&v| v >= epoch_version) {
+        if let Some(txn_version) = self.state.is_committed(&self.app_id, epoch) {
             return Ok(EpochOutcome::AlreadyCommitted { txn_version });
         }
-        let txn_id = self.table.clock().new_id().to_string();
-        let actions = self.actions(epoch_version, adds, &txn_id, record);
+        let commit = EpochCommit {
+            app_id: self.app_id.clone(),
+            epoch,
+            adds,
+            record,
+        };
+        let outcome = match &self.group {
+            Some(group) => group.commit(commit).await?,
+            None => {
+                let (mut outcomes, checkpoint) =
+                    commit_epochs(&self.table, &self.options, &mut self.state, vec![commit])
+                        .await?;
+                match outcomes.pop() {
+                    Some(EpochOutcome::Committed {
+                        version, attempts, ..
+                    }) => EpochOutcome::Committed {
+                        version,
+                        attempts,
+                        checkpoint,
+                    },
+                    Some(outcome) => outcome,
+                    None => unreachable!("one outcome per epoch"),
+                }
+            }
+        };
+        let txn_version = match &outcome {
+            EpochOutcome::Committed { .. } => epoch,
+            EpochOutcome::AlreadyCommitted { txn_version } => *txn_version,
+        };
+        self.state
+            .txn_versions
+            .insert(self.app_id.clone(), txn_version);
+        Ok(outcome)
+    }
+}
+
+/// Commits `epochs` (of distinct `appId`s) in one commit, leaving out those the log
+/// holds already; returns each one's outcome, in order, and the checkpoint written
+/// after the commit if one was due (see the [module docs](self)).
+pub(crate) async fn commit_epochs(
+    table: &DeltaTable,
+    options: &CommitOptions,
+    state: &mut CommitState,
+    epochs: Vec<EpochCommit>,
+) -> Result<(Vec<EpochOutcome>, Option<CheckpointWrite>), DeltaError> {
+    let mut outcomes: Vec<Option<EpochOutcome>> = epochs
+        .iter()
+        .map(|e| {
+            state
+                .is_committed(&e.app_id, e.epoch)
+                .map(|txn_version| EpochOutcome::AlreadyCommitted { txn_version })
+        })
+        .collect();
+    loop {
+        let pending: Vec<usize> = (0..epochs.len())
+            .filter(|&i| outcomes[i].is_none())
+            .collect();
+        if pending.is_empty() {
+            return Ok((outcomes.into_iter().flatten().collect(), None));
+        }
+        let members: Vec<&EpochCommit> = pending.iter().map(|&i| &epochs[i]).collect();
+        let txn_id = table.clock().new_id().to_string();
+        let actions = actions(table, options, state.next_version, &members, &txn_id);
+        let what = match members.as_slice() {
+            [one] => format!("epoch {} of {}", one.epoch, one.app_id),
+            many => format!("the epochs of {} writers", many.len()),
+        };
         let mut check = EpochCheck {
-            table: self.table.location(),
-            app_id: &self.app_id,
-            epoch: epoch_version,
-            txn_version: &mut self.txn_version,
+            table: table.location(),
+            members: &members,
+            txn_versions: &mut state.txn_versions,
         };
         let landing = commit_with_retries(
-            &self.table,
-            self.next_version,
+            table,
+            state.next_version,
             &actions,
             &txn_id,
-            &format!("epoch {epoch} of {}", self.app_id),
-            self.options.retry,
+            &what,
+            options.retry,
             &mut check,
         )
         .await?;
-        self.next_version = landing.next_version();
+        state.next_version = landing.next_version();
         match landing {
             Landing::Committed { version, attempts } => {
-                self.committed(epoch_version, version, attempts).await
+                for (&i, member) in pending.iter().zip(&members) {
+                    state
+                        .txn_versions
+                        .insert(member.app_id.clone(), member.epoch);
+                    outcomes[i] = Some(EpochOutcome::Committed {
+                        version,
+                        attempts,
+                        checkpoint: None,
+                    });
+                    tracing::debug!(
+                        table = table.location(),
+                        app_id = %member.app_id,
+                        epoch = member.epoch,
+                        version,
+                        attempts,
+                        writers = members.len(),
+                        "committed epoch {} of {} as version {version}",
+                        member.epoch,
+                        member.app_id
+                    );
+                }
+                let checkpoint = state
+                    .checkpointer
+                    .committed(table, version, &actions)
+                    .await?;
+                return Ok((outcomes.into_iter().flatten().collect(), checkpoint));
             }
             Landing::Stopped { stop, .. } => {
-                Ok(EpochOutcome::AlreadyCommitted { txn_version: stop })
+                for (member, txn_version) in stop {
+                    outcomes[pending[member]] =
+                        Some(EpochOutcome::AlreadyCommitted { txn_version });
+                }
             }
         }
-    }
-
-    /// Records that epoch `epoch` is table version `version`, and checkpoints if due.
-    async fn committed(
-        &mut self,
-        epoch: i64,
-        version: u64,
-        attempts: u32,
-    ) -> Result<EpochOutcome, DeltaError> {
-        self.txn_version = Some(epoch);
-        tracing::debug!(
-            table = self.table.location(),
-            app_id = %self.app_id,
-            epoch,
-            version,
-            attempts,
-            "committed epoch {epoch} of {} as version {version}",
-            self.app_id
-        );
-        checkpoint_if_due(&self.table, version, self.options.checkpoint_interval).await?;
-        Ok(EpochOutcome::Committed { version, attempts })
-    }
-
-    /// The commit's actions: the adds, the `txn` and `commitInfo`.
-    fn actions(
-        &self,
-        epoch: i64,
-        adds: Vec<Add>,
-        txn_id: &str,
-        record: Map<String, Value>,
-    ) -> Vec<Action> {
-        let now = self.table.clock().now_ms();
-        let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
-        actions.push(Action::Txn(Txn {
-            app_id: self.app_id.clone(),
-            version: epoch,
-            last_updated: Some(now),
-            other: Default::default(),
-        }));
-        let mut other = record;
-        if let Some(job) = &self.options.job {
-            other.insert(COMMIT_INFO_KEY.to_owned(), job.to_json());
-        }
-        actions.push(Action::CommitInfo(CommitInfo {
-            timestamp: Some(now),
-            operation: Some("STREAMING UPDATE".to_owned()),
-            operation_parameters: Some(BTreeMap::from([
-                ("outputMode".to_owned(), "Append".to_owned()),
-                ("queryId".to_owned(), self.options.query_id.clone()),
-                ("epochId".to_owned(), epoch.to_string()),
-            ])),
-            read_version: i64::try_from(self.next_version).ok().map(|v| v - 1),
-            is_blind_append: Some(true),
-            txn_id: Some(txn_id.to_owned()),
-            engine_info: Some(self.options.engine_info.clone()),
-            other,
-        }));
-        actions
     }
 }
 
-/// The check of another writer's commit against a blind append of `epoch` by `app_id`
-/// (see the [module docs](self)): it stops the commit when the epoch is committed
-/// already, with the `txn` version that says so.
+/// The commit's actions: every member's adds, a `txn` per member and one `commitInfo`
+/// (its `epochId` the latest of the members' epochs).
+fn actions(
+    table: &DeltaTable,
+    options: &CommitOptions,
+    next_version: u64,
+    members: &[&EpochCommit],
+    txn_id: &str,
+) -> Vec<Action> {
+    let now = table.clock().now_ms();
+    let mut actions: Vec<Action> = members
+        .iter()
+        .flat_map(|m| m.adds.iter().cloned().map(Action::Add))
+        .collect();
+    actions.extend(members.iter().map(|m| {
+        Action::Txn(Txn {
+            app_id: m.app_id.clone(),
+            version: m.epoch,
+            last_updated: Some(now),
+            other: Default::default(),
+        })
+    }));
+    let mut other: Map<String, Value> = members.iter().flat_map(|m| m.record.clone()).collect();
+    if let Some(job) = &options.job {
+        other.insert(COMMIT_INFO_KEY.to_owned(), job.to_json());
+    }
+    let epoch = members.iter().map(|m| m.epoch).max().unwrap_or_default();
+    actions.push(Action::CommitInfo(CommitInfo {
+        timestamp: Some(now),
+        operation: Some("STREAMING UPDATE".to_owned()),
+        operation_parameters: Some(BTreeMap::from([
+            ("outputMode".to_owned(), "Append".to_owned()),
+            ("queryId".to_owned(), options.query_id.clone()),
+            ("epochId".to_owned(), epoch.to_string()),
+        ])),
+        read_version: i64::try_from(next_version).ok().map(|v| v - 1),
+        is_blind_append: Some(true),
+        txn_id: Some(txn_id.to_owned()),
+        engine_info: Some(options.engine_info.clone()),
+        other,
+    }));
+    actions
+}
+
+/// The check of another writer's commit against a blind append of `members`' epochs
+/// (see the [module docs](self)): it stops the commit when some member's epoch is
+/// committed already, with those members (their index) and the `txn` versions that say
+/// so.
 struct EpochCheck<'a> {
     table: &'a str,
-    app_id: &'a str,
-    epoch: i64,
-    /// The `appId`'s latest `txn` version known, kept up to date.
-    txn_version: &'a mut Option<i64>,
+    members: &'a [&'a EpochCommit],
+    /// The latest `txn` version known of each `appId`, kept up to date.
+    txn_versions: &'a mut BTreeMap<String, i64>,
 }
 
 impl ConflictCheck for EpochCheck<'_> {
-    type Stop = i64;
+    type Stop = Vec<(usize, i64)>;
 
-    fn check(&mut self, version: u64, actions: &[Action]) -> Result<Option<i64>, DeltaError> {
+    fn check(
+        &mut self,
+        version: u64,
+        actions: &[Action],
+    ) -> Result<Option<Vec<(usize, i64)>>, DeltaError> {
         let conflict = |detail: String| DeltaError::Conflict {
             table: self.table.to_owned(),
             version,
             detail,
         };
-        let mut done = None;
+        let mut done = Vec::new();
         for action in actions {
             match action {
                 Action::Protocol(_) => {
@@ -269,47 +411,27 @@ impl ConflictCheck for EpochCheck<'_> {
                             .into(),
                     ));
                 }
-                Action::Txn(txn) if txn.app_id == self.app_id => {
-                    *self.txn_version = Some(txn.version);
-                    if txn.version >= self.epoch {
-                        done = Some(txn.version);
+                Action::Txn(txn) => {
+                    let Some(member) = self.members.iter().position(|m| m.app_id == txn.app_id)
+                    else {
+                        continue;
+                    };
+                    let epoch = self.members[member].epoch;
+                    self.txn_versions.insert(txn.app_id.clone(), txn.version);
+                    if txn.version >= epoch {
+                        done.push((member, txn.version));
                     } else {
                         return Err(conflict(format!(
-                            "another writer committed epoch {} as appId {} while this one was committing epoch {}: two jobs with the same --job-id are writing at once",
-                            txn.version, self.app_id, self.epoch
+                            "another writer committed epoch {} as appId {} while this one was committing epoch {epoch}: two jobs with the same --job-id are writing at once",
+                            txn.version, txn.app_id
                         )));
                     }
                 }
                 _ => {}
             }
         }
-        Ok(done)
+        Ok((!done.is_empty()).then_some(done))
     }
-}
-
-/// Writes a checkpoint of `version` (and `_last_checkpoint`) if it is due: `version`
-/// is a positive multiple of `interval` (0 turns checkpoints off). Every writer calls
-/// this after each of its commits, so every such version gets one.
-pub(in crate::delta) async fn checkpoint_if_due(
-    table: &DeltaTable,
-    version: u64,
-    interval: u64,
-) -> Result<(), DeltaError> {
-    if interval == 0 || version == 0 || !version.is_multiple_of(interval) {
-        return Ok(());
-    }
-    let store = table.store().as_ref();
-    let snapshot = Snapshot::load_version(store, table.root(), Some(version))
-        .await?
-        .ok_or_else(|| {
-            DeltaError::Corrupt(format!(
-                "{}: version {version} vanished right after it was committed",
-                table.location()
-            ))
-        })?;
-    write_checkpoint_at(store, table.root(), &snapshot, table.clock().now_ms())
-        .await
-        .map(drop)
 }
 
 #[cfg(test)]
@@ -354,6 +476,7 @@ mod tests {
                 max_backoff: Duration::from_millis(5),
                 ..Retry::default()
             },
+            checkpoints: CheckpointPolicy::EveryVersions(10),
             ..CommitOptions::default()
         }
     }
@@ -381,7 +504,8 @@ mod tests {
                 outcome,
                 EpochOutcome::Committed {
                     version: 1,
-                    attempts: 1
+                    attempts: 1,
+                    checkpoint: None
                 }
             );
             assert_eq!(committer.txn_version(), Some(7));
@@ -438,7 +562,8 @@ mod tests {
                 a.commit(1, adds(&["a"])).await.expect("a"),
                 EpochOutcome::Committed {
                     version: 1,
-                    attempts: 1
+                    attempts: 1,
+                    checkpoint: None
                 }
             );
             // Another writer's blind append and a compaction do not conflict.
@@ -447,7 +572,8 @@ mod tests {
                 b.commit(1, adds(&["b"])).await.expect("b"),
                 EpochOutcome::Committed {
                     version: 3,
-                    attempts: 2
+                    attempts: 2,
+                    checkpoint: None
                 }
             );
             let snapshot = table.snapshot().await.expect("load").expect("table");
@@ -675,7 +801,8 @@ mod tests {
                 committer.commit(1, adds(&["a"])).await.expect("commit"),
                 EpochOutcome::Committed {
                     version: 1,
-                    attempts: 1
+                    attempts: 1,
+                    checkpoint: None
                 }
             );
             // The put failed before landing, twice: the version is free, so it is retried.
@@ -685,7 +812,8 @@ mod tests {
                 committer.commit(2, adds(&["b"])).await.expect("commit"),
                 EpochOutcome::Committed {
                     version: 2,
-                    attempts: 3
+                    attempts: 3,
+                    checkpoint: None
                 }
             );
             let snapshot = table.snapshot().await.expect("load").expect("table");

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use crate::delta::DeltaError;
 use crate::delta::files::commit::{CommitOptions, EpochCommitter, EpochOutcome as CommitOutcome};
 use crate::delta::files::constraints::Constraints;
+use crate::delta::files::group_commit::CommitGroup;
 use crate::delta::maintenance::auto_compact::AutoCompactor;
 use crate::delta::protocol::actions::Add;
 use crate::delta::protocol::snapshot::Snapshot;
@@ -86,6 +87,13 @@ impl<R: ArrowRows> DeltaSink<R> {
         self
     }
 
+    /// Commits through `group`, together with the epochs other writers of the process
+    /// seal at the same time (`--commit-scope process`).
+    pub fn with_group(mut self, group: Arc<CommitGroup>) -> Self {
+        self.committer = self.committer.in_group(group);
+        self
+    }
+
     /// Tells `compactor` of every commit this sink makes (auto-compaction).
     pub fn with_compactor(mut self, compactor: Arc<AutoCompactor>) -> Self {
         self.compactor = Some(compactor);
@@ -123,11 +131,16 @@ impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
         let adds: Vec<Add> = files.into_iter().map(Add::from).collect();
         crate::fault_injection::pause_if_asked("commit");
         report.outcome = match self.committer.commit(epoch, adds.clone()).await? {
-            CommitOutcome::Committed { version, attempts } => {
+            CommitOutcome::Committed {
+                version,
+                attempts,
+                checkpoint,
+            } => {
                 if let Some(compactor) = &self.compactor {
                     compactor.committed();
                 }
                 report.commit_latency = Some(sealing.elapsed());
+                report.checkpoint = checkpoint;
                 EpochOutcome::Committed { version, attempts }
             }
             CommitOutcome::AlreadyCommitted { .. } => {

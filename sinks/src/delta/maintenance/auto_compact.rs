@@ -21,7 +21,7 @@ use crate::delta::maintenance::optimize::{OptimizeOptions, PartitionOutcome, opt
 use crate::delta::protocol::table::DeltaTable;
 
 /// What the auto-compactor of a table did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CompactionTotals {
     /// Compaction runs.
     pub runs: u64,

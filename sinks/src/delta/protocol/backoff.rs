@@ -1,8 +1,11 @@
 //! Jittered exponential backoff between attempts at a commit, shared by every writer
 //! that retries a put-if-absent after losing a race (the epoch committer, OPTIMIZE).
 //!
-//! Writers racing for the same version spread out: each waits a random share (between
-//! half and all) of its current backoff, which doubles after every wait up to a maximum.
+//! Writers racing for the same version spread out: each waits a random share (from none
+//! to all: "full jitter") of its current backoff, which doubles after every wait up to a
+//! maximum. With many writers sealing epochs at the same moment, full jitter spreads
+//! their retries over the whole backoff instead of bunching them in its second half, so
+//! fewer puts lose and the last writer lands sooner (docs/scaling.md §4).
 
 use std::time::Duration;
 
@@ -13,7 +16,7 @@ use rand_pcg::Pcg64Mcg;
 pub const DEFAULT_MIN_BACKOFF: Duration = Duration::from_millis(1);
 
 /// The longest backoff of a commit, unless its writer says otherwise.
-pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(200);
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The waits of one commit's retries; see the [module docs](self).
 #[derive(Clone, Debug)]
@@ -33,13 +36,13 @@ impl Backoff {
         }
     }
 
-    /// The next wait: a random share (half to all) of the current backoff, which then
+    /// The next wait: a random share (none to all) of the current backoff, which then
     /// doubles (up to the maximum).
     pub fn next_wait(&mut self) -> Duration {
         let nanos = u64::try_from(self.next.as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
-        let jittered = Duration::from_nanos(nanos / 2 + self.rng.next_u64() % (nanos / 2 + 1));
+        let jittered = Duration::from_nanos(self.rng.next_u64() % (nanos + 1));
         self.next = (self.next * 2).min(self.max);
         jittered
     }
@@ -62,15 +65,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn waits_are_jittered_halves_to_wholes_of_a_doubling_capped_backoff() {
-        let mut backoff = Backoff::new(Duration::from_millis(4), Duration::from_millis(20));
-        for nominal in [4, 8, 16, 20, 20] {
-            let wait = backoff.next_wait();
-            let nominal = Duration::from_millis(nominal);
-            assert!(
-                nominal / 2 <= wait && wait <= nominal,
-                "{wait:?} of {nominal:?}"
-            );
+    fn waits_are_jittered_shares_of_a_doubling_capped_backoff() {
+        let mut sum = Duration::ZERO;
+        for _ in 0..200 {
+            let mut backoff = Backoff::new(Duration::from_millis(4), Duration::from_millis(20));
+            for nominal in [4, 8, 16, 20, 20] {
+                let wait = backoff.next_wait();
+                assert!(
+                    wait <= Duration::from_millis(nominal),
+                    "{wait:?} of {nominal} ms"
+                );
+                if nominal == 20 {
+                    sum += wait;
+                }
+            }
         }
+        // 400 waits uniform in [0, 20 ms]: their mean is 10 ms.
+        let mean = sum / 400;
+        assert!(
+            Duration::from_millis(8) < mean && mean < Duration::from_millis(12),
+            "{mean:?}"
+        );
     }
 }

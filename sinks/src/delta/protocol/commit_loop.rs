@@ -5,7 +5,7 @@
 //!
 //! 1. Put the commit at `version`, if absent. Done if it lands.
 //! 2. Lost (the version is taken) or unknown (a store error: a timeout, a 5xx): back off
-//!    (jittered, doubling; see [`crate::delta::protocol::backoff`]), then read every commit from
+//!    (fully jittered, doubling; see [`crate::delta::protocol::backoff`]), then read every commit from
 //!    `version` on, as far as they exist. One with our `txnId` is ours: a put whose
 //!    outcome was unknown did land. Any other goes to the check, which lets the commit
 //!    go on, stops it (the operation's reason), or fails it (a conflict). The backoff
@@ -28,18 +28,20 @@ use crate::delta::protocol::table::DeltaTable;
 pub const MAX_STORE_ERRORS: u32 = 5;
 
 /// Attempts at one commit before giving up, unless a writer says otherwise. Each lost
-/// race means another writer committed, so the table made progress.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 100;
+/// race means another writer committed, so the table made progress: many writers
+/// sealing epochs at once on a slow store may make one writer lose hundreds in a row
+/// (docs/scaling.md §4).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 1_000;
 
 /// How a commit retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retry {
-    /// Puts before giving up (default 100).
+    /// Puts before giving up (default 1,000).
     pub max_attempts: u32,
     /// The first backoff after a lost race; it doubles up to `max_backoff` and is
-    /// jittered to between half and all of itself (default 1 ms).
+    /// jittered to between none and all of itself (default 1 ms).
     pub min_backoff: Duration,
-    /// The longest backoff (default 200 ms).
+    /// The longest backoff (default 100 ms).
     pub max_backoff: Duration,
 }
 

@@ -52,6 +52,22 @@ pub async fn read_commit(
     parse_commit(version, &bytes)
 }
 
+/// Reads and parses commit `version`, or `None` if there is no such commit.
+pub async fn read_commit_if_exists(
+    store: &dyn ObjectStore,
+    root: &Path,
+    version: u64,
+) -> Result<Option<Vec<Action>>, DeltaError> {
+    match read_commit(store, root, version).await {
+        Ok(actions) => Ok(Some(actions)),
+        Err(DeltaError::Store {
+            source: object_store::Error::NotFound { .. },
+            ..
+        }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Parses the newline-delimited actions of commit `version`.
 pub fn parse_commit(version: u64, bytes: &[u8]) -> Result<Vec<Action>, DeltaError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DeltaError::InvalidCommit {
@@ -70,6 +86,34 @@ pub fn parse_commit(version: u64, bytes: &[u8]) -> Result<Vec<Action>, DeltaErro
             })
         })
         .collect()
+}
+
+/// What `_delta_log/` holds, in objects and bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogSize {
+    /// Bytes of every object in it (commits, checkpoints, `_last_checkpoint`).
+    pub bytes: u64,
+    /// JSON commits.
+    pub commits: u64,
+    /// Checkpoint files.
+    pub checkpoint_files: u64,
+}
+
+/// Lists `_delta_log/` of the table at `root`: its objects' bytes, commits and checkpoint
+/// files.
+pub async fn log_size(store: &dyn ObjectStore, root: &Path) -> Result<LogSize, DeltaError> {
+    let objects = crate::delta::protocol::checkpoint::list_log_objects(store, root, None).await?;
+    let mut size = LogSize::default();
+    for object in &objects {
+        size.bytes += object.size;
+        let name = object.location.filename().unwrap_or_default();
+        if commit_version(name).is_some() {
+            size.commits += 1;
+        } else if crate::delta::protocol::checkpoint::checkpoint_file(name).is_some() {
+            size.checkpoint_files += 1;
+        }
+    }
+    Ok(size)
 }
 
 /// What a put-if-absent commit did.

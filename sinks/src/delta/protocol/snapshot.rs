@@ -20,7 +20,7 @@ use crate::delta::protocol::actions::{
 use crate::delta::protocol::checkpoint::{
     list_log, read_checkpoint_files, read_last_checkpoint, usable_checkpoint,
 };
-use crate::delta::protocol::log::read_commit;
+use crate::delta::protocol::log::{read_commit, read_commit_if_exists};
 use crate::delta::protocol::schema::Schema;
 
 /// The state of a table at [`version`](Self::version).
@@ -185,15 +185,31 @@ impl Snapshot {
             .iter()
             .filter(|&&v| v >= first && v <= until)
         {
-            if version != next {
-                return Err(DeltaError::Corrupt(format!(
-                    "the log jumps from version {} to {version}: versions {next} to {} are missing, and commits must be contiguous",
-                    next - 1,
-                    version - 1
-                )));
+            // A listing made while writers commit may miss a commit that a later one
+            // proves exists: read those directly.
+            while next < version {
+                let Some(actions) = read_commit_if_exists(store, root, next).await? else {
+                    return Err(DeltaError::Corrupt(format!(
+                        "the log jumps from version {} to {version}: versions {next} to {} are missing, and commits must be contiguous",
+                        next - 1,
+                        version - 1
+                    )));
+                };
+                snapshot.apply(next, actions);
+                next += 1;
             }
             snapshot.apply(version, read_commit(store, root, version).await?);
             next += 1;
+        }
+        // The listing may also miss the newest commits up to the version asked for.
+        if let Some(version) = version {
+            while next <= version {
+                let Some(actions) = read_commit_if_exists(store, root, next).await? else {
+                    break;
+                };
+                snapshot.apply(next, actions);
+                next += 1;
+            }
         }
         Ok(Some(snapshot))
     }

@@ -128,6 +128,38 @@ pub async fn check_put_if_absent(
     }
 }
 
+/// The median time of `puts` put-if-absent writes of a small new object to `store`
+/// (under `<root>/_tidelake/`, deleted after): what one commit attempt costs at least.
+pub async fn put_if_absent_latency(
+    store: &dyn ObjectStore,
+    root: &Path,
+    puts: usize,
+) -> Result<std::time::Duration, DeltaError> {
+    let mut times = Vec::with_capacity(puts);
+    for _ in 0..puts.max(1) {
+        let probe = root
+            .clone()
+            .join("_tidelake")
+            .join(format!("latency-probe-{}", uuid::Uuid::new_v4()));
+        let started = std::time::Instant::now();
+        store
+            .put_opts(
+                &probe,
+                PutPayload::from(Bytes::from_static(b"probe")),
+                PutOptions::from(PutMode::Create),
+            )
+            .await
+            .map_err(|source| DeltaError::Store {
+                path: probe.to_string(),
+                source,
+            })?;
+        times.push(started.elapsed());
+        let _ = store.delete(&probe).await;
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

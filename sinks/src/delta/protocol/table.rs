@@ -12,7 +12,9 @@ use crate::delta::DeltaError;
 use crate::delta::protocol::actions::{Action, Add, CommitInfo, Format, Metadata, Protocol};
 use crate::delta::protocol::checkpoint::list_log_objects;
 use crate::delta::protocol::features::{self, Operation};
-use crate::delta::protocol::log::{CommitOutcome, commit_version, read_commit, write_commit};
+use crate::delta::protocol::log::{
+    CommitOutcome, commit_version, read_commit, read_commit_if_exists, write_commit,
+};
 use crate::delta::protocol::schema::Schema;
 use crate::delta::protocol::snapshot::Snapshot;
 use crate::delta::protocol::store::{open_existing_store, open_store};
@@ -116,14 +118,7 @@ impl DeltaTable {
         &self,
         version: u64,
     ) -> Result<Option<Vec<Action>>, DeltaError> {
-        match self.read_commit(version).await {
-            Ok(actions) => Ok(Some(actions)),
-            Err(DeltaError::Store {
-                source: object_store::Error::NotFound { .. },
-                ..
-            }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        read_commit_if_exists(self.store.as_ref(), &self.root, version).await
     }
 
     /// The first version committed at or after `ms` (ms since the epoch), as Spark's

@@ -11,10 +11,10 @@ use super::{
     Bin, OptimizeOptions, OptimizePlan, PartitionOutcome, PartitionValues, Progress, file_size,
 };
 use crate::delta::DeltaError;
-use crate::delta::files::commit::{DEFAULT_CHECKPOINT_INTERVAL, checkpoint_if_due};
 use crate::delta::files::reader::read_data_file;
 use crate::delta::maintenance::zorder::sort_by_zorder;
 use crate::delta::protocol::actions::Add;
+use crate::delta::protocol::checkpoint::policy::{CheckpointPolicy, Checkpointer};
 use crate::delta::protocol::table::DeltaTable;
 use crate::parquet::WriterOptions;
 use crate::parquet::stats::parse_num_records;
@@ -70,7 +70,9 @@ impl Rewrite<'_> {
         let partition = self.partition.clone();
         match landing {
             Landing::Committed { version, attempts } => {
-                checkpoint_if_due(self.table, version, DEFAULT_CHECKPOINT_INTERVAL).await?;
+                Checkpointer::new(CheckpointPolicy::default())
+                    .committed(self.table, version, &actions)
+                    .await?;
                 Ok(PartitionOutcome::Compacted {
                     partition,
                     version,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::log::log_dir;
 
+pub mod policy;
 mod read;
 mod write;
 
