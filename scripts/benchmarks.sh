@@ -13,7 +13,8 @@
 # docs/benchmarks/delta-source.md, which `bash scripts/delta_source_bench.sh` writes; the
 # ingest's from docs/benchmarks/ingest.md, which `bash scripts/ingest_bench.sh` writes;
 # the features job's from docs/benchmarks/features.md (`bash scripts/features_bench.sh`);
-# model scoring's from docs/benchmarks/scoring.md (`bash scripts/scoring_bench.sh`).
+# model scoring's from docs/benchmarks/scoring.md (`bash scripts/scoring_bench.sh`); many
+# writers on one table from docs/benchmarks/writers.md (`bash scripts/writers_bench.sh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -212,6 +213,8 @@ $(cat docs/benchmarks/ingest.md)
 $(cat docs/benchmarks/features.md)
 
 $(cat docs/benchmarks/scoring.md)
+
+$(cat docs/benchmarks/writers.md)
 
 $(cat docs/benchmarks/changes.md)
 

@@ -22,7 +22,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 cargo build --release --quiet --bin tidelake
 BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/tidelake")
-PYTHON=$(realpath .venv/bin/python)
+PYTHON=$PWD/.venv/bin/python
 
 bench() { # name, then bench flags
     local name=$1
@@ -64,7 +64,7 @@ for chart in latency log open; do
 done
 
 "$PYTHON" - "$WORK" >docs/benchmarks/writers.md <<'EOF'
-import json, pathlib, platform, subprocess, sys
+import datetime, json, os, pathlib, subprocess, sys
 
 work = pathlib.Path(sys.argv[1])
 def load(name):
@@ -103,20 +103,22 @@ def row(label, r):
     w = whole(r)
     s = r["settings"]
     offered = s["writers"] * 1000 / s["epoch_ms"] * (s["speedup"] or 0)
-    return (f"| {label} | {w['commits']:,} | {offered:,.0f} | {w['per_s']:,.1f} | {w['versions']:,} | "
+    return (f"| {label} | {w['commits']:,} | {offered:,.1f} | {w['per_s']:,.1f} | {w['versions']:,} | "
             f"{w['conflicts']:.2f} | {w['p50']:.0f} | {w['p99']:.0f} | {w['max']:.0f} | "
             f"{w['checkpoints']} ({w['ckpt_kb']:,.0f}, {w['ckpt_ms']:,.0f}) | {w['live']:,} | "
             f"{w['log_mb']:.1f} | {w['replay']} | {w['open']:.0f} |")
 
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-print("## Many writers on one table\n")
-print(f"`bash scripts/writers_bench.sh` at {commit}, {platform.machine()}, "
-      f"{len(__import__('os').sched_getaffinity(0))} cores: `tidelake bench --scenario writers` "
-      "(docs/scaling.md): each writer a thread with its own appId and the real commit path "
-      "(Parquet file, txn, put-if-absent, re-read and retry, checkpoints, auto-compaction), "
-      "10 s epochs of 100 rows. Latency is sealing an epoch: its file uploaded, the commit "
-      "landed, and the checkpoint if that writer wrote one. Single runs; the figures of a "
-      "run are over all its hours (the worst hour's latency quantiles).\n")
+print("## Many writers on one table (`bash scripts/writers_bench.sh`)\n")
+loadavg = " ".join(open("/proc/loadavg").read().split()[:3])
+print(f"{datetime.date.today()}, {len(os.sched_getaffinity(0))} cores, load average after the runs "
+      f"{loadavg}, release build at {commit}. `tidelake bench --scenario writers` (docs/scaling.md): "
+      "each writer a thread with its own appId and the real commit path (Parquet file, txn, "
+      "put-if-absent, re-read and retry, checkpoints, auto-compaction), 10 s epochs of 100 rows, "
+      "all writers sealing each epoch at the same moment. Latency is sealing an epoch: its file "
+      "uploaded, the commit landed, and the checkpoint if that writer wrote one. Single runs; a "
+      "run's figures are over all its hours (latency: the worst hour's quantiles); the last "
+      "columns are the table at the end.\n")
 print("### Scale: local disk, 20 min simulated at 10× real time\n")
 print(HEAD)
 for n in (8, 64, 256):

@@ -6,7 +6,8 @@
 //! put-if-absent, and a job id that committed to it before is checked to run with the
 //! same settings (its [`JobIdentity`]). Each worker then commits its own epochs as
 //! `<job id>-w<global worker index>` from the snapshot read here, recording the job's
-//! identity in every commit.
+//! identity in every commit — in a commit of its own, or with `--commit-scope process`
+//! in the table's [`CommitGroup`] of the process's workers (docs/scaling.md §2).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
