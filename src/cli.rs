@@ -905,6 +905,7 @@ impl RunArgs {
                 min_files: self.auto_compact_min_files,
             }),
             commit_scope: self.commit_scope.into(),
+            ..LakeConfig::default()
         };
         config.checkpoints = CheckpointConfig {
             enabled: !self.no_checkpoints,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidelake_operators::time::format_millis;
+use tidelake_sinks::delta::files::commit::CheckpointPolicy;
 use tidelake_sinks::parquet::WriterOptions;
 
 use crate::kafka::KafkaFormat;
@@ -296,6 +297,9 @@ pub struct LakeConfig {
     pub auto_compact: Option<AutoCompactConfig>,
     /// Which writers of a table share a commit.
     pub commit_scope: CommitScope,
+    /// When the writers checkpoint the tables (docs/scaling.md §3): by log size, unless
+    /// a benchmark compares another policy.
+    pub checkpoints: CheckpointPolicy,
 }
 
 /// Which writers of a table share a commit (docs/scaling.md §2).
@@ -375,6 +379,7 @@ impl Default for LakeConfig {
             writer: WriterOptions::default(),
             auto_compact: None,
             commit_scope: CommitScope::Worker,
+            checkpoints: CheckpointPolicy::default(),
         }
     }
 }

@@ -62,6 +62,8 @@ impl TableDecl {
 /// The lake outputs of a job, ready for its workers.
 pub struct Lake {
     identity: JobIdentity,
+    /// How every writer commits: as the job, recording its identity.
+    commit: CommitOptions,
     commit_interval_ms: u64,
     writer: WriterOptions,
     /// The tables the job writes, in the pipeline's order.
@@ -118,6 +120,12 @@ impl Lake {
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let identity = JobIdentity::new(job_id, job.settings.clone());
+        let commit = CommitOptions {
+            query_id: identity.job_id.clone(),
+            job: Some(identity.clone()),
+            checkpoints: config.checkpoints,
+            ..CommitOptions::default()
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -126,13 +134,14 @@ impl Lake {
             let mut open = Vec::new();
             for decl in tables {
                 if let Some(url) = location(config, decl.name) {
-                    open.push(open_table(url, decl, config, &identity, &job).await?);
+                    open.push(open_table(url, decl, config, &identity, &job, &commit).await?);
                 }
             }
             Ok::<_, DeltaError>(open)
         })?;
         Ok(Lake {
             identity,
+            commit,
             commit_interval_ms: config.commit_interval_ms,
             writer: config.writer.clone(),
             tables,
@@ -247,7 +256,7 @@ impl Lake {
             worker,
             &open.snapshot,
             self.writer.clone(),
-            commit_options(&self.identity),
+            self.commit.clone(),
         )?
         .with_constraints(Arc::clone(&open.constraints));
         let sink = match &open.group {
@@ -258,15 +267,6 @@ impl Lake {
             Some(compactor) => sink.with_compactor(Arc::clone(compactor)),
             None => sink,
         })
-    }
-}
-
-/// How the job's writers commit: as the job, recording its identity.
-fn commit_options(identity: &JobIdentity) -> CommitOptions {
-    CommitOptions {
-        query_id: identity.job_id.clone(),
-        job: Some(identity.clone()),
-        ..CommitOptions::default()
     }
 }
 
@@ -281,13 +281,15 @@ fn location<'c>(config: &'c LakeConfig, name: &str) -> Option<&'c str> {
 
 /// Opens the table at `url` as `decl` declares it, creating it if there is none, checks
 /// that the job may write it (`identity`, `replayable`: see [`LakeJob`]), and starts its
-/// auto-compactor if `config` asks for one.
+/// auto-compactor and its commit group if `config` asks for them (the group commits
+/// with `commit`).
 async fn open_table(
     url: &str,
     decl: &TableDecl,
     config: &LakeConfig,
     identity: &JobIdentity,
     job: &LakeJob,
+    commit: &CommitOptions,
 ) -> Result<OpenTable, DeltaError> {
     let table = DeltaTable::open_url(url)?;
     check_put_if_absent(table.store().as_ref(), table.root(), url).await?;
@@ -341,7 +343,7 @@ async fn open_table(
         None => None,
     };
     let group = (config.commit_scope == CommitScope::Process)
-        .then(|| CommitGroup::new(table.clone(), &snapshot, commit_options(identity)));
+        .then(|| CommitGroup::new(table.clone(), &snapshot, commit.clone()));
     Ok(OpenTable {
         decl: decl.clone(),
         table,

@@ -23,21 +23,21 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 use tidelake_operators::EnrichedTransaction;
+use tidelake_runtime::LakeConfig;
+use tidelake_runtime::config::AutoCompactConfig;
+use tidelake_runtime::lake::{Lake, LakeJob, TRANSACTIONS, TableCompaction, TableDecl};
 use tidelake_runtime::transactions_table::TransactionRow;
-use tidelake_sinks::delta::files::commit::{CheckpointPolicy, CommitOptions};
-use tidelake_sinks::delta::files::group_commit::CommitGroup;
+use tidelake_sinks::delta::files::commit::CheckpointPolicy;
+use tidelake_sinks::delta::files::job_identity;
 use tidelake_sinks::delta::files::sink::DeltaSink;
-use tidelake_sinks::delta::maintenance::auto_compact::AutoCompactor;
-use tidelake_sinks::delta::maintenance::optimize::OptimizeOptions;
+use tidelake_sinks::delta::maintenance::auto_compact::CompactionTotals;
 use tidelake_sinks::delta::protocol::checkpoint::read_last_checkpoint_file;
 use tidelake_sinks::delta::protocol::log::log_size;
-use tidelake_sinks::delta::protocol::store::{check_put_if_absent, put_if_absent_latency};
-use tidelake_sinks::delta::{DeltaTable, Schema, Snapshot};
+use tidelake_sinks::delta::protocol::store::put_if_absent_latency;
+use tidelake_sinks::delta::{DeltaTable, Snapshot};
 use tidelake_sinks::epochs::{EpochOutcome, EpochWriter};
-use tidelake_sinks::parquet::{ArrowRows, WriterOptions};
 
 use super::{BenchArgs, work_dir, write_results};
-use crate::cli::CommitScopeArg;
 use crate::io_runtime;
 
 mod delta_rs;
@@ -46,6 +46,8 @@ mod output;
 use delta_rs::DeltaRsOpener;
 pub use output::{HourFigures, WritersReport, WritersSettings};
 
+/// The job id the writers commit as: their `appId`s are `bench-writers-w<i>`.
+const JOB_ID: &str = "bench-writers";
 /// Simulated time starts at 2024-05-01T00:00:00Z (ms).
 const START_MS: u64 = 1_714_521_600_000;
 const HOUR_MS: u64 = 3_600_000;
@@ -117,46 +119,34 @@ fn measure(
 ) -> anyhow::Result<WritersReport> {
     let runtime = io_runtime()?;
     let table = DeltaTable::open_url(url)?;
-    runtime.block_on(check_put_if_absent(
-        table.store().as_ref(),
-        table.root(),
-        url,
-    ))?;
+    if runtime.block_on(table.snapshot())?.is_some() {
+        bail!("{url} is a table already: the scenario needs a new one");
+    }
     let put_latency = runtime.block_on(put_if_absent_latency(
         table.store().as_ref(),
         table.root(),
         20,
     ))?;
-    let snapshot = runtime.block_on(table.create_or_open(
-        &Schema::of_rows::<TransactionRow>(),
-        TransactionRow::partition_columns(),
-        [("delta.checkpointInterval".to_owned(), "10".to_owned())].into(),
-        &CommitOptions::default().engine_info,
-    ))?;
-    if snapshot.version > 0 {
-        bail!("{url} has commits already: the scenario needs a new table");
-    }
-    let options = CommitOptions {
-        query_id: "bench-writers".to_owned(),
-        checkpoints: settings.checkpoints.policy(),
-        ..CommitOptions::default()
-    };
-    let compactor = match settings.auto_compact {
-        true => Some(AutoCompactor::start(
-            table.clone(),
-            OptimizeOptions {
-                target_file_size: WriterOptions::default().target_file_size as u64,
-                min_file_size: WriterOptions::default().target_file_size as u64 * 3 / 4,
+    // The table, its sinks, commit group and auto-compactor as `tidelake run` opens them.
+    let lake = Lake::open(
+        &LakeConfig {
+            transactions: Some(url.to_owned()),
+            job_id: Some(JOB_ID.to_owned()),
+            auto_compact: settings.auto_compact.then_some(AutoCompactConfig {
+                every_commits: settings.compact_every,
                 min_files: settings.compact_min_files,
-                auto: true,
-                ..OptimizeOptions::default()
-            },
-            settings.compact_every,
-        )?),
-        false => None,
-    };
-    let group = (settings.commit_scope == CommitScopeArg::Process)
-        .then(|| CommitGroup::new(table.clone(), &snapshot, options.clone()));
+            }),
+            commit_scope: settings.commit_scope.into(),
+            checkpoints: settings.checkpoints.policy(),
+            ..LakeConfig::default()
+        },
+        LakeJob {
+            settings: Vec::new(),
+            replayable: true,
+            may_differ: Vec::new(),
+        },
+        &[TableDecl::of::<TransactionRow>(TRANSACTIONS)],
+    )?;
     let mut opener = delta_rs.map(DeltaRsOpener::start).transpose()?;
 
     let shared = Arc::new(Shared::default());
@@ -164,22 +154,9 @@ fn measure(
     let barrier = Arc::new(Barrier::new(settings.writers + 1));
     let threads: Vec<_> = (0..settings.writers)
         .map(|writer| {
-            let sink = DeltaSink::<TransactionRow>::new(
-                table.clone(),
-                app_id(writer),
-                writer,
-                &snapshot,
-                WriterOptions::default(),
-                options.clone(),
-            )?;
-            let sink = match &group {
-                Some(group) => sink.with_group(Arc::clone(group)),
-                None => sink,
-            };
-            let sink = match &compactor {
-                Some(compactor) => sink.with_compactor(Arc::clone(compactor)),
-                None => sink,
-            };
+            let sink = lake
+                .sink::<TransactionRow>(TRANSACTIONS, writer)
+                .context("the lake has no transactions table")??;
             let (settings, shared, barrier) =
                 (settings.clone(), Arc::clone(&shared), Arc::clone(&barrier));
             std::thread::Builder::new()
@@ -190,7 +167,7 @@ fn measure(
         .collect::<anyhow::Result<_>>()?;
 
     let mut report = WritersReport::new(settings.clone(), url, put_latency);
-    let mut version = snapshot.version;
+    let mut version = 0;
     for hour in 0..settings.hours() {
         barrier.wait();
         let started = Instant::now();
@@ -199,7 +176,7 @@ fn measure(
         let samples = std::mem::take(&mut *lock(&shared.samples));
         let state = runtime.block_on(TableState::read(&table))?;
         let opened = opener.as_mut().map(|o| o.open(url)).transpose()?;
-        let totals = compactor.as_ref().map(|c| c.totals()).unwrap_or_default();
+        let totals = compaction_totals(lake.compaction());
         report.hours.push(HourFigures::new(
             hour, wall, &samples, version, &state, opened, &totals,
         ));
@@ -211,7 +188,9 @@ fn measure(
     if let Some(failure) = lock(&shared.failure).take() {
         bail!("a writer failed: {failure}");
     }
-    report.compaction = compactor.map(|c| c.finish());
+    report.compaction = settings
+        .auto_compact
+        .then(|| compaction_totals(lake.finish_compaction()));
     let snapshot = runtime
         .block_on(table.existing_snapshot())
         .context("cannot read the table back")?;
@@ -293,7 +272,16 @@ fn rows(writer: usize, epoch: u64, settings: &WritersSettings) -> Vec<Transactio
 
 /// The `appId` of writer `writer`.
 pub fn app_id(writer: usize) -> String {
-    format!("bench-writers-w{writer}")
+    job_identity::app_id(JOB_ID, writer)
+}
+
+/// What the table's auto-compactor did (nothing without one).
+fn compaction_totals(tables: Vec<TableCompaction>) -> CompactionTotals {
+    tables
+        .into_iter()
+        .next()
+        .map(|t| t.totals)
+        .unwrap_or_default()
 }
 
 fn fail(shared: &Shared, failure: String) {

@@ -215,22 +215,10 @@ impl EpochCommitter {
         };
         let outcome = match &self.group {
             Some(group) => group.commit(commit).await?,
-            None => {
-                let (mut outcomes, checkpoint) =
-                    commit_epochs(&self.table, &self.options, &mut self.state, vec![commit])
-                        .await?;
-                match outcomes.pop() {
-                    Some(EpochOutcome::Committed {
-                        version, attempts, ..
-                    }) => EpochOutcome::Committed {
-                        version,
-                        attempts,
-                        checkpoint,
-                    },
-                    Some(outcome) => outcome,
-                    None => unreachable!("one outcome per epoch"),
-                }
-            }
+            None => commit_epochs(&self.table, &self.options, &mut self.state, vec![commit])
+                .await?
+                .pop()
+                .ok_or_else(|| DeltaError::Corrupt("a commit lost its epoch".into()))?,
         };
         let txn_version = match &outcome {
             EpochOutcome::Committed { .. } => epoch,
@@ -244,14 +232,14 @@ impl EpochCommitter {
 }
 
 /// Commits `epochs` (of distinct `appId`s) in one commit, leaving out those the log
-/// holds already; returns each one's outcome, in order, and the checkpoint written
-/// after the commit if one was due (see the [module docs](self)).
+/// holds already; returns each one's outcome, in order, the first committed one with
+/// the checkpoint written after the commit if one was due (see the [module docs](self)).
 pub(crate) async fn commit_epochs(
     table: &DeltaTable,
     options: &CommitOptions,
     state: &mut CommitState,
     epochs: Vec<EpochCommit>,
-) -> Result<(Vec<EpochOutcome>, Option<CheckpointWrite>), DeltaError> {
+) -> Result<Vec<EpochOutcome>, DeltaError> {
     let mut outcomes: Vec<Option<EpochOutcome>> = epochs
         .iter()
         .map(|e| {
@@ -265,7 +253,7 @@ pub(crate) async fn commit_epochs(
             .filter(|&i| outcomes[i].is_none())
             .collect();
         if pending.is_empty() {
-            return Ok((outcomes.into_iter().flatten().collect(), None));
+            return Ok(outcomes.into_iter().flatten().collect());
         }
         let members: Vec<&EpochCommit> = pending.iter().map(|&i| &epochs[i]).collect();
         let txn_id = table.clock().new_id().to_string();
@@ -292,6 +280,11 @@ pub(crate) async fn commit_epochs(
         state.next_version = landing.next_version();
         match landing {
             Landing::Committed { version, attempts } => {
+                // The checkpoint written after the commit goes with the first epoch in it.
+                let mut checkpoint = state
+                    .checkpointer
+                    .committed(table, version, &actions)
+                    .await?;
                 for (&i, member) in pending.iter().zip(&members) {
                     state
                         .txn_versions
@@ -299,7 +292,7 @@ pub(crate) async fn commit_epochs(
                     outcomes[i] = Some(EpochOutcome::Committed {
                         version,
                         attempts,
-                        checkpoint: None,
+                        checkpoint: checkpoint.take(),
                     });
                     tracing::debug!(
                         table = table.location(),
@@ -313,11 +306,7 @@ pub(crate) async fn commit_epochs(
                         member.app_id
                     );
                 }
-                let checkpoint = state
-                    .checkpointer
-                    .committed(table, version, &actions)
-                    .await?;
-                return Ok((outcomes.into_iter().flatten().collect(), checkpoint));
+                return Ok(outcomes.into_iter().flatten().collect());
             }
             Landing::Stopped { stop, .. } => {
                 for (member, txn_version) in stop {

@@ -77,7 +77,7 @@ impl CommitGroup {
     }
 
     /// Commits `epoch` in the next group commit and returns its outcome (a checkpoint
-    /// written after the commit is in the outcome of the writer that led it).
+    /// written after the commit is in the first committed epoch's outcome).
     pub async fn commit(&self, epoch: EpochCommit) -> Result<EpochOutcome, DeltaError> {
         let (own, mut state) = match self.join(epoch) {
             Ok(lead) => lead,
@@ -101,15 +101,7 @@ impl CommitGroup {
         let result = commit_epochs(&self.table, &self.options, &mut state, epochs).await;
         self.hand_over(state);
         match result {
-            Ok((mut outcomes, checkpoint)) => {
-                if let Some(EpochOutcome::Committed {
-                    checkpoint: slot, ..
-                }) = outcomes
-                    .iter_mut()
-                    .find(|o| matches!(o, EpochOutcome::Committed { .. }))
-                {
-                    *slot = checkpoint;
-                }
+            Ok(outcomes) => {
                 let mut outcomes = outcomes.into_iter();
                 let own = outcomes.next();
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {

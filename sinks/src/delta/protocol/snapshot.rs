@@ -20,7 +20,7 @@ use crate::delta::protocol::actions::{
 use crate::delta::protocol::checkpoint::{
     list_log, read_checkpoint_files, read_last_checkpoint, usable_checkpoint,
 };
-use crate::delta::protocol::log::{read_commit, read_commit_if_exists};
+use crate::delta::protocol::log::read_commit_if_exists;
 use crate::delta::protocol::schema::Schema;
 
 /// The state of a table at [`version`](Self::version).
@@ -179,37 +179,26 @@ impl Snapshot {
                 }
             },
         };
-        let first = next;
-        for &version in listing
-            .commits
-            .iter()
-            .filter(|&&v| v >= first && v <= until)
-        {
-            // A listing made while writers commit may miss a commit that a later one
-            // proves exists: read those directly.
-            while next < version {
-                let Some(actions) = read_commit_if_exists(store, root, next).await? else {
-                    return Err(DeltaError::Corrupt(format!(
-                        "the log jumps from version {} to {version}: versions {next} to {} are missing, and commits must be contiguous",
-                        next - 1,
-                        version - 1
-                    )));
-                };
-                snapshot.apply(next, actions);
-                next += 1;
+        // Every commit from the start up to the newest listed (or the version asked
+        // for) is read directly: a listing made while writers commit may miss a commit
+        // that a later listed one proves exists, or the newest ones.
+        let listed_last = listing.commits.iter().rev().find(|&&v| v <= until).copied();
+        let last = version.or(listed_last);
+        while last.is_some_and(|last| next <= last) {
+            match read_commit_if_exists(store, root, next).await? {
+                Some(actions) => snapshot.apply(next, actions),
+                None => match listing.commits.iter().find(|&&v| v > next && v <= until) {
+                    Some(&listed) => {
+                        return Err(DeltaError::Corrupt(format!(
+                            "the log jumps from version {} to {listed}: versions {next} to {} are missing, and commits must be contiguous",
+                            next.saturating_sub(1),
+                            listed - 1
+                        )));
+                    }
+                    None => break,
+                },
             }
-            snapshot.apply(version, read_commit(store, root, version).await?);
             next += 1;
-        }
-        // The listing may also miss the newest commits up to the version asked for.
-        if let Some(version) = version {
-            while next <= version {
-                let Some(actions) = read_commit_if_exists(store, root, next).await? else {
-                    break;
-                };
-                snapshot.apply(next, actions);
-                next += 1;
-            }
         }
         Ok(Some(snapshot))
     }
