@@ -14,7 +14,8 @@
 # ingest's from docs/benchmarks/ingest.md, which `bash scripts/ingest_bench.sh` writes;
 # the features job's from docs/benchmarks/features.md (`bash scripts/features_bench.sh`);
 # model scoring's from docs/benchmarks/scoring.md (`bash scripts/scoring_bench.sh`); many
-# writers on one table from docs/benchmarks/writers.md (`bash scripts/writers_bench.sh`).
+# writers on one table from docs/benchmarks/writers.md (`bash scripts/writers_bench.sh`);
+# commits sized for the table from docs/benchmarks/commits.md (`bash scripts/commits_bench.sh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -215,6 +216,8 @@ $(cat docs/benchmarks/features.md)
 $(cat docs/benchmarks/scoring.md)
 
 $(cat docs/benchmarks/writers.md)
+
+$(cat docs/benchmarks/commits.md)
 
 $(cat docs/benchmarks/changes.md)
 

@@ -650,10 +650,20 @@ pub struct RunArgs {
     /// docs/scaling.md).
     #[arg(long, value_enum, default_value = "worker", help_heading = "Lake")]
     pub commit_scope: CommitScopeArg,
+    /// The least wall time between a worker's commits to a table while it seals epochs
+    /// faster than that (a replay, a backlog): the epochs sealed meanwhile go into one
+    /// commit and the same files, up to the target file size. A live stream still
+    /// commits every epoch as it is sealed; `0s` commits every epoch on its own.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s", help_heading = "Lake")]
+    pub max_commit_rate: Duration,
     /// Compact the tables in the background while writing them (and once more at the
     /// end): bin-pack the small files of busy partitions into files of the target size.
-    #[arg(long, help_heading = "Lake")]
+    /// The default; kept for job files that say so.
+    #[arg(long, help_heading = "Lake", overrides_with = "no_auto_compact")]
     pub auto_compact: bool,
+    /// Do not compact the tables while writing them.
+    #[arg(long, help_heading = "Lake", overrides_with = "auto_compact")]
+    pub no_auto_compact: bool,
     /// Auto-compaction: commits between runs.
     #[arg(long, value_name = "N", default_value_t = AutoCompactConfig::default().every_commits, help_heading = "Lake")]
     pub auto_compact_every: u64,
@@ -900,9 +910,11 @@ impl RunArgs {
                     .map_err(|_| "--target-file-size is too large".to_owned())?,
                 ..WriterOptions::default()
             },
-            auto_compact: self.auto_compact.then_some(AutoCompactConfig {
+            max_commit_rate: self.max_commit_rate,
+            auto_compact: (!self.no_auto_compact).then_some(AutoCompactConfig {
                 every_commits: self.auto_compact_every,
                 min_files: self.auto_compact_min_files,
+                asked: self.auto_compact,
             }),
             commit_scope: self.commit_scope.into(),
             ..LakeConfig::default()

@@ -297,6 +297,10 @@ pub struct LakeConfig {
     pub auto_compact: Option<AutoCompactConfig>,
     /// Which writers of a table share a commit.
     pub commit_scope: CommitScope,
+    /// The least wall time between a writer's commits while it seals epochs faster
+    /// (`--max-commit-rate`): sealed epochs wait for it and go into one commit, up to the
+    /// target file size (docs/semantics.md §5). Zero commits every epoch on its own.
+    pub max_commit_rate: std::time::Duration,
     /// When the writers checkpoint the tables (docs/scaling.md §3): by log size, unless
     /// a benchmark compares another policy.
     pub checkpoints: CheckpointPolicy,
@@ -356,6 +360,9 @@ pub struct AutoCompactConfig {
     pub every_commits: u64,
     /// Small files that make a partition worth compacting.
     pub min_files: usize,
+    /// Asked for (`--auto-compact`), not the default: a table whose features OPTIMIZE
+    /// does not implement is then refused rather than written without compaction.
+    pub asked: bool,
 }
 
 impl Default for AutoCompactConfig {
@@ -363,6 +370,7 @@ impl Default for AutoCompactConfig {
         AutoCompactConfig {
             every_commits: 10,
             min_files: 10,
+            asked: false,
         }
     }
 }
@@ -379,6 +387,7 @@ impl Default for LakeConfig {
             writer: WriterOptions::default(),
             auto_compact: None,
             commit_scope: CommitScope::Worker,
+            max_commit_rate: std::time::Duration::from_secs(1),
             checkpoints: CheckpointPolicy::default(),
         }
     }

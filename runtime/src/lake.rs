@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tidelake_sinks::delta::maintenance::auto_compact::{AutoCompactor, CompactionTotals};
 use tidelake_sinks::delta::maintenance::optimize::OptimizeOptions;
 
+use tidelake_sinks::delta::files::batches::Batching;
 use tidelake_sinks::delta::files::commit::CommitOptions;
 use tidelake_sinks::delta::files::constraints::Constraints;
 use tidelake_sinks::delta::files::group_commit::CommitGroup;
@@ -66,6 +67,8 @@ pub struct Lake {
     commit: CommitOptions,
     commit_interval_ms: u64,
     writer: WriterOptions,
+    /// Which sealed epochs each writer commits together.
+    batching: Batching,
     /// The tables the job writes, in the pipeline's order.
     tables: Vec<OpenTable>,
     parquet_dir: Option<String>,
@@ -144,6 +147,10 @@ impl Lake {
             commit,
             commit_interval_ms: config.commit_interval_ms,
             writer: config.writer.clone(),
+            batching: Batching {
+                max_commit_rate: config.max_commit_rate,
+                target_bytes: config.writer.target_file_size as u64,
+            },
             tables,
             parquet_dir: config.parquet_dir.clone(),
             replays: config.job_id.is_some() && job.replayable,
@@ -258,6 +265,7 @@ impl Lake {
             self.writer.clone(),
             self.commit.clone(),
         )?
+        .with_batching(self.batching)
         .with_constraints(Arc::clone(&open.constraints));
         let sink = match &open.group {
             Some(group) => sink.with_group(Arc::clone(group)),
@@ -320,26 +328,30 @@ async fn open_table(
         .as_ref()
         .ok_or_else(|| DeltaError::Corrupt(format!("{url}: the log has no metaData")))?;
     let constraints = Arc::new(Constraints::of_table(metadata, url)?);
-    if config.auto_compact.is_some() {
-        // Refused now rather than by every background compaction.
-        features::check(&snapshot, url, Operation::Optimize)?;
-    }
     let compactor = match config.auto_compact {
-        Some(auto) => {
-            let options = OptimizeOptions {
-                target_file_size: config.writer.target_file_size as u64,
-                min_file_size: config.writer.target_file_size as u64 * 3 / 4,
-                min_files: auto.min_files,
-                auto: true,
-                engine_info,
-                ..OptimizeOptions::default()
-            };
-            Some(AutoCompactor::start(
-                table.clone(),
-                options,
-                auto.every_commits,
-            )?)
-        }
+        Some(auto) => match features::check(&snapshot, url, Operation::Optimize) {
+            // Refused now rather than by every background compaction.
+            Err(e) if auto.asked => return Err(e),
+            Err(e) => {
+                tracing::warn!(table = url, "not compacting {url} while writing it: {e}");
+                None
+            }
+            Ok(()) => {
+                let options = OptimizeOptions {
+                    target_file_size: config.writer.target_file_size as u64,
+                    min_file_size: config.writer.target_file_size as u64 * 3 / 4,
+                    min_files: auto.min_files,
+                    auto: true,
+                    engine_info,
+                    ..OptimizeOptions::default()
+                };
+                Some(AutoCompactor::start(
+                    table.clone(),
+                    options,
+                    auto.every_commits,
+                )?)
+            }
+        },
         None => None,
     };
     let group = (config.commit_scope == CommitScope::Process)

@@ -477,6 +477,8 @@ fn count_epoch(counters: &WorkerMetrics, report: &EpochReport) {
                 counters.commit_latency.observe(latency.as_secs_f64());
             }
         }
+        // In the commit of a later epoch, counted with it.
+        EpochOutcome::Included { .. } => add(&counters.rows_committed, report.rows),
         EpochOutcome::AlreadyCommitted => {
             add(&counters.epochs_skipped, 1);
             add(&counters.rows_skipped, report.rows);
@@ -498,7 +500,8 @@ fn count_kafka_epoch(counters: &WorkerMetrics, report: &EpochReport) {
             add(&counters.epochs_skipped, 1);
             add(&counters.rows_skipped, report.rows);
         }
-        EpochOutcome::Written | EpochOutcome::Empty => {}
+        // A Kafka epoch is a transaction of its own.
+        EpochOutcome::Included { .. } | EpochOutcome::Written | EpochOutcome::Empty => {}
     }
 }
 

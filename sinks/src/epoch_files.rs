@@ -17,22 +17,21 @@ use crate::parquet::{
     ArrowRows, DataFile, DataFileWriter, Rejected, RowRules, WriterOptions, rejected_rows,
 };
 
-/// The open epochs' files under one root; see the [module docs](self).
+/// The open epochs' files under one root; see the [module docs](self). Files are kept
+/// by a key: an epoch, or a batch of epochs committed together.
 pub(crate) struct EpochFiles<R: ArrowRows> {
     store: Arc<dyn ObjectStore>,
     root: Path,
     writer_index: usize,
     options: WriterOptions,
+    /// The files of each key, and the rows they hold.
     open: BTreeMap<u64, (DataFileWriter<R>, u64)>,
     /// Modification times and file ids.
     clock: SharedClock,
     /// The table's rules, if rows are checked.
     checks: Option<Arc<Constraints>>,
-    /// Names files by epoch from this seed instead of by fresh ids.
+    /// Names files by key (an epoch) from this seed instead of by fresh ids.
     epoch_names: Option<String>,
-    /// Rows the rules kept out of epochs that write no file (see
-    /// [`check_only`](Self::check_only)).
-    rejected: BTreeMap<u64, Vec<Rejected>>,
 }
 
 impl<R: ArrowRows> EpochFiles<R> {
@@ -55,7 +54,6 @@ impl<R: ArrowRows> EpochFiles<R> {
             clock,
             checks: None,
             epoch_names: None,
-            rejected: BTreeMap::new(),
         })
     }
 
@@ -69,25 +67,29 @@ impl<R: ArrowRows> EpochFiles<R> {
 
     /// Checks every row against `constraints` before it is written, keeping the rows
     /// that break one out of the files (see [`crate::delta::files::constraints`]);
-    /// [`finish`](Self::finish) returns them.
+    /// [`write`](Self::write) returns them.
     pub(crate) fn with_constraints(mut self, constraints: Arc<Constraints>) -> Self {
         self.checks = (!constraints.is_empty()).then_some(constraints);
         self
     }
 
-    /// Checks `rows` of `epoch` against the rules without writing them (the table holds
-    /// the epoch already); [`finish`](Self::finish) returns the rows kept out.
-    pub(crate) fn check_only(&mut self, epoch: u64, rows: &[R]) -> Result<(), DeltaError> {
-        if let Some(rules) = &self.checks {
-            let kept_out = rejected_rows(rows, rules.as_ref())?;
-            self.rejected.entry(epoch).or_default().extend(kept_out);
+    /// The rows of `rows` that break the rules, found without writing them (the table
+    /// holds their epoch already).
+    pub(crate) fn check_only(&self, rows: &[R]) -> Result<Vec<Rejected>, DeltaError> {
+        match &self.checks {
+            Some(rules) => Ok(rejected_rows(rows, rules.as_ref())?),
+            None => Ok(Vec::new()),
         }
-        Ok(())
     }
 
-    /// Writes `rows` of `epoch` (files that reach the target size are uploaded).
-    pub(crate) async fn write(&mut self, epoch: u64, rows: &[R]) -> Result<(), DeltaError> {
-        let (files, count) = match self.open.entry(epoch) {
+    /// Writes `rows` into the files of `key` (files that reach the target size are
+    /// uploaded); returns the rows the rules kept out.
+    pub(crate) async fn write(
+        &mut self,
+        key: u64,
+        rows: &[R],
+    ) -> Result<Vec<Rejected>, DeltaError> {
+        let (files, count) = match self.open.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => entry.insert((
                 DataFileWriter::new(
@@ -97,7 +99,7 @@ impl<R: ArrowRows> EpochFiles<R> {
                     self.options.clone(),
                 )?
                 .with_clock(match &self.epoch_names {
-                    Some(seed) => Arc::new(EpochNames::new(seed, epoch)),
+                    Some(seed) => Arc::new(EpochNames::new(seed, key)),
                     None => self.clock.clone(),
                 })
                 .with_rules(
@@ -108,30 +110,33 @@ impl<R: ArrowRows> EpochFiles<R> {
                 0,
             )),
         };
-        *count += rows.len() as u64;
-        Ok(files.write(rows).await?)
+        files.write(rows).await?;
+        let rejected = match self.checks {
+            // Checked now, so that each row kept out is known with its epoch.
+            Some(_) => files.encode_buffered().map(|()| files.take_rejected())?,
+            None => Vec::new(),
+        };
+        *count += (rows.len() - rejected.len()) as u64;
+        Ok(rejected)
     }
 
-    /// Uploads the rest of `epoch`'s files: the epoch's files, the count of the epoch's
-    /// rows they hold (none and 0 if it had no rows; rows the table's rules kept out are
-    /// not counted), and the rows the rules kept out.
-    pub(crate) async fn finish(&mut self, epoch: u64) -> Result<FinishedEpoch, DeltaError> {
-        let checked_only = self.rejected.remove(&epoch).unwrap_or_default();
-        let Some((mut files, rows)) = self.open.remove(&epoch) else {
-            return Ok((Vec::new(), 0, checked_only));
+    /// Bytes the files of `key` hold so far (encoded, not counting rows still
+    /// buffered).
+    pub(crate) fn bytes(&self, key: u64) -> u64 {
+        self.open.get(&key).map_or(0, |(files, _)| files.bytes())
+    }
+
+    /// Uploads the rest of `key`'s files: its files and the rows they hold (none and 0
+    /// if it had no rows; rows the table's rules kept out are not counted).
+    pub(crate) async fn finish(&mut self, key: u64) -> Result<(Vec<DataFile>, u64), DeltaError> {
+        let Some((mut files, rows)) = self.open.remove(&key) else {
+            return Ok((Vec::new(), 0));
         };
-        let finished = files.finish().await;
-        match finished {
-            Ok(written) => {
-                let kept = rows - files.rejected_rows();
-                let mut rejected = checked_only;
-                rejected.extend(files.take_rejected());
-                Ok((written, kept, rejected))
-            }
+        match files.finish().await {
+            Ok(written) => Ok((written, rows)),
             Err(e) => {
-                // Keep the epoch's files for a retry, as the writer does.
-                self.open.insert(epoch, (files, rows));
-                self.rejected.insert(epoch, checked_only);
+                // Keep the files for a retry, as the writer does.
+                self.open.insert(key, (files, rows));
                 Err(e.into())
             }
         }
@@ -170,9 +175,6 @@ impl Clock for EpochNames {
         uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 }
-
-/// An epoch's files, rows and rows kept out, as [`EpochFiles::finish`] returns them.
-pub(crate) type FinishedEpoch = (Vec<DataFile>, u64, Vec<Rejected>);
 
 /// The report of an epoch of `rows` rows written as `files`.
 pub(crate) fn report(

@@ -10,11 +10,17 @@
 //! *committed frontier*. So the worker thread keeps stepping the dataflow while files
 //! are encoded and uploaded.
 //!
-//! Epochs are sealed in order, one at a time. A bounded queue of batches stands between
-//! the worker and its I/O thread: when the store or the Parquet encoding falls behind,
-//! the worker waits rather than buffer without limit. If the writer fails, the error goes to
-//! the `on_error` callback, the operator drops its capabilities and discards later
-//! records, so the dataflow can end; nothing more is committed.
+//! Epochs are sealed in order, one at a time. A writer may hold sealed epochs back to
+//! commit several together (a table writer does, see
+//! [`batches`](crate::delta::files::batches)): its seal then reports none, a later one
+//! reports them all, and the operator asks it to [`flush`](EpochWriter::flush) when its
+//! [`wake_at`](EpochWriter::wake_at) time comes and once the input has ended.
+//!
+//! A bounded queue of batches stands between the worker and its I/O thread: when the
+//! store or the Parquet encoding falls behind, the worker waits rather than buffer
+//! without limit. If the writer fails, the error goes to the `on_error` callback, the
+//! operator drops its capabilities and discards later records, so the dataflow can end;
+//! nothing more is committed.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
@@ -69,6 +76,13 @@ pub enum EpochOutcome {
     /// The table already held this epoch for this writer (a re-run with the same job
     /// id): nothing was committed and files written for it were deleted.
     AlreadyCommitted,
+    /// Committed as table version `version` together with later epochs of the same
+    /// writer (docs/semantics.md §5): the report of the commit's last epoch has the
+    /// commit's files, bytes and puts.
+    Included {
+        /// The table version.
+        version: u64,
+    },
     /// The files are complete and visible (a sink without a log).
     Written,
     /// The epoch's records made no file (all its containers were empty).
@@ -111,8 +125,26 @@ pub trait EpochWriter: Send + 'static {
     ) -> impl Future<Output = Result<(), Self::Error>>;
 
     /// Every row of `epoch` has been given: finish its files and make them durable.
-    /// Called once per epoch that had rows, in epoch order.
-    fn seal(&mut self, epoch: u64) -> impl Future<Output = Result<EpochReport, Self::Error>>;
+    /// Called once per epoch that had rows, in epoch order. Returns the reports of the
+    /// epochs this completes, in order: `epoch`'s, after those of earlier epochs held
+    /// back, or none if the writer holds `epoch` back for a later commit.
+    fn seal(&mut self, epoch: u64) -> impl Future<Output = Result<Vec<EpochReport>, Self::Error>>;
+
+    /// When the writer wants [`flush`](Self::flush) called if no request comes before:
+    /// the time a sealed epoch it holds back is due. `None`: it holds none back.
+    fn wake_at(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Completes the sealed epochs held back that are due by now, or all of them once
+    /// the input has `ended`; returns their reports, in order.
+    fn flush(
+        &mut self,
+        ended: bool,
+    ) -> impl Future<Output = Result<Vec<EpochReport>, Self::Error>> {
+        let _ = ended;
+        std::future::ready(Ok(Vec::new()))
+    }
 }
 
 /// Writes a stream epoch by epoch; see the [module docs](self).
@@ -142,11 +174,13 @@ const MAX_QUEUED_REQUESTS: usize = 256;
 enum Request<R> {
     Write(u64, Vec<R>),
     Seal(u64),
+    /// Every epoch with rows has been sealed: complete those held back.
+    End,
 }
 
 /// An answer from the I/O thread.
 enum Reply {
-    Sealed(EpochReport),
+    Sealed(Vec<EpochReport>),
     Failed(String),
 }
 
@@ -181,6 +215,7 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
             drop(initial);
             let mut io = Some(IoThread::start(&name, writer, activator));
             let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+            let mut ended = false;
             move |frontiers| {
                 let Some(thread) = io.as_mut() else {
                     input.for_each_stamp(|_, _| {});
@@ -215,12 +250,25 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
                     thread.send(Request::Seal(epoch));
                 }
 
+                if frontier.is_empty() {
+                    if halt < u64::MAX {
+                        // Halted: what is not being sealed never will be.
+                        pending.retain(|_, state| state.sealing);
+                    }
+                    if !ended {
+                        ended = true;
+                        thread.send(Request::End);
+                    }
+                }
+
                 let mut out = out.activate();
                 while let Ok(reply) = thread.replies.try_recv() {
                     match reply {
-                        Reply::Sealed(report) => {
-                            if let Some(state) = pending.remove(&report.epoch) {
-                                out.session(&state.cap).give(report);
+                        Reply::Sealed(reports) => {
+                            for report in reports {
+                                if let Some(state) = pending.remove(&report.epoch) {
+                                    out.session(&state.cap).give(report);
+                                }
                             }
                         }
                         Reply::Failed(message) => {
@@ -230,10 +278,6 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
                             return;
                         }
                     }
-                }
-                if frontier.is_empty() && halt < u64::MAX {
-                    // Halted: what is not being sealed never will be.
-                    pending.retain(|_, state| state.sealing);
                 }
                 if pending.is_empty() && frontier.is_empty() {
                     io = None;
@@ -272,16 +316,32 @@ impl<R: Send + 'static> IoThread<R> {
                     Ok(runtime) => runtime,
                     Err(e) => return reply(Reply::Failed(format!("{thread_name}: {e}"))),
                 };
-                for request in requests_rx {
-                    let result = match request {
-                        Request::Write(epoch, rows) => {
-                            runtime.block_on(writer.write(epoch, rows)).map(|()| None)
+                loop {
+                    let request = match writer.wake_at() {
+                        Some(at) => {
+                            let wait = at.saturating_duration_since(Instant::now());
+                            match requests_rx.recv_timeout(wait) {
+                                Ok(request) => Some(request),
+                                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                            }
                         }
-                        Request::Seal(epoch) => runtime.block_on(writer.seal(epoch)).map(Some),
+                        None => match requests_rx.recv() {
+                            Ok(request) => Some(request),
+                            Err(mpsc::RecvError) => break,
+                        },
+                    };
+                    let result = match request {
+                        Some(Request::Write(epoch, rows)) => runtime
+                            .block_on(writer.write(epoch, rows))
+                            .map(|()| Vec::new()),
+                        Some(Request::Seal(epoch)) => runtime.block_on(writer.seal(epoch)),
+                        Some(Request::End) => runtime.block_on(writer.flush(true)),
+                        None => runtime.block_on(writer.flush(false)),
                     };
                     match result {
-                        Ok(None) => {}
-                        Ok(Some(report)) => reply(Reply::Sealed(report)),
+                        Ok(reports) if reports.is_empty() => {}
+                        Ok(reports) => reply(Reply::Sealed(reports)),
                         Err(e) => return reply(Reply::Failed(e.to_string())),
                     }
                 }

@@ -89,11 +89,12 @@ impl<R: ArrowRows + Send> EpochWriter for ParquetFileSink<R> {
     type Error = DeltaError;
 
     async fn write(&mut self, epoch: u64, rows: Vec<R>) -> Result<(), DeltaError> {
-        self.files.write(epoch, &rows).await
+        // No rules: nothing is kept out.
+        self.files.write(epoch, &rows).await.map(drop)
     }
 
-    async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
-        let (files, rows, _rejected) = self.files.finish(epoch).await?;
+    async fn seal(&mut self, epoch: u64) -> Result<Vec<EpochReport>, DeltaError> {
+        let (files, rows) = self.files.finish(epoch).await?;
         for file in &files {
             let bad_path =
                 |e| DeltaError::Corrupt(format!("bad data file path {}: {e}", file.path));
@@ -111,7 +112,7 @@ impl<R: ArrowRows + Send> EpochWriter for ParquetFileSink<R> {
             true => EpochOutcome::Empty,
             false => EpochOutcome::Written,
         };
-        Ok(report(epoch, rows, &files, outcome))
+        Ok(vec![report(epoch, rows, &files, outcome)])
     }
 }
 

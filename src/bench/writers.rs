@@ -135,9 +135,12 @@ fn measure(
             auto_compact: settings.auto_compact.then_some(AutoCompactConfig {
                 every_commits: settings.compact_every,
                 min_files: settings.compact_min_files,
+                asked: true,
             }),
             commit_scope: settings.commit_scope.into(),
             checkpoints: settings.checkpoints.policy(),
+            // Each epoch commits as it is sealed, as a live stream's epochs do.
+            max_commit_rate: std::time::Duration::ZERO,
             ..LakeConfig::default()
         },
         LakeJob {
@@ -233,8 +236,8 @@ fn write_hours(
                 sink.write(epoch, rows).await?;
                 sink.seal(epoch).await
             });
-            match result {
-                Ok(report) => match report.outcome {
+            match result.map(|mut reports| reports.pop()) {
+                Ok(Some(report)) => match report.outcome {
                     EpochOutcome::Committed { attempts, .. } => samples.push(Sample {
                         latency: started.elapsed(),
                         puts: attempts,
@@ -245,6 +248,7 @@ fn write_hours(
                         format!("writer {writer}, epoch {epoch}: {outcome:?}, not committed"),
                     ),
                 },
+                Ok(None) => fail(shared, format!("writer {writer}, epoch {epoch}: no report")),
                 Err(e) => fail(shared, format!("writer {writer}, epoch {epoch}: {e}")),
             }
         }

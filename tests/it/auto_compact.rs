@@ -35,6 +35,9 @@ fn run(dir: &Path, table: &str, extra: &[&str]) -> (String, f64) {
             "1000",
             "--workers",
             "2",
+            // One commit per epoch, for many small files.
+            "--max-commit-rate",
+            "0s",
             "--commit-interval",
             "1s",
             "--alerts",
@@ -62,12 +65,11 @@ fn a_run_with_auto_compaction_ends_with_few_files_and_every_row() {
     let dir = tempfile::tempdir().expect("tempdir");
     let python = Python::find();
 
-    let (plain, plain_secs) = run(dir.path(), "plain", &[]);
+    let (plain, plain_secs) = run(dir.path(), "plain", &["--no-auto-compact"]);
     let (compacted, compacted_secs) = run(
         dir.path(),
         "compacted",
         &[
-            "--auto-compact",
             "--auto-compact-every",
             "10",
             "--auto-compact-min-files",

@@ -348,7 +348,9 @@ fn the_custom_rule_example_resumes_after_kill_9_with_the_same_results() {
         dead.extend(bad);
     }
     let out = dir.path().join("out");
+    // Every epoch its own commit: 150 commits before the kill, and checkpoints.
     let mut killed = Command::new(example())
+        .arg("--commit-every-epoch")
         .arg(&out)
         .args(&inputs)
         .env("TIDELAKE_TEST_PAUSE", "commit:150")

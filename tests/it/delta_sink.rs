@@ -149,6 +149,11 @@ fn the_table_holds_exactly_the_input_and_a_rerun_with_the_job_id_writes_nothing(
         "alerts.jsonl",
         "--commit-interval",
         "10s",
+        // Every epoch its own commit, its own files (tests/it/commit_batches.rs has the
+        // default).
+        "--max-commit-rate",
+        "0s",
+        "--no-auto-compact",
     ];
     let first = run_job(dir.path(), &args, &[]);
     let stderr = String::from_utf8_lossy(&first.stderr);
@@ -232,6 +237,9 @@ fn delta_rs_writes_and_checkpoints_the_table_between_our_runs() {
                 "1s",
                 "--tick",
                 "100ms",
+                "--max-commit-rate",
+                "0s",
+                "--no-auto-compact",
                 "--alerts",
                 "alerts.jsonl",
             ],
@@ -321,6 +329,8 @@ fn four_workers_and_a_delta_rs_writer_commit_at_once_without_loss() {
         "1s",
         "--tick",
         "100ms",
+        // Versions are the workers' commits and delta-rs's, nothing else.
+        "--no-auto-compact",
         "--table",
         &table,
     ];

@@ -9,6 +9,7 @@ mod chained;
 mod checkpoints;
 mod cli;
 mod cluster;
+mod commit_batches;
 mod csv_input;
 mod csv_reference;
 mod custom_rule;

@@ -46,6 +46,10 @@ fn write_table(dir: &Path) -> String {
             "2",
             "--commit-interval",
             "1s",
+            // One commit per epoch and no compaction: small files to bin-pack.
+            "--max-commit-rate",
+            "0s",
+            "--no-auto-compact",
             "--table",
             "t",
             "--job-id",

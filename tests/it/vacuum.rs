@@ -39,6 +39,10 @@ fn run(dir: &Path, input: &str, job: &str) {
         "t",
         "--commit-interval",
         "1s",
+        // One commit per epoch and no compaction: small files for the test to compact.
+        "--max-commit-rate",
+        "0s",
+        "--no-auto-compact",
         "--alerts",
         "alerts.jsonl",
         "--quiet",

@@ -241,6 +241,10 @@ fn a_job_with_group_commits_writes_exactly_the_input_and_a_rerun_writes_nothing(
         "1s",
         "--commit-scope",
         "process",
+        // Every epoch sealed on its own, so that workers seal theirs together.
+        "--max-commit-rate",
+        "0s",
+        "--no-auto-compact",
         "--no-checkpoints",
     ];
     run_job(dir.path(), &args, &[]);

@@ -239,19 +239,19 @@ impl EpochWriter for KafkaSink {
         Ok(())
     }
 
-    async fn seal(&mut self, epoch: u64) -> Result<EpochReport, KafkaError> {
+    async fn seal(&mut self, epoch: u64) -> Result<Vec<EpochReport>, KafkaError> {
         let rows = self.pending.remove(&epoch).unwrap_or_default();
         let count = rows.len() as u64;
         if self.committed_through.is_some_and(|c| epoch <= c) {
-            return Ok(EpochReport {
+            return Ok(vec![EpochReport {
                 rows: count,
                 outcome: EpochOutcome::AlreadyCommitted,
                 ..EpochReport::empty(epoch)
-            });
+            }]);
         }
         let started = Instant::now();
         let bytes = self.commit(epoch, rows)?;
-        Ok(EpochReport {
+        Ok(vec![EpochReport {
             rows: count,
             bytes,
             outcome: EpochOutcome::Committed {
@@ -260,6 +260,6 @@ impl EpochWriter for KafkaSink {
             },
             commit_latency: Some(started.elapsed()),
             ..EpochReport::empty(epoch)
-        })
+        }])
     }
 }

@@ -204,6 +204,17 @@ impl<K: Ord + Clone> BatchFileWriter<K> {
         &self.root
     }
 
+    /// Bytes of the files written since the last [`finish`](Self::finish): uploaded,
+    /// completed and (as encoded so far) open.
+    pub fn bytes(&self) -> u64 {
+        let open: usize = (self.open.values())
+            .map(|f| f.writer.bytes_written() + f.writer.in_progress_size())
+            .sum();
+        let completed: usize = self.completed.iter().map(|f| f.bytes.len()).sum();
+        let uploaded: i64 = self.uploaded.iter().map(|f| f.size).sum();
+        (open + completed) as u64 + uploaded.max(0) as u64
+    }
+
     /// Rows encoded in files that are not complete yet.
     pub fn open_rows(&self) -> u64 {
         self.open.values().map(|f| f.stats.num_records()).sum()

@@ -147,12 +147,22 @@ impl<R: ArrowRows> DataFileWriter<R> {
     /// uploaded since the last successful `finish` (in upload order). On an upload
     /// error nothing is lost: call `finish` again to retry.
     pub async fn finish(&mut self) -> Result<Vec<DataFile>, WriterError> {
-        let keys: Vec<R::Partition> = self.buffers.keys().cloned().collect();
-        for key in &keys {
-            self.encode(key)?;
-        }
+        self.encode_buffered()?;
         self.buffers.clear();
         self.files.finish().await
+    }
+
+    /// Encodes every row buffered so far into its partition's file (so that the rules
+    /// have checked them all: see [`take_rejected`](Self::take_rejected)).
+    pub fn encode_buffered(&mut self) -> Result<(), WriterError> {
+        let keys: Vec<R::Partition> = self.buffers.keys().cloned().collect();
+        keys.iter().try_for_each(|key| self.encode(key))
+    }
+
+    /// Bytes of the files written so far: complete ones, and what the open ones have
+    /// encoded (rows still buffered are not counted).
+    pub fn bytes(&self) -> u64 {
+        self.files.bytes()
     }
 
     /// The table root.

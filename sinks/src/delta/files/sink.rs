@@ -1,13 +1,17 @@
 //! The Delta table sink of one worker: each commit epoch's rows become Parquet files
-//! and one commit of this worker's `appId` (docs/semantics.md §5).
+//! and a commit of this worker's `appId` (docs/semantics.md §5).
 //!
 //! [`DeltaSink`] is the [`EpochWriter`] that [`crate::epochs`] drives on the sink's I/O
-//! thread. Rows of an epoch go to a [`DataFileWriter`] of their own, which may upload
-//! files early when one reaches the target size; sealing the epoch uploads the rest and
-//! commits them with the [`EpochCommitter`]. An epoch the log already holds for this
-//! `appId` (a re-run with the same job id) is not written at all, and files written for
-//! an epoch found committed during the commit are deleted. An epoch whose rows were all
-//! of an already committed epoch commits nothing.
+//! thread. Rows go to the [`DataFileWriter`] of their epoch's *batch*: consecutive epochs
+//! committed together, as many as come within `--max-commit-rate` and the target file
+//! size (see [`batches`](crate::delta::files::batches); by default every epoch is a batch
+//! of its own). A writer may upload files early when one reaches the target size; once
+//! the batch's last epoch is sealed and the batch is due, the rest are uploaded and
+//! committed with the [`EpochCommitter`], with the `txn` version of the batch's last
+//! epoch. An epoch the log already holds for this `appId` (a re-run with the same job id)
+//! is not written at all, and files written for a batch found committed during the
+//! commit are deleted. A batch whose rows were all of already committed epochs commits
+//! nothing.
 //!
 //! ```no_run
 //! # use tidelake_sinks::delta::DeltaTable;
@@ -25,8 +29,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::delta::DeltaError;
+use crate::delta::files::batches::{Batching, CommitBatches};
 use crate::delta::files::commit::{CommitOptions, EpochCommitter, EpochOutcome as CommitOutcome};
 use crate::delta::files::constraints::Constraints;
 use crate::delta::files::group_commit::CommitGroup;
@@ -36,24 +42,38 @@ use crate::delta::protocol::snapshot::Snapshot;
 use crate::delta::protocol::table::DeltaTable;
 use crate::epoch_files::{EpochFiles, report};
 use crate::epochs::{EpochOutcome, EpochReport, EpochWriter};
-use crate::parquet::ArrowRows;
-use crate::parquet::WriterOptions;
+use crate::parquet::{ArrowRows, Rejected, WriterOptions};
 
 /// Writes one worker's epochs to a Delta table; see the [module docs](self).
 pub struct DeltaSink<R: ArrowRows> {
     table: DeltaTable,
     committer: EpochCommitter,
-    /// The files of the epochs not sealed yet.
+    /// The files of each open batch.
     files: EpochFiles<R>,
-    /// Rows of open epochs the log holds already, which are not written.
-    skipped: BTreeMap<u64, u64>,
+    /// Which epochs go into which batch, and when a batch commits.
+    batches: CommitBatches,
+    /// The epochs given rows and not reported yet.
+    epochs: BTreeMap<u64, OpenEpoch>,
     /// Told of every commit, if the table is auto-compacted.
     compactor: Option<Arc<AutoCompactor>>,
 }
 
+/// An epoch given rows and not reported yet.
+#[derive(Default)]
+struct OpenEpoch {
+    /// The batch its rows are written in; `None` if the log holds the epoch already.
+    batch: Option<u64>,
+    /// Its rows: those written (not those the rules kept out), or all of a skipped
+    /// epoch.
+    rows: u64,
+    /// The rows the table's rules kept out.
+    rejected: Vec<Rejected>,
+}
+
 impl<R: ArrowRows> DeltaSink<R> {
     /// A sink committing as `app_id` to `table`, which was read as `snapshot` at start.
-    /// `writer_index` (the global worker index) goes into file names.
+    /// `writer_index` (the global worker index) goes into file names. It commits every
+    /// epoch on its own unless given [`with_batching`](Self::with_batching).
     pub fn new(
         table: DeltaTable,
         app_id: impl Into<String>,
@@ -74,9 +94,17 @@ impl<R: ArrowRows> DeltaSink<R> {
             table,
             committer,
             files,
-            skipped: BTreeMap::new(),
+            batches: CommitBatches::new(Batching::EVERY_EPOCH),
+            epochs: BTreeMap::new(),
             compactor: None,
         })
+    }
+
+    /// Commits consecutive epochs together as `batching` allows (see
+    /// [`batches`](crate::delta::files::batches)).
+    pub fn with_batching(mut self, batching: Batching) -> Self {
+        self.batches = CommitBatches::new(batching);
+        self
     }
 
     /// Checks every row against the table's `constraints` before it is written; the
@@ -99,38 +127,42 @@ impl<R: ArrowRows> DeltaSink<R> {
         self.compactor = Some(compactor);
         self
     }
-}
 
-impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
-    type Row = R;
-    type Error = DeltaError;
-
-    async fn write(&mut self, epoch: u64, rows: Vec<R>) -> Result<(), DeltaError> {
-        if self.committer.is_committed(epoch) {
-            *self.skipped.entry(epoch).or_default() += rows.len() as u64;
-            // The epoch's rows are in the table; the ones its constraints kept out are
-            // dead letters again, as in the run that committed it.
-            return self.files.check_only(epoch, &rows);
+    /// Commits the batches that are complete and due (all of them if the input has
+    /// `ended`); returns the reports of their epochs.
+    async fn commit_due(&mut self, ended: bool) -> Result<Vec<EpochReport>, DeltaError> {
+        let mut reports = Vec::new();
+        while let Some(batch) =
+            (self.batches).take_due(Instant::now(), ended, |b| self.files.bytes(b))
+        {
+            reports.extend(self.commit_batch(batch).await?);
         }
-        self.files.write(epoch, &rows).await
+        Ok(reports)
     }
 
-    async fn seal(&mut self, epoch: u64) -> Result<EpochReport, DeltaError> {
-        let sealing = std::time::Instant::now();
-        let (files, written, rejected) = self.files.finish(epoch).await?;
-        let skipped = self.skipped.remove(&epoch).unwrap_or(0);
-        let outcome = match skipped {
-            0 => EpochOutcome::Empty,
-            _ => EpochOutcome::AlreadyCommitted,
+    /// Uploads the rest of `batch`'s files and commits them as its last epoch; returns
+    /// the reports of its epochs, the last one with the commit's files and puts.
+    async fn commit_batch(&mut self, batch: u64) -> Result<Vec<EpochReport>, DeltaError> {
+        let started = Instant::now();
+        let members: Vec<u64> = (self.epochs.iter())
+            .filter(|(_, open)| open.batch == Some(batch))
+            .map(|(&epoch, _)| epoch)
+            .collect();
+        let mut reports: Vec<EpochReport> = (members.iter())
+            .filter_map(|epoch| self.epochs.remove(epoch).map(|open| (epoch, open)))
+            .map(|(&epoch, open)| EpochReport {
+                rows: open.rows,
+                rejected: open.rejected,
+                ..EpochReport::empty(epoch)
+            })
+            .collect();
+        let (files, _rows) = self.files.finish(batch).await?;
+        let Some(last) = reports.last_mut().filter(|_| !files.is_empty()) else {
+            return Ok(reports);
         };
-        let mut report = report(epoch, written + skipped, &files, outcome);
-        report.rejected = rejected;
-        if files.is_empty() {
-            return Ok(report);
-        }
-        let adds: Vec<Add> = files.into_iter().map(Add::from).collect();
+        let adds: Vec<Add> = files.iter().cloned().map(Add::from).collect();
         crate::fault_injection::pause_if_asked("commit");
-        report.outcome = match self.committer.commit(epoch, adds.clone()).await? {
+        match self.committer.commit(last.epoch, adds.clone()).await? {
             CommitOutcome::Committed {
                 version,
                 attempts,
@@ -139,22 +171,88 @@ impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
                 if let Some(compactor) = &self.compactor {
                     compactor.committed();
                 }
-                report.commit_latency = Some(sealing.elapsed());
-                report.checkpoint = checkpoint;
-                EpochOutcome::Committed { version, attempts }
+                *last = EpochReport {
+                    commit_latency: Some(started.elapsed()),
+                    checkpoint,
+                    rejected: std::mem::take(&mut last.rejected),
+                    ..report(
+                        last.epoch,
+                        last.rows,
+                        &files,
+                        EpochOutcome::Committed { version, attempts },
+                    )
+                };
+                let earlier = reports.len() - 1;
+                for report in &mut reports[..earlier] {
+                    report.outcome = EpochOutcome::Included { version };
+                }
             }
             CommitOutcome::AlreadyCommitted { .. } => {
                 self.table.delete_data_files(&adds).await?;
-                EpochOutcome::AlreadyCommitted
+                for report in &mut reports {
+                    report.outcome = EpochOutcome::AlreadyCommitted;
+                }
             }
-        };
-        Ok(report)
+        }
+        Ok(reports)
+    }
+}
+
+impl<R: ArrowRows + Send> EpochWriter for DeltaSink<R> {
+    type Row = R;
+    type Error = DeltaError;
+
+    async fn write(&mut self, epoch: u64, rows: Vec<R>) -> Result<(), DeltaError> {
+        if self.committer.is_committed(epoch) {
+            // The epoch's rows are in the table; the ones its constraints kept out are
+            // dead letters again, as in the run that committed it.
+            let rejected = self.files.check_only(&rows)?;
+            let open = self.epochs.entry(epoch).or_default();
+            open.rows += rows.len() as u64;
+            open.rejected.extend(rejected);
+            return Ok(());
+        }
+        let batch = (self.batches).batch_for(epoch, Instant::now(), |b| self.files.bytes(b));
+        let rejected = self.files.write(batch, &rows).await?;
+        let open = self.epochs.entry(epoch).or_default();
+        open.batch = Some(batch);
+        open.rows += (rows.len() - rejected.len()) as u64;
+        open.rejected.extend(rejected);
+        Ok(())
+    }
+
+    async fn seal(&mut self, epoch: u64) -> Result<Vec<EpochReport>, DeltaError> {
+        let mut reports = Vec::new();
+        match self.epochs.get(&epoch) {
+            Some(open) if open.batch.is_some() => self.batches.seal(epoch),
+            // Held by the log already: before every epoch of an open batch.
+            Some(_) => {
+                let open = self.epochs.remove(&epoch).unwrap_or_default();
+                reports.push(EpochReport {
+                    rows: open.rows,
+                    rejected: open.rejected,
+                    outcome: EpochOutcome::AlreadyCommitted,
+                    ..EpochReport::empty(epoch)
+                });
+            }
+            None => reports.push(EpochReport::empty(epoch)),
+        }
+        reports.extend(self.commit_due(false).await?);
+        Ok(reports)
+    }
+
+    fn wake_at(&self) -> Option<Instant> {
+        self.batches.wake_at()
+    }
+
+    async fn flush(&mut self, ended: bool) -> Result<Vec<EpochReport>, DeltaError> {
+        self.commit_due(ended).await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::{Arc, Mutex};
 
     use timely::container::CapacityContainerBuilder;
@@ -185,6 +283,15 @@ mod tests {
     /// `times[w]`, each as its own timely time, and writes them with a [`DeltaSink`]
     /// of app `job-w<w>`. Returns every epoch report.
     fn run(table: &DeltaTable, times: [Vec<u64>; 2]) -> Vec<EpochReport> {
+        run_batched(table, times, Batching::EVERY_EPOCH)
+    }
+
+    /// [`run`], the sinks committing epochs together as `batching` allows.
+    fn run_batched(
+        table: &DeltaTable,
+        times: [Vec<u64>; 2],
+        batching: Batching,
+    ) -> Vec<EpochReport> {
         let snapshot = block_on(table.create_or_open(
             &Schema::of_rows::<TestRow>(),
             TestRow::partition_columns(),
@@ -204,7 +311,8 @@ mod tests {
                 WriterOptions::default(),
                 CommitOptions::default(),
             )
-            .expect("sink");
+            .expect("sink")
+            .with_batching(batching);
             let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<TestRow>>>::new();
             let reports = Arc::clone(&shared);
             worker.dataflow::<u64, _, _>(|scope| {
@@ -295,6 +403,63 @@ mod tests {
             })
             .count();
         assert_eq!(data_files, 5, "no data file written for the skipped epochs");
+    }
+
+    #[test]
+    fn epochs_sealed_within_the_commit_rate_share_one_commit_and_its_files() {
+        let table = DeltaTable::open_url("memory://t").expect("open");
+        // Worker 0 has a row in each of epochs 0..40, worker 1 in epochs 3 and 7.
+        let w0: Vec<u64> = (0..40).map(|e| e * INTERVAL + e % 7).collect();
+        let times = [w0, vec![3 * INTERVAL, 7 * INTERVAL + 5]];
+        let batching = Batching {
+            max_commit_rate: std::time::Duration::from_secs(3_600),
+            target_bytes: u64::MAX,
+        };
+        let reports = run_batched(&table, times.clone(), batching);
+        let e = |i: u64| DAY_MS / INTERVAL + i;
+        assert_eq!(
+            reports.len(),
+            42,
+            "one report per worker and epoch with rows"
+        );
+        let commits: Vec<&EpochReport> = reports
+            .iter()
+            .filter(|r| matches!(r.outcome, EpochOutcome::Committed { .. }))
+            .collect();
+        assert_eq!(commits.len(), 2, "one commit per worker: {reports:?}");
+        assert_eq!(
+            commits.iter().map(|r| r.epoch).collect::<BTreeSet<_>>(),
+            BTreeSet::from([e(7), e(39)]),
+            "each commit is reported with its last epoch"
+        );
+        assert_eq!(
+            commits.iter().map(|r| r.files).sum::<u64>(),
+            2,
+            "one file each"
+        );
+        assert!(reports.iter().all(|r| r.rows == 1));
+        let included = reports
+            .iter()
+            .filter(|r| matches!(r.outcome, EpochOutcome::Included { .. }))
+            .count();
+        assert_eq!(included, 40);
+
+        let snapshot = block_on(table.snapshot()).expect("load").expect("table");
+        assert_eq!(snapshot.version, 2, "table creation + 2 commits");
+        assert_eq!(snapshot.txn_version("job-w0"), Some(e(39) as i64));
+        assert_eq!(snapshot.txn_version("job-w1"), Some(e(7) as i64));
+        assert_eq!(rows_in(&snapshot), 42);
+
+        // The same job again, epoch by epoch this time: everything is in the log.
+        let reports = run(&table, times);
+        assert!(
+            reports
+                .iter()
+                .all(|r| r.outcome == EpochOutcome::AlreadyCommitted && r.files == 0),
+            "{reports:?}"
+        );
+        let again = block_on(table.snapshot()).expect("load").expect("table");
+        assert_eq!(again.version, 2, "nothing committed twice");
     }
 
     #[test]
