@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use object_store::path::Path;
@@ -19,6 +19,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
 
 use super::WriterError;
 use super::options::{Codec, WriterOptions};
@@ -105,7 +106,14 @@ impl<K: Ord + Clone> BatchFileWriter<K> {
         let properties = WriterProperties::builder()
             .set_writer_version(WriterVersion::PARQUET_1_0)
             .set_compression(compression)
-            .set_dictionary_enabled(true)
+            .set_dictionary_enabled(true);
+        // Timestamps are mostly distinct values: interning each one for a dictionary
+        // the writer soon gives up on costs more than it saves.
+        let properties = (schema.fields().iter())
+            .filter(|f| matches!(f.data_type(), DataType::Timestamp(..)))
+            .fold(properties, |properties, f| {
+                properties.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false)
+            })
             // `created_by` stays parquet-rs's own: parquet-mr ignores the binary column
             // statistics of files whose writer string it cannot parse.
             .build();
