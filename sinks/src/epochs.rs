@@ -181,6 +181,10 @@ enum Request<R> {
 /// An answer from the I/O thread.
 enum Reply {
     Sealed(Vec<EpochReport>),
+    /// The answer to [`Request::End`]: the last reports. An epoch still pending after
+    /// them never will be reported (it shares a commit with an epoch the halt left
+    /// unsealed): nothing more is committed.
+    Ended(Vec<EpochReport>),
     Failed(String),
 }
 
@@ -271,6 +275,14 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
                                 }
                             }
                         }
+                        Reply::Ended(reports) => {
+                            for report in reports {
+                                if let Some(state) = pending.remove(&report.epoch) {
+                                    out.session(&state.cap).give(report);
+                                }
+                            }
+                            pending.clear();
+                        }
                         Reply::Failed(message) => {
                             on_error(message);
                             pending.clear();
@@ -332,16 +344,23 @@ impl<R: Send + 'static> IoThread<R> {
                         },
                     };
                     let result = match request {
-                        Some(Request::Write(epoch, rows)) => runtime
-                            .block_on(writer.write(epoch, rows))
-                            .map(|()| Vec::new()),
-                        Some(Request::Seal(epoch)) => runtime.block_on(writer.seal(epoch)),
-                        Some(Request::End) => runtime.block_on(writer.flush(true)),
-                        None => runtime.block_on(writer.flush(false)),
+                        Some(Request::Write(epoch, rows)) => {
+                            runtime.block_on(writer.write(epoch, rows)).map(|()| None)
+                        }
+                        Some(Request::Seal(epoch)) => runtime
+                            .block_on(writer.seal(epoch))
+                            .map(|r| Some(Reply::Sealed(r))),
+                        Some(Request::End) => runtime
+                            .block_on(writer.flush(true))
+                            .map(|r| Some(Reply::Ended(r))),
+                        None => runtime
+                            .block_on(writer.flush(false))
+                            .map(|r| Some(Reply::Sealed(r))),
                     };
                     match result {
-                        Ok(reports) if reports.is_empty() => {}
-                        Ok(reports) => reply(Reply::Sealed(reports)),
+                        Ok(Some(Reply::Sealed(reports))) if reports.is_empty() => {}
+                        Ok(Some(answer)) => reply(answer),
+                        Ok(None) => {}
                         Err(e) => return reply(Reply::Failed(e.to_string())),
                     }
                 }

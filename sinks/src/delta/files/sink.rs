@@ -463,6 +463,65 @@ mod tests {
     }
 
     #[test]
+    fn a_halt_that_leaves_a_batch_incomplete_ends_without_committing_it() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let table = DeltaTable::open_url("memory://t").expect("open");
+        let snapshot = block_on(table.create_or_open(
+            &Schema::of_rows::<TestRow>(),
+            TestRow::partition_columns(),
+            BTreeMap::new(),
+            "test",
+        ))
+        .expect("table");
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let (shared, sink_table) = (Arc::clone(&reports), table.clone());
+        timely::execute(timely::Config::thread(), move |worker| {
+            let sink = DeltaSink::<TestRow>::new(
+                sink_table.clone(),
+                "job-w0",
+                0,
+                &snapshot,
+                WriterOptions::default(),
+                CommitOptions::default(),
+            )
+            .expect("sink")
+            .with_batching(Batching {
+                max_commit_rate: std::time::Duration::from_secs(3_600),
+                target_bytes: u64::MAX,
+            });
+            let halt = Arc::new(AtomicU64::new(u64::MAX));
+            let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<TestRow>>>::new();
+            let reports = Arc::clone(&shared);
+            worker.dataflow::<u64, _, _>(|scope| {
+                input
+                    .to_stream(scope)
+                    .write_epochs(
+                        "DeltaSink",
+                        INTERVAL,
+                        sink,
+                        |e| panic!("sink failed: {e}"),
+                        Arc::clone(&halt),
+                    )
+                    .inspect(move |r| reports.lock().expect("lock").push(r.clone()));
+            });
+            // Epochs 0 and 1 in one batch; epoch 0 is sealed, then the job fails.
+            input.advance_to(DAY_MS);
+            input.send(row(DAY_MS, "a"));
+            input.advance_to(DAY_MS + INTERVAL);
+            input.send(row(DAY_MS + INTERVAL, "b"));
+            input.advance_to(DAY_MS + 2 * INTERVAL - 1);
+            for _ in 0..100 {
+                worker.step();
+            }
+            halt.store(0, Ordering::Release);
+        })
+        .expect("timely ends: the batch held back does not hold the dataflow");
+        assert!(reports.lock().expect("lock").is_empty(), "nothing reported");
+        let snapshot = block_on(table.snapshot()).expect("load").expect("table");
+        assert_eq!(snapshot.version, 0, "nothing committed");
+    }
+
+    #[test]
     fn a_pinned_clock_fixes_every_time_and_id_the_sink_writes() {
         const NOW: i64 = 1_800_000_000_123;
         let clock = crate::clock::PinnedClock::at(NOW);
