@@ -267,28 +267,24 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
 
                 let mut out = out.activate();
                 while let Ok(reply) = thread.replies.try_recv() {
-                    match reply {
-                        Reply::Sealed(reports) => {
-                            for report in reports {
-                                if let Some(state) = pending.remove(&report.epoch) {
-                                    out.session(&state.cap).give(report);
-                                }
-                            }
-                        }
-                        Reply::Ended(reports) => {
-                            for report in reports {
-                                if let Some(state) = pending.remove(&report.epoch) {
-                                    out.session(&state.cap).give(report);
-                                }
-                            }
-                            pending.clear();
-                        }
+                    let (reports, last) = match reply {
+                        Reply::Sealed(reports) => (reports, false),
+                        Reply::Ended(reports) => (reports, true),
                         Reply::Failed(message) => {
                             on_error(message);
                             pending.clear();
                             io = None;
                             return;
                         }
+                    };
+                    for report in reports {
+                        if let Some(state) = pending.remove(&report.epoch) {
+                            out.session(&state.cap).give(report);
+                        }
+                    }
+                    if last {
+                        // The answer to End: nothing pending will be reported.
+                        pending.clear();
                     }
                 }
                 if pending.is_empty() && frontier.is_empty() {

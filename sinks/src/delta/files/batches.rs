@@ -123,20 +123,26 @@ impl CommitBatches {
         ended: bool,
         bytes: impl Fn(u64) -> u64,
     ) -> Option<u64> {
-        let oldest = self.open.front()?;
-        let complete = self.sealed.is_some_and(|sealed| sealed >= oldest.last);
+        let oldest = self.oldest_complete()?;
         let due = oldest.closed
             || ended
             || now >= oldest.opened + self.batching.max_commit_rate
             || bytes(oldest.id) >= self.batching.target_bytes;
-        (complete && due).then(|| self.open.pop_front().map(|b| b.id))?
+        due.then(|| self.open.pop_front().map(|b| b.id))?
     }
 
     /// When the oldest batch, complete but not yet due, becomes due by its age.
     pub(crate) fn wake_at(&self) -> Option<Instant> {
+        let oldest = self.oldest_complete()?;
+        Some(oldest.opened + self.batching.max_commit_rate)
+    }
+
+    /// The oldest batch, if its last epoch is sealed.
+    fn oldest_complete(&self) -> Option<&Batch> {
         let oldest = self.open.front()?;
-        let complete = self.sealed.is_some_and(|sealed| sealed >= oldest.last);
-        complete.then(|| oldest.opened + self.batching.max_commit_rate)
+        self.sealed
+            .is_some_and(|sealed| sealed >= oldest.last)
+            .then_some(oldest)
     }
 }
 

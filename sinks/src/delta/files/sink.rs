@@ -269,6 +269,11 @@ mod tests {
     /// 2024-05-01T00:00:00Z in ms.
     const DAY_MS: u64 = 1_714_521_600_000;
     const INTERVAL: u64 = 1_000;
+    /// Batches open for an hour: a test's epochs all share one commit.
+    const HOUR_BATCHES: Batching = Batching {
+        max_commit_rate: std::time::Duration::from_secs(3_600),
+        target_bytes: u64::MAX,
+    };
 
     fn row(ms: u64, account: &str) -> TestRow {
         TestRow {
@@ -286,33 +291,48 @@ mod tests {
         run_batched(table, times, Batching::EVERY_EPOCH)
     }
 
+    /// Creates (or opens) the test table.
+    fn create(table: &DeltaTable) -> Snapshot {
+        block_on(table.create_or_open(
+            &Schema::of_rows::<TestRow>(),
+            TestRow::partition_columns(),
+            BTreeMap::new(),
+            "test",
+        ))
+        .expect("table")
+    }
+
+    /// Worker `w`'s sink (app `job-w<w>`) on `table`, read as `snapshot`.
+    fn sink(
+        table: &DeltaTable,
+        w: usize,
+        snapshot: &Snapshot,
+        batching: Batching,
+    ) -> DeltaSink<TestRow> {
+        DeltaSink::new(
+            table.clone(),
+            format!("job-w{w}"),
+            w,
+            snapshot,
+            WriterOptions::default(),
+            CommitOptions::default(),
+        )
+        .expect("sink")
+        .with_batching(batching)
+    }
+
     /// [`run`], the sinks committing epochs together as `batching` allows.
     fn run_batched(
         table: &DeltaTable,
         times: [Vec<u64>; 2],
         batching: Batching,
     ) -> Vec<EpochReport> {
-        let snapshot = block_on(table.create_or_open(
-            &Schema::of_rows::<TestRow>(),
-            TestRow::partition_columns(),
-            BTreeMap::new(),
-            "test",
-        ))
-        .expect("table");
+        let snapshot = create(table);
         let reports = Arc::new(Mutex::new(Vec::new()));
         let (table, shared) = (table.clone(), Arc::clone(&reports));
         timely::execute(timely::Config::process(2), move |worker| {
             let w = worker.index();
-            let sink = DeltaSink::<TestRow>::new(
-                table.clone(),
-                format!("job-w{w}"),
-                w,
-                &snapshot,
-                WriterOptions::default(),
-                CommitOptions::default(),
-            )
-            .expect("sink")
-            .with_batching(batching);
+            let sink = sink(&table, w, &snapshot, batching);
             let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<TestRow>>>::new();
             let reports = Arc::clone(&shared);
             worker.dataflow::<u64, _, _>(|scope| {
@@ -411,11 +431,7 @@ mod tests {
         // Worker 0 has a row in each of epochs 0..40, worker 1 in epochs 3 and 7.
         let w0: Vec<u64> = (0..40).map(|e| e * INTERVAL + e % 7).collect();
         let times = [w0, vec![3 * INTERVAL, 7 * INTERVAL + 5]];
-        let batching = Batching {
-            max_commit_rate: std::time::Duration::from_secs(3_600),
-            target_bytes: u64::MAX,
-        };
-        let reports = run_batched(&table, times.clone(), batching);
+        let reports = run_batched(&table, times.clone(), HOUR_BATCHES);
         let e = |i: u64| DAY_MS / INTERVAL + i;
         assert_eq!(
             reports.len(),
@@ -466,29 +482,11 @@ mod tests {
     fn a_halt_that_leaves_a_batch_incomplete_ends_without_committing_it() {
         use std::sync::atomic::{AtomicU64, Ordering};
         let table = DeltaTable::open_url("memory://t").expect("open");
-        let snapshot = block_on(table.create_or_open(
-            &Schema::of_rows::<TestRow>(),
-            TestRow::partition_columns(),
-            BTreeMap::new(),
-            "test",
-        ))
-        .expect("table");
+        let snapshot = create(&table);
         let reports = Arc::new(Mutex::new(Vec::new()));
         let (shared, sink_table) = (Arc::clone(&reports), table.clone());
         timely::execute(timely::Config::thread(), move |worker| {
-            let sink = DeltaSink::<TestRow>::new(
-                sink_table.clone(),
-                "job-w0",
-                0,
-                &snapshot,
-                WriterOptions::default(),
-                CommitOptions::default(),
-            )
-            .expect("sink")
-            .with_batching(Batching {
-                max_commit_rate: std::time::Duration::from_secs(3_600),
-                target_bytes: u64::MAX,
-            });
+            let sink = sink(&sink_table, 0, &snapshot, HOUR_BATCHES);
             let halt = Arc::new(AtomicU64::new(u64::MAX));
             let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<TestRow>>>::new();
             let reports = Arc::clone(&shared);
