@@ -15,7 +15,8 @@
 # the features job's from docs/benchmarks/features.md (`bash scripts/features_bench.sh`);
 # model scoring's from docs/benchmarks/scoring.md (`bash scripts/scoring_bench.sh`); many
 # writers on one table from docs/benchmarks/writers.md (`bash scripts/writers_bench.sh`);
-# commits sized for the table from docs/benchmarks/commits.md (`bash scripts/commits_bench.sh`).
+# commits sized for the table from docs/benchmarks/commits.md (`bash scripts/commits_bench.sh`);
+# maintenance of a large partition from docs/benchmarks/optimize.md (`bash scripts/optimize_bench.sh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -218,6 +219,8 @@ $(cat docs/benchmarks/scoring.md)
 $(cat docs/benchmarks/writers.md)
 
 $(cat docs/benchmarks/commits.md)
+
+$(cat docs/benchmarks/optimize.md)
 
 $(cat docs/benchmarks/changes.md)
 

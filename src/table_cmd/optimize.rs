@@ -5,6 +5,7 @@
 //! Exit codes: 0 when done, even if some partitions were given up (the report names
 //! them and why); 2 for a bad argument or a missing table; 1 for any other error.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -41,6 +42,13 @@ pub struct OptimizeArgs {
     /// skip most files; every file of a partition is rewritten.
     #[arg(long, value_name = "COLUMN[,COLUMN…]", value_delimiter = ',')]
     pub zorder_by: Vec<String>,
+    /// Z-order: memory for sorting a partition's rows; beyond it, sorted runs are
+    /// written to --spill-dir and merged.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "512MiB")]
+    pub sort_memory: u64,
+    /// Z-order: where sorted runs are written [default: the temporary directory, TMPDIR].
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl OptimizeArgs {
@@ -53,6 +61,8 @@ impl OptimizeArgs {
                 .unwrap_or_else(|| default_min_file_size(self.target_file_size)),
             min_files: self.min_files,
             zorder_by: self.zorder_by.clone(),
+            sort_memory: usize::try_from(self.sort_memory).unwrap_or(usize::MAX),
+            spill_dir: self.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
             ..OptimizeOptions::default()
         }
     }

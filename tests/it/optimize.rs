@@ -285,6 +285,36 @@ fn z_order_makes_point_lookups_skip_most_files_on_one_column_and_on_two() {
             (copy.clone(), skipping(dir.path(), &copy, &lookups)),
         );
     }
+    // Sorted in runs on disk (16 KiB of rows at a time), the same files.
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&spill).expect("mkdir");
+    let copy = dir.path().join("by-accountId,dt-spilled");
+    copy_dir(&dir.path().join("t"), &copy);
+    let copy = copy.display().to_string();
+    let spill_arg = spill.display().to_string();
+    let report = optimize(
+        dir.path(),
+        &copy,
+        &[
+            "--target-file-size",
+            "32KiB",
+            "--zorder-by",
+            "accountId,dt",
+            "--sort-memory",
+            "16KiB",
+            "--spill-dir",
+            &spill_arg,
+        ],
+    );
+    assert_eq!(report["partitionsCompacted"], 2, "{report}");
+    let spilled = skipping(dir.path(), &copy, &lookups);
+    assert_eq!(spilled, ordered["accountId,dt"].1);
+    assert_eq!(
+        std::fs::read_dir(&spill).expect("list").count(),
+        0,
+        "the sorted runs are removed"
+    );
+
     let share = |columns: &str, column: &str| ordered[columns].1[column];
     eprintln!("share of the live files a point lookup reads (accountId, dt):");
     eprintln!(
@@ -325,6 +355,9 @@ fn z_order_makes_point_lookups_skip_most_files_on_one_column_and_on_two() {
     assert_eq!(sorted_rows(&after), sorted_rows(&before));
     assert_eq!(after.txn, before.txn);
     after.assert_log_stats_match_files();
+    let after_spilling = python.read(&copy, &APPS);
+    assert_eq!(sorted_rows(&after_spilling), sorted_rows(&before));
+    after_spilling.assert_log_stats_match_files();
 }
 
 #[test]

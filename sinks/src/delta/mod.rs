@@ -190,6 +190,16 @@ pub enum DeltaError {
         /// Why, and how to override if that is possible.
         detail: String,
     },
+    /// Z-ordering a partition failed to sort its rows (its spill files included).
+    #[error("cannot z-order table {table}, partition {partition}: {source}")]
+    Sort {
+        /// The table.
+        table: String,
+        /// The partition's values.
+        partition: String,
+        /// Why.
+        source: crate::delta::maintenance::external_sort::SortError,
+    },
     /// The error of a commit made for several writers at once (a
     /// [`group_commit`](files::group_commit)), as each of them gets it.
     #[error(transparent)]

@@ -4,6 +4,7 @@
 
 pub mod auto_compact;
 pub mod cleanup;
+pub mod external_sort;
 pub mod optimize;
 pub mod vacuum;
 pub mod zorder;

@@ -53,10 +53,20 @@
 //! # Memory
 //!
 //! A bin is streamed file by file into its output file, which is held (encoded) in
-//! memory until it is uploaded: about the target size. Z-order holds all the rows of a
-//! partition in memory, decoded, to sort them.
+//! memory until it is uploaded: about the target size. Each input file is fetched
+//! whole, then decoded a batch at a time.
+//!
+//! Z-order sorts a partition in bounded memory, whatever its size
+//! ([`crate::delta::maintenance::external_sort`]): it reads the partition twice, first
+//! its Z-order columns only, to sample each (at most 65,536 values a column), then its
+//! rows, keyed by the samples. It holds up to `sort_memory` bytes of decoded rows, and
+//! beyond that writes them as sorted runs to a temporary directory in `spill_dir`
+//! (disk: the partition's rows once more, uncompressed), which it merges into the new
+//! files a batch of each run at a time. Peak memory is about `sort_memory`, plus one
+//! input file as stored, plus the output file being written.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use arrow::datatypes::SchemaRef;
 use serde::Serialize;
@@ -77,6 +87,9 @@ pub type PartitionValues = BTreeMap<String, Option<String>>;
 
 /// The default target file size: 128 MiB.
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+
+/// The default memory for sorting a partition's rows in Z-order: 512 MiB.
+pub const DEFAULT_SORT_MEMORY: usize = 512 * 1024 * 1024;
 
 /// The default `min_file_size` for a target size: three quarters of it. A file that
 /// big is close enough to the target that rewriting it gains little; Spark uses a fixed
@@ -110,6 +123,12 @@ pub struct OptimizeOptions {
     /// Written as `commitInfo.operationParameters.auto`: true for auto-compaction
     /// (default false).
     pub auto: bool,
+    /// Z-order: bytes of rows a partition's sort holds in memory before it writes them
+    /// to a sorted run on disk (default [`DEFAULT_SORT_MEMORY`]).
+    pub sort_memory: usize,
+    /// Z-order: where the sorted runs go, in a directory of their own removed when the
+    /// partition is done (default: the system's temporary directory, `TMPDIR`).
+    pub spill_dir: PathBuf,
 }
 
 impl Default for OptimizeOptions {
@@ -123,6 +142,8 @@ impl Default for OptimizeOptions {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             engine_info: engine_info(),
             auto: false,
+            sort_memory: DEFAULT_SORT_MEMORY,
+            spill_dir: std::env::temp_dir(),
         }
     }
 }

@@ -5,44 +5,161 @@
 //! Each row's key is built in two steps:
 //!
 //! 1. **Per column, an order-preserving 32-bit key**: the rank of the row's value among
-//!    the values being ordered (arrow's `rank` kernel, on full values, nulls first),
-//!    scaled to `0..2^32`. `a < b` gives `key(a) < key(b)` and equal values equal keys,
-//!    for every type arrow can rank — strings, integers, timestamps, dates, doubles
-//!    (in IEEE total order), booleans, binary. Being a rank, the key spreads evenly
-//!    over its 32 bits whatever the values look like, as Spark's `range_partition_id`
-//!    does. A key of the raw value would not: the first bytes of decimal account ids
-//!    (`"10423"`) or of timestamps within one day vary in a few bits only, so the
-//!    interleaving below would order by one column before the other ever mattered.
+//!    a sample of the column's values (arrow's row format, nulls first), scaled to
+//!    `0..2^32`. `a < b` gives `key(a) ≤ key(b)` and equal values equal keys, for every
+//!    type arrow can compare — strings, integers, timestamps, dates, doubles (in IEEE
+//!    total order), booleans, binary. A column of at most [`SAMPLE_SIZE`] values is
+//!    sampled whole, so its key is the value's exact rank and distinct values get
+//!    distinct keys; a longer one is sampled evenly (reservoir sampling with a fixed
+//!    seed, so the same rows give the same keys), and a value's key is its rank among
+//!    the sample: a quantile, as Spark's `range_partition_id` does. Being a rank, the
+//!    key spreads evenly over its 32 bits whatever the values look like. A key of the
+//!    raw value would not: the first bytes of decimal account ids (`"10423"`) or of
+//!    timestamps within one day vary in a few bits only, so the interleaving below
+//!    would order by one column before the other ever mattered.
 //! 2. **Interleaving**: bit 31 of column 0, bit 31 of column 1, …, then bit 30 of each,
 //!    down to bit 0: a key of 4 bytes per column, compared as bytes.
 //!
-//! With a single column the order is a plain sort. [`sort_by_zorder`] sorts a batch by
-//! the keys (stable, with arrow's `take`); cutting the result into files is the
-//! caller's business.
+//! With a single column the order is a plain sort (by quantile, for a long column).
+//! [`ColumnSample`] collects a column's sample batch by batch, [`ZorderKeys`] computes
+//! the keys of any batch from the samples; the rows are sorted by them in bounded
+//! memory by [`crate::delta::maintenance::external_sort`].
 
-use arrow::array::{Array, ArrayRef, UInt32Array};
-use arrow::compute::{SortOptions, rank, take_record_batch};
+use arrow::array::{Array, ArrayRef};
+use arrow::compute::SortOptions;
+use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
-use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
 
 /// Bytes of key per column.
-const KEY_BYTES: usize = 4;
+pub const KEY_BYTES: usize = 4;
 
-/// The order-preserving 32-bit key of each value of `array` (see the
-/// [module docs](self)): its rank among `array`'s values, nulls first, scaled to
-/// `0..2^32`.
-pub fn column_keys(array: &dyn Array) -> Result<Vec<u32>, ArrowError> {
-    let options = SortOptions {
-        descending: false,
-        nulls_first: true,
-    };
-    // Ranks run from 1 to n; equal values share the highest of their ranks.
-    let ranks = rank(array, Some(options))?;
-    let n = ranks.len().max(1) as u64;
-    Ok(ranks
-        .into_iter()
-        .map(|r| ((u64::from(r.saturating_sub(1)) << 32) / n) as u32)
-        .collect())
+/// The most values of a column kept to rank its values by: a partition of up to this
+/// many rows is ranked exactly; a larger one by quantiles of 1/65,536.
+pub const SAMPLE_SIZE: usize = 1 << 16;
+
+/// The seed of the reservoir sampling: a fixed one, so keys are reproducible.
+const SAMPLE_SEED: u64 = 0x5EED_2024;
+
+/// Values of one column sampled as they are read (reservoir sampling: each value seen
+/// is kept with the same probability), in arrow's row format.
+pub struct ColumnSample {
+    converter: RowConverter,
+    capacity: usize,
+    seen: u64,
+    values: Vec<Box<[u8]>>,
+    rng: Pcg64Mcg,
+}
+
+impl ColumnSample {
+    /// An empty sample of values of `data_type`, keeping at most `capacity` of them.
+    pub fn new(data_type: &DataType, capacity: usize) -> Result<Self, ArrowError> {
+        let options = SortOptions {
+            descending: false,
+            nulls_first: true,
+        };
+        let field = SortField::new_with_options(data_type.clone(), options);
+        Ok(ColumnSample {
+            converter: RowConverter::new(vec![field])?,
+            capacity: capacity.max(1),
+            seen: 0,
+            values: Vec::new(),
+            rng: Pcg64Mcg::seed_from_u64(SAMPLE_SEED),
+        })
+    }
+
+    /// Samples the values of `array`.
+    pub fn add(&mut self, array: &ArrayRef) -> Result<(), ArrowError> {
+        let rows = self
+            .converter
+            .convert_columns(std::slice::from_ref(array))?;
+        for row in rows.iter() {
+            self.seen += 1;
+            if self.values.len() < self.capacity {
+                self.values.push(row.data().into());
+            } else {
+                let slot = self.rng.next_u64() % self.seen;
+                if let Some(value) = self.values.get_mut(slot as usize) {
+                    *value = row.data().into();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sample, in order.
+    pub fn quantiles(mut self) -> Quantiles {
+        self.values.sort_unstable();
+        let mut bytes = Vec::with_capacity(self.values.iter().map(|v| v.len()).sum());
+        let mut ends = Vec::with_capacity(self.values.len());
+        for value in &self.values {
+            bytes.extend_from_slice(value);
+            ends.push(bytes.len());
+        }
+        Quantiles {
+            converter: self.converter,
+            bytes,
+            ends,
+        }
+    }
+}
+
+/// A column's sampled values in order ([`ColumnSample::quantiles`]): a value's key is
+/// its rank among them.
+pub struct Quantiles {
+    converter: RowConverter,
+    /// The values' row-format bytes, one after the other, in order.
+    bytes: Vec<u8>,
+    /// Where each value ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Quantiles {
+    /// The order-preserving 32-bit key of each value of `array` (see the
+    /// [module docs](self)): the number of sampled values at most equal to it, less one,
+    /// scaled to `0..2^32`.
+    pub fn keys(&self, array: &ArrayRef) -> Result<Vec<u32>, ArrowError> {
+        let rows = self
+            .converter
+            .convert_columns(std::slice::from_ref(array))?;
+        let n = self.ends.len().max(1) as u64;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let at_most = self.count_at_most(row.data()) as u64;
+                ((at_most.saturating_sub(1) << 32) / n) as u32
+            })
+            .collect())
+    }
+
+    /// How many sampled values are `≤ value` (binary search).
+    fn count_at_most(&self, value: &[u8]) -> usize {
+        let (mut low, mut high) = (0, self.ends.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let start = if middle == 0 {
+                0
+            } else {
+                self.ends[middle - 1]
+            };
+            if &self.bytes[start..self.ends[middle]] <= value {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
+}
+
+/// The order-preserving 32-bit key of each value of `array`, ranked among all of them
+/// (see the [module docs](self)).
+pub fn column_keys(array: &ArrayRef) -> Result<Vec<u32>, ArrowError> {
+    let mut sample = ColumnSample::new(array.data_type(), array.len())?;
+    sample.add(array)?;
+    sample.quantiles().keys(array)
 }
 
 /// Writes the bits of `values` (one key per column) interleaved into `out`, most
@@ -61,42 +178,45 @@ pub fn interleave_bits(values: &[u32], out: &mut [u8]) {
     }
 }
 
-/// The Z-order key of every row of `columns` (all of one length), `4 × columns`
-/// bytes each, laid out one after the other.
-pub fn zorder_keys(columns: &[ArrayRef]) -> Result<Vec<u8>, ArrowError> {
-    let keys: Vec<Vec<u32>> = columns
-        .iter()
-        .map(|c| column_keys(c.as_ref()))
-        .collect::<Result<_, _>>()?;
-    let rows = columns.first().map_or(0, |c| c.len());
-    let width = KEY_BYTES * columns.len();
-    let mut out = vec![0; rows * width];
-    let mut values = vec![0; columns.len()];
-    for (row, key) in out.chunks_exact_mut(width.max(1)).enumerate() {
-        for (value, column) in values.iter_mut().zip(&keys) {
-            *value = column[row];
-        }
-        interleave_bits(&values, key);
-    }
-    Ok(out)
+/// The Z-order keys of rows, from the quantiles of each column ordered by.
+pub struct ZorderKeys {
+    columns: Vec<Quantiles>,
 }
 
-/// The rows of `batch` in Z-order over the columns at `columns` (indices into the
-/// batch's columns); rows with equal keys keep their order.
-pub fn sort_by_zorder(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch, ArrowError> {
-    let arrays: Vec<ArrayRef> = columns.iter().map(|&i| batch.column(i).clone()).collect();
-    let keys = zorder_keys(&arrays)?;
-    let width = KEY_BYTES * columns.len();
-    let rows = u32::try_from(batch.num_rows()).map_err(|_| {
-        ArrowError::ComputeError(format!(
-            "{} rows are too many to z-order at once",
-            batch.num_rows()
-        ))
-    })?;
-    let mut order: Vec<u32> = (0..rows).collect();
-    let key = |row: u32| &keys[row as usize * width..(row as usize + 1) * width];
-    order.sort_by(|&a, &b| key(a).cmp(key(b)));
-    take_record_batch(batch, &UInt32Array::from(order))
+impl ZorderKeys {
+    /// Keys from the samples of the columns, in the order of the curve's columns.
+    pub fn new(samples: Vec<ColumnSample>) -> Self {
+        ZorderKeys {
+            columns: samples.into_iter().map(ColumnSample::quantiles).collect(),
+        }
+    }
+
+    /// Bytes of key per row: 4 per column.
+    pub fn width(&self) -> usize {
+        KEY_BYTES * self.columns.len()
+    }
+
+    /// The Z-order key of every row of `columns` (one array per column of the curve,
+    /// all of one length), [`width`](Self::width) bytes each, one after the other.
+    pub fn keys(&self, columns: &[ArrayRef]) -> Result<Vec<u8>, ArrowError> {
+        let keys: Vec<Vec<u32>> = self
+            .columns
+            .iter()
+            .zip(columns)
+            .map(|(quantiles, column)| quantiles.keys(column))
+            .collect::<Result<_, _>>()?;
+        let rows = columns.first().map_or(0, |c| c.len());
+        let width = self.width();
+        let mut out = vec![0; rows * width];
+        let mut values = vec![0; keys.len()];
+        for (row, key) in out.chunks_exact_mut(width.max(1)).enumerate() {
+            for (value, column) in values.iter_mut().zip(&keys) {
+                *value = column[row];
+            }
+            interleave_bits(&values, key);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -106,7 +226,38 @@ mod tests {
     use arrow::array::{AsArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
+    use arrow::record_batch::RecordBatch;
+
     use super::*;
+    use crate::delta::maintenance::external_sort::ExternalSort;
+
+    /// The rows of `batch` in Z-order over the columns at `columns`, every value ranked.
+    fn sort_by_zorder(batch: &RecordBatch, columns: &[usize]) -> RecordBatch {
+        let arrays: Vec<ArrayRef> = columns.iter().map(|&i| batch.column(i).clone()).collect();
+        let samples = arrays
+            .iter()
+            .map(|a| {
+                let mut sample = ColumnSample::new(a.data_type(), a.len()).expect("sample");
+                sample.add(a).expect("add");
+                sample
+            })
+            .collect();
+        let keys = ZorderKeys::new(samples);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sort = ExternalSort::new(batch.schema(), keys.width(), 1 << 30, dir.path());
+        sort.push(batch.clone(), keys.keys(&arrays).expect("keys"))
+            .expect("push");
+        let sorted: Vec<RecordBatch> = sort
+            .finish()
+            .expect("finish")
+            .collect::<Result<_, _>>()
+            .expect("sorted");
+        arrow::compute::concat_batches(&batch.schema(), &sorted).expect("concat")
+    }
+
+    fn array(a: impl Array + 'static) -> ArrayRef {
+        Arc::new(a)
+    }
 
     /// Asserts that `keys` order like `values`: a < b ⇔ key(a) < key(b).
     fn assert_order_preserved<T: PartialOrd + std::fmt::Debug>(values: &[T], keys: &[u32]) {
@@ -126,7 +277,7 @@ mod tests {
     #[test]
     fn each_column_key_preserves_the_order_of_its_values() {
         let ints = [5i64, -3, i64::MIN, 0, 5, i64::MAX, -1];
-        let keys = column_keys(&Int64Array::from(ints.to_vec())).expect("keys");
+        let keys = column_keys(&array(Int64Array::from(ints.to_vec()))).expect("keys");
         assert_order_preserved(&ints, &keys);
 
         // Long common prefixes, unicode, and the empty string: full values count.
@@ -139,20 +290,21 @@ mod tests {
             "b",
             "account-0000000000000000170",
         ];
-        let keys = column_keys(&StringArray::from(strings.to_vec())).expect("keys");
+        let keys = column_keys(&array(StringArray::from(strings.to_vec()))).expect("keys");
         assert_order_preserved(&strings, &keys);
 
         let doubles = [0.5, -0.0, -7.25, 1e300, -1e-300, 3.0];
-        let keys = column_keys(&Float64Array::from(doubles.to_vec())).expect("keys");
+        let keys = column_keys(&array(Float64Array::from(doubles.to_vec()))).expect("keys");
         assert_order_preserved(&doubles, &keys);
 
         let micros = [1_714_521_600_000_000i64, -1, 0, 1_714_521_600_000_001];
-        let array = TimestampMicrosecondArray::from(micros.to_vec()).with_timezone("UTC");
-        let keys = column_keys(&array).expect("keys");
+        let timestamps = TimestampMicrosecondArray::from(micros.to_vec()).with_timezone("UTC");
+        let keys = column_keys(&array(timestamps)).expect("keys");
         assert_order_preserved(&micros, &keys);
 
         // Nulls come first; the keys use the whole 32-bit range.
-        let keys = column_keys(&Int64Array::from(vec![Some(2), None, Some(1)])).expect("keys");
+        let keys =
+            column_keys(&array(Int64Array::from(vec![Some(2), None, Some(1)]))).expect("keys");
         assert!(keys[1] < keys[2] && keys[2] < keys[0], "{keys:?}");
         assert_eq!(keys[1], 0);
         assert!(keys[0] > u32::MAX / 2);
@@ -197,7 +349,7 @@ mod tests {
             ],
         )
         .expect("batch");
-        let sorted = sort_by_zorder(&batch, &[0, 1]).expect("sort");
+        let sorted = sort_by_zorder(&batch, &[0, 1]);
         assert_eq!(sorted.num_rows(), 4096);
         let x = sorted.column(0).as_primitive::<Int64Type>();
         let y = sorted.column(1).as_string::<i32>();
@@ -217,11 +369,56 @@ mod tests {
             assert_eq!((x_span, y_span), (16, 16), "file {file}");
         }
 
-        let by_x = sort_by_zorder(&batch, &[0]).expect("sort");
+        let by_x = sort_by_zorder(&batch, &[0]);
         let x = by_x.column(0).as_primitive::<Int64Type>();
         assert!(
             x.values().windows(2).all(|w| w[0] <= w[1]),
             "one column: a sort"
+        );
+    }
+
+    #[test]
+    fn a_long_column_is_keyed_by_quantiles_in_order_and_evenly() {
+        // 300,000 distinct ids, shuffled, read in batches: more than the sample holds.
+        let n: u64 = 300_000;
+        let ids: Vec<String> = (0..n)
+            .map(|i| format!("acct_{:07}", i.wrapping_mul(7_919) % n))
+            .collect();
+        let batches: Vec<ArrayRef> = ids
+            .chunks(8192)
+            .map(|c| Arc::new(StringArray::from(c.to_vec())) as ArrayRef)
+            .collect();
+        let sample = || {
+            let mut sample =
+                ColumnSample::new(&arrow::datatypes::DataType::Utf8, SAMPLE_SIZE).expect("new");
+            for batch in &batches {
+                sample.add(batch).expect("add");
+            }
+            ZorderKeys::new(vec![sample])
+        };
+        let keys = sample();
+        let all = Arc::new(StringArray::from(ids.clone())) as ArrayRef;
+        let bytes = keys.keys(std::slice::from_ref(&all)).expect("keys");
+        let key = |i: usize| u32::from_be_bytes(bytes[i * 4..i * 4 + 4].try_into().expect("4"));
+        // In order: a larger id never gets a smaller key.
+        let mut by_id: Vec<(u64, u32)> = (0..ids.len())
+            .map(|i| (ids[i][5..].parse::<u64>().expect("id"), key(i)))
+            .collect();
+        by_id.sort();
+        assert!(by_id.windows(2).all(|w| w[0].1 <= w[1].1));
+        // Evenly: the id of rank r gets about r/n of the range, within 2%.
+        for &(id, k) in by_id.iter().step_by(9_973) {
+            let share = f64::from(k) / 2f64.powi(32);
+            let rank = id as f64 / n as f64;
+            assert!(
+                (share - rank).abs() < 0.02,
+                "id {id}: key share {share}, rank {rank}"
+            );
+        }
+        // Reproducible: the same rows give the same keys.
+        assert_eq!(
+            sample().keys(std::slice::from_ref(&all)).expect("keys"),
+            bytes
         );
     }
 }

@@ -1,9 +1,9 @@
 //! Rewriting one partition: reading its files, writing the new ones (in Z-order if
 //! asked), and committing them.
 
-use std::ops::Range;
+use std::sync::Arc;
 
-use arrow::compute::concat_batches;
+use arrow::array::ArrayRef;
 use arrow::record_batch::RecordBatch;
 
 use super::commit::{Landing, LogTail, commit, compaction_actions};
@@ -11,8 +11,9 @@ use super::{
     Bin, OptimizeOptions, OptimizePlan, PartitionOutcome, PartitionValues, Progress, file_size,
 };
 use crate::delta::DeltaError;
-use crate::delta::files::reader::read_data_file;
-use crate::delta::maintenance::zorder::sort_by_zorder;
+use crate::delta::files::reader::{open_data_file, read_data_file};
+use crate::delta::maintenance::external_sort::{ExternalSort, SortError};
+use crate::delta::maintenance::zorder::{ColumnSample, SAMPLE_SIZE, ZorderKeys};
 use crate::delta::protocol::actions::Add;
 use crate::delta::protocol::checkpoint::policy::{CheckpointPolicy, Checkpointer};
 use crate::delta::protocol::table::DeltaTable;
@@ -20,13 +21,10 @@ use crate::parquet::WriterOptions;
 use crate::parquet::stats::parse_num_records;
 use crate::parquet::{BatchFileWriter, PartitionSpec};
 
-/// `rows` rows cut into at most `files` non-empty ranges of equal length (the last may
-/// be shorter).
-pub(super) fn cut(rows: usize, files: usize) -> impl Iterator<Item = Range<usize>> {
-    let per_file = rows.div_ceil(files.max(1)).max(1);
-    (0..rows)
-        .step_by(per_file)
-        .map(move |start| start..(start + per_file).min(rows))
+/// The rows of each file when `rows` rows are cut into at most `files` files of equal
+/// row counts (the last may be shorter).
+pub(super) fn rows_per_file(rows: u64, files: usize) -> u64 {
+    rows.div_ceil(files.max(1) as u64).max(1)
 }
 
 /// The rewrite of one partition.
@@ -49,7 +47,7 @@ impl Rewrite<'_> {
         bins: &[Bin],
         options: &OptimizeOptions,
     ) -> Result<PartitionOutcome, DeltaError> {
-        if let Err(e) = self.write_files(bins).await {
+        if let Err(e) = self.write_files(bins, options).await {
             // Best effort: the error matters more than leftovers, which VACUUM removes.
             let _ = self.table.delete_data_files(&self.written).await;
             return Err(e);
@@ -92,8 +90,12 @@ impl Rewrite<'_> {
     }
 
     /// Writes the files of every bin, uploaded; each goes into `written` once uploaded.
-    async fn write_files(&mut self, bins: &[Bin]) -> Result<(), DeltaError> {
-        let options = WriterOptions {
+    async fn write_files(
+        &mut self,
+        bins: &[Bin],
+        options: &OptimizeOptions,
+    ) -> Result<(), DeltaError> {
+        let writer_options = WriterOptions {
             // Never cut by size: files end where the plan says.
             target_file_size: usize::MAX,
             ..WriterOptions::default()
@@ -103,7 +105,7 @@ impl Rewrite<'_> {
             self.table.root().clone(),
             0,
             self.plan.schema.clone(),
-            &options,
+            &writer_options,
         )?
         .with_clock(self.table.clock().clone());
         let spec: PartitionSpec = self
@@ -122,17 +124,40 @@ impl Rewrite<'_> {
                 }
                 self.finish_file(&mut writer).await?;
             } else {
-                let mut batches = Vec::new();
-                for file in &bin.files {
-                    batches.extend(self.read(file).await?);
-                }
-                let sorted = self.zorder(&batches)?;
-                for rows in cut(sorted.num_rows(), bin.output_files) {
-                    let slice = sorted.slice(rows.start, rows.len());
-                    writer.write(&(), || spec.clone(), &slice)?;
-                    self.finish_file(&mut writer).await?;
+                self.write_zordered(bin, options, &mut writer, &spec)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the rows of `bin` in Z-order as `bin.output_files` files of equal row
+    /// counts.
+    async fn write_zordered(
+        &mut self,
+        bin: &Bin,
+        options: &OptimizeOptions,
+        writer: &mut BatchFileWriter<()>,
+        spec: &PartitionSpec,
+    ) -> Result<(), DeltaError> {
+        let sorted = self.zorder(bin, options).await?;
+        let per_file = rows_per_file(sorted.rows(), bin.output_files);
+        let mut in_file = 0;
+        for batch in sorted.finish().map_err(|e| self.sort_error(e))? {
+            let batch = batch.map_err(|e| self.sort_error(e))?;
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let take = (per_file - in_file).min((batch.num_rows() - offset) as u64);
+                writer.write(&(), || spec.clone(), &batch.slice(offset, take as usize))?;
+                (in_file, offset) = (in_file + take, offset + take as usize);
+                if in_file == per_file {
+                    self.finish_file(writer).await?;
+                    in_file = 0;
                 }
             }
+        }
+        if in_file > 0 {
+            self.finish_file(writer).await?;
         }
         Ok(())
     }
@@ -145,14 +170,64 @@ impl Rewrite<'_> {
         Ok(batches)
     }
 
-    /// The rows of `batches` in one batch, in Z-order.
-    fn zorder(&self, batches: &[RecordBatch]) -> Result<RecordBatch, DeltaError> {
-        concat_batches(&self.plan.schema, batches)
-            .and_then(|all| sort_by_zorder(&all, &self.plan.zorder))
-            .map_err(|e| DeltaError::Unsupported {
-                table: self.table.location().to_owned(),
-                detail: format!("cannot z-order partition {:?}: {e}", self.partition),
-            })
+    /// The rows of `bin`'s files being sorted in Z-order, in at most
+    /// `options.sort_memory` bytes: a first pass reads the Z-order columns to sample
+    /// them, a second the rows, keyed by the samples' quantiles (see
+    /// [`crate::delta::maintenance::zorder`]).
+    async fn zorder(
+        &mut self,
+        bin: &Bin,
+        options: &OptimizeOptions,
+    ) -> Result<ExternalSort, DeltaError> {
+        let zorder = &self.plan.zorder;
+        let key_schema = Arc::new(
+            self.plan
+                .schema
+                .project(zorder)
+                .map_err(|e| self.sort_error(e.into()))?,
+        );
+        let mut samples = key_schema
+            .fields()
+            .iter()
+            .map(|field| ColumnSample::new(field.data_type(), SAMPLE_SIZE))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.sort_error(e.into()))?;
+        for file in &bin.files {
+            for batch in open_data_file(self.table, file, &key_schema).await? {
+                let batch = batch?;
+                for (sample, column) in samples.iter_mut().zip(batch.columns()) {
+                    sample.add(column).map_err(|e| self.sort_error(e.into()))?;
+                }
+            }
+        }
+        let keys = ZorderKeys::new(samples);
+        let mut sort = ExternalSort::new(
+            self.plan.schema.clone(),
+            keys.width(),
+            options.sort_memory,
+            &options.spill_dir,
+        );
+        for file in &bin.files {
+            for batch in open_data_file(self.table, file, &self.plan.schema).await? {
+                let batch = batch?;
+                let columns: Vec<ArrayRef> =
+                    zorder.iter().map(|&i| batch.column(i).clone()).collect();
+                let row_keys = keys.keys(&columns).map_err(|e| self.sort_error(e.into()))?;
+                sort.push(batch, row_keys).map_err(|e| self.sort_error(e))?;
+            }
+            self.tracker.bytes_read += file_size(file);
+            (self.progress)(self.tracker.clone());
+        }
+        Ok(sort)
+    }
+
+    /// A failed sort, naming the partition.
+    fn sort_error(&self, error: SortError) -> DeltaError {
+        DeltaError::Sort {
+            table: self.table.location().to_owned(),
+            partition: format!("{:?}", self.partition),
+            source: error,
+        }
     }
 
     /// Completes and uploads the file being written, as a compaction's `add`.

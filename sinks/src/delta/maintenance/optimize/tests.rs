@@ -1,7 +1,6 @@
 //! Optimizing tables in memory: the plan, the commits, the rows kept, and races.
 
 use std::collections::BTreeSet;
-use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, TimestampNanosecondArray};
@@ -12,7 +11,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 
-use super::rewrite::cut;
+use super::rewrite::rows_per_file;
 use super::*;
 use crate::delta::files::reader::read_data_file;
 use crate::delta::inspection::validate::validate;
@@ -174,10 +173,9 @@ fn bins_take_files_in_order_up_to_the_target() {
         pack_bins(vec![3u64, 3, 3], |&s| s, 6),
         [vec![3, 3], vec![3]]
     );
-    let ranges: Vec<Range<usize>> = cut(10, 3).collect();
-    assert_eq!(ranges, [0..4, 4..8, 8..10]);
-    assert_eq!(cut(2, 5).collect::<Vec<_>>(), [0..1, 1..2]);
-    assert_eq!(cut(0, 2).count(), 0);
+    assert_eq!(rows_per_file(10, 3), 4);
+    assert_eq!(rows_per_file(2, 5), 1);
+    assert_eq!(rows_per_file(0, 2), 1);
     assert_eq!(default_min_file_size(128), 96);
 }
 
@@ -460,6 +458,53 @@ fn z_order_rewrites_every_file_into_target_sized_files_of_disjoint_ranges() {
             info.operation_parameters.expect("parameters")["zOrderBy"],
             r#"["accountId"]"#
         );
+    });
+}
+
+#[test]
+fn z_order_in_little_memory_writes_the_same_files_as_in_memory() {
+    block_on(async {
+        // Three days of 6 files of 1,500 rows: each partition sorted in runs of a few
+        // hundred rows on disk, against the same partitions sorted whole.
+        let files = |table: DeltaTable| async move {
+            let snapshot = table.existing_snapshot().await.expect("table");
+            let mut files = Vec::new();
+            for add in snapshot.files.values() {
+                let mut rows = Vec::new();
+                for batch in read_data_file(&table, add, &TestRow::arrow_schema())
+                    .await
+                    .expect("read")
+                {
+                    let dt = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+                    let account = batch.column(1).as_string::<i32>();
+                    rows.extend(
+                        (0..batch.num_rows()).map(|i| (dt.value(i), account.value(i).to_owned())),
+                    );
+                }
+                files.push((add.partition_values.clone(), rows));
+            }
+            files.sort();
+            files
+        };
+        let mut written = Vec::new();
+        for memory in [DEFAULT_SORT_MEMORY, 16 << 10] {
+            let (table, expected) = small_files(6, 3, 1_500).await;
+            let snapshot = table.existing_snapshot().await.expect("table");
+            let bytes: u64 = snapshot.files.values().map(file_size).sum();
+            let options = OptimizeOptions {
+                zorder_by: vec!["accountId".into(), "dt".into()],
+                sort_memory: memory,
+                ..options(bytes / 12 + 1)
+            };
+            let report = optimize(&table, &options, &mut |_| {})
+                .await
+                .expect("optimize");
+            assert_eq!(report.partitions_compacted, 3);
+            assert_eq!(table_rows(&table).await, expected);
+            written.push(files(table).await);
+        }
+        assert!(written[0].len() >= 9, "{} files", written[0].len());
+        assert_eq!(written[0], written[1]);
     });
 }
 
