@@ -315,9 +315,11 @@ pub struct TableState {
 
 impl TableState {
     async fn read(table: &DeltaTable) -> anyhow::Result<TableState> {
+        // The checkpoint first: writers may still commit and checkpoint, and a snapshot
+        // read after it is at least as new.
+        let last = read_last_checkpoint_file(table.store().as_ref(), table.root()).await?;
         let snapshot: Snapshot = table.existing_snapshot().await?;
         let log = log_size(table.store().as_ref(), table.root()).await?;
-        let last = read_last_checkpoint_file(table.store().as_ref(), table.root()).await?;
         Ok(TableState {
             version: snapshot.version,
             live_files: snapshot.files.len() as u64,

@@ -212,7 +212,8 @@ impl HourFigures {
             log_bytes: state.log_bytes,
             log_commits: state.log_commits,
             last_checkpoint: state.checkpoint.map(|c| c.0),
-            commits_after_checkpoint: state.version - state.checkpoint.map_or(0, |c| c.0),
+            commits_after_checkpoint: (state.version)
+                .saturating_sub(state.checkpoint.map_or(0, |c| c.0)),
             delta_rs_open_ms: opened.map(|o| o.ms),
             compacted_files: compaction.files_removed,
         }
