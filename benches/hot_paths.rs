@@ -1,20 +1,28 @@
-//! The hot paths around the fraud operator, per record: key routing, CSV parsing, Arrow
-//! building + Parquet encoding of table rows, one Delta commit on local disk, 200 commits
-//! by 2 workers to one table, and opening a table of 10 000 versions (tidelake's own
-//! replay against the Delta Kernel's).
+//! The hot paths around the fraud operator, per record: key routing, CSV parsing, the
+//! keyed store of 1 M accounts, Arrow building + Parquet encoding of table rows, one
+//! Delta commit on local disk, 200 commits by 2 workers to one table, opening a table of
+//! 10 000 versions (tidelake's own replay against the Delta Kernel's), and Z-ordering
+//! rows in memory and through runs on disk.
 //!
 //! `cargo bench --bench hot_paths`; throughput is reported per element (record, line or
 //! commit).
 
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
+use arrow::record_batch::RecordBatch;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use object_store::memory::InMemory;
+use tidelake_operators::fraud::FraudState;
+use tidelake_operators::store::KeyedStore;
 use tidelake_operators::{AccountId, EnrichedTransaction, StableHash};
 use tidelake_runtime::sources::csv::CsvSource;
 use tidelake_runtime::sources::{Emitter, ReadBatch, ReadStatus, RuleTime, Source, Watermark};
 use tidelake_runtime::transactions_table::TransactionRow;
 use tidelake_sinks::delta::files::commit::{CheckpointPolicy, CommitOptions, EpochCommitter};
+use tidelake_sinks::delta::maintenance::external_sort::ExternalSort;
+use tidelake_sinks::delta::maintenance::zorder::{ColumnSample, SAMPLE_SIZE, ZorderKeys};
 use tidelake_sinks::delta::protocol::kernel::read_snapshot;
 use tidelake_sinks::delta::{Add, DeltaTable, Schema};
 use tidelake_sinks::parquet::{ArrowRows, DataFileWriter, WriterOptions};
@@ -247,13 +255,111 @@ fn add(n: u64) -> Add {
     }
 }
 
+/// The fraud rule's keyed store of 1 M accounts, each holding a flag and its timer: one
+/// element is an account's next small transaction (its timer deleted, a later one
+/// registered), and the timers that came due fired, as in the 1 M-accounts bench.
+fn keyed_store(c: &mut Criterion) {
+    const KEYS: u64 = 1_000_000;
+    const WINDOW: u64 = 60_000;
+    let keys: Vec<AccountId> = (0..KEYS)
+        .map(|i| AccountId::from(format!("acct_{i:06}")))
+        .collect();
+    let mut store = KeyedStore::<AccountId, FraudState>::default();
+    let small = |store: &mut KeyedStore<AccountId, FraudState>, key: &AccountId, time: u64| {
+        store.entry(key).run(|_, state, mut timers| {
+            if let Some(&old) = state.timer.value() {
+                timers.delete(old);
+            }
+            state.timer.update(time + WINDOW);
+            timers.register(time + WINDOW);
+        })
+    };
+    for (time, key) in keys.iter().enumerate() {
+        small(&mut store, key, time as u64 / 1_000);
+    }
+    let mut next = numbers();
+    let mut time = KEYS / 1_000;
+    let mut group = c.benchmark_group("keyed_store");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("small_transaction_1m_accounts", |b| {
+        b.iter(|| {
+            time += 1;
+            let key = &keys[(next() % KEYS) as usize];
+            small(&mut store, key, time / 1_000);
+            while let Some((_, due)) = store.pop_timer_before(time / 1_000) {
+                store.entry(&due).run(|_, state, _| state.timer.clear());
+            }
+        })
+    });
+    group.finish();
+}
+
+/// Z-ordering 1 M rows by two columns (11-character account ids over 100 k accounts and
+/// timestamps): sampling, keying and sorting, in memory and in 16 MiB runs on disk.
+fn zorder_sort(c: &mut Criterion) {
+    const ROWS: usize = 1_000_000;
+    let schema = Arc::new(ArrowSchema::new(vec![
+        Field::new("accountId", DataType::Utf8, false),
+        Field::new("ts", DataType::Int64, false),
+    ]));
+    let mut next = numbers();
+    let batches: Vec<RecordBatch> = (0..ROWS / 8192 + 1)
+        .map(|_| {
+            let ids: Vec<String> = (0..8192)
+                .map(|_| format!("acct_{:06}", next() % 100_000))
+                .collect();
+            let ts: Vec<i64> = (0..8192).map(|_| (next() % 86_400_000) as i64).collect();
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(ids)),
+                Arc::new(Int64Array::from(ts)),
+            ];
+            RecordBatch::try_new(schema.clone(), columns).expect("batch")
+        })
+        .collect();
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let spill = tempfile::tempdir().expect("tempdir");
+    let mut group = c.benchmark_group("zorder_sort");
+    group.throughput(Throughput::Elements(rows as u64));
+    group.sample_size(10);
+    for (name, memory) in [("in_memory", usize::MAX), ("runs_of_16mib", 16 << 20)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut samples: Vec<ColumnSample> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| ColumnSample::new(f.data_type(), SAMPLE_SIZE).expect("sample"))
+                    .collect();
+                for batch in &batches {
+                    for (sample, column) in samples.iter_mut().zip(batch.columns()) {
+                        sample.add(column).expect("add");
+                    }
+                }
+                let keys = ZorderKeys::new(samples);
+                let mut sort =
+                    ExternalSort::new(schema.clone(), keys.width(), memory, spill.path());
+                for batch in &batches {
+                    let row_keys = keys.keys(batch.columns()).expect("keys");
+                    sort.push(batch.clone(), row_keys).expect("push");
+                }
+                sort.finish()
+                    .expect("finish")
+                    .map(|b| b.expect("batch").num_rows())
+                    .sum::<usize>()
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     key_routing,
     csv_parsing,
+    keyed_store,
     parquet_encoding,
     delta_commit,
     delta_commit_two_workers,
-    table_open
+    table_open,
+    zorder_sort
 );
 criterion_main!(benches);

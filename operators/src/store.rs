@@ -71,6 +71,9 @@ where
     /// [`KeyEntry::run`], which drops the entry afterwards if it holds nothing.
     #[inline]
     pub fn entry(&mut self, key: &K) -> KeyEntry<'_, K, S> {
+        if self.queue.needs_compaction() {
+            self.drop_deleted_timers();
+        }
         let hash = key.stable_hash();
         let entry = match self.table.find_entry(hash, |slot| slot.key == *key) {
             Ok(entry) => entry,
@@ -91,7 +94,7 @@ where
     }
 
     /// The time of the earliest pending timer (possibly a deleted one, which is skipped
-    /// when it comes up).
+    /// when it comes up, or dropped with the others once they outnumber the live ones).
     pub fn next_timer(&self) -> Option<u64> {
         self.queue.peek_time()
     }
@@ -106,10 +109,21 @@ where
                 && let Some(i) = slot.timers.iter().position(|&t| t == time)
             {
                 slot.timers.swap_remove(i);
+                self.queue.unregistered();
                 return Some((time, key));
             }
         }
         None
+    }
+
+    /// Drops the queue's entries of deleted timers.
+    fn drop_deleted_timers(&mut self) {
+        let table = &self.table;
+        self.queue.retain_live(|time, key| {
+            table
+                .find(key.stable_hash(), |slot| slot.key == *key)
+                .is_some_and(|slot| slot.timers.contains(&time))
+        });
     }
 
     /// Inserts `key` with `state` and `timers` (the key must be absent).
@@ -138,7 +152,7 @@ where
         self.table.is_empty()
     }
 
-    /// The number of pending timer entries (deleted ones not yet skipped included).
+    /// The number of pending timer entries (deleted ones not yet dropped included).
     pub fn queued_timers(&self) -> usize {
         self.queue.len()
     }
@@ -277,6 +291,41 @@ mod tests {
         }
         assert_eq!(fired, vec![(10, "a".to_string()), (20, "b".to_string())]);
         assert_eq!(store.pop_timer_before(u64::MAX), None);
+    }
+
+    #[test]
+    fn deleted_timers_are_dropped_once_they_outnumber_the_live_ones() {
+        // Like the fraud rule: every record of a key deletes its timer and sets a later one.
+        let mut store = Store::default();
+        let keys: Vec<CompactString> = (0..100)
+            .map(|i| CompactString::from(format!("k{i}")))
+            .collect();
+        for round in 0..1_000u64 {
+            for (i, key) in keys.iter().enumerate() {
+                store.entry(key).run(|_, _, mut t| {
+                    if round > 0 {
+                        t.delete(round * 1_000 + i as u64 - 1_000 + 60_000);
+                    }
+                    t.register(round * 1_000 + i as u64 + 60_000);
+                });
+            }
+            assert!(
+                store.queued_timers() <= 2 * keys.len() + 4096 + 1,
+                "round {round}: {} queued",
+                store.queued_timers()
+            );
+        }
+        // Exactly the live timers fire, in order.
+        let mut fired = Vec::new();
+        while let Some((time, key)) = store.pop_timer_before(u64::MAX) {
+            fired.push((time, key.to_string()));
+            store.entry(&key).run(|_, _, _| ());
+        }
+        let want: Vec<(u64, String)> = (0..100u64)
+            .map(|i| (999 * 1_000 + i + 60_000, format!("k{i}")))
+            .collect();
+        assert_eq!(fired, want);
+        assert!(store.is_empty());
     }
 
     #[test]

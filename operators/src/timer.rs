@@ -3,7 +3,11 @@
 //! Each key keeps the set of times it has registered; a shared priority queue orders all
 //! pending timers by `(time, key)`. Deleting a timer only removes it from the key's set;
 //! the queue entry is skipped when it comes up (lazy deletion), so register, delete and
-//! re-register are all cheap and a timer fires at most once per registration.
+//! re-register are all cheap and a timer fires at most once per registration. The queue
+//! counts its live timers, and once deleted entries outnumber them the store drops the
+//! deleted ones at once ([`TimerQueue::needs_compaction`]): a rule that deletes most of its
+//! timers (the fraud rule clears its flag's timer on the next transaction) would
+//! otherwise keep them queued for the rest of their time.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -13,16 +17,22 @@ use smallvec::SmallVec;
 /// The times one key has registered timers for (usually zero, one or two).
 pub type KeyTimers = SmallVec<[u64; 2]>;
 
+/// Deleted entries the queue may hold beyond its live timers before it is compacted.
+const DELETED_SLACK: usize = 4096;
+
 /// The queue of pending timers of one worker, ordered by `(time, key)`.
 #[derive(Debug)]
 pub struct TimerQueue<K: Ord> {
     heap: BinaryHeap<Reverse<(u64, K)>>,
+    /// Registered timers: queued entries not deleted.
+    live: usize,
 }
 
 impl<K: Ord> Default for TimerQueue<K> {
     fn default() -> Self {
         TimerQueue {
             heap: BinaryHeap::new(),
+            live: 0,
         }
     }
 }
@@ -57,8 +67,28 @@ impl<K: Ord + Clone> TimerQueue<K> {
         self.heap.capacity() * std::mem::size_of::<Reverse<(u64, K)>>()
     }
 
+    /// True when deleted entries outnumber the live timers (and a slack): time for
+    /// [`retain_live`](Self::retain_live).
+    pub fn needs_compaction(&self) -> bool {
+        self.heap.len() > 2 * self.live + DELETED_SLACK
+    }
+
+    /// Keeps the entries `is_live` says are registered; the capacity shrinks to twice
+    /// them, so the queue grows again without reallocating until the next compaction.
+    pub(crate) fn retain_live(&mut self, mut is_live: impl FnMut(u64, &K) -> bool) {
+        self.heap.retain(|Reverse((time, key))| is_live(*time, key));
+        self.heap.shrink_to(2 * self.heap.len() + DELETED_SLACK);
+        self.live = self.heap.len();
+    }
+
     pub(crate) fn push(&mut self, time: u64, key: K) {
         self.heap.push(Reverse((time, key)));
+        self.live += 1;
+    }
+
+    /// Counts a timer deleted, or popped to fire (its entry is gone or dead).
+    pub(crate) fn unregistered(&mut self) {
+        self.live = self.live.saturating_sub(1);
     }
 }
 
@@ -96,6 +126,7 @@ impl<'a, K: Ord + Clone> TimerService<'a, K> {
     pub fn delete(&mut self, time: u64) {
         if let Some(i) = self.registered.iter().position(|&t| t == time) {
             self.registered.swap_remove(i);
+            self.queue.unregistered();
         }
     }
 
