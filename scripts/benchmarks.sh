@@ -36,7 +36,7 @@ bench() {
     local name=$1
     shift
     for i in $(seq "$RUNS"); do
-        (cd "$WORK" && "$BIN" bench "$@" --dir "$WORK" --json "$JSON/$name-$i.json" >/dev/null)
+        (cd "$WORK" && "$BIN" bench --dir "$WORK" --json "$JSON/$name-$i.json" "$@" >/dev/null)
     done
 }
 
@@ -210,6 +210,7 @@ tidelake bench --sink delta --phase throughput
 tidelake bench --sink null --phase latency --plot docs/benchmarks
 tidelake bench --sink delta --phase latency
 tidelake bench --sink null --scaling --plot docs/benchmarks
+tidelake bench --sink null --phase throughput --accounts 1000000 -- --small-share 0.98 --large-share 0
 tidelake bench --sink null --phase throughput
 tidelake bench --sink null --phase throughput -- --metrics-addr 127.0.0.1:0
 \`\`\`
