@@ -207,6 +207,12 @@ impl<K: Ord + Clone> BatchFileWriter<K> {
         Ok(std::mem::take(&mut self.uploaded))
     }
 
+    /// The files uploaded since the last [`finish`](Self::finish) or call, taken out of
+    /// the writer (for a caller that records each file as soon as it is uploaded).
+    pub fn take_uploaded(&mut self) -> Vec<DataFile> {
+        std::mem::take(&mut self.uploaded)
+    }
+
     /// The table root.
     pub fn root(&self) -> &Path {
         &self.root

@@ -14,8 +14,9 @@
 //!   OPTIMIZE does the same). Each bin of two files or more becomes one file; a bin of
 //!   one file is left alone.
 //! - **Z-order**: every file of the partition, whatever its size (as Spark and delta-rs
-//!   do), is rewritten as `⌈bytes / target_file_size⌉` files of equal row counts, the
-//!   rows ordered along the Z-order curve of the columns (see [`crate::delta::maintenance::zorder`]).
+//!   do), is rewritten with its rows ordered along the Z-order curve of the columns
+//!   (see [`crate::delta::maintenance::zorder`]), into files cut when their encoded
+//!   size reaches `target_file_size`, as the sink cuts its files.
 //!
 //! A partition with fewer than `min_files` candidates, or no bin to rewrite, is skipped.
 //!
@@ -188,8 +189,6 @@ pub enum PartitionPlan {
 pub struct Bin {
     /// The files read.
     pub files: Vec<Add>,
-    /// The files written from their rows (1 for bin-packing).
-    pub output_files: usize,
 }
 
 impl OptimizePlan {
@@ -533,13 +532,10 @@ fn plan_partition(
                 options.min_files
             ));
         }
-        let bytes: u64 = files.iter().map(|f| file_size(f)).sum();
-        let output_files = bytes.div_ceil(options.target_file_size).max(1);
         return PartitionPlan::Rewrite {
             partition: partition.clone(),
             bins: vec![Bin {
                 files: files.into_iter().cloned().collect(),
-                output_files: usize::try_from(output_files).unwrap_or(usize::MAX),
             }],
         };
     }
@@ -561,7 +557,6 @@ fn plan_partition(
         .filter(|bin| bin.len() > 1)
         .map(|files| Bin {
             files: files.into_iter().cloned().collect(),
-            output_files: 1,
         })
         .collect();
     if bins.is_empty() {

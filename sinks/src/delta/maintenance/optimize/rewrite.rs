@@ -19,13 +19,11 @@ use crate::delta::protocol::checkpoint::policy::{CheckpointPolicy, Checkpointer}
 use crate::delta::protocol::table::DeltaTable;
 use crate::parquet::WriterOptions;
 use crate::parquet::stats::parse_num_records;
-use crate::parquet::{BatchFileWriter, PartitionSpec};
+use crate::parquet::{BatchFileWriter, DataFile, PartitionSpec};
 
-/// The rows of each file when `rows` rows are cut into at most `files` files of equal
-/// row counts (the last may be shorter).
-pub(super) fn rows_per_file(rows: u64, files: usize) -> u64 {
-    rows.div_ceil(files.max(1) as u64).max(1)
-}
+/// Rows written at a time in Z-order, so that a file ends within a few of them of the
+/// target size.
+const ZORDER_WRITE_ROWS: usize = 1024;
 
 /// The rewrite of one partition.
 pub(super) struct Rewrite<'a> {
@@ -95,19 +93,11 @@ impl Rewrite<'_> {
         bins: &[Bin],
         options: &OptimizeOptions,
     ) -> Result<(), DeltaError> {
-        let writer_options = WriterOptions {
-            // Never cut by size: files end where the plan says.
+        let mut writer = self.writer(&WriterOptions {
+            // Never cut by size: a bin is one file.
             target_file_size: usize::MAX,
             ..WriterOptions::default()
-        };
-        let mut writer = BatchFileWriter::<()>::new(
-            self.table.store().clone(),
-            self.table.root().clone(),
-            0,
-            self.plan.schema.clone(),
-            &writer_options,
-        )?
-        .with_clock(self.table.clock().clone());
+        })?;
         let spec: PartitionSpec = self
             .plan
             .partition_columns
@@ -124,42 +114,37 @@ impl Rewrite<'_> {
                 }
                 self.finish_file(&mut writer).await?;
             } else {
-                self.write_zordered(bin, options, &mut writer, &spec)
-                    .await?;
+                self.write_zordered(bin, options, &spec).await?;
             }
         }
         Ok(())
     }
 
-    /// Writes the rows of `bin` in Z-order as `bin.output_files` files of equal row
-    /// counts.
+    /// Writes the rows of `bin` in Z-order into files of about the target size: a
+    /// file ends once its encoded size reaches it, and is uploaded then.
     async fn write_zordered(
         &mut self,
         bin: &Bin,
         options: &OptimizeOptions,
-        writer: &mut BatchFileWriter<()>,
         spec: &PartitionSpec,
     ) -> Result<(), DeltaError> {
         let sorted = self.zorder(bin, options).await?;
-        let per_file = rows_per_file(sorted.rows(), bin.output_files);
-        let mut in_file = 0;
+        let writer_options = WriterOptions {
+            target_file_size: usize::try_from(options.target_file_size).unwrap_or(usize::MAX),
+            ..WriterOptions::default()
+        };
+        let mut writer = self.writer(&writer_options)?;
         for batch in sorted.finish().map_err(|e| self.sort_error(e))? {
             let batch = batch.map_err(|e| self.sort_error(e))?;
-            let mut offset = 0;
-            while offset < batch.num_rows() {
-                let take = (per_file - in_file).min((batch.num_rows() - offset) as u64);
-                writer.write(&(), || spec.clone(), &batch.slice(offset, take as usize))?;
-                (in_file, offset) = (in_file + take, offset + take as usize);
-                if in_file == per_file {
-                    self.finish_file(writer).await?;
-                    in_file = 0;
-                }
+            for offset in (0..batch.num_rows()).step_by(ZORDER_WRITE_ROWS) {
+                let rows = ZORDER_WRITE_ROWS.min(batch.num_rows() - offset);
+                writer.write(&(), || spec.clone(), &batch.slice(offset, rows))?;
+                writer.upload_completed().await?;
+                self.written
+                    .extend(writer.take_uploaded().into_iter().map(compacted));
             }
         }
-        if in_file > 0 {
-            self.finish_file(writer).await?;
-        }
-        Ok(())
+        self.finish_file(&mut writer).await
     }
 
     /// Reads one input file, and tells the progress.
@@ -230,15 +215,31 @@ impl Rewrite<'_> {
         }
     }
 
+    /// A writer of the partition's new files.
+    fn writer(&self, options: &WriterOptions) -> Result<BatchFileWriter<()>, DeltaError> {
+        Ok(BatchFileWriter::<()>::new(
+            self.table.store().clone(),
+            self.table.root().clone(),
+            0,
+            self.plan.schema.clone(),
+            options,
+        )?
+        .with_clock(self.table.clock().clone()))
+    }
+
     /// Completes and uploads the file being written, as a compaction's `add`.
     async fn finish_file(&mut self, writer: &mut BatchFileWriter<()>) -> Result<(), DeltaError> {
-        for file in writer.finish().await? {
-            self.written.push(Add {
-                data_change: false,
-                ..Add::from(file)
-            });
-        }
+        let files = writer.finish().await?;
+        self.written.extend(files.into_iter().map(compacted));
         Ok(())
+    }
+}
+
+/// A new file of a compaction, as its `add`.
+fn compacted(file: DataFile) -> Add {
+    Add {
+        data_change: false,
+        ..Add::from(file)
     }
 }
 
