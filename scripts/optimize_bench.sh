@@ -34,7 +34,7 @@ target, 512 MiB of sort memory, runs spilled to TMPDIR) against delta-rs's
 \`optimize.compact(target_size=128 MiB)\` and \`optimize.z_order(["accountId", "ts"],
 target_size=128 MiB)\` (its defaults otherwise). Peak RSS is each process's own
 (\`wait4\`). Every result is read back with delta-rs and holds every row. tidelake
-writes zstd, hence the smaller files.
+writes zstd, hence fewer bytes.
 
 $(cat "$WORK/table.md")
 MD
