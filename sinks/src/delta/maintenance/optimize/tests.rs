@@ -438,7 +438,10 @@ fn z_order_rewrites_every_file_into_target_sized_files_of_disjoint_ranges() {
         assert_eq!(table_rows(&table).await, expected);
         let snapshot = table.existing_snapshot().await.expect("table");
         let sizes: Vec<u64> = snapshot.files.values().map(file_size).collect();
-        assert!(sizes.iter().all(|&s| s <= target), "{sizes:?}, target {target}");
+        assert!(
+            sizes.iter().all(|&s| s <= target),
+            "{sizes:?}, target {target}"
+        );
         assert!(
             sizes.iter().filter(|&&s| s >= target / 2).count() >= 3,
             "{sizes:?}, target {target}"
