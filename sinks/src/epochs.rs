@@ -110,6 +110,37 @@ pub fn running() -> Arc<AtomicU64> {
     Arc::new(AtomicU64::new(u64::MAX))
 }
 
+/// The sinks' tests' dataflow on `worker`: records sent to the returned input are
+/// written by `writer` in epochs of `interval`, every report is pushed to `reports`,
+/// and a writer error panics.
+#[cfg(test)]
+pub(crate) fn test_dataflow<W: EpochWriter>(
+    worker: &mut timely::worker::Worker,
+    interval: u64,
+    writer: W,
+    halt: Arc<AtomicU64>,
+    reports: Arc<std::sync::Mutex<Vec<EpochReport>>>,
+) -> timely::dataflow::InputHandle<u64, CapacityContainerBuilder<Vec<W::Row>>>
+where
+    W::Row: Clone,
+{
+    use timely::dataflow::operators::Inspect;
+    let mut input = timely::dataflow::InputHandle::new();
+    worker.dataflow::<u64, _, _>(|scope| {
+        input
+            .to_stream(scope)
+            .write_epochs(
+                "Sink",
+                interval,
+                writer,
+                |e| panic!("sink failed: {e}"),
+                halt,
+            )
+            .inspect(move |r| reports.lock().expect("lock").push(r.clone()));
+    });
+    input
+}
+
 /// Writes and seals epochs; runs on the sink's I/O thread.
 pub trait EpochWriter: Send + 'static {
     /// The records written.
@@ -339,22 +370,23 @@ impl<R: Send + 'static> IoThread<R> {
                             Err(mpsc::RecvError) => break,
                         },
                     };
+                    // Sealed epochs are answered when there are any; End always is.
+                    let sealed = |reports: Vec<EpochReport>| {
+                        (!reports.is_empty()).then_some(Reply::Sealed(reports))
+                    };
                     let result = match request {
                         Some(Request::Write(epoch, rows)) => {
                             runtime.block_on(writer.write(epoch, rows)).map(|()| None)
                         }
-                        Some(Request::Seal(epoch)) => runtime
-                            .block_on(writer.seal(epoch))
-                            .map(|r| Some(Reply::Sealed(r))),
+                        Some(Request::Seal(epoch)) => {
+                            runtime.block_on(writer.seal(epoch)).map(sealed)
+                        }
                         Some(Request::End) => runtime
                             .block_on(writer.flush(true))
                             .map(|r| Some(Reply::Ended(r))),
-                        None => runtime
-                            .block_on(writer.flush(false))
-                            .map(|r| Some(Reply::Sealed(r))),
+                        None => runtime.block_on(writer.flush(false)).map(sealed),
                     };
                     match result {
-                        Ok(Some(Reply::Sealed(reports))) if reports.is_empty() => {}
                         Ok(Some(answer)) => reply(answer),
                         Ok(None) => {}
                         Err(e) => return reply(Reply::Failed(e.to_string())),

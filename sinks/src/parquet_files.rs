@@ -120,14 +120,10 @@ impl<R: ArrowRows + Send> EpochWriter for ParquetFileSink<R> {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    use timely::container::CapacityContainerBuilder;
-    use timely::dataflow::InputHandle;
-    use timely::dataflow::operators::Inspect;
-
     use super::*;
-    use crate::epochs::{WriteEpochs, running};
+    use crate::epochs::{running, test_dataflow};
     use crate::parquet::rows::test_rows::TestRow;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
 
     /// Every `*.parquet` file under `dir` (recursively), skipping `_`-prefixed paths.
     fn visible_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -164,20 +160,7 @@ mod tests {
                 ..WriterOptions::default()
             };
             let sink = ParquetFileSink::<TestRow>::new(&url, w, options).expect("sink");
-            let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<TestRow>>>::new();
-            let reports = Arc::clone(&shared);
-            worker.dataflow::<u64, _, _>(|scope| {
-                input
-                    .to_stream(scope)
-                    .write_epochs(
-                        "Files",
-                        1_000,
-                        sink,
-                        |e| panic!("sink failed: {e}"),
-                        running(),
-                    )
-                    .inspect(move |r| reports.lock().expect("lock").push(r.clone()));
-            });
+            let mut input = test_dataflow(worker, 1_000, sink, running(), Arc::clone(&shared));
             // 3 epochs of 2,000 rows per worker.
             for i in 0..6_000u64 {
                 let ms = 1_714_521_600_000 + i / 2;

@@ -255,14 +255,10 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::{Arc, Mutex};
 
-    use timely::container::CapacityContainerBuilder;
-    use timely::dataflow::InputHandle;
-    use timely::dataflow::operators::Inspect;
-
     use super::*;
     use crate::delta::protocol::actions::Action;
     use crate::delta::protocol::schema::Schema;
-    use crate::epochs::WriteEpochs;
+    use crate::epochs::test_dataflow;
     use crate::parquet::rows::test_rows::TestRow;
     use crate::testing::block_on;
 
@@ -333,20 +329,13 @@ mod tests {
         timely::execute(timely::Config::process(2), move |worker| {
             let w = worker.index();
             let sink = sink(&table, w, &snapshot, batching);
-            let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<TestRow>>>::new();
-            let reports = Arc::clone(&shared);
-            worker.dataflow::<u64, _, _>(|scope| {
-                input
-                    .to_stream(scope)
-                    .write_epochs(
-                        "DeltaSink",
-                        INTERVAL,
-                        sink,
-                        |e| panic!("sink failed: {e}"),
-                        crate::epochs::running(),
-                    )
-                    .inspect(move |r| reports.lock().expect("lock").push(r.clone()));
-            });
+            let mut input = test_dataflow(
+                worker,
+                INTERVAL,
+                sink,
+                crate::epochs::running(),
+                Arc::clone(&shared),
+            );
             for &t in &times[w] {
                 input.advance_to(DAY_MS + t);
                 input.send(row(DAY_MS + t, &format!("acct-{w}")));
@@ -488,20 +477,13 @@ mod tests {
         timely::execute(timely::Config::thread(), move |worker| {
             let sink = sink(&sink_table, 0, &snapshot, HOUR_BATCHES);
             let halt = Arc::new(AtomicU64::new(u64::MAX));
-            let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<TestRow>>>::new();
-            let reports = Arc::clone(&shared);
-            worker.dataflow::<u64, _, _>(|scope| {
-                input
-                    .to_stream(scope)
-                    .write_epochs(
-                        "DeltaSink",
-                        INTERVAL,
-                        sink,
-                        |e| panic!("sink failed: {e}"),
-                        Arc::clone(&halt),
-                    )
-                    .inspect(move |r| reports.lock().expect("lock").push(r.clone()));
-            });
+            let mut input = test_dataflow(
+                worker,
+                INTERVAL,
+                sink,
+                Arc::clone(&halt),
+                Arc::clone(&shared),
+            );
             // Epochs 0 and 1 in one batch; epoch 0 is sealed, then the job fails.
             input.advance_to(DAY_MS);
             input.send(row(DAY_MS, "a"));

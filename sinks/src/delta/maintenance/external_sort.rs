@@ -67,7 +67,6 @@ pub struct ExternalSort {
     runs: Vec<PathBuf>,
     buffered: Vec<(RecordBatch, Vec<u8>)>,
     buffered_bytes: usize,
-    rows: u64,
 }
 
 impl ExternalSort {
@@ -83,7 +82,6 @@ impl ExternalSort {
             runs: Vec::new(),
             buffered: Vec::new(),
             buffered_bytes: 0,
-            rows: 0,
         }
     }
 
@@ -98,18 +96,12 @@ impl ExternalSort {
                 self.width
             ))));
         }
-        self.rows += batch.num_rows() as u64;
         self.buffered_bytes += batch.get_array_memory_size() + keys.len();
         self.buffered.push((batch, keys));
         if self.buffered_bytes > self.memory {
             self.spill()?;
         }
         Ok(())
-    }
-
-    /// The rows pushed so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
     }
 
     /// The runs written to disk so far.
@@ -125,7 +117,7 @@ impl ExternalSort {
             sources.push(RunSource::File(RunFile::open(path, self.schema.clone())?));
         }
         sources.push(RunSource::Memory(last));
-        Merge::start(sources, self.dir.take())
+        Merge::start(sources, self.width, self.dir.take())
     }
 
     /// Sorts the buffered rows and writes them as a run.
@@ -356,13 +348,15 @@ struct Merge {
 }
 
 impl Merge {
-    /// The merge of `sources`, each a sorted run; `dir` holds the runs' files.
+    /// The merge of `sources`, each a sorted run with keys of `width` bytes; `dir`
+    /// holds the runs' files.
     fn start(
         sources: Vec<RunSource>,
+        width: usize,
         dir: Option<tempfile::TempDir>,
     ) -> Result<SortedBatches, SortError> {
         let mut merge = Merge {
-            width: 0,
+            width,
             cursors: Vec::new(),
             heap: BinaryHeap::new(),
             batches: Vec::new(),
@@ -371,7 +365,6 @@ impl Merge {
         };
         for mut source in sources {
             if let Some((batch, keys)) = source.next_batch()? {
-                merge.width = keys.len() / batch.num_rows().max(1);
                 merge.rows_per_batch = merge.rows_per_batch.min(batch_rows(&batch));
                 let run = merge.cursors.len();
                 merge.heap.push(Reverse(Head {
@@ -491,7 +484,6 @@ mod tests {
             seq += n;
             size = size * 3 % 997 + 1;
         }
-        assert_eq!(sort.rows(), rows);
         let runs = sort.runs();
         let mut out = Vec::new();
         for batch in sort.finish().expect("finish") {

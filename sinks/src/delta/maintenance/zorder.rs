@@ -25,7 +25,9 @@
 //! the keys of any batch from the samples; the rows are sorted by them in bounded
 //! memory by [`crate::delta::maintenance::external_sort`].
 
-use arrow::array::{Array, ArrayRef};
+use std::ops::Range;
+
+use arrow::array::ArrayRef;
 use arrow::compute::SortOptions;
 use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
@@ -93,15 +95,16 @@ impl ColumnSample {
     pub fn quantiles(mut self) -> Quantiles {
         self.values.sort_unstable();
         let mut bytes = Vec::with_capacity(self.values.iter().map(|v| v.len()).sum());
-        let mut ends = Vec::with_capacity(self.values.len());
+        let mut values = Vec::with_capacity(self.values.len());
         for value in &self.values {
+            let start = bytes.len();
             bytes.extend_from_slice(value);
-            ends.push(bytes.len());
+            values.push(start..bytes.len());
         }
         Quantiles {
             converter: self.converter,
             bytes,
-            ends,
+            values,
         }
     }
 }
@@ -112,8 +115,8 @@ pub struct Quantiles {
     converter: RowConverter,
     /// The values' row-format bytes, one after the other, in order.
     bytes: Vec<u8>,
-    /// Where each value ends in `bytes`.
-    ends: Vec<usize>,
+    /// Where each value is in `bytes`.
+    values: Vec<Range<usize>>,
 }
 
 impl Quantiles {
@@ -124,42 +127,18 @@ impl Quantiles {
         let rows = self
             .converter
             .convert_columns(std::slice::from_ref(array))?;
-        let n = self.ends.len().max(1) as u64;
+        let n = self.values.len().max(1) as u64;
         Ok(rows
             .iter()
             .map(|row| {
-                let at_most = self.count_at_most(row.data()) as u64;
+                let at_most = self
+                    .values
+                    .partition_point(|v| &self.bytes[v.clone()] <= row.data())
+                    as u64;
                 ((at_most.saturating_sub(1) << 32) / n) as u32
             })
             .collect())
     }
-
-    /// How many sampled values are `≤ value` (binary search).
-    fn count_at_most(&self, value: &[u8]) -> usize {
-        let (mut low, mut high) = (0, self.ends.len());
-        while low < high {
-            let middle = low + (high - low) / 2;
-            let start = if middle == 0 {
-                0
-            } else {
-                self.ends[middle - 1]
-            };
-            if &self.bytes[start..self.ends[middle]] <= value {
-                low = middle + 1;
-            } else {
-                high = middle;
-            }
-        }
-        low
-    }
-}
-
-/// The order-preserving 32-bit key of each value of `array`, ranked among all of them
-/// (see the [module docs](self)).
-pub fn column_keys(array: &ArrayRef) -> Result<Vec<u32>, ArrowError> {
-    let mut sample = ColumnSample::new(array.data_type(), array.len())?;
-    sample.add(array)?;
-    sample.quantiles().keys(array)
 }
 
 /// Writes the bits of `values` (one key per column) interleaved into `out`, most
@@ -223,7 +202,9 @@ impl ZorderKeys {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{AsArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::array::{
+        Array, AsArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
     use arrow::record_batch::RecordBatch;
@@ -231,17 +212,22 @@ mod tests {
     use super::*;
     use crate::delta::maintenance::external_sort::ExternalSort;
 
+    /// A sample of every value of `array`.
+    fn whole(array: &ArrayRef) -> ColumnSample {
+        let mut sample = ColumnSample::new(array.data_type(), array.len()).expect("sample");
+        sample.add(array).expect("add");
+        sample
+    }
+
+    /// The 32-bit key of each value of `array`, ranked among all of them.
+    fn column_keys(array: &ArrayRef) -> Result<Vec<u32>, ArrowError> {
+        whole(array).quantiles().keys(array)
+    }
+
     /// The rows of `batch` in Z-order over the columns at `columns`, every value ranked.
     fn sort_by_zorder(batch: &RecordBatch, columns: &[usize]) -> RecordBatch {
         let arrays: Vec<ArrayRef> = columns.iter().map(|&i| batch.column(i).clone()).collect();
-        let samples = arrays
-            .iter()
-            .map(|a| {
-                let mut sample = ColumnSample::new(a.data_type(), a.len()).expect("sample");
-                sample.add(a).expect("add");
-                sample
-            })
-            .collect();
+        let samples = arrays.iter().map(whole).collect();
         let keys = ZorderKeys::new(samples);
         let dir = tempfile::tempdir().expect("tempdir");
         let mut sort = ExternalSort::new(batch.schema(), keys.width(), 1 << 30, dir.path());

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 
 use arrow::array::ArrayRef;
-use arrow::record_batch::RecordBatch;
 
 use super::commit::{Landing, LogTail, commit, compaction_actions};
 use super::{
     Bin, OptimizeOptions, OptimizePlan, PartitionOutcome, PartitionValues, Progress, file_size,
 };
 use crate::delta::DeltaError;
-use crate::delta::files::reader::{open_data_file, read_data_file};
+use crate::delta::files::reader::open_data_file;
 use crate::delta::maintenance::external_sort::{ExternalSort, SortError};
 use crate::delta::maintenance::zorder::{ColumnSample, SAMPLE_SIZE, ZorderKeys};
 use crate::delta::protocol::actions::Add;
@@ -108,9 +107,10 @@ impl Rewrite<'_> {
             if self.plan.zorder.is_empty() {
                 // One output file: stream the inputs into it.
                 for file in &bin.files {
-                    for batch in self.read(file).await? {
-                        writer.write(&(), || spec.clone(), &batch)?;
+                    for batch in open_data_file(self.table, file, &self.plan.schema).await? {
+                        writer.write(&(), || spec.clone(), &batch?)?;
                     }
+                    self.read_done(file);
                 }
                 self.finish_file(&mut writer).await?;
             } else {
@@ -147,12 +147,10 @@ impl Rewrite<'_> {
         self.finish_file(&mut writer).await
     }
 
-    /// Reads one input file, and tells the progress.
-    async fn read(&mut self, file: &Add) -> Result<Vec<RecordBatch>, DeltaError> {
-        let batches = read_data_file(self.table, file, &self.plan.schema).await?;
+    /// Tells the progress that `file` has been read.
+    fn read_done(&mut self, file: &Add) {
         self.tracker.bytes_read += file_size(file);
         (self.progress)(self.tracker.clone());
-        Ok(batches)
     }
 
     /// The rows of `bin`'s files being sorted in Z-order, in at most
@@ -200,8 +198,7 @@ impl Rewrite<'_> {
                 let row_keys = keys.keys(&columns).map_err(|e| self.sort_error(e.into()))?;
                 sort.push(batch, row_keys).map_err(|e| self.sort_error(e))?;
             }
-            self.tracker.bytes_read += file_size(file);
-            (self.progress)(self.tracker.clone());
+            self.read_done(file);
         }
         Ok(sort)
     }
