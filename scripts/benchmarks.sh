@@ -16,7 +16,8 @@
 # model scoring's from docs/benchmarks/scoring.md (`bash scripts/scoring_bench.sh`); many
 # writers on one table from docs/benchmarks/writers.md (`bash scripts/writers_bench.sh`);
 # commits sized for the table from docs/benchmarks/commits.md (`bash scripts/commits_bench.sh`);
-# maintenance of a large partition from docs/benchmarks/optimize.md (`bash scripts/optimize_bench.sh`).
+# maintenance of a large partition from docs/benchmarks/optimize.md (`bash scripts/optimize_bench.sh`);
+# growth over 100 M events from docs/benchmarks/growth.md (`bash scripts/growth_bench.sh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -238,6 +239,8 @@ $(cat docs/benchmarks/writers.md)
 $(cat docs/benchmarks/commits.md)
 
 $(cat docs/benchmarks/optimize.md)
+
+$(cat docs/benchmarks/growth.md)
 
 $(cat docs/benchmarks/changes.md)
 

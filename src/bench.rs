@@ -7,7 +7,11 @@
 //! `--latency-rate` events/s in ingestion mode with a `--latency-tick` tick and
 //! measures each alert's latency (`--alert-latency`, see `tidelake_runtime::latency`).
 //! `--scaling` runs the throughput run on 1, 2 and 4 workers and on 2 processes × 1.
+//! `--scenario growth` watches one long throughput run as it goes (`growth`), and
+//! `--scenario writers` simulates many writers of one table (`writers`).
 
+mod delta_rs;
+mod growth;
 mod output;
 pub mod writers;
 
@@ -52,6 +56,9 @@ pub enum Scenario {
     Fraud,
     /// Many per-worker writers committing to one table, simulated (docs/scaling.md).
     Writers,
+    /// One long throughput run of the fraud job, measured stretch by stretch as it goes:
+    /// events/s, RSS and rule state (BENCHMARKS.md, "Growth").
+    Growth,
 }
 
 /// Which runs to make.
@@ -186,9 +193,17 @@ pub struct BenchArgs {
     )]
     pub auto_compact_min_files: usize,
     /// Writers scenario: time delta-rs opening the table after every hour, with this
-    /// Python (which has the `deltalake` package).
+    /// Python (which has the `deltalake` package). Growth scenario: after the run.
     #[arg(long, value_name = "PYTHON", help_heading = "Writers scenario")]
     pub delta_rs: Option<PathBuf>,
+    /// Growth scenario: the stretches of `--events` measured one by one.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        help_heading = "Growth scenario"
+    )]
+    pub samples: u64,
     /// More `tidelake run` flags for every run, after `--` (e.g. `-- --seed 7`).
     #[arg(last = true, value_name = "RUN FLAGS")]
     pub run_flags: Vec<String>,
@@ -196,11 +211,13 @@ pub struct BenchArgs {
 
 /// Runs the bench: prints the table and writes the JSON.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if args.scenario == Scenario::Writers {
-        return writers::run(args);
-    }
     if args.workers == 0 || args.processes == 0 {
         bail!("--workers and --processes must be at least 1");
+    }
+    match args.scenario {
+        Scenario::Writers => return writers::run(args),
+        Scenario::Growth => return growth::run(args),
+        Scenario::Fraud => {}
     }
     if args.latency_rate == 0 || args.latency_duration.is_zero() {
         bail!("--latency-rate and --latency-duration must be above 0");
@@ -394,34 +411,64 @@ fn latency_run(args: &BenchArgs, dir: &Path) -> anyhow::Result<LatencyResult> {
 /// for several processes), so its peak RSS is its own, and reads its report.
 fn child_run(flags: Vec<OsString>, processes: usize, dir: &Path) -> anyhow::Result<ClusterReport> {
     let report_path = dir.join("report.json");
-    let mut command = Command::new(std::env::current_exe().context("cannot find tidelake")?);
-    if processes == 1 {
-        command.arg("run");
-    } else {
-        command.args(["launch", "--processes", &processes.to_string()]);
-    }
-    command.args(&flags).arg("--report-json").arg(&report_path);
-    let output = command
+    let output = job_command(&flags, processes, &report_path)?
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .context("cannot start tidelake")?;
     if !output.status.success() {
-        bail!(
-            "the run ({} process(es), {}) failed ({}):\n{}",
+        return Err(run_failed(
+            &flags,
             processes,
-            flags
-                .iter()
-                .map(|f| f.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" "),
             output.status,
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        );
+            &String::from_utf8_lossy(&output.stderr),
+        ));
     }
-    let text = std::fs::read_to_string(&report_path)
-        .with_context(|| format!("cannot read {}", report_path.display()))?;
+    read_report(&report_path, processes)
+}
+
+/// `tidelake run` (or `tidelake launch` for several processes) with `flags`, writing
+/// its report to `report_path`.
+fn job_command(
+    flags: &[OsString],
+    processes: usize,
+    report_path: &Path,
+) -> anyhow::Result<Command> {
+    let mut command = Command::new(std::env::current_exe().context("cannot find tidelake")?);
+    if processes == 1 {
+        command.arg("run");
+    } else {
+        command.args(["launch", "--processes", &processes.to_string()]);
+    }
+    command.args(flags).arg("--report-json").arg(report_path);
+    Ok(command)
+}
+
+/// The error of a run that ended with `status`, its flags and its stderr.
+fn run_failed(
+    flags: &[OsString],
+    processes: usize,
+    status: std::process::ExitStatus,
+    stderr: &str,
+) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the run ({} process(es), {}) failed ({}):\n{}",
+        processes,
+        flags
+            .iter()
+            .map(|f| f.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        status,
+        stderr.trim_end()
+    )
+}
+
+/// The report a run of `processes` process(es) wrote to `path`.
+fn read_report(path: &Path, processes: usize) -> anyhow::Result<ClusterReport> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(if processes == 1 {
         let process: ProcessReport = serde_json::from_str(&text)?;
         ClusterReport::new(process.elapsed_secs, process.workers, vec![process])

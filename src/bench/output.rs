@@ -90,6 +90,20 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The source as the table's title names it.
+    pub fn source_text(&self) -> String {
+        match &self.input {
+            Some(input) => format!("CSV {input}"),
+            None => format!(
+                "generator {} events, {} accounts",
+                group(self.events),
+                group(self.accounts)
+            ),
+        }
+    }
+}
+
 /// One throughput run.
 #[derive(Debug, Serialize)]
 pub struct ThroughputResult {
@@ -194,14 +208,7 @@ impl BenchReport {
     /// The results as a text table.
     pub fn table(&self) -> String {
         let s = &self.settings;
-        let source = match &s.input {
-            Some(input) => format!("CSV {input}"),
-            None => format!(
-                "generator {} events, {} accounts",
-                group(s.events),
-                group(s.accounts)
-            ),
-        };
+        let source = s.source_text();
         let sink = s.sink.to_possible_value();
         let sink = sink.as_ref().map_or("", |v| v.get_name());
         let mut out = format!("tidelake bench: {source} → fraud → {sink} sink\n");

@@ -40,10 +40,9 @@ use tidelake_sinks::epochs::{EpochOutcome, EpochWriter};
 use super::{BenchArgs, work_dir, write_results};
 use crate::io_runtime;
 
-mod delta_rs;
 mod output;
 
-use delta_rs::DeltaRsOpener;
+use super::delta_rs::DeltaRsOpener;
 pub use output::{HourFigures, WritersReport, WritersSettings};
 
 /// The job id the writers commit as: their `appId`s are `bench-writers-w<i>`.

@@ -1,10 +1,12 @@
 //! `tidelake bench`: its JSON agrees with what the job wrote (the Delta table it kept,
-//! the alerts `tidelake run` raises on the same workload). Performance is never asserted.
+//! the alerts `tidelake run` raises on the same workload, the table delta-rs reads after
+//! the growth run). Performance is never asserted.
 
 use std::path::Path;
 
 use serde_json::Value;
 
+use crate::python::Python;
 use crate::support::{assert_exit, describe, tidelake};
 
 const EVENTS: u64 = 200_000;
@@ -215,4 +217,73 @@ fn the_latency_run_on_two_processes_measures_every_alert_of_both() {
     let alerts = u64_at(l, "/alerts");
     assert!(alerts > 0, "{l:#}");
     assert_eq!(u64_at(&l["latency"], "/count"), alerts, "{l:#}");
+}
+
+#[test]
+fn the_growth_run_measures_each_stretch_and_delta_rs_opens_what_it_wrote() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let python = Python::find();
+    let events: u64 = 3_000_000;
+    let output = tidelake(
+        dir.path(),
+        &[
+            "bench",
+            "--scenario",
+            "growth",
+            "--events",
+            &events.to_string(),
+            "--accounts",
+            "20000",
+            "--samples",
+            "3",
+            "--delta-rs",
+            python.interpreter().to_str().expect("utf-8 path"),
+            "--json",
+            "-",
+            "--dir",
+            ".",
+            "--keep",
+        ],
+    );
+    assert_exit(&output, 0);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("JSON on stdout ({e}): {}", describe(&output)));
+    let run = &report["run"];
+    assert_eq!(u64_at(run, "/events"), events);
+    let peak = u64_at(run, "/peak_rss_bytes");
+
+    // Stretches in order, each read from the job's own metrics; the last ends with
+    // the run, at every event.
+    let stretches = report["stretches"].as_array().expect("stretches");
+    assert!((1..=3).contains(&stretches.len()), "{stretches:#?}");
+    let mut before = (0, 0.0);
+    for s in stretches {
+        let (read, at) = (
+            u64_at(s, "/events"),
+            s["elapsed_secs"].as_f64().expect("at"),
+        );
+        assert!(read > before.0 && at > before.1, "{stretches:#?}");
+        let rate = s["events_per_second"].as_f64().expect("rate");
+        let expected = (read - before.0) as f64 / (at - before.1);
+        assert!((rate - expected).abs() <= expected * 1e-9, "{s:#}");
+        let rss = u64_at(s, "/rss_bytes");
+        assert!(rss > 0 && rss <= peak, "RSS {rss} against the peak {peak}");
+        assert!(u64_at(s, "/rows_committed") <= read);
+        before = (read, at);
+    }
+    assert_eq!(before.0, events);
+
+    // What delta-rs said after the run is the kept table, which holds every event.
+    let opened = &report["delta_rs"];
+    let kept = Path::new(report["dir"].as_str().expect("the kept dir"));
+    let table = dir.path().join(kept).join("growth/transactions");
+    let read = python.count(&table.display().to_string());
+    assert_eq!(u64_at(opened, "/version"), read.version);
+    assert_eq!(u64_at(opened, "/files"), read.files);
+    assert_eq!((read.rows, read.polars_rows), (events, events));
+    let table_text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        table_text.contains("delta-rs      opened version"),
+        "{table_text}"
+    );
 }

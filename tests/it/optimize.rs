@@ -1,8 +1,8 @@
 //! `tidelake table optimize` on tables that `tidelake run` wrote with a 1 s commit
 //! interval and 2 workers (80 small files), read back with delta-rs, pyarrow and
 //! polars: bin-packing keeps every row and `txn` (with delta-rs's own files in the
-//! table too), Z-order makes point lookups skip most files, and two optimizes racing
-//! for the same partitions leave the table exact.
+//! table too), large row groups are spliced, Z-order makes point lookups skip most
+//! files, and two optimizes racing for the same partitions leave the table exact.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -213,6 +213,69 @@ fn bin_packing_keeps_every_row_and_txn_and_leaves_the_expected_files() {
     assert_eq!(commit["operationParameters"]["targetSize"], "65536");
     assert_eq!(commit["operationParameters"]["zOrderBy"], "[]");
     assert_eq!(commit["txns"], serde_json::json!([]));
+}
+
+/// Bin-packing a replay's files, whose row groups are large, copies their row groups
+/// into the new file instead of re-encoding them: delta-rs, pyarrow and polars read
+/// back the same rows, the log's stats equal what pyarrow computes from the new file,
+/// and it holds every row group of its inputs.
+#[test]
+fn bin_packing_splices_large_row_groups_into_a_file_every_reader_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 1 worker, 200,000 events a second of event time committed every second: a few
+    // files of up to 200,000 rows in one partition.
+    let output = tidelake(
+        dir.path(),
+        &[
+            "run",
+            "--source",
+            "generator",
+            "--count",
+            "700000",
+            "--density",
+            "200000",
+            "--accounts",
+            "70000",
+            "--start",
+            "2024-05-01T00:00:00Z",
+            "--workers",
+            "1",
+            "--commit-interval",
+            "1s",
+            "--max-commit-rate",
+            "0s",
+            "--no-auto-compact",
+            "--table",
+            "t",
+            "--job-id",
+            "splice",
+            "--alerts",
+            "alerts.jsonl",
+            "--quiet",
+        ],
+    );
+    assert_exit(&output, 0);
+    let url = dir.path().join("t").display().to_string();
+    let python = Python::find();
+    let before = python.read(&url, &["splice-w0"]);
+    assert!(before.files.len() >= 4, "{} files", before.files.len());
+    let row_groups: u64 = before.files.iter().map(|f| f.row_groups).sum();
+
+    let report = optimize(dir.path(), &url, &[]);
+    assert_eq!(report["partitionsCompacted"], 1);
+
+    let after = python.read(&url, &["splice-w0"]);
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(sorted_rows(&after), sorted_rows(&before), "every row, once");
+    assert_eq!(after.polars_rows, 700_000);
+    assert_eq!(after.txn, before.txn);
+    assert_eq!(after.files.len(), 1);
+    assert_eq!(
+        after.files[0].row_groups, row_groups,
+        "the inputs' row groups, copied"
+    );
+    after.assert_log_stats_match_files();
+    validate(dir.path(), &url);
 }
 
 /// The skipping figure of `lookups` (`column=v1,v2,…`) in the table at `url`:

@@ -180,6 +180,11 @@ impl Python {
         self.read_at(url, None, app_ids)
     }
 
+    /// The table at `url` counted by delta-rs and polars, without its rows.
+    pub fn count(&self, url: &str) -> TableCount {
+        self.run(&["count", url])
+    }
+
     /// The table at `url` as readers see it at `version` (time travel), with the
     /// `transaction_version` of each of `app_ids`.
     pub fn read_version(&self, url: &str, version: u64, app_ids: &[&str]) -> TableRead {
@@ -587,6 +592,20 @@ pub struct AddActionStats {
     pub max: BTreeMap<String, Value>,
 }
 
+/// What `delta_read.py count` read: a table counted, not returned.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableCount {
+    /// `DeltaTable.version()`.
+    pub version: u64,
+    /// Live files.
+    pub files: u64,
+    /// Rows delta-rs reads.
+    pub rows: u64,
+    /// Rows polars reads.
+    pub polars_rows: u64,
+}
+
 /// A data file as pyarrow reads it directly.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -596,6 +615,8 @@ pub struct FileRead {
     /// The object's size in the store.
     pub size_bytes: i64,
     pub num_rows: u64,
+    /// Row groups in the file's footer.
+    pub row_groups: u64,
     /// Column → Arrow type in the file.
     pub schema: BTreeMap<String, String>,
     /// Column → stats computed from the values.

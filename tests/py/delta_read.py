@@ -23,6 +23,7 @@ it prints a traceback on stderr and exits non-zero.
          "files": [{"path": str,                     # add action path, as above
                     "size_bytes": int,               # the object's size in the store
                     "num_rows": int,                 # read by pyarrow from the file itself
+                    "row_groups": int,               # in the file's footer
                     "schema": {column: arrow type},
                     "columns": {col: {"null_count": int, "min": value, "max": value}}}],
          "polars_rows": int}                         # rows polars reads (scan_delta)
@@ -103,6 +104,12 @@ it prints a traceback on stderr and exits non-zero.
          "checkpoints": [int],               # the checkpoint versions present, sorted
          "txns": {appId: [int]},             # each txn action's version, in commit order
          "adds": int}                        # add actions in all commits
+
+    delta_read.py count URL
+        Counts without returning rows (for large tables): {"version": int,
+         "files": int,                       # live files, len(DeltaTable.file_uris())
+         "rows": int,                        # to_pyarrow_table() rows
+         "polars_rows": int}                 # rows polars reads (scan_delta)
 
     delta_read.py from-checkpoint URL [--app-id ID]...
         Deletes the JSON commits at and below the newest checkpoint (as log cleanup
@@ -250,6 +257,7 @@ def file_stats(fs, root, key):
     return {
         "size_bytes": fs.get_file_info(path).size,
         "num_rows": table.num_rows,
+        "row_groups": pq.ParquetFile(fs.open_input_file(path)).metadata.num_row_groups,
         "schema": {f.name: str(f.type) for f in table.schema},
         "columns": columns,
     }
@@ -322,6 +330,22 @@ def log(args):
                     txns.setdefault(action["txn"]["appId"], []).append(action["txn"]["version"])
                 adds += "add" in action
     return {"commits": commits, "checkpoints": checkpoints, "txns": txns, "adds": adds}
+
+
+def count(args):
+    dt = open_table(args.url)
+    polars_rows = (
+        pl.scan_delta(table_uri(args.url), storage_options=storage_options(args.url))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    return {
+        "version": dt.version(),
+        "files": len(dt.file_uris()),
+        "rows": dt.to_pyarrow_table().num_rows,
+        "polars_rows": polars_rows,
+    }
 
 
 def from_checkpoint(args):
@@ -630,6 +654,9 @@ def main():
     lg = sub.add_parser("log")
     lg.add_argument("url")
     lg.set_defaults(run=log)
+    ct = sub.add_parser("count")
+    ct.add_argument("url")
+    ct.set_defaults(run=count)
     fc = sub.add_parser("from-checkpoint")
     fc.add_argument("url")
     fc.add_argument("--app-id", action="append", default=[])

@@ -171,6 +171,25 @@ impl<K: Ord + Clone> BatchFileWriter<K> {
         Ok(())
     }
 
+    /// Adds a file encoded elsewhere (`bytes`: a whole Parquet file of the writer's
+    /// schema, with `add.stats` `stats`, e.g. [spliced](super::splice)) as a completed
+    /// file in `partition`, named as the writer names its own; uploaded with the next
+    /// [`upload_completed`](Self::upload_completed) or [`finish`](Self::finish).
+    pub fn complete_encoded(&mut self, partition: PartitionSpec, bytes: Bytes, stats: String) {
+        let (relative, partition_values) = new_file_path(
+            partition,
+            self.writer_index,
+            self.clock.new_id(),
+            self.codec,
+        );
+        self.completed.push(CompletedFile {
+            stats,
+            relative,
+            partition_values,
+            bytes,
+        });
+    }
+
     /// Uploads the completed files, in order, each with one PUT. On an error the file
     /// stays and the next call (or [`finish`](Self::finish)) uploads it again.
     pub async fn upload_completed(&mut self) -> Result<(), WriterError> {

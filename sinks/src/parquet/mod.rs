@@ -8,6 +8,7 @@
 //!   caller's [`RowRules`] first.
 //! - [`batch_writer`]: Arrow batches of a schema known at run time in, the files out as
 //!   [`DataFile`]s with their exact [`stats`].
+//! - [`splice`]: files of one schema joined by copying their row groups (OPTIMIZE).
 //! - [`paths`]: how files are laid out and named, and the two layers of escaping.
 //! - [`options`]: target size, codec and batch size.
 //!
@@ -21,6 +22,7 @@ pub mod file_writer;
 pub mod options;
 pub mod paths;
 pub mod rows;
+pub mod splice;
 pub mod stats;
 
 use arrow::error::ArrowError;

@@ -95,6 +95,44 @@ impl Bound {
     }
 }
 
+impl Bound {
+    /// The bound a stats JSON `value` gives for a column of `data_type`: the inverse of
+    /// [`Bound::to_json`] (timestamps may carry any RFC 3339 offset, and are floored to
+    /// ms). `None` if the type has no bounds here or the value is not of its form.
+    fn from_json(value: &serde_json::Value, data_type: &DataType) -> Option<Bound> {
+        match data_type {
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                value.as_i64().map(Bound::Int)
+            }
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+                value.as_u64().map(Bound::UInt)
+            }
+            DataType::Float32 | DataType::Float64 => {
+                value.as_f64().filter(|v| v.is_finite()).map(Bound::Float)
+            }
+            DataType::Boolean => value.as_bool().map(Bound::Bool),
+            DataType::Dictionary(_, values) => Bound::from_json(value, values),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                value.as_str().map(|s| Bound::Str(s.to_owned()))
+            }
+            DataType::Date32 => {
+                let date = chrono::NaiveDate::parse_from_str(value.as_str()?, "%Y-%m-%d").ok()?;
+                let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+                let days = date.signed_duration_since(epoch).num_days();
+                i32::try_from(days).ok().map(Bound::Date)
+            }
+            DataType::Timestamp(_, tz) => {
+                let micros = timestamp_bound_micros(value.as_str()?)?;
+                Some(Bound::Timestamp {
+                    millis: micros.div_euclid(1_000),
+                    utc: tz.as_deref().is_some_and(|t| !t.is_empty()),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What is known of a column's bounds so far.
 #[derive(Clone, Debug, PartialEq)]
 enum Bounds {
@@ -128,6 +166,7 @@ impl Bounds {
 #[derive(Clone, Debug)]
 struct ColumnStats {
     name: String,
+    data_type: DataType,
     /// False for struct columns, whose stats Delta nests; they are left out.
     counted: bool,
     null_count: u64,
@@ -152,6 +191,7 @@ impl FileStats {
                 .iter()
                 .map(|field| ColumnStats {
                     name: field.name().clone(),
+                    data_type: field.data_type().clone(),
                     counted: !matches!(field.data_type(), DataType::Struct(_)),
                     null_count: 0,
                     bounds: Bounds::Empty,
@@ -170,6 +210,60 @@ impl FileStats {
                 column.bounds.merge(bounds_of(array));
             }
         }
+    }
+
+    /// Merges in the `add.stats` of a whole file of this schema holding `rows` rows, as
+    /// if its rows had been added with [`update`](Self::update): the counts add up and
+    /// the bounds widen. A column's bounds become unknown where the file's stats give
+    /// none although it has a non-null value (a NaN, a type without bounds, a writer
+    /// that left them out). False, and nothing merged, if the stats are not a JSON
+    /// object, their `numRecords` is not `rows`, or a counted column has no
+    /// `nullCount`: the merged counts could not be exact.
+    pub fn merge_file(&mut self, stats: &str, rows: u64) -> bool {
+        type Values = serde_json::Map<String, serde_json::Value>;
+        #[derive(serde::Deserialize)]
+        struct Stats {
+            #[serde(rename = "numRecords")]
+            num_records: Option<u64>,
+            #[serde(rename = "minValues", default)]
+            min: Values,
+            #[serde(rename = "maxValues", default)]
+            max: Values,
+            #[serde(rename = "nullCount", default)]
+            nulls: Values,
+        }
+        let Ok(file) = serde_json::from_str::<Stats>(stats) else {
+            return false;
+        };
+        if file.num_records != Some(rows) {
+            return false;
+        }
+        let mut columns = self.columns.clone();
+        for column in &mut columns {
+            let nulls = file.nulls.get(&column.name).and_then(|n| n.as_u64());
+            if !column.counted {
+                column.bounds = Bounds::Unknown;
+                continue;
+            }
+            let Some(nulls) = nulls else {
+                return false;
+            };
+            column.null_count += nulls;
+            if nulls == rows || column.bounds == Bounds::Unknown {
+                continue;
+            }
+            let bound =
+                |values: &Values| Bound::from_json(values.get(&column.name)?, &column.data_type);
+            column
+                .bounds
+                .merge(match (bound(&file.min), bound(&file.max)) {
+                    (Some(min), Some(max)) => Bounds::Range(min, max),
+                    _ => Bounds::Unknown,
+                });
+        }
+        self.num_records += rows;
+        self.columns = columns;
+        true
     }
 
     /// The number of rows added so far.
@@ -579,5 +673,159 @@ mod tests {
         );
         assert!(parse_num_records("{nope").is_err());
         assert!(parse_num_records(r#"{"numRecords":-1}"#).is_err());
+    }
+
+    /// Batches of every type with bounds (and nulls, NaN and an all-null column), made
+    /// from `seed`.
+    fn mixed_batch(rows: usize, seed: u64) -> RecordBatch {
+        let x = |i: usize, k: u64| {
+            ((i as u64 + seed * 7_919 + k * 104_729).wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 40
+        };
+        let maybe = |i: usize, k: u64| !x(i, k).is_multiple_of(5);
+        let utc: Option<Arc<str>> = Some("UTC".into());
+        batch(vec![
+            (
+                "i",
+                Arc::new(Int64Array::from_iter(
+                    (0..rows).map(|i| maybe(i, 1).then(|| x(i, 2) as i64 - 500_000)),
+                )),
+            ),
+            (
+                "u",
+                Arc::new(arrow::array::UInt32Array::from_iter(
+                    (0..rows).map(|i| maybe(i, 3).then(|| x(i, 4) as u32)),
+                )),
+            ),
+            (
+                "f",
+                Arc::new(Float64Array::from_iter((0..rows).map(|i| {
+                    maybe(i, 5).then(|| {
+                        if seed == 3 && i == 1 {
+                            f64::NAN
+                        } else {
+                            x(i, 6) as f64 / 8.0 - 99.5
+                        }
+                    })
+                }))),
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from_iter(
+                    (0..rows).map(|i| maybe(i, 7).then(|| format!("v{}", x(i, 8) % 977))),
+                )),
+            ),
+            (
+                "b",
+                Arc::new(BooleanArray::from_iter(
+                    (0..rows).map(|i| maybe(i, 9).then(|| x(i, 10) % 3 == 0)),
+                )),
+            ),
+            (
+                "d",
+                Arc::new(Date32Array::from_iter((0..rows).map(|i| {
+                    maybe(i, 11).then(|| (x(i, 12) % 40_000) as i32 - 20_000)
+                }))),
+            ),
+            (
+                "ts",
+                Arc::new(
+                    arrow::array::TimestampMicrosecondArray::from_iter(
+                        (0..rows)
+                            .map(|i| maybe(i, 13).then(|| x(i, 14) as i64 * 997 - 1_000_000_000)),
+                    )
+                    .with_timezone_opt(utc.clone()),
+                ),
+            ),
+            (
+                "ntz",
+                Arc::new(TimestampNanosecondArray::from_iter(
+                    (0..rows).map(|i| maybe(i, 15).then(|| x(i, 16) as i64 * 999_983)),
+                )),
+            ),
+            ("none", Arc::new(Int64Array::from(vec![None::<i64>; rows]))),
+        ])
+    }
+
+    #[test]
+    fn merged_file_stats_are_the_stats_of_all_the_rows() {
+        for files in [1, 2, 5] {
+            for nan_file in [false, true] {
+                let batches: Vec<RecordBatch> = (0..files as u64)
+                    .map(|f| {
+                        mixed_batch(
+                            50 + 13 * f as usize,
+                            if nan_file && f == 1 { 3 } else { f + 10 },
+                        )
+                    })
+                    .collect();
+                let schema = batches[0].schema();
+                let mut merged = FileStats::new(&schema);
+                for b in &batches {
+                    let one = stats_json(&schema, std::slice::from_ref(b));
+                    assert!(merged.merge_file(&one, b.num_rows() as u64), "{one}");
+                }
+                assert_eq!(
+                    parse(&merged.to_json()),
+                    parse(&stats_json(&schema, &batches)),
+                    "{files} files, NaN in one: {nan_file}"
+                );
+                if nan_file && files > 1 {
+                    assert_eq!(parse(&merged.to_json())["minValues"].get("f"), None);
+                }
+            }
+        }
+        // Bounds another writer wrote with an offset, and a column it gave no bounds.
+        let schema = Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("n", DataType::Int64, true),
+        ]);
+        let mut merged = FileStats::new(&schema);
+        assert!(merged.merge_file(
+            r#"{"numRecords":2,"minValues":{"ts":"2024-05-01T12:00:00.000+02:00"},"maxValues":{"ts":"2024-05-01T12:30:00.5009Z"},"nullCount":{"ts":0,"n":1}}"#,
+            2
+        ));
+        assert_eq!(
+            parse(&merged.to_json()),
+            json!({
+                "numRecords": 2,
+                "minValues": {"ts": "2024-05-01T10:00:00.000Z"},
+                "maxValues": {"ts": "2024-05-01T12:30:00.500Z"},
+                "nullCount": {"ts": 0, "n": 1},
+            })
+        );
+    }
+
+    #[test]
+    fn stats_that_cannot_be_merged_exactly_are_refused_and_change_nothing() {
+        let schema = Schema::new(vec![Field::new("n", DataType::Int64, true)]);
+        let mut stats = FileStats::new(&schema);
+        let before = stats.to_json();
+        for refused in [
+            "{nope",
+            r#"{"numRecords":3,"nullCount":{}}"#,
+            r#"{"nullCount":{"n":0}}"#,
+            r#"{"numRecords":2,"nullCount":{"n":0}}"#,
+        ] {
+            assert!(!stats.merge_file(refused, 3), "{refused}");
+            assert_eq!(stats.to_json(), before);
+        }
+        assert!(stats.merge_file(
+            r#"{"numRecords":3,"minValues":{"n":-4},"maxValues":{"n":9},"nullCount":{"n":1}}"#,
+            3
+        ));
+        assert_eq!(
+            stats.to_json(),
+            r#"{"numRecords":3,"minValues":{"n":-4},"maxValues":{"n":9},"nullCount":{"n":1}}"#
+        );
+        // A file whose column is all null has no bounds, and narrows nothing.
+        assert!(stats.merge_file(r#"{"numRecords":2,"nullCount":{"n":2}}"#, 2));
+        assert_eq!(
+            stats.to_json(),
+            r#"{"numRecords":5,"minValues":{"n":-4},"maxValues":{"n":9},"nullCount":{"n":3}}"#
+        );
     }
 }

@@ -12,9 +12,9 @@ use tidelake_sinks::delta::Snapshot;
 use tidelake_sinks::delta::maintenance::auto_compact::CompactionTotals;
 use tidelake_sinks::parquet::stats::parse_num_records;
 
-use super::delta_rs::Opened;
 use super::{CheckpointsArg, HOUR_MS, START_MS, Sample, TableState, app_id};
 use crate::bench::BenchArgs;
+use crate::bench::delta_rs::Opened;
 use crate::cli::CommitScopeArg;
 
 /// The scenario's settings.

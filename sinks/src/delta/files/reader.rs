@@ -18,9 +18,12 @@ use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::FOOTER_SIZE;
+use parquet::file::metadata::{FooterTail, ParquetMetaData, ParquetMetaDataReader};
 use parquet::schema::types::SchemaDescriptor;
 
 use crate::delta::DeltaError;
@@ -82,6 +85,34 @@ pub async fn open_data_file(
     add: &Add,
     schema: &SchemaRef,
 ) -> Result<DataFileBatches, DeltaError> {
+    decode_data_file(add, fetch_data_file(table, add).await?, schema)
+}
+
+/// The bytes of the data file of `add`, fetched whole.
+pub async fn fetch_data_file(table: &DeltaTable, add: &Add) -> Result<Bytes, DeltaError> {
+    let location =
+        data_file_location(table.root(), &add.path).map_err(|e| DeltaError::ReadFile {
+            path: add.path.clone(),
+            detail: format!("the path names no object: {e}"),
+        })?;
+    let store_error = |source| DeltaError::Store {
+        path: location.to_string(),
+        source,
+    };
+    table
+        .store()
+        .get(&location)
+        .await
+        .map_err(store_error)?
+        .bytes()
+        .await
+        .map_err(store_error)
+}
+
+/// The Parquet footer of the data file of `add` (of `add.size` bytes), fetched with
+/// one ranged GET of its last 64 KiB, or two if the footer is longer.
+pub async fn fetch_footer(table: &DeltaTable, add: &Add) -> Result<ParquetMetaData, DeltaError> {
+    const GUESS: u64 = 64 * 1024;
     let unreadable = |detail: String| DeltaError::ReadFile {
         path: add.path.clone(),
         detail,
@@ -92,14 +123,40 @@ pub async fn open_data_file(
         path: location.to_string(),
         source,
     };
-    let bytes = table
+    let size = u64::try_from(add.size).map_err(|_| unreadable("a negative size".into()))?;
+    let tail_bytes = table
         .store()
-        .get(&location)
-        .await
-        .map_err(store_error)?
-        .bytes()
+        .get_range(&location, size.saturating_sub(GUESS)..size)
         .await
         .map_err(store_error)?;
+    let tail: [u8; FOOTER_SIZE] = tail_bytes
+        .get(tail_bytes.len().saturating_sub(FOOTER_SIZE)..)
+        .and_then(|t| t.try_into().ok())
+        .ok_or_else(|| unreadable("shorter than a Parquet footer".into()))?;
+    let length = FooterTail::try_new(&tail).map_err(|e| unreadable(e.to_string()))?;
+    let needed = (length.metadata_length() + FOOTER_SIZE) as u64;
+    let footer = if needed <= tail_bytes.len() as u64 {
+        tail_bytes.slice(tail_bytes.len() - needed as usize..tail_bytes.len() - FOOTER_SIZE)
+    } else {
+        let start = size
+            .checked_sub(needed)
+            .ok_or_else(|| unreadable("its footer is longer than the file".into()))?;
+        table
+            .store()
+            .get_range(&location, start..size - FOOTER_SIZE as u64)
+            .await
+            .map_err(store_error)?
+    };
+    ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| unreadable(e.to_string()))
+}
+
+/// The data file of `add`, already fetched as `bytes`, decoded as [`open_data_file`]
+/// decodes it.
+fn decode_data_file(
+    add: &Add,
+    bytes: Bytes,
+    schema: &SchemaRef,
+) -> Result<DataFileBatches, DeltaError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|builder| {
             let projection = projection(builder.parquet_schema(), schema);
@@ -108,7 +165,10 @@ pub async fn open_data_file(
                 .with_batch_size(BATCH_ROWS)
                 .build()
         })
-        .map_err(|e| unreadable(e.to_string()))?;
+        .map_err(|e| DeltaError::ReadFile {
+            path: add.path.clone(),
+            detail: e.to_string(),
+        })?;
     Ok(DataFileBatches {
         path: add.path.clone(),
         schema: schema.clone(),
@@ -272,5 +332,59 @@ mod tests {
         .expect("batch");
         let err = conform(&text, &table_schema()).expect_err("strict");
         assert!(err.to_string().contains("column `amount`"), "{err}");
+    }
+
+    #[test]
+    fn a_footer_is_fetched_from_the_end_however_long_it_is() {
+        crate::testing::block_on(async {
+            let table = DeltaTable::open_url("memory://footers").expect("table");
+            let ids = Int32Array::from_iter_values(0..3_000);
+            let batch =
+                RecordBatch::try_from_iter([("id", Arc::new(ids) as ArrayRef)]).expect("batch");
+            // One row group of 3,000 rows (a short footer), or 3,000 of one row each
+            // (a footer far longer than the first GET).
+            for rows_per_group in [3_000, 1] {
+                let properties = parquet::file::properties::WriterProperties::builder()
+                    .set_max_row_group_row_count(Some(rows_per_group))
+                    .build();
+                let mut writer = parquet::arrow::ArrowWriter::try_new(
+                    Vec::new(),
+                    batch.schema(),
+                    Some(properties),
+                )
+                .expect("writer");
+                writer.write(&batch).expect("write");
+                let bytes = Bytes::from(writer.into_inner().expect("close"));
+                let path = format!("f{rows_per_group}.parquet");
+                table
+                    .store()
+                    .put(
+                        &object_store::path::Path::from(path.as_str()),
+                        bytes.clone().into(),
+                    )
+                    .await
+                    .expect("put");
+                let add = Add {
+                    path,
+                    size: bytes.len() as i64,
+                    ..Default::default()
+                };
+                let tail = &bytes[bytes.len() - 8..bytes.len() - 4];
+                let length = u32::from_le_bytes(tail.try_into().expect("4 bytes"));
+                assert_eq!(length > 64 * 1024, rows_per_group == 1, "{length}");
+                let footer = fetch_footer(&table, &add).await.expect("footer");
+                let whole = ParquetMetaDataReader::new()
+                    .parse_and_finish(&bytes)
+                    .expect("whole");
+                assert_eq!(footer.num_row_groups(), 3_000 / rows_per_group);
+                assert_eq!(footer.file_metadata().num_rows(), 3_000);
+                assert_eq!(footer.row_groups(), whole.row_groups());
+                let short = Add { size: 4, ..add };
+                assert!(matches!(
+                    fetch_footer(&table, &short).await,
+                    Err(DeltaError::ReadFile { .. })
+                ));
+            }
+        });
     }
 }

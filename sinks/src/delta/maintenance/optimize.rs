@@ -51,11 +51,22 @@
 //! partition being rewritten are left where the commit's outcome is unknown, for
 //! VACUUM to remove once they are old.
 //!
+//! # Splicing
+//!
+//! A bin whose files have the Parquet schema tidelake writes for the table and complete
+//! stats, and whose row groups hold on average at least `splice_min_group_rows` rows,
+//! is not decoded: its files' row groups are copied as they are encoded into the new
+//! file, and its stats are the files' stats merged (see [`crate::parquet::splice`]).
+//! That makes compaction cost about what copying the bytes costs, so a stream's
+//! auto-compaction (whose files are of a commit's rows) does not take the stream's CPU.
+//! Smaller row groups (a slow stream's files of a few rows each) are re-encoded
+//! instead: a file of many tiny row groups would read slowly.
+//!
 //! # Memory
 //!
-//! A bin is streamed file by file into its output file, which is held (encoded) in
-//! memory until it is uploaded: about the target size. Each input file is fetched
-//! whole, then decoded a batch at a time.
+//! A bin's files are fetched whole, then decoded a batch at a time (or spliced) into
+//! its output file, which is held (encoded) in memory until it is uploaded: about
+//! twice the target size.
 //!
 //! Z-order sorts a partition in bounded memory, whatever its size
 //! ([`crate::delta::maintenance::external_sort`]): it reads the partition twice, first
@@ -91,6 +102,10 @@ pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 
 /// The default memory for sorting a partition's rows in Z-order: 512 MiB.
 pub const DEFAULT_SORT_MEMORY: usize = 512 * 1024 * 1024;
+
+/// The default average rows per row group above which bin-packing splices a bin's
+/// files instead of re-encoding them: 128 Ki rows.
+pub const DEFAULT_SPLICE_MIN_GROUP_ROWS: u64 = 128 * 1024;
 
 /// The default `min_file_size` for a target size: three quarters of it. A file that
 /// big is close enough to the target that rewriting it gains little; Spark uses a fixed
@@ -130,6 +145,10 @@ pub struct OptimizeOptions {
     /// Z-order: where the sorted runs go, in a directory of their own removed when the
     /// partition is done (default: the system's temporary directory, `TMPDIR`).
     pub spill_dir: PathBuf,
+    /// Bin-packing: a bin is spliced, not re-encoded, if its files' row groups hold on
+    /// average at least this many rows (default [`DEFAULT_SPLICE_MIN_GROUP_ROWS`];
+    /// `u64::MAX` never splices). See the [module docs](self).
+    pub splice_min_group_rows: u64,
 }
 
 impl Default for OptimizeOptions {
@@ -145,6 +164,7 @@ impl Default for OptimizeOptions {
             auto: false,
             sort_memory: DEFAULT_SORT_MEMORY,
             spill_dir: std::env::temp_dir(),
+            splice_min_group_rows: DEFAULT_SPLICE_MIN_GROUP_ROWS,
         }
     }
 }

@@ -4,21 +4,23 @@
 use std::sync::Arc;
 
 use arrow::array::ArrayRef;
+use parquet::file::metadata::ParquetMetaData;
 
 use super::commit::{Landing, LogTail, commit, compaction_actions};
 use super::{
     Bin, OptimizeOptions, OptimizePlan, PartitionOutcome, PartitionValues, Progress, file_size,
 };
 use crate::delta::DeltaError;
-use crate::delta::files::reader::open_data_file;
+use crate::delta::files::reader::{fetch_data_file, fetch_footer, open_data_file};
 use crate::delta::maintenance::external_sort::{ExternalSort, SortError};
 use crate::delta::maintenance::zorder::{ColumnSample, SAMPLE_SIZE, ZorderKeys};
 use crate::delta::protocol::actions::Add;
 use crate::delta::protocol::checkpoint::policy::{CheckpointPolicy, Checkpointer};
 use crate::delta::protocol::table::DeltaTable;
-use crate::parquet::WriterOptions;
+use crate::parquet::splice::Splice;
 use crate::parquet::stats::parse_num_records;
 use crate::parquet::{BatchFileWriter, DataFile, PartitionSpec};
+use crate::parquet::{WriterError, WriterOptions};
 
 /// Rows written at a time in Z-order, so that a file ends within a few of them of the
 /// target size.
@@ -105,11 +107,32 @@ impl Rewrite<'_> {
             .collect();
         for bin in bins {
             if self.plan.zorder.is_empty() {
-                // One output file: stream the inputs into it.
-                for file in &bin.files {
-                    for batch in open_data_file(self.table, file, &self.plan.schema).await? {
-                        writer.write(&(), || spec.clone(), &batch?)?;
+                // One output file: the inputs spliced or re-encoded into it.
+                match self.splice_footers(bin, options).await? {
+                    Some(footers) => {
+                        let size = bin.files.iter().map(|f| file_size(f) as usize).sum();
+                        let mut splice =
+                            Splice::new(&self.plan.schema, size).map_err(new_file_error)?;
+                        for (file, footer) in bin.files.iter().zip(&footers) {
+                            let bytes = fetch_data_file(self.table, file).await?;
+                            let stats = file.stats.as_deref().unwrap_or_default();
+                            splice
+                                .append(&bytes, footer, stats)
+                                .map_err(new_file_error)?;
+                        }
+                        let (bytes, stats) = splice.finish().map_err(new_file_error)?;
+                        writer.complete_encoded(spec.clone(), bytes, stats);
                     }
+                    None => {
+                        for file in &bin.files {
+                            for batch in open_data_file(self.table, file, &self.plan.schema).await?
+                            {
+                                writer.write(&(), || spec.clone(), &batch?)?;
+                            }
+                        }
+                    }
+                }
+                for file in &bin.files {
                     self.read_done(file);
                 }
                 self.finish_file(&mut writer).await?;
@@ -145,6 +168,38 @@ impl Rewrite<'_> {
             }
         }
         self.finish_file(&mut writer).await
+    }
+
+    /// The footers of the files of `bin` if they are to be spliced into one new file:
+    /// each has the table's Parquet schema and complete stats, and their row groups
+    /// hold on average at least `options.splice_min_group_rows` rows (see the
+    /// [module docs](super)).
+    async fn splice_footers(
+        &self,
+        bin: &Bin,
+        options: &OptimizeOptions,
+    ) -> Result<Option<Vec<ParquetMetaData>>, DeltaError> {
+        if options.splice_min_group_rows == u64::MAX {
+            return Ok(None);
+        }
+        let mut footers = Vec::with_capacity(bin.files.len());
+        for file in &bin.files {
+            footers.push(fetch_footer(self.table, file).await?);
+        }
+        let groups: u64 = footers.iter().map(|f| f.num_row_groups() as u64).sum();
+        let rows: u64 = (footers.iter())
+            .map(|f| u64::try_from(f.file_metadata().num_rows()).unwrap_or(0))
+            .sum();
+        if groups == 0 || rows / groups < options.splice_min_group_rows {
+            return Ok(None);
+        }
+        let splice = Splice::new(&self.plan.schema, 0).map_err(new_file_error)?;
+        let accepted = bin.files.iter().zip(&footers).all(|(file, footer)| {
+            file.stats
+                .as_deref()
+                .is_some_and(|stats| splice.accepts(footer, stats))
+        });
+        Ok(accepted.then_some(footers))
     }
 
     /// Tells the progress that `file` has been read.
@@ -238,6 +293,14 @@ fn compacted(file: DataFile) -> Add {
         data_change: false,
         ..Add::from(file)
     }
+}
+
+/// A new file that could not be encoded.
+fn new_file_error(source: parquet::errors::ParquetError) -> DeltaError {
+    DeltaError::DataFile(WriterError::Parquet {
+        path: "a new file of the compaction".to_owned(),
+        source,
+    })
 }
 
 /// The rows of a file, from its stats (0 if they do not say).

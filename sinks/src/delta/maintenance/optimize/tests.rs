@@ -10,9 +10,10 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::ParquetMetaDataReader;
 
 use super::*;
-use crate::delta::files::reader::read_data_file;
+use crate::delta::files::reader::{fetch_data_file, read_data_file};
 use crate::delta::inspection::validate::validate;
 use crate::delta::protocol::actions::{Action, Remove};
 use crate::delta::protocol::log::CommitOutcome;
@@ -147,6 +148,37 @@ async fn stored_files(table: &DeltaTable) -> BTreeSet<String> {
         .collect()
 }
 
+/// Writes `batch` with arrow's own writer as `date=2024-05-01/foreign.parquet` and
+/// commits its `add`, with `stats`, as `version`.
+async fn commit_foreign_file(
+    table: &DeltaTable,
+    batch: &RecordBatch,
+    stats: Option<String>,
+    version: u64,
+) {
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), None).expect("writer");
+    writer.write(batch).expect("write");
+    let bytes = writer.into_inner().expect("close");
+    let add = Add {
+        path: "date=2024-05-01/foreign.parquet".into(),
+        partition_values: day("2024-05-01"),
+        size: bytes.len() as i64,
+        modification_time: 1,
+        data_change: true,
+        stats,
+        ..Default::default()
+    };
+    table
+        .store()
+        .put(&Path::from(add.path.as_str()), bytes.into())
+        .await
+        .expect("put");
+    table
+        .try_commit(version, &[Action::Add(add)])
+        .await
+        .expect("commit");
+}
+
 fn options(target: u64) -> OptimizeOptions {
     OptimizeOptions {
         target_file_size: target,
@@ -278,29 +310,7 @@ fn each_partition_is_one_commit_of_removes_adds_and_commit_info_that_keeps_every
             ),
         ])
         .expect("batch");
-        let mut writer = ArrowWriter::try_new(Vec::new(), foreign.schema(), None).expect("writer");
-        writer.write(&foreign).expect("write");
-        let bytes = writer.into_inner().expect("close");
-        let size = bytes.len() as i64;
-        table
-            .store()
-            .put(&Path::from("date=2024-05-01/foreign.parquet"), bytes.into())
-            .await
-            .expect("put");
-        let add = Add {
-            path: "date=2024-05-01/foreign.parquet".into(),
-            partition_values: day("2024-05-01"),
-            size,
-            modification_time: 1,
-            data_change: true,
-            stats: None,
-            tags: None,
-            ..Default::default()
-        };
-        table
-            .try_commit(5, &[Action::Add(add)])
-            .await
-            .expect("commit");
+        commit_foreign_file(&table, &foreign, None, 5).await;
         expected.push((FIRST_DAY * MICROS_PER_DAY + 5, "spark".into(), None, true));
         expected.sort();
 
@@ -413,6 +423,115 @@ fn each_partition_is_one_commit_of_removes_adds_and_commit_info_that_keeps_every
                 .partitions
                 .iter()
                 .all(|p| matches!(p, PartitionOutcome::Skipped { .. }))
+        );
+    });
+}
+
+#[test]
+fn bin_packing_splices_row_groups_into_the_files_re_encoding_writes() {
+    block_on(async {
+        let schema = TestRow::arrow_schema();
+        let mut outcomes = Vec::new();
+        for splice_min_group_rows in [1, u64::MAX] {
+            let (table, expected) = small_files(5, 2, 300).await;
+            let options = OptimizeOptions {
+                splice_min_group_rows,
+                ..options(1 << 20)
+            };
+            let report = optimize(&table, &options, &mut |_| {})
+                .await
+                .expect("optimize");
+            assert_eq!((report.partitions_compacted, report.files_removed), (2, 10));
+            assert_eq!(table_rows(&table).await, expected, "every row, once");
+            assert!(validate(&table).await.expect("validate").is_ok());
+            let mut files = Vec::new();
+            for add in table
+                .existing_snapshot()
+                .await
+                .expect("table")
+                .files
+                .values()
+            {
+                let bytes = fetch_data_file(&table, add).await.expect("fetch");
+                assert_eq!(add.size, bytes.len() as i64);
+                let footer = ParquetMetaDataReader::new()
+                    .parse_and_finish(&bytes)
+                    .expect("footer");
+                let batches = read_data_file(&table, add, &schema).await.expect("read");
+                let stats = add.stats.clone().expect("stats");
+                assert_eq!(stats, stats_json(&schema, &batches), "exact stats");
+                files.push((add.partition_values.clone(), stats, footer.num_row_groups()));
+            }
+            files.sort();
+            outcomes.push(files);
+        }
+        // The same files but for their row groups: a spliced file keeps its 5 inputs'.
+        assert_eq!(outcomes[0].len(), 2);
+        for (spliced, encoded) in outcomes[0].iter().zip(&outcomes[1]) {
+            assert_eq!((&spliced.0, &spliced.1), (&encoded.0, &encoded.1));
+            assert_eq!((spliced.2, encoded.2), (5, 1));
+        }
+    });
+}
+
+#[test]
+fn a_bin_with_a_file_of_another_parquet_schema_is_re_encoded() {
+    block_on(async {
+        let (table, mut expected) = small_files(3, 1, 200).await;
+        // A file with nanosecond times: the same rows to a reader, another schema to
+        // Parquet.
+        let foreign = RecordBatch::try_from_iter([
+            (
+                "dt",
+                Arc::new(TimestampNanosecondArray::from(vec![
+                    FIRST_DAY * MICROS_PER_DAY * 1000 + 7_000,
+                ])) as ArrayRef,
+            ),
+            (
+                "accountId",
+                Arc::new(StringArray::from(vec!["other"])) as ArrayRef,
+            ),
+            (
+                "amount",
+                Arc::new(arrow::array::Float64Array::from(vec![2.5])) as ArrayRef,
+            ),
+            (
+                "alert",
+                Arc::new(arrow::array::BooleanArray::from(vec![false])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        let stats = stats_json(&foreign.schema(), std::slice::from_ref(&foreign));
+        commit_foreign_file(&table, &foreign, Some(stats), 4).await;
+        expected.push((
+            FIRST_DAY * MICROS_PER_DAY + 7,
+            "other".into(),
+            Some(2.5f64.to_bits()),
+            false,
+        ));
+        expected.sort();
+        let options = OptimizeOptions {
+            splice_min_group_rows: 1,
+            ..options(1 << 20)
+        };
+        let report = optimize(&table, &options, &mut |_| {})
+            .await
+            .expect("optimize");
+        assert_eq!((report.files_removed, report.files_added), (4, 1));
+        assert_eq!(table_rows(&table).await, expected, "every row, once");
+        let snapshot = table.existing_snapshot().await.expect("table");
+        let add = snapshot.files.values().next().expect("a file");
+        let bytes = fetch_data_file(&table, add).await.expect("fetch");
+        let footer = ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes)
+            .expect("footer");
+        assert_eq!(footer.num_row_groups(), 1, "re-encoded");
+        let batches = read_data_file(&table, add, &TestRow::arrow_schema())
+            .await
+            .expect("read");
+        assert_eq!(
+            add.stats.as_deref(),
+            Some(stats_json(&TestRow::arrow_schema(), &batches).as_str())
         );
     });
 }

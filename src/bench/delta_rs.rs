@@ -1,5 +1,6 @@
-//! Timing delta-rs opening the table: one Python process (`--delta-rs PYTHON`, with the
-//! `deltalake` package) kept for the whole bench, asked once per simulated hour.
+//! Timing delta-rs opening a table: one Python process (`--delta-rs PYTHON`, with the
+//! `deltalake` package) kept for the whole bench: the writers scenario asks it once per
+//! simulated hour, the growth scenario once after its run.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
