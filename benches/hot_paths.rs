@@ -1,5 +1,6 @@
-//! The hot paths around the fraud operator, per record: key routing, CSV parsing, the
-//! keyed store of 1 M accounts, Arrow building + Parquet encoding of table rows, one
+//! The hot paths around the fraud operator, per record: key routing, CSV parsing (one
+//! split and 16), the exchange's serialization between processes, the keyed store of 1 M
+//! accounts, Arrow building + Parquet encoding of table rows, one
 //! Delta commit on local disk, 200 commits by 2 workers to one table, opening a table of
 //! 10 000 versions (tidelake's own replay against the Delta Kernel's), and Z-ordering
 //! rows in memory and through runs on disk.
@@ -14,9 +15,10 @@ use arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
 use arrow::record_batch::RecordBatch;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use object_store::memory::InMemory;
+use tidelake_operators::event::Event;
 use tidelake_operators::fraud::FraudState;
 use tidelake_operators::store::KeyedStore;
-use tidelake_operators::{AccountId, EnrichedTransaction, StableHash};
+use tidelake_operators::{AccountId, EnrichedTransaction, StableHash, Transaction};
 use tidelake_runtime::sources::csv::CsvSource;
 use tidelake_runtime::sources::{Emitter, ReadBatch, ReadStatus, RuleTime, Source, Watermark};
 use tidelake_runtime::transactions_table::TransactionRow;
@@ -73,14 +75,19 @@ fn key_routing(c: &mut Criterion) {
     group.finish();
 }
 
+/// The rows as CSV lines `account_id,ts_millis,amount`.
+fn csv_text() -> String {
+    rows()
+        .iter()
+        .map(|r| format!("{},{},{:.2}\n", r.0.account_id, r.0.ts, r.0.amount))
+        .collect()
+}
+
 /// Parsing CSV lines `account_id,ts_millis,amount` into transactions.
 fn csv_parsing(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tx.csv");
-    let text: String = rows()
-        .iter()
-        .map(|r| format!("{},{},{:.2}\n", r.0.account_id, r.0.ts, r.0.amount))
-        .collect();
+    let text = csv_text();
     std::fs::write(&path, text).expect("write");
     let source = CsvSource::new(&[path.display().to_string()], u64::MAX).expect("source");
     let mut group = c.benchmark_group("csv_parsing");
@@ -100,6 +107,93 @@ fn csv_parsing(c: &mut Criterion) {
                 }
             }
             batch.events.len()
+        })
+    });
+    group.finish();
+}
+
+/// The CSV file of `csv_parsing` split 16 ways: planning the splits and finding each
+/// one's first line (`plan`), and reading every split to its end (`read`, against the
+/// one split of `csv_parsing`).
+fn csv_splits(c: &mut Criterion) {
+    const SPLITS: u64 = 16;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tx.csv");
+    let text = csv_text();
+    let split_size = (text.len() as u64).div_ceil(SPLITS);
+    std::fs::write(&path, text).expect("write");
+    let inputs = [path.display().to_string()];
+    let mut group = c.benchmark_group("csv_splits");
+    group.sample_size(20);
+    group.bench_function("plan_16_splits", |b| {
+        b.iter(|| {
+            let source = CsvSource::new(&inputs, split_size).expect("source");
+            let readers: Vec<_> = (0..source.partitions())
+                .map(|p| source.open(p).expect("open"))
+                .collect();
+            readers.len()
+        })
+    });
+    let source = CsvSource::new(&inputs, split_size).expect("source");
+    group.throughput(Throughput::Elements(ROWS));
+    group.bench_function("read_16_splits", |b| {
+        b.iter(|| {
+            let mut events = 0;
+            for partition in 0..source.partitions() {
+                let mut reader = source.open(partition).expect("open");
+                let mut watermark = Watermark::new(0);
+                let mut batch = ReadBatch::default();
+                loop {
+                    let mut emit = Emitter::new(
+                        "tx.csv",
+                        partition,
+                        RuleTime::Event,
+                        &mut watermark,
+                        0,
+                        1,
+                        &mut batch,
+                    );
+                    if let ReadStatus::Done = reader.read(4096, &mut emit).expect("read") {
+                        break;
+                    }
+                }
+                events += batch.events.len();
+            }
+            assert_eq!(events as u64, ROWS);
+            events
+        })
+    });
+    group.finish();
+}
+
+/// What crosses the exchange between processes: a batch of 1,024 events of
+/// transactions, serialized with bincode (as timely does) and read back.
+fn exchange_serialization(c: &mut Criterion) {
+    const BATCH: usize = 1024;
+    let events: Vec<Event<Transaction>> = rows()
+        .into_iter()
+        .take(BATCH)
+        .enumerate()
+        .map(|(i, r)| {
+            let record = Transaction::new(&r.0.account_id, r.0.ts, r.0.amount);
+            Event::new(r.0.ts, 3, i as u64, record)
+        })
+        .collect();
+    let bytes = bincode::serialize(&events).expect("serialize");
+    let mut group = c.benchmark_group("exchange_serialization");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("bincode_serialize_1024_events", |b| {
+        let mut buffer = Vec::with_capacity(bytes.len());
+        b.iter(|| {
+            buffer.clear();
+            bincode::serialize_into(&mut buffer, &events).expect("serialize");
+            buffer.len()
+        })
+    });
+    group.bench_function("bincode_deserialize_1024_events", |b| {
+        b.iter(|| {
+            let back: Vec<Event<Transaction>> = bincode::deserialize(&bytes).expect("deserialize");
+            back.len()
         })
     });
     group.finish();
@@ -355,6 +449,8 @@ criterion_group!(
     benches,
     key_routing,
     csv_parsing,
+    csv_splits,
+    exchange_serialization,
     keyed_store,
     parquet_encoding,
     delta_commit,

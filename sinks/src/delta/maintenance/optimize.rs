@@ -53,14 +53,16 @@
 //!
 //! # Splicing
 //!
-//! A bin whose files have the Parquet schema tidelake writes for the table and complete
-//! stats, and whose row groups hold on average at least `splice_min_group_rows` rows,
-//! is not decoded: its files' row groups are copied as they are encoded into the new
-//! file, and its stats are the files' stats merged (see [`crate::parquet::splice`]).
-//! That makes compaction cost about what copying the bytes costs, so a stream's
-//! auto-compaction (whose files are of a commit's rows) does not take the stream's CPU.
-//! Smaller row groups (a slow stream's files of a few rows each) are re-encoded
-//! instead: a file of many tiny row groups would read slowly.
+//! A bin whose files have the Parquet schema and codec (zstd) tidelake writes for the
+//! table and complete stats, and whose row groups hold on average at least
+//! `splice_min_group_rows` rows, is not decoded: its files' row groups are copied as
+//! they are encoded into the new file, and its stats are the files' stats merged (see
+//! [`crate::parquet::splice`]). That makes compaction cost about what copying the bytes
+//! costs, so a stream's auto-compaction (whose files are of a commit's rows) does not
+//! take the stream's CPU. Other bins are re-encoded: small row groups (a slow stream's
+//! files of a few rows each) because a file of many tiny row groups reads slowly,
+//! another codec (Spark's and delta-rs's snappy) because zstd makes the file about half
+//! the size.
 //!
 //! # Memory
 //!

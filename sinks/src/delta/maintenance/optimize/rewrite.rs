@@ -20,7 +20,7 @@ use crate::delta::protocol::table::DeltaTable;
 use crate::parquet::splice::Splice;
 use crate::parquet::stats::parse_num_records;
 use crate::parquet::{BatchFileWriter, DataFile, PartitionSpec};
-use crate::parquet::{WriterError, WriterOptions};
+use crate::parquet::{Codec, WriterError, WriterOptions};
 
 /// Rows written at a time in Z-order, so that a file ends within a few of them of the
 /// target size.
@@ -111,8 +111,8 @@ impl Rewrite<'_> {
                 match self.splice_footers(bin, options).await? {
                     Some(footers) => {
                         let size = bin.files.iter().map(|f| file_size(f) as usize).sum();
-                        let mut splice =
-                            Splice::new(&self.plan.schema, size).map_err(new_file_error)?;
+                        let mut splice = Splice::new(&self.plan.schema, Codec::default(), size)
+                            .map_err(new_file_error)?;
                         for (file, footer) in bin.files.iter().zip(&footers) {
                             let bytes = fetch_data_file(self.table, file).await?;
                             let stats = file.stats.as_deref().unwrap_or_default();
@@ -171,7 +171,8 @@ impl Rewrite<'_> {
     }
 
     /// The footers of the files of `bin` if they are to be spliced into one new file:
-    /// each has the table's Parquet schema and complete stats, and their row groups
+    /// each has the table's Parquet schema, the new files' codec and complete stats
+    /// ([`Splice::accepts`]), and their row groups
     /// hold on average at least `options.splice_min_group_rows` rows (see the
     /// [module docs](super)).
     async fn splice_footers(
@@ -193,7 +194,7 @@ impl Rewrite<'_> {
         if groups == 0 || rows / groups < options.splice_min_group_rows {
             return Ok(None);
         }
-        let splice = Splice::new(&self.plan.schema, 0).map_err(new_file_error)?;
+        let splice = Splice::new(&self.plan.schema, Codec::default(), 0).map_err(new_file_error)?;
         let accepted = bin.files.iter().zip(&footers).all(|(file, footer)| {
             file.stats
                 .as_deref()
