@@ -247,7 +247,8 @@ $(cat docs/benchmarks/changes.md)
 ## Hot paths (criterion)
 
 \`cargo bench\` runs \`benches/fraud_operator.rs\` (the fraud operator per event) and
-\`benches/hot_paths.rs\` (key routing, CSV parsing per line, the keyed store of 1 M
+\`benches/hot_paths.rs\` (key routing, CSV parsing per line in one split and in 16 (and planning the 16),
+the exchange's bincode serialization per event, the keyed store of 1 M
 accounts per small transaction, Arrow building + Parquet
 encoding per row, one Delta commit on local disk, 200 commits by two writers with checkpoints, opening a
 10 000-version table with tidelake's replay and with the Delta Kernel, Z-ordering 1 M rows in
