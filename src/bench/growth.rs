@@ -13,7 +13,6 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{ChildStderr, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -125,7 +124,7 @@ fn watch(
         .spawn()
         .context("cannot start tidelake")?;
     let stderr = child.stderr.take().context("no stderr of the run")?;
-    let (address, text, reader) = read_stderr(stderr);
+    let (address, reader) = read_stderr(stderr);
     let address = loop {
         match address.recv_timeout(SCRAPE_EVERY) {
             Ok(address) => break Some(address),
@@ -151,8 +150,7 @@ fn watch(
         std::thread::sleep(SCRAPE_EVERY);
     };
     let elapsed = started.elapsed();
-    let _ = reader.join();
-    let stderr = text.lock().map(|t| t.clone()).unwrap_or_default();
+    let stderr = reader.join().unwrap_or_default();
     if !status.success() {
         return Err(super::run_failed(flags, 1, status, &stderr));
     }
@@ -165,26 +163,24 @@ fn watch(
     Ok((stretches, report))
 }
 
-/// Reads the job's stderr on a thread until it closes: the metrics address as soon as
-/// the job prints it, and all of the text (for an error).
-fn read_stderr(stderr: ChildStderr) -> (Receiver<String>, Arc<Mutex<String>>, JoinHandle<()>) {
+/// Reads the job's stderr on a thread until it closes: sends the metrics address as
+/// soon as the job prints it, and returns all of the text (for an error).
+fn read_stderr(stderr: ChildStderr) -> (Receiver<String>, JoinHandle<String>) {
     let (sender, receiver) = std::sync::mpsc::channel();
-    let text = Arc::new(Mutex::new(String::new()));
-    let all = Arc::clone(&text);
     let thread = std::thread::spawn(move || {
+        let mut text = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(at) = line.find(SERVING) {
                 let rest = &line[at + SERVING.len()..];
                 let address = rest.split('/').next().unwrap_or(rest);
                 let _ = sender.send(address.to_owned());
             }
-            if let Ok(mut all) = all.lock() {
-                all.push_str(&line);
-                all.push('\n');
-            }
+            text.push_str(&line);
+            text.push('\n');
         }
+        text
     });
-    (receiver, text, thread)
+    (receiver, thread)
 }
 
 /// The figures of one reading of `/metrics`, summed over the workers.

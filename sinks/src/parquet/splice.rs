@@ -66,6 +66,12 @@ impl Splice {
     /// compressed with the splice's codec, and its stats are complete enough to merge
     /// (see [`FileStats::merge_file`]).
     pub fn accepts(&self, metadata: &ParquetMetaData, stats: &str) -> bool {
+        self.fits(metadata) && self.stats.clone().merge_file(stats, file_rows(metadata))
+    }
+
+    /// Whether the file with footer `metadata` has exactly the Parquet schema of the
+    /// new file and every column chunk compressed with the splice's codec.
+    fn fits(&self, metadata: &ParquetMetaData) -> bool {
         let theirs = metadata.file_metadata().schema_descr();
         let codec = |compression| {
             matches!(
@@ -77,7 +83,6 @@ impl Splice {
             && (0..theirs.num_columns()).all(|i| theirs.column(i) == self.schema.column(i))
             && (metadata.row_groups().iter())
                 .all(|group| group.columns().iter().all(|c| codec(c.compression())))
-            && self.stats.clone().merge_file(stats, file_rows(metadata))
     }
 
     /// Appends every row group of the file `bytes`, whose footer is `metadata` and
@@ -89,12 +94,12 @@ impl Splice {
         metadata: &ParquetMetaData,
         stats: &str,
     ) -> Result<(), ParquetError> {
-        if !self.accepts(metadata, stats) {
+        // `merge_file` merges nothing when it refuses.
+        if !self.fits(metadata) || !self.stats.merge_file(stats, file_rows(metadata)) {
             return Err(ParquetError::General(
                 "the file's Parquet schema or stats cannot be spliced into the new file".into(),
             ));
         }
-        self.stats.merge_file(stats, file_rows(metadata));
         for group in metadata.row_groups() {
             let mut writer = self.writer.next_row_group()?;
             let rows = u64::try_from(group.num_rows()).unwrap_or(0);

@@ -240,12 +240,11 @@ impl FileStats {
         }
         let mut columns = self.columns.clone();
         for column in &mut columns {
-            let nulls = file.nulls.get(&column.name).and_then(|n| n.as_u64());
             if !column.counted {
                 column.bounds = Bounds::Unknown;
                 continue;
             }
-            let Some(nulls) = nulls else {
+            let Some(nulls) = file.nulls.get(&column.name).and_then(|n| n.as_u64()) else {
                 return false;
             };
             column.null_count += nulls;

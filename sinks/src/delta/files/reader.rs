@@ -13,6 +13,8 @@
 //! - columns the table does not have (a partition column written into the file, a
 //!   dropped column) are left out.
 
+use std::ops::Range;
+
 use arrow::array::{ArrayRef, make_array, new_null_array};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -90,23 +92,32 @@ pub async fn open_data_file(
 
 /// The bytes of the data file of `add`, fetched whole.
 pub async fn fetch_data_file(table: &DeltaTable, add: &Add) -> Result<Bytes, DeltaError> {
+    get_data_file(table, add, None).await
+}
+
+/// The bytes of the data file of `add`: all of them, or those of `range`.
+async fn get_data_file(
+    table: &DeltaTable,
+    add: &Add,
+    range: Option<Range<u64>>,
+) -> Result<Bytes, DeltaError> {
     let location =
         data_file_location(table.root(), &add.path).map_err(|e| DeltaError::ReadFile {
             path: add.path.clone(),
             detail: format!("the path names no object: {e}"),
         })?;
-    let store_error = |source| DeltaError::Store {
+    let store = table.store();
+    let bytes = match range {
+        Some(range) => store.get_range(&location, range).await,
+        None => match store.get(&location).await {
+            Ok(result) => result.bytes().await,
+            Err(e) => Err(e),
+        },
+    };
+    bytes.map_err(|source| DeltaError::Store {
         path: location.to_string(),
         source,
-    };
-    table
-        .store()
-        .get(&location)
-        .await
-        .map_err(store_error)?
-        .bytes()
-        .await
-        .map_err(store_error)
+    })
 }
 
 /// The Parquet footer of the data file of `add` (of `add.size` bytes), fetched with
@@ -117,18 +128,8 @@ pub async fn fetch_footer(table: &DeltaTable, add: &Add) -> Result<ParquetMetaDa
         path: add.path.clone(),
         detail,
     };
-    let location = data_file_location(table.root(), &add.path)
-        .map_err(|e| unreadable(format!("the path names no object: {e}")))?;
-    let store_error = |source| DeltaError::Store {
-        path: location.to_string(),
-        source,
-    };
     let size = u64::try_from(add.size).map_err(|_| unreadable("a negative size".into()))?;
-    let tail_bytes = table
-        .store()
-        .get_range(&location, size.saturating_sub(GUESS)..size)
-        .await
-        .map_err(store_error)?;
+    let tail_bytes = get_data_file(table, add, Some(size.saturating_sub(GUESS)..size)).await?;
     let tail: [u8; FOOTER_SIZE] = tail_bytes
         .get(tail_bytes.len().saturating_sub(FOOTER_SIZE)..)
         .and_then(|t| t.try_into().ok())
@@ -141,11 +142,7 @@ pub async fn fetch_footer(table: &DeltaTable, add: &Add) -> Result<ParquetMetaDa
         let start = size
             .checked_sub(needed)
             .ok_or_else(|| unreadable("its footer is longer than the file".into()))?;
-        table
-            .store()
-            .get_range(&location, start..size - FOOTER_SIZE as u64)
-            .await
-            .map_err(store_error)?
+        get_data_file(table, add, Some(start..size - FOOTER_SIZE as u64)).await?
     };
     ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| unreadable(e.to_string()))
 }

@@ -66,9 +66,9 @@
 //!
 //! # Memory
 //!
-//! A bin's files are fetched whole, then decoded a batch at a time (or spliced) into
-//! its output file, which is held (encoded) in memory until it is uploaded: about
-//! twice the target size.
+//! A bin's files are fetched whole one at a time, then decoded a batch at a time (or
+//! spliced) into its output file, which is held (encoded) in memory until it is
+//! uploaded: about the target size, plus one input file.
 //!
 //! Z-order sorts a partition in bounded memory, whatever its size
 //! ([`crate::delta::maintenance::external_sort`]): it reads the partition twice, first
@@ -148,8 +148,8 @@ pub struct OptimizeOptions {
     /// partition is done (default: the system's temporary directory, `TMPDIR`).
     pub spill_dir: PathBuf,
     /// Bin-packing: a bin is spliced, not re-encoded, if its files' row groups hold on
-    /// average at least this many rows (default [`DEFAULT_SPLICE_MIN_GROUP_ROWS`];
-    /// `u64::MAX` never splices). See the [module docs](self).
+    /// average at least this many rows (default [`DEFAULT_SPLICE_MIN_GROUP_ROWS`]; at
+    /// `u64::MAX` no bin is). See the [module docs](self).
     pub splice_min_group_rows: u64,
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::ArrayRef;
-use parquet::file::metadata::ParquetMetaData;
+use bytes::Bytes;
 
 use super::commit::{Landing, LogTail, commit, compaction_actions};
 use super::{
@@ -108,27 +108,12 @@ impl Rewrite<'_> {
         for bin in bins {
             if self.plan.zorder.is_empty() {
                 // One output file: the inputs spliced or re-encoded into it.
-                match self.splice_footers(bin, options).await? {
-                    Some(footers) => {
-                        let size = bin.files.iter().map(|f| file_size(f) as usize).sum();
-                        let mut splice = Splice::new(&self.plan.schema, Codec::default(), size)
-                            .map_err(new_file_error)?;
-                        for (file, footer) in bin.files.iter().zip(&footers) {
-                            let bytes = fetch_data_file(self.table, file).await?;
-                            let stats = file.stats.as_deref().unwrap_or_default();
-                            splice
-                                .append(&bytes, footer, stats)
-                                .map_err(new_file_error)?;
-                        }
-                        let (bytes, stats) = splice.finish().map_err(new_file_error)?;
-                        writer.complete_encoded(spec.clone(), bytes, stats);
-                    }
-                    None => {
-                        for file in &bin.files {
-                            for batch in open_data_file(self.table, file, &self.plan.schema).await?
-                            {
-                                writer.write(&(), || spec.clone(), &batch?)?;
-                            }
+                if let Some((bytes, stats)) = self.splice(bin, options).await? {
+                    writer.complete_encoded(spec.clone(), bytes, stats);
+                } else {
+                    for file in &bin.files {
+                        for batch in open_data_file(self.table, file, &self.plan.schema).await? {
+                            writer.write(&(), || spec.clone(), &batch?)?;
                         }
                     }
                 }
@@ -170,19 +155,17 @@ impl Rewrite<'_> {
         self.finish_file(&mut writer).await
     }
 
-    /// The footers of the files of `bin` if they are to be spliced into one new file:
+    /// The files of `bin` spliced into one new file, and its stats, if they can be:
     /// each has the table's Parquet schema, the new files' codec and complete stats
-    /// ([`Splice::accepts`]), and their row groups
-    /// hold on average at least `options.splice_min_group_rows` rows (see the
-    /// [module docs](super)).
-    async fn splice_footers(
+    /// ([`Splice::accepts`]), and their row groups hold on average at least
+    /// `options.splice_min_group_rows` rows (see the [module docs](super)). The
+    /// decision reads only the files' footers; the files are then fetched one at a
+    /// time.
+    async fn splice(
         &self,
         bin: &Bin,
         options: &OptimizeOptions,
-    ) -> Result<Option<Vec<ParquetMetaData>>, DeltaError> {
-        if options.splice_min_group_rows == u64::MAX {
-            return Ok(None);
-        }
+    ) -> Result<Option<(Bytes, String)>, DeltaError> {
         let mut footers = Vec::with_capacity(bin.files.len());
         for file in &bin.files {
             footers.push(fetch_footer(self.table, file).await?);
@@ -194,13 +177,23 @@ impl Rewrite<'_> {
         if groups == 0 || rows / groups < options.splice_min_group_rows {
             return Ok(None);
         }
-        let splice = Splice::new(&self.plan.schema, Codec::default(), 0).map_err(new_file_error)?;
-        let accepted = bin.files.iter().zip(&footers).all(|(file, footer)| {
-            file.stats
-                .as_deref()
-                .is_some_and(|stats| splice.accepts(footer, stats))
-        });
-        Ok(accepted.then_some(footers))
+        let size = bin.files.iter().map(|f| file_size(f) as usize).sum();
+        let mut splice =
+            Splice::new(&self.plan.schema, Codec::default(), size).map_err(new_file_error)?;
+        let mut inputs = Vec::with_capacity(bin.files.len());
+        for (file, footer) in bin.files.iter().zip(&footers) {
+            match file.stats.as_deref() {
+                Some(stats) if splice.accepts(footer, stats) => inputs.push((file, footer, stats)),
+                _ => return Ok(None),
+            }
+        }
+        for (file, footer, stats) in inputs {
+            let bytes = fetch_data_file(self.table, file).await?;
+            splice
+                .append(&bytes, footer, stats)
+                .map_err(new_file_error)?;
+        }
+        splice.finish().map(Some).map_err(new_file_error)
     }
 
     /// Tells the progress that `file` has been read.
