@@ -266,8 +266,14 @@ fn the_growth_run_measures_each_stretch_and_delta_rs_opens_what_it_wrote() {
         let rate = s["events_per_second"].as_f64().expect("rate");
         let expected = (read - before.0) as f64 / (at - before.1);
         assert!((rate - expected).abs() <= expected * 1e-9, "{s:#}");
+        // The job reads its peak when it reports, so only readings before the last one
+        // (which can come after the report) are bounded by it.
         let rss = u64_at(s, "/rss_bytes");
-        assert!(rss > 0 && rss <= peak, "RSS {rss} against the peak {peak}");
+        let last = std::ptr::eq(s, stretches.last().expect("a stretch"));
+        assert!(
+            rss > 0 && (last || rss <= peak),
+            "RSS {rss} against the peak {peak}"
+        );
         assert!(u64_at(s, "/rows_committed") <= read);
         before = (read, at);
     }
