@@ -30,9 +30,9 @@ use serde::{Deserialize, Serialize};
 use tidelake_operators::{
     Collector, Context, KeyState, KeyedProcessFunction, MapState, ValueState,
 };
-use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::dead_letter::Reason;
 use tidelake_runtime::sources::kafka::{KafkaConfig, KafkaFormat};
+use tidelake_runtime::sources::split_size::SplitSize;
 use tidelake_runtime::sources::{Source, SourceError, SourceRecord, decoded};
 use tidelake_runtime::{
     AlertOutput, Events, Job, JobConfig, Pipeline, SourceConfig, Stage, TableDecl,
@@ -277,7 +277,7 @@ fn main() -> anyhow::Result<()> {
     let out = std::path::PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
 
-    let split_size = DEFAULT_SPLIT_SIZE;
+    let split_size = SplitSize::Auto;
     let kafka = inputs.first().and_then(|i| i.strip_prefix("kafka://"));
     let source = match (kafka, inputs.iter().all(|i| i.ends_with(".csv"))) {
         // kafka://HOST:PORT/TOPIC: the topic's JSON values, up to its end at start.

@@ -7,11 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::flags::{
     Count, Rate, millis, now_rounded_to_second, parse_count, parse_duration, parse_rate,
-    parse_size_arg, parse_start,
+    parse_size_arg, parse_split_size, parse_start,
 };
 
 use tidelake_runtime::config::CommitScope;
-use tidelake_runtime::config::DEFAULT_SPLIT_SIZE;
 use tidelake_runtime::config::{
     AutoCompactConfig, CheckpointConfig, ClusterConfig, ClusterSecret, ReferenceConfig, RuleConfig,
     ScoringConfig,
@@ -24,6 +23,7 @@ use tidelake_runtime::sources::delta::{
 };
 use tidelake_runtime::sources::generator::GeneratorConfig;
 use tidelake_runtime::sources::kafka::{KafkaConfig, KafkaFormat, KafkaStart};
+use tidelake_runtime::sources::split_size::SplitSize;
 use tidelake_runtime::sources::walkthrough::WalkthroughConfig;
 use tidelake_runtime::{AlertOutput, JobConfig, LakeConfig, SourceConfig, TimeMode};
 use tidelake_sinks::parquet::WriterOptions;
@@ -373,9 +373,10 @@ pub struct SourceArgs {
     /// Input files or globs, for csv and jsonl.
     #[arg(long, value_name = "PATH", num_args = 1.., action = clap::ArgAction::Append, help_heading = "Source")]
     pub input: Vec<String>,
-    /// Byte range a large input file is split into, read in parallel.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, help_heading = "Source")]
-    pub split_size: Option<u64>,
+    /// Byte range an input file is split into, read in parallel: `auto` (each file
+    /// into 16 ranges of 1 MiB to 64 MiB) or a size.
+    #[arg(long, value_name = "auto|SIZE", default_value = "auto", value_parser = parse_split_size, help_heading = "Source")]
+    pub split_size: SplitSize,
     /// Records to produce (generator, walkthrough), or `unbounded`. The generator
     /// produces a fixed default count; the walkthrough cycles forever by default.
     #[arg(long, value_name = "N|unbounded", value_parser = parse_count, help_heading = "Source")]
@@ -742,7 +743,7 @@ impl SourceArgs {
             Some(Rate::Unthrottled) => None,
             None => default,
         };
-        let split_size = self.split_size.unwrap_or(DEFAULT_SPLIT_SIZE);
+        let split_size = self.split_size;
         let needs_input = matches!(self.kind, SourceKind::Csv | SourceKind::Jsonl);
         if needs_input && self.input.is_empty() {
             return Err(format!(

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tidelake_runtime::sources::split_size::SplitSize;
+
 /// A record count, or no end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Count {
@@ -44,6 +46,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn parse_size_arg(text: &str) -> Result<u64, String> {
     parse_size::parse_size(text)
         .map_err(|e| format!("'{text}' is not a size like 128MiB or 64MB ({e})"))
+}
+
+/// Parses `--split-size`: `auto`, or a size like 64MiB.
+pub fn parse_split_size(text: &str) -> Result<SplitSize, String> {
+    match text {
+        "auto" => Ok(SplitSize::Auto),
+        size => parse_size_arg(size).map(SplitSize::Bytes),
+    }
 }
 
 /// Parses a record count: a whole number, or `unbounded`.

@@ -17,6 +17,7 @@ use crate::status::group;
 use tidelake_runtime::SourceConfig;
 use tidelake_runtime::job::{EXIT_FAILED, EXIT_USAGE};
 use tidelake_runtime::kafka::produce::{ProduceConfig, ProduceError, ProduceReport, produce};
+use tidelake_runtime::sources::split_size::SplitSize;
 
 /// `tidelake produce` flags.
 #[derive(Clone, Debug, Args)]
@@ -104,7 +105,7 @@ fn build(
     if let SourceConfig::Csv { split_size, .. } | SourceConfig::Jsonl { split_size, .. } =
         &mut config
     {
-        *split_size = u64::MAX;
+        *split_size = SplitSize::Bytes(u64::MAX);
     }
     config.build().map_err(|e| e.to_string())
 }

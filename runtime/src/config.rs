@@ -19,11 +19,9 @@ use crate::sources::jsonl::JsonlSource;
 use crate::sources::kafka::{KafkaConfig, KafkaSource, KafkaStart};
 use crate::sources::operator::TimeMode;
 use crate::sources::profiled::ProfiledSource;
+use crate::sources::split_size::SplitSize;
 use crate::sources::walkthrough::{WalkthroughConfig, WalkthroughSource};
 use crate::sources::{Source, SourceError};
-
-/// Default byte range a large input file is split into.
-pub const DEFAULT_SPLIT_SIZE: u64 = 64 << 20;
 
 /// What the job reads.
 #[derive(Clone, Debug)]
@@ -36,15 +34,15 @@ pub enum SourceConfig {
     Csv {
         /// Paths or globs.
         inputs: Vec<String>,
-        /// Byte range each file is split into.
-        split_size: u64,
+        /// How each file is split into byte ranges.
+        split_size: SplitSize,
     },
     /// JSON lines files with `accountId`, `ts`, `amount`.
     Jsonl {
         /// Paths or globs.
         inputs: Vec<String>,
-        /// Byte range each file is split into.
-        split_size: u64,
+        /// How each file is split into byte ranges.
+        split_size: SplitSize,
     },
     /// Kafka topics.
     Kafka(KafkaConfig),
@@ -243,11 +241,11 @@ impl ReferenceConfig {
         Ok(match extension.as_deref() {
             Some("csv") => SourceConfig::Csv {
                 inputs: vec![self.location.clone()],
-                split_size: DEFAULT_SPLIT_SIZE,
+                split_size: SplitSize::Auto,
             },
             Some("jsonl" | "json" | "ndjson") => SourceConfig::Jsonl {
                 inputs: vec![self.location.clone()],
-                split_size: DEFAULT_SPLIT_SIZE,
+                split_size: SplitSize::Auto,
             },
             _ => SourceConfig::Delta(DeltaConfig {
                 follow: true,

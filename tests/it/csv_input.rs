@@ -608,3 +608,134 @@ fn jsonl_integer_ts_past_64_bits_is_reason_ts_as_in_csv() {
         assert_eq!(short, expected, "{format}: reasons\n{got:#?}");
     }
 }
+
+/// The default split (docs/semantics.md §4): a file of about 17 MB is cut into 16 equal
+/// ranges, dealt to 2 workers in turn, so each reads exactly the lines that start in its
+/// 8 ranges (computed here from the bytes: the same count on each worker within one
+/// range's lines); `--split-size 64MiB` (the old default, one range) read the whole file
+/// on one worker. The rule is part of the job's identity: a re-run of the job id with
+/// `--split-size 64MiB` is refused with exit 2 naming both settings, and one with the
+/// default commits nothing more.
+#[test]
+fn the_default_split_balances_a_file_over_workers_and_is_part_of_the_job_identity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = crate::support::Rng(0x5e11_7a5e);
+    let mut content = String::new();
+    let mut starts = Vec::new();
+    let mut ts = 1_714_521_600_000u64;
+    while content.len() < 17_000_000 {
+        starts.push(content.len() as u64);
+        let account = match rng.below(3) {
+            0 => format!("acct_{:06}", rng.below(50_000)),
+            1 => rng.below(1_000_000_000).to_string(),
+            _ => format!("{:x}-{}", rng.next(), rng.below(9)),
+        };
+        ts += rng.below(40);
+        let cents = rng.range(1, 99_999);
+        content.push_str(&format!(
+            "{account},{ts},{}.{:02}\n",
+            cents / 100,
+            cents % 100
+        ));
+    }
+    std::fs::write(dir.path().join("tx.csv"), &content).expect("write input");
+
+    let size = content.len() as u64;
+    let range = size.div_ceil(16);
+    let mut expected = [0u64; 2];
+    for start in &starts {
+        expected[((start / range) % 2) as usize] += 1;
+    }
+    let spread = expected[0].abs_diff(expected[1]);
+    assert!(
+        spread * 16 < starts.len() as u64,
+        "{expected:?}: not balanced"
+    );
+
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--source",
+            "csv",
+            "--input",
+            "tx.csv",
+            "--workers",
+            "2",
+            "--table",
+            "t",
+            "--job-id",
+            "split-job",
+            "--no-checkpoints",
+            "--report-json",
+            "report.json",
+            "--quiet",
+        ];
+        args.extend(extra);
+        tidelake(dir.path(), &args)
+    };
+    let report = || -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.path().join("report.json")).expect("report");
+        serde_json::from_str(&text).expect("report JSON")
+    };
+    let output = run(&[]);
+    assert_exit(&output, 0);
+    let totals = &report()["totals"];
+    assert_eq!(
+        totals["events_per_worker"],
+        serde_json::json!(expected),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(totals["dead_letters"], 0);
+    let commits = crate::support::files_under(&dir.path().join("t/_delta_log")).len();
+
+    let output = run(&["--split-size", "64MiB"]);
+    assert_exit(&output, 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for text in [
+        "--split-size was \"auto (16 ranges a file, of 1048576 to 67108864 bytes)\"",
+        "is \"67108864\" now",
+    ] {
+        assert!(
+            stderr.contains(text),
+            "{text:?} not in\n{}",
+            describe(&output)
+        );
+    }
+    assert_eq!(
+        crate::support::files_under(&dir.path().join("t/_delta_log")).len(),
+        commits
+    );
+
+    let output = run(&[]);
+    assert_exit(&output, 0);
+    assert_eq!(report()["totals"]["commits"], 0, "{}", describe(&output));
+    assert_eq!(
+        crate::support::files_under(&dir.path().join("t/_delta_log")).len(),
+        commits
+    );
+
+    // The old default in a job of its own: one range, read by one worker.
+    let output = tidelake(
+        dir.path(),
+        &[
+            "run",
+            "--source",
+            "csv",
+            "--input",
+            "tx.csv",
+            "--workers",
+            "2",
+            "--split-size",
+            "64MiB",
+            "--report-json",
+            "report.json",
+            "--quiet",
+        ],
+    );
+    assert_exit(&output, 0);
+    assert_eq!(
+        report()["totals"]["events_per_worker"],
+        serde_json::json!([starts.len(), 0])
+    );
+}

@@ -176,7 +176,7 @@ fn run(
 ) -> Vec<ResultLine> {
     let mut config = JobConfig::new(SourceConfig::Csv {
         inputs: vec![dir.join("input.csv").to_string_lossy().into_owned()],
-        split_size: split,
+        split_size: split.into(),
     });
     config.workers = workers;
     config.out_of_orderness_ms = bound;

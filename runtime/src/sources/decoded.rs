@@ -291,9 +291,9 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
-    use crate::config::DEFAULT_SPLIT_SIZE;
     use crate::sources::files::testing::{read_all, write_file};
     use crate::sources::generator::GeneratorConfig;
+    use crate::sources::split_size::SplitSize;
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
     struct Reading {
@@ -329,7 +329,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write_file(dir.path(), name, content.as_bytes());
         let mut first = None;
-        for split in (1..=content.len() as u64).chain([DEFAULT_SPLIT_SIZE]) {
+        for split in (1..=content.len() as u64)
+            .map(SplitSize::Bytes)
+            .chain([SplitSize::Auto])
+        {
             let inputs = vec![path.clone()];
             let config = match csv {
                 true => SourceConfig::Csv {

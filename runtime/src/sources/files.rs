@@ -3,7 +3,8 @@
 //! [`jsonl`](super::jsonl) sources).
 //!
 //! A file of `S` bytes is split into ranges `[k·R, min((k+1)·R, S))` of the split size
-//! `R`, whatever the worker count; an empty file has one empty range. A stream input
+//! `R`, a function of `S` alone ([`SplitSize`]), whatever the worker count; an empty
+//! file has one empty range. A stream input
 //! (`-` for stdin, a pipe, a FIFO, a character device) cannot be split or read twice:
 //! it is one partition, read from its start to its end. A file named twice (the same
 //! path, a link to it, overlapping globs) is read once. Partitions are
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use tidelake_operators::Transaction;
 
+use super::split_size::SplitSize;
 use super::{Emitter, PartitionReader, Position, ReadStatus, Source, SourceError, SourceRecord};
 use crate::dead_letter::Reason;
 
@@ -172,6 +174,8 @@ struct FileEntry {
     path: PathBuf,
     name: String,
     size: u64,
+    /// The size of its ranges.
+    split_size: u64,
     stream: bool,
     first_partition: u32,
     partitions: u32,
@@ -198,9 +202,9 @@ pub struct FileSource<F> {
 }
 
 impl<F: RecordFormat> FileSource<F> {
-    /// Resolves `inputs` (paths or globs) and splits the files into ranges of
-    /// `split_size` bytes.
-    pub fn new(inputs: &[String], split_size: u64) -> Result<Self, SourceError> {
+    /// Resolves `inputs` (paths or globs) and splits the files into ranges as
+    /// `split_size` says.
+    pub fn new(inputs: &[String], split_size: impl Into<SplitSize>) -> Result<Self, SourceError> {
         Ok(FileSource {
             files: FileSet::new(inputs, split_size)?,
             format: PhantomData,
@@ -279,16 +283,16 @@ impl<F: RecordFormat> Source<F::Record> for FileSource<F> {
 #[derive(Clone, Debug)]
 pub struct FileSet {
     files: Vec<FileEntry>,
-    split_size: u64,
     partitions: u32,
     duplicates: Vec<DuplicateInput>,
 }
 
 impl FileSet {
-    /// Resolves `inputs` (see [`resolve_inputs`]) and splits each file into ranges of
-    /// `split_size` bytes.
-    pub fn new(inputs: &[String], split_size: u64) -> Result<Self, SourceError> {
-        if split_size == 0 {
+    /// Resolves `inputs` (see [`resolve_inputs`]) and splits each file into ranges as
+    /// `split_size` says.
+    pub fn new(inputs: &[String], split_size: impl Into<SplitSize>) -> Result<Self, SourceError> {
+        let split_size = split_size.into();
+        if split_size == SplitSize::Bytes(0) {
             return Err(SourceError::Config(
                 "the split size must be at least 1 byte".to_owned(),
             ));
@@ -303,15 +307,16 @@ impl FileSet {
                     .map_err(|source| io_error(&path, source))?
                     .len(),
             };
+            let file_split = split_size.for_file(size);
             let count = if stream {
                 1
             } else {
-                size.div_ceil(split_size).max(1)
+                size.div_ceil(file_split).max(1)
             };
             let total = u64::from(partitions) + count;
             let Ok(next) = u32::try_from(total) else {
                 return Err(SourceError::Config(format!(
-                    "splitting the input files at {split_size} bytes gives more than {} partitions; \
+                    "splitting the input files at {file_split} bytes gives more than {} partitions; \
                      use a larger split size",
                     u32::MAX
                 )));
@@ -320,6 +325,7 @@ impl FileSet {
                 name,
                 path,
                 size,
+                split_size: file_split,
                 stream,
                 first_partition: partitions,
                 partitions: next - partitions,
@@ -328,7 +334,6 @@ impl FileSet {
         }
         Ok(FileSet {
             files,
-            split_size,
             partitions,
             duplicates,
         })
@@ -352,11 +357,6 @@ impl FileSet {
         self.partitions
     }
 
-    /// The split size in bytes.
-    pub fn split_size(&self) -> u64 {
-        self.split_size
-    }
-
     /// The files, in partition order.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|f| f.path.as_path())
@@ -378,13 +378,13 @@ impl FileSet {
     /// The byte range of `partition`.
     pub fn range(&self, partition: u32) -> Option<ByteRange> {
         let entry = self.entry(partition)?;
-        let start = u64::from(partition - entry.first_partition) * self.split_size;
+        let start = u64::from(partition - entry.first_partition) * entry.split_size;
         Some(ByteRange {
             path: entry.path.clone(),
             start,
             end: match entry.stream {
                 true => u64::MAX,
-                false => start.saturating_add(self.split_size).min(entry.size),
+                false => start.saturating_add(entry.split_size).min(entry.size),
             },
             stream: entry.stream,
         })

@@ -25,6 +25,7 @@ pub mod operator;
 pub mod profiled;
 mod progress;
 pub mod record;
+pub mod split_size;
 mod synthetic;
 pub mod validate;
 pub mod walkthrough;

@@ -130,11 +130,11 @@ mod rich_tests {
         let config = match name.ends_with(".csv") {
             true => SourceConfig::Csv {
                 inputs,
-                split_size: 7,
+                split_size: 7.into(),
             },
             false => SourceConfig::Jsonl {
                 inputs,
-                split_size: 7,
+                split_size: 7.into(),
             },
         };
         let source = RichTransaction::source(&config).expect("source");
