@@ -504,9 +504,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "event", help_heading = "Processing")]
     pub time: TimeArg,
     /// Timely time is the rule's time quantised to this tick (batching and latency, never
-    /// results).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms", help_heading = "Processing")]
-    pub tick: Duration,
+    /// results). Default: 1s for csv and jsonl files (not streams) when it divides
+    /// --commit-interval, else 100ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Processing")]
+    pub tick: Option<Duration>,
     /// Out-of-orderness bound of each partition's watermark; records further behind are
     /// late and go to the dead letters.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0ms", help_heading = "Processing")]
@@ -875,7 +876,6 @@ impl RunArgs {
             TimeArg::Event => TimeMode::Event,
             TimeArg::Ingestion => TimeMode::Ingestion,
         };
-        config.tick_ms = millis(self.tick);
         config.out_of_orderness_ms = millis(self.out_of_orderness);
         config.idle_timeout = self.idle_timeout;
         config.alerts = match self.alerts.as_str() {
@@ -932,6 +932,12 @@ impl RunArgs {
         config.alert_latency = self.alert_latency;
         config.metrics_addr = self.metrics_addr.clone();
         config.metrics_linger = self.metrics_linger;
+        config.tick_ms = match self.tick {
+            Some(tick) => millis(tick),
+            None => config
+                .source
+                .default_tick_ms(config.lake.commit_interval_ms),
+        };
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }

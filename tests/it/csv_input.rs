@@ -673,10 +673,7 @@ fn the_default_split_balances_a_file_over_workers_and_is_part_of_the_job_identit
         args.extend(extra);
         tidelake(dir.path(), &args)
     };
-    let report = || -> serde_json::Value {
-        let text = std::fs::read_to_string(dir.path().join("report.json")).expect("report");
-        serde_json::from_str(&text).expect("report JSON")
-    };
+    let report = || report_json(dir.path());
     let output = run(&[]);
     assert_exit(&output, 0);
     let totals = &report()["totals"];
@@ -738,4 +735,105 @@ fn the_default_split_balances_a_file_over_workers_and_is_part_of_the_job_identit
         report()["totals"]["events_per_worker"],
         serde_json::json!([starts.len(), 0])
     );
+}
+
+/// A file's default tick (docs/semantics.md §2): 1 s. A sparse file (a transaction every
+/// 0–2.4 s over about a day, small and large amounts, accounts of several shapes) gives
+/// the reference's alerts at the default tick and at `--tick 100ms` alike, each run
+/// split over 2 workers. The tick is in the job's identity: a job id that committed at
+/// `--tick 100ms` is refused (exit 2, naming both ticks) when run again at the default,
+/// and finishes with nothing more to commit at `--tick 100ms`.
+#[test]
+fn files_default_to_a_one_second_tick_which_changes_no_result() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = crate::support::Rng(0x71c4);
+    let mut content = String::new();
+    let mut txs = Vec::new();
+    let mut ts = 1_714_521_600_000u64;
+    for seq in 0..40_000u64 {
+        let account = match rng.below(3) {
+            0 => format!("acct_{:06}", rng.below(300)),
+            1 => rng.below(300).to_string(),
+            _ => format!("user-{}@bank", rng.below(300)),
+        };
+        ts += rng.below(2_400);
+        let cents = match rng.below(10) {
+            0..3 => rng.range(1, 99),
+            3..5 => rng.range(50_001, 90_000),
+            _ => rng.range(100, 50_000),
+        };
+        txs.push(Tx {
+            account: account.clone(),
+            ts,
+            partition: 0,
+            seq,
+            amount: cents as f64 / 100.0,
+        });
+        content.push_str(&format!(
+            "{account},{ts},{}.{:02}\n",
+            cents / 100,
+            cents % 100
+        ));
+    }
+    std::fs::write(dir.path().join("tx.csv"), &content).expect("write input");
+    let expected = reference::alerts(&txs);
+    assert!(expected.len() > 100, "{} alerts: no check", expected.len());
+
+    let run = |job_id: &str, alerts: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--source",
+            "csv",
+            "--input",
+            "tx.csv",
+            "--workers",
+            "2",
+            "--split-size",
+            "64KiB",
+            "--table",
+            "t",
+            "--job-id",
+            job_id,
+            "--no-checkpoints",
+            "--alerts",
+            alerts,
+            "--report-json",
+            "report.json",
+            "--quiet",
+        ];
+        args.extend(extra);
+        tidelake(dir.path(), &args)
+    };
+    let commits = || report_json(dir.path())["totals"]["commits"].as_u64();
+    for (job_id, alerts, extra) in [
+        ("default-tick", "default.jsonl", &[][..]),
+        ("fine-tick", "fine.jsonl", &["--tick", "100ms"][..]),
+    ] {
+        let output = run(job_id, alerts, extra);
+        assert_exit(&output, 0);
+        assert!(commits() > Some(0));
+        let got = read_alerts(&dir.path().join(alerts));
+        assert!(
+            got == expected,
+            "{job_id}: alerts differ from the reference"
+        );
+    }
+
+    let output = run("fine-tick", "again.jsonl", &[]);
+    assert_exit(&output, 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--tick was \"100ms\" when it committed, is \"1000ms\" now"),
+        "{}",
+        describe(&output)
+    );
+    let output = run("fine-tick", "again.jsonl", &["--tick", "100ms"]);
+    assert_exit(&output, 0);
+    assert_eq!(commits(), Some(0), "{}", describe(&output));
+}
+
+/// The `report.json` a run in `dir` wrote with `--report-json report.json`.
+fn report_json(dir: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("report.json")).expect("report");
+    serde_json::from_str(&text).expect("report JSON")
 }
