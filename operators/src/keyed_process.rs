@@ -32,7 +32,7 @@ use crate::event::Event;
 use crate::key::StableHash;
 use crate::snapshot::{KeyedOptions, Snapshots, holds_boundary, key_group};
 use crate::state::KeyState;
-use crate::store::{KeyedStore, StoreSize};
+use crate::store::{KeyedStore, Located, StoreSize};
 use crate::time::tick_of;
 use crate::timer::TimerService;
 
@@ -77,7 +77,7 @@ pub trait KeyedProcessFunction: 'static {
 pub struct Context<'a, K: Ord, S> {
     key: &'a K,
     state: &'a mut S,
-    timers: TimerService<'a, K>,
+    timers: TimerService<'a>,
     timestamp: u64,
     position: Option<(u32, u64)>,
     watermark: u64,
@@ -95,7 +95,7 @@ impl<'a, K: Ord + Clone, S> Context<'a, K, S> {
     }
 
     /// The current key's timer service.
-    pub fn timers(&mut self) -> &mut TimerService<'a, K> {
+    pub fn timers(&mut self) -> &mut TimerService<'a> {
         &mut self.timers
     }
 
@@ -233,6 +233,8 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                     _ => None,
                 };
             let mut main_buf: Vec<F::Output> = Vec::new();
+            // Where each event's key was found, located for a whole tick at once.
+            let mut located: Vec<Located> = Vec::new();
             let mut side_buf: Vec<F::SideOutput> = Vec::new();
 
             let mut halted = false;
@@ -307,7 +309,9 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                         main: &mut main_buf,
                         side: &mut side_buf,
                     };
-                    for event in events {
+                    located.clear();
+                    located.extend(events.iter().map(|e| store.locate(F::key(&e.record))));
+                    for (event, &located) in events.into_iter().zip(&located) {
                         fire_timers_before(
                             &mut function,
                             &mut store,
@@ -315,9 +319,8 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                             watermark,
                             &mut out,
                         );
-                        store
-                            .entry(F::key(&event.record))
-                            .run(|key, state, timers| {
+                        store.entry_located(F::key(&event.record), located).run(
+                            |key, state, timers| {
                                 let mut ctx = Context {
                                     key,
                                     state,
@@ -327,7 +330,8 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                                     watermark,
                                 };
                                 function.process_element(&mut ctx, event.record, &mut out);
-                            });
+                            },
+                        );
                     }
                     fire_timers_before(
                         &mut function,
@@ -473,7 +477,7 @@ fn tick_batch<'p, R>(
     })
 }
 
-/// Runs, in `(time, key)` order, every registered timer with time below `bound`.
+/// Runs, in `(time, key hash)` order, every registered timer with time below `bound`.
 fn fire_timers_before<F: KeyedProcessFunction>(
     function: &mut F,
     store: &mut KeyedStore<F::Key, F::State>,

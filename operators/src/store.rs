@@ -1,10 +1,13 @@
 //! The keyed store of one worker: each key's state and registered timers, and the
 //! queue of pending timers.
 //!
-//! Keys are looked up by their [`StableHash`] and compared in full, so a hash collision
-//! never merges two keys. A key's entry is dropped as soon as its state is empty and it
-//! has no timer. The store serialises (serde) as a list of `(key, state, timers)`, which
-//! is what a state snapshot holds.
+//! The slots (key, state, timers) lie in one vector without holes: a removed slot's
+//! place takes the last one. A hash table maps each key's [`StableHash`] to its slot's
+//! index (4 bytes an entry), and keys are compared in full, so a hash collision never
+//! merges two keys. The timer queue holds `(time, key hash)`; a timer that comes up fires
+//! for the key of that hash that registered the time. A key's slot is dropped as soon as
+//! its state is empty and it has no timer. The store serialises (serde) as a list of
+//! `(key, state, timers)`, which is what a state snapshot holds.
 
 use std::collections::BTreeMap;
 
@@ -25,38 +28,80 @@ struct Slot<K, S> {
 
 /// One key's entry in a [`KeyedStore`].
 pub struct KeyEntry<'a, K: Ord, S> {
-    entry: hashbrown::hash_table::OccupiedEntry<'a, Slot<K, S>>,
-    queue: &'a mut TimerQueue<K>,
+    store: &'a mut KeyedStore<K, S>,
+    hash: u64,
+    place: Place<K, S>,
 }
 
-impl<K: Ord + Clone, S: KeyState> KeyEntry<'_, K, S> {
+/// Where a [`KeyEntry`] is: a slot in the store, or a new slot that goes in only if it
+/// holds something after the rule ran (a key that leaves nothing is never added).
+enum Place<K, S> {
+    Occupied(usize),
+    Vacant(Slot<K, S>),
+}
+
+impl<K: Ord + Clone + StableHash, S: KeyState> KeyEntry<'_, K, S> {
     /// Runs `f` on the key, its state and its timer service, then drops the entry if
     /// its state is empty and it has no timer.
     #[inline]
-    pub fn run<R>(mut self, f: impl FnOnce(&K, &mut S, TimerService<'_, K>) -> R) -> R {
-        let slot = self.entry.get_mut();
-        let result = f(
-            &slot.key,
-            &mut slot.state,
-            TimerService::new(&slot.key, &mut slot.timers, self.queue),
-        );
-        if slot.state.is_empty() && slot.timers.is_empty() {
-            self.entry.remove();
+    pub fn run<R>(self, f: impl FnOnce(&K, &mut S, TimerService<'_>) -> R) -> R {
+        let KeyEntry { store, hash, place } = self;
+        match place {
+            Place::Occupied(index) => {
+                let slot = &mut store.slots[index];
+                let result = f(
+                    &slot.key,
+                    &mut slot.state,
+                    TimerService::new(hash, &mut slot.timers, &mut store.queue),
+                );
+                if slot.is_empty() {
+                    store.remove(hash, index);
+                }
+                result
+            }
+            Place::Vacant(mut slot) => {
+                let result = f(
+                    &slot.key,
+                    &mut slot.state,
+                    TimerService::new(hash, &mut slot.timers, &mut store.queue),
+                );
+                if !slot.is_empty() {
+                    store.push(hash, slot);
+                }
+                result
+            }
         }
-        result
     }
+}
+
+impl<K, S: KeyState> Slot<K, S> {
+    /// True when the key holds no state and no timer.
+    fn is_empty(&self) -> bool {
+        self.state.is_empty() && self.timers.is_empty()
+    }
+}
+
+/// Where [`KeyedStore::locate`] found a key: its hash and its slot, if it had one.
+#[derive(Clone, Copy, Debug)]
+pub struct Located {
+    hash: u64,
+    slot: Option<u32>,
 }
 
 /// Per-key state and timers of one worker.
 pub struct KeyedStore<K: Ord, S> {
-    table: HashTable<Slot<K, S>>,
-    queue: TimerQueue<K>,
+    /// The index of each key's slot, by the key's stable hash.
+    index: HashTable<u32>,
+    /// The keys' slots, without holes.
+    slots: Vec<Slot<K, S>>,
+    queue: TimerQueue,
 }
 
 impl<K: Ord, S> Default for KeyedStore<K, S> {
     fn default() -> Self {
         KeyedStore {
-            table: HashTable::new(),
+            index: HashTable::new(),
+            slots: Vec::new(),
             queue: TimerQueue::default(),
         }
     }
@@ -71,26 +116,96 @@ where
     /// [`KeyEntry::run`], which drops the entry afterwards if it holds nothing.
     #[inline]
     pub fn entry(&mut self, key: &K) -> KeyEntry<'_, K, S> {
+        let located = Located {
+            hash: key.stable_hash(),
+            slot: None,
+        };
+        self.entry_located(key, located)
+    }
+
+    /// Where `key`'s slot is now, for [`entry_located`](Self::entry_located). Locating
+    /// a batch of keys first and then running the rule on each lets the processor
+    /// overlap the lookups' cache misses: they do not depend on each other, while each
+    /// rule run depends on the one before.
+    #[inline]
+    pub fn locate(&self, key: &K) -> Located {
+        let hash = key.stable_hash();
+        let slots = &self.slots;
+        let slot = self
+            .index
+            .find(hash, |&i| slots[i as usize].key == *key)
+            .copied();
+        Located { hash, slot }
+    }
+
+    /// The entry of `key`, as [`entry`](Self::entry), where `located` is what
+    /// [`locate`](Self::locate) said of it, perhaps before other keys were added or
+    /// dropped: a slot that no longer holds the key is looked up again.
+    #[inline]
+    pub fn entry_located(&mut self, key: &K, located: Located) -> KeyEntry<'_, K, S> {
         if self.queue.needs_compaction() {
             self.drop_deleted_timers();
         }
-        let hash = key.stable_hash();
-        let entry = match self.table.find_entry(hash, |slot| slot.key == *key) {
-            Ok(entry) => entry,
-            Err(absent) => absent.into_table().insert_unique(
-                hash,
-                Slot {
-                    key: key.clone(),
-                    state: S::default(),
-                    timers: KeyTimers::new(),
-                },
-                |slot| slot.key.stable_hash(),
-            ),
+        let Located { hash, slot } = located;
+        let slot = match slot.map(|i| i as usize) {
+            Some(i) if self.slots.get(i).is_some_and(|slot| slot.key == *key) => Some(i),
+            _ => {
+                let slots = &self.slots;
+                let found = self.index.find(hash, |&i| slots[i as usize].key == *key);
+                found.map(|&i| i as usize)
+            }
+        };
+        let place = match slot {
+            Some(index) => Place::Occupied(index),
+            None => Place::Vacant(Slot {
+                key: key.clone(),
+                state: S::default(),
+                timers: KeyTimers::new(),
+            }),
         };
         KeyEntry {
-            entry,
-            queue: &mut self.queue,
+            store: self,
+            hash,
+            place,
         }
+    }
+
+    /// Adds `slot` (its key absent) under `hash`.
+    fn push(&mut self, hash: u64, slot: Slot<K, S>) {
+        let index = self.slots.len();
+        let Ok(entry) = u32::try_from(index) else {
+            panic!("a worker's keyed store holds at most {} keys", u32::MAX)
+        };
+        self.slots.push(slot);
+        let slots = &self.slots;
+        self.index
+            .insert_unique(hash, entry, |&i| slots[i as usize].key.stable_hash());
+    }
+
+    /// Removes the slot at `index` (its key's hash `hash`); the last slot takes its place.
+    fn remove(&mut self, hash: u64, index: usize) {
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == index) {
+            entry.remove();
+        }
+        self.slots.swap_remove(index);
+        if let Some(moved) = self.slots.get(index) {
+            let last = self.slots.len();
+            if let Some(i) = self
+                .index
+                .find_mut(moved.key.stable_hash(), |&i| i as usize == last)
+            {
+                *i = index as u32;
+            }
+        }
+    }
+
+    /// The index of the slot of the key whose hash is `hash` and which registered a timer
+    /// at `time`, if any.
+    fn timer_slot(&self, time: u64, hash: u64) -> Option<usize> {
+        self.index.iter_hash(hash).map(|&i| i as usize).find(|&i| {
+            let slot = &self.slots[i];
+            slot.timers.contains(&time) && slot.key.stable_hash() == hash
+        })
     }
 
     /// The time of the earliest pending timer (possibly a deleted one, which is skipped
@@ -103,53 +218,52 @@ where
     /// key; deleted timers are discarded on the way. The timer is unregistered, so the
     /// caller fires it (through [`entry`](Self::entry)) exactly once.
     pub fn pop_timer_before(&mut self, bound: u64) -> Option<(u64, K)> {
-        while let Some((time, key)) = self.queue.pop_before(bound) {
-            let hash = key.stable_hash();
-            if let Some(slot) = self.table.find_mut(hash, |slot| slot.key == key)
-                && let Some(i) = slot.timers.iter().position(|&t| t == time)
-            {
-                slot.timers.swap_remove(i);
+        while let Some((time, hash)) = self.queue.pop_before(bound) {
+            if let Some(index) = self.timer_slot(time, hash) {
+                let slot = &mut self.slots[index];
+                if let Some(i) = slot.timers.iter().position(|&t| t == time) {
+                    slot.timers.swap_remove(i);
+                }
                 self.queue.unregistered();
-                return Some((time, key));
+                return Some((time, slot.key.clone()));
             }
         }
         None
     }
 
-    /// Drops the queue's entries of deleted timers.
+    /// Drops the queue's entries of deleted timers: the queue is rebuilt from the
+    /// timers the keys registered, read in one pass over the slots.
     fn drop_deleted_timers(&mut self) {
-        let table = &self.table;
-        self.queue.retain_live(|time, key| {
-            table
-                .find(key.stable_hash(), |slot| slot.key == *key)
-                .is_some_and(|slot| slot.timers.contains(&time))
-        });
+        self.queue.replace(self.slots.iter().flat_map(|slot| {
+            let hash = slot.key.stable_hash();
+            slot.timers.iter().map(move |&time| (time, hash))
+        }));
     }
 
     /// Inserts `key` with `state` and `timers` (the key must be absent).
     fn insert(&mut self, key: K, state: S, timers: Vec<u64>) {
+        let hash = key.stable_hash();
         for &time in &timers {
-            self.queue.push(time, key.clone());
+            self.queue.push(time, hash);
         }
-        self.table.insert_unique(
-            key.stable_hash(),
+        self.push(
+            hash,
             Slot {
                 key,
                 state,
                 timers: timers.into_iter().collect(),
             },
-            |slot| slot.key.stable_hash(),
         );
     }
 
     /// The number of keys holding state or timers.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.slots.len()
     }
 
     /// True when no key holds state or timers.
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.slots.is_empty()
     }
 
     /// The number of pending timer entries (deleted ones not yet dropped included).
@@ -157,15 +271,17 @@ where
         self.queue.len()
     }
 
-    /// How many keys the store holds and the bytes it has allocated for them: the hash
-    /// table (its capacity × the entry of key, state and timers, plus control bytes) and
-    /// the timer queue's capacity. Heap memory a key or state owns itself is not
-    /// counted: the fraud rule has none (account ids up to 24 bytes are inline in a
-    /// `CompactString`, and its state is two inline values).
+    /// How many keys the store holds and the bytes it has allocated for them: the slots
+    /// (their capacity × the slot of key, state and timers), the index (its capacity ×
+    /// 4 bytes, plus control bytes) and the timer queue's capacity. Heap memory a key or
+    /// state owns itself is not counted: the fraud rule has none (account ids up to 24
+    /// bytes are inline in a `CompactString`, and its state is two inline values).
     pub fn size(&self) -> StoreSize {
         StoreSize {
-            keys: self.table.len(),
-            bytes: self.table.allocation_size() + self.queue.allocation_size(),
+            keys: self.slots.len(),
+            bytes: self.slots.capacity() * std::mem::size_of::<Slot<K, S>>()
+                + self.index.allocation_size()
+                + self.queue.allocation_size(),
         }
     }
 }
@@ -180,7 +296,7 @@ where
     /// are left out.
     pub fn snapshot(&self, key_groups: u32) -> Vec<GroupSnapshot> {
         let mut groups: BTreeMap<u32, Vec<&Slot<K, S>>> = BTreeMap::new();
-        for slot in self.table.iter() {
+        for slot in &self.slots {
             let group = key_group(slot.key.stable_hash(), key_groups);
             groups.entry(group).or_default().push(slot);
         }
@@ -227,8 +343,8 @@ pub struct StoreSize {
 
 impl<K: Ord + Serialize, S: Serialize> Serialize for KeyedStore<K, S> {
     fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.table.len()))?;
-        for slot in self.table.iter() {
+        let mut seq = serializer.serialize_seq(Some(self.slots.len()))?;
+        for slot in &self.slots {
             seq.serialize_element(&(&slot.key, &slot.state, slot.timers.as_slice()))?;
         }
         seq.end()
@@ -257,6 +373,104 @@ mod tests {
     use compact_str::CompactString;
 
     type Store = KeyedStore<CompactString, ValueState<u32>>;
+
+    /// A key whose stable hash is the same for every value: every key collides.
+    #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    struct Colliding(u64);
+
+    impl StableHash for Colliding {
+        fn stable_hash(&self) -> u64 {
+            7
+        }
+    }
+
+    /// Random updates, clears, timer registrations and deletions, and timers fired, on
+    /// `keys` keys made by `key`, against a plain model (a map of each key's value and
+    /// set of timer times): the same values, the same timers fired (time order; keys
+    /// apart at equal times), and the store holds exactly the keys with a value or a timer.
+    fn matches_a_plain_model<K>(keys: u64, key: impl Fn(u64) -> K)
+    where
+        K: Ord + Clone + StableHash + std::fmt::Debug,
+    {
+        use std::collections::BTreeSet;
+        let mut store: KeyedStore<K, ValueState<u64>> = KeyedStore::default();
+        let mut model: BTreeMap<K, (Option<u64>, BTreeSet<u64>)> = BTreeMap::new();
+        let mut rng = 0x5eed_u64;
+        let mut next = move |n: u64| {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (rng >> 33) % n
+        };
+        let mut now = 0;
+        for step in 0..20_000u64 {
+            let k = key(next(keys));
+            let (op, time) = (next(6), now + 1 + next(50));
+            let (before, registered) = store.entry(&k).run(|_, state, mut timers| {
+                let before = state.value().copied();
+                match op {
+                    0 | 1 => state.update(step),
+                    2 => state.clear(),
+                    3 => timers.register(time),
+                    4 => {
+                        if let Some(&t) = timers.registered().iter().min() {
+                            timers.delete(t);
+                        }
+                    }
+                    _ => {}
+                }
+                let registered: BTreeSet<u64> = timers.registered().iter().copied().collect();
+                (before, registered)
+            });
+            let (value, timers) = model.entry(k.clone()).or_default();
+            assert_eq!(before, *value, "step {step}: value of {k:?}");
+            match op {
+                0 | 1 => *value = Some(step),
+                2 => *value = None,
+                3 => {
+                    timers.insert(time);
+                }
+                4 => {
+                    timers.pop_first();
+                }
+                _ => {}
+            }
+            assert_eq!(registered, *timers, "step {step}: timers of {k:?}");
+            model.retain(|_, (value, timers)| value.is_some() || !timers.is_empty());
+            assert_eq!(store.len(), model.len(), "step {step}");
+            if step % 97 == 0 {
+                now += 20;
+                let mut fired = Vec::new();
+                while let Some((t, k)) = store.pop_timer_before(now) {
+                    store.entry(&k).run(|_, _, _| ());
+                    fired.push((t, k));
+                }
+                let mut want = Vec::new();
+                for (k, (_, timers)) in &mut model {
+                    while let Some(&t) = timers.first().filter(|&&t| t < now) {
+                        timers.remove(&t);
+                        want.push((t, k.clone()));
+                    }
+                }
+                model.retain(|_, (value, timers)| value.is_some() || !timers.is_empty());
+                assert!(fired.windows(2).all(|w| w[0].0 <= w[1].0), "time order");
+                fired.sort();
+                want.sort();
+                assert_eq!(fired, want, "step {step}: fired");
+                assert_eq!(store.len(), model.len(), "step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn store_matches_a_plain_model() {
+        matches_a_plain_model(300, |i| CompactString::from(format!("acct_{i:06}")));
+    }
+
+    #[test]
+    fn keys_whose_hashes_are_equal_stay_apart() {
+        matches_a_plain_model(40, Colliding);
+    }
 
     #[test]
     fn empty_state_without_timers_is_dropped() {

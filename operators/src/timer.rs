@@ -1,7 +1,9 @@
 //! The timer service: per-key timers in rule time, like Flink's `TimerService`.
 //!
 //! Each key keeps the set of times it has registered; a shared priority queue orders all
-//! pending timers by `(time, key)`. Deleting a timer only removes it from the key's set;
+//! pending timers by `(time, stable hash of the key)`, 16 bytes an entry whatever the key
+//! (the store finds the key by its hash and checks that it registered the time, so keys
+//! whose hashes are equal stay apart). Deleting a timer only removes it from the key's set;
 //! the queue entry is skipped when it comes up (lazy deletion), so register, delete and
 //! re-register are all cheap and a timer fires at most once per registration. The queue
 //! counts its live timers, and once deleted entries outnumber them the store drops the
@@ -20,31 +22,23 @@ pub type KeyTimers = SmallVec<[u64; 2]>;
 /// Deleted entries the queue may hold beyond its live timers before it is compacted.
 const DELETED_SLACK: usize = 4096;
 
-/// The queue of pending timers of one worker, ordered by `(time, key)`.
-#[derive(Debug)]
-pub struct TimerQueue<K: Ord> {
-    heap: BinaryHeap<Reverse<(u64, K)>>,
+/// The queue of pending timers of one worker, ordered by `(time, key hash)`.
+#[derive(Debug, Default)]
+pub struct TimerQueue {
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
     /// Registered timers: queued entries not deleted.
     live: usize,
 }
 
-impl<K: Ord> Default for TimerQueue<K> {
-    fn default() -> Self {
-        TimerQueue {
-            heap: BinaryHeap::new(),
-            live: 0,
-        }
-    }
-}
-
-impl<K: Ord + Clone> TimerQueue<K> {
+impl TimerQueue {
     /// The earliest queued time; may belong to a deleted timer.
     pub fn peek_time(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((t, _))| *t)
     }
 
-    /// Removes and returns the earliest queued `(time, key)` if its time is below `bound`.
-    pub fn pop_before(&mut self, bound: u64) -> Option<(u64, K)> {
+    /// Removes and returns the earliest queued `(time, key hash)` if its time is below
+    /// `bound`.
+    pub fn pop_before(&mut self, bound: u64) -> Option<(u64, u64)> {
         if self.peek_time()? < bound {
             self.heap.pop().map(|Reverse(entry)| entry)
         } else {
@@ -64,25 +58,29 @@ impl<K: Ord + Clone> TimerQueue<K> {
 
     /// Bytes allocated for queued entries (the queue's capacity).
     pub fn allocation_size(&self) -> usize {
-        self.heap.capacity() * std::mem::size_of::<Reverse<(u64, K)>>()
+        self.heap.capacity() * std::mem::size_of::<Reverse<(u64, u64)>>()
     }
 
     /// True when deleted entries outnumber the live timers (and a slack): time for
-    /// [`retain_live`](Self::retain_live).
+    /// [`replace`](Self::replace).
     pub fn needs_compaction(&self) -> bool {
         self.heap.len() > 2 * self.live + DELETED_SLACK
     }
 
-    /// Keeps the entries `is_live` says are registered; the capacity shrinks to twice
-    /// them, so the queue grows again without reallocating until the next compaction.
-    pub(crate) fn retain_live(&mut self, mut is_live: impl FnMut(u64, &K) -> bool) {
-        self.heap.retain(|Reverse((time, key))| is_live(*time, key));
-        self.heap.shrink_to(2 * self.heap.len() + DELETED_SLACK);
-        self.live = self.heap.len();
+    /// Replaces the queued entries with `live`, the registered timers; the capacity is
+    /// twice them, so the queue grows again without reallocating until the next
+    /// compaction.
+    pub(crate) fn replace(&mut self, live: impl Iterator<Item = (u64, u64)>) {
+        let mut entries = std::mem::take(&mut self.heap).into_vec();
+        entries.clear();
+        entries.extend(live.map(Reverse));
+        entries.shrink_to(2 * entries.len() + DELETED_SLACK);
+        self.live = entries.len();
+        self.heap = BinaryHeap::from(entries);
     }
 
-    pub(crate) fn push(&mut self, time: u64, key: K) {
-        self.heap.push(Reverse((time, key)));
+    pub(crate) fn push(&mut self, time: u64, hash: u64) {
+        self.heap.push(Reverse((time, hash)));
         self.live += 1;
     }
 
@@ -93,20 +91,17 @@ impl<K: Ord + Clone> TimerQueue<K> {
 }
 
 /// The timer service of the key being processed, handed to a rule through its context.
-pub struct TimerService<'a, K: Ord> {
-    key: &'a K,
+pub struct TimerService<'a> {
+    /// The key's stable hash.
+    hash: u64,
     registered: &'a mut KeyTimers,
-    queue: &'a mut TimerQueue<K>,
+    queue: &'a mut TimerQueue,
 }
 
-impl<'a, K: Ord + Clone> TimerService<'a, K> {
-    pub(crate) fn new(
-        key: &'a K,
-        registered: &'a mut KeyTimers,
-        queue: &'a mut TimerQueue<K>,
-    ) -> Self {
+impl<'a> TimerService<'a> {
+    pub(crate) fn new(hash: u64, registered: &'a mut KeyTimers, queue: &'a mut TimerQueue) -> Self {
         TimerService {
-            key,
+            hash,
             registered,
             queue,
         }
@@ -118,7 +113,7 @@ impl<'a, K: Ord + Clone> TimerService<'a, K> {
     pub fn register(&mut self, time: u64) {
         if !self.registered.contains(&time) {
             self.registered.push(time);
-            self.queue.push(time, self.key.clone());
+            self.queue.push(time, self.hash);
         }
     }
 
