@@ -161,7 +161,7 @@ comes from that run. Do not edit the figures by hand: run the script.
 The bench workload, fixed: 100 000 accounts, the docs/semantics.md §4 amount mix with injected
 fraud (the generator's defaults), 100 000 events per second of event time from
 \`--start 0\`, tick \`100ms\`, commit interval \`10s\`, 2 workers. The CSV file is
-\`python3 scripts/make_csv.py\` (10 M lines, the same mix).
+\`python3 scripts/make_csv.py\` (10 M lines, the same mix), run at the files' default tick, \`1s\`.
 
 - Each run is a child process (\`tidelake run --report-json\`, or \`tidelake launch\`
   for several processes), so its peak RSS (VmHWM) is its own.

@@ -23,13 +23,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
+use tidelake_runtime::config::FILE_TICK_MS;
 use tidelake_runtime::report::{ClusterReport, ProcessReport};
 
 use crate::flags::parse_duration;
 use output::{BenchReport, LatencyResult, Settings, ThroughputResult};
 
-/// The bench's fixed workload (BENCHMARKS.md): rule-time tick and commit interval of the
-/// throughput run, event-time density and start of the generator.
+/// The bench's fixed workload (BENCHMARKS.md): rule-time tick of the generator's
+/// throughput run (a CSV input runs at the files' default tick, [`FILE_TICK_MS`]) and
+/// commit interval, event-time density and start of the generator.
 const TICK: &str = "100ms";
 const COMMIT_INTERVAL: &str = "10s";
 const DENSITY: u64 = 100_000;
@@ -369,7 +371,7 @@ fn throughput_run(
     dir: &Path,
 ) -> anyhow::Result<ThroughputResult> {
     let mut flags = args.source_flags();
-    flags.extend(args.common_flags(workers, TICK, dir));
+    flags.extend(args.common_flags(workers, &args.throughput_tick(), dir));
     Ok(ThroughputResult::new(&child_run(flags, processes, dir)?))
 }
 
@@ -478,6 +480,15 @@ fn read_report(path: &Path, processes: usize) -> anyhow::Result<ClusterReport> {
 }
 
 impl BenchArgs {
+    /// The tick of the throughput and growth runs: the files' default for a CSV input,
+    /// [`TICK`] for the generator.
+    fn throughput_tick(&self) -> String {
+        match self.input {
+            Some(_) => format!("{FILE_TICK_MS}ms"),
+            None => TICK.to_string(),
+        }
+    }
+
     /// The throughput run's source.
     fn source_flags(&self) -> Vec<OsString> {
         match &self.input {

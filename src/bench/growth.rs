@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::delta_rs::{DeltaRsOpener, Opened};
 use super::output::{Settings, ThroughputResult};
-use super::{BenchArgs, SinkKind, TICK, subdir, work_dir, write_results};
+use super::{BenchArgs, SinkKind, subdir, work_dir, write_results};
 use crate::plot::{Line, lines};
 use crate::status::group;
 
@@ -83,7 +83,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let work = work_dir(args, "tidelake-bench-")?;
     let dir = subdir(work.path(), "growth")?;
     let mut flags = args.source_flags();
-    flags.extend(args.common_flags(args.workers, TICK, &dir));
+    flags.extend(args.common_flags(args.workers, &args.throughput_tick(), &dir));
     flags.extend(["--metrics-addr", "127.0.0.1:0"].map(OsString::from));
     let (stretches, report) = watch(args, &flags, &dir)?;
     let delta_rs = match (&args.delta_rs, args.sink) {

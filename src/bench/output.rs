@@ -8,7 +8,7 @@ use serde::Serialize;
 use tidelake_runtime::latency::LatencySummary;
 use tidelake_runtime::report::ClusterReport;
 
-use super::{BenchArgs, COMMIT_INTERVAL, DENSITY, START_MS, SinkKind, TICK};
+use super::{BenchArgs, COMMIT_INTERVAL, DENSITY, START_MS, SinkKind};
 use crate::status::group;
 
 /// The bench's results, as `--json` writes them.
@@ -50,7 +50,7 @@ pub struct Settings {
     /// Generator start of event time (ms).
     pub start_ms: u64,
     /// Throughput run tick.
-    pub tick: &'static str,
+    pub tick: String,
     /// Commit interval of the Delta sink.
     pub commit_interval: &'static str,
     /// Latency run: events per second offered.
@@ -80,7 +80,7 @@ impl Settings {
             processes: args.processes,
             density: DENSITY,
             start_ms: START_MS,
-            tick: TICK,
+            tick: args.throughput_tick(),
             commit_interval: COMMIT_INTERVAL,
             latency_rate: args.latency_rate,
             latency_duration_secs: args.latency_duration.as_secs_f64(),

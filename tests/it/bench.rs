@@ -293,3 +293,41 @@ fn the_growth_run_measures_each_stretch_and_delta_rs_opens_what_it_wrote() {
         "{table_text}"
     );
 }
+
+/// The CSV bench runs its file at the files' default tick (1 s, recorded in the JSON's
+/// settings) and raises the reference's alerts on it.
+#[test]
+fn the_csv_bench_runs_at_the_files_default_tick_and_raises_the_reference_alerts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (content, txs) = crate::csv_input::random_csv(0xbe4c, 30_000);
+    let input = dir.path().join("tx.csv");
+    std::fs::write(&input, content).expect("write input");
+    let expected = crate::reference::alerts(&txs);
+    assert!(expected.len() > 50, "{} alerts: no check", expected.len());
+
+    let output = tidelake(
+        dir.path(),
+        &[
+            "bench",
+            "--input",
+            input.to_str().expect("utf-8 path"),
+            "--sink",
+            "alerts",
+            "--phase",
+            "throughput",
+            "--json",
+            "bench.json",
+            "--dir",
+            ".",
+        ],
+    );
+    assert_exit(&output, 0);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).expect("bench.json"))
+            .expect("JSON");
+    assert_eq!(report["settings"]["source"], "csv", "{report:#}");
+    assert_eq!(report["settings"]["tick"], "1000ms", "{report:#}");
+    let t = &report["throughput"];
+    assert_eq!(u64_at(t, "/events"), 30_000, "{}", describe(&output));
+    assert_eq!(u64_at(t, "/alerts"), expected.len() as u64, "{t:#}");
+}

@@ -737,20 +737,15 @@ fn the_default_split_balances_a_file_over_workers_and_is_part_of_the_job_identit
     );
 }
 
-/// A file's default tick (docs/semantics.md §2): 1 s. A sparse file (a transaction every
-/// 0–2.4 s over about a day, small and large amounts, accounts of several shapes) gives
-/// the reference's alerts at the default tick and at `--tick 100ms` alike, each run
-/// split over 2 workers. The tick is in the job's identity: a job id that committed at
-/// `--tick 100ms` is refused (exit 2, naming both ticks) when run again at the default,
-/// and finishes with nothing more to commit at `--tick 100ms`.
-#[test]
-fn files_default_to_a_one_second_tick_which_changes_no_result() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut rng = crate::support::Rng(0x71c4);
+/// `lines` transactions as CSV lines, and the same as the reference's input: three id
+/// shapes over 300 accounts each, up to 2.4 s of event time between lines, some amounts
+/// small and some large.
+pub(crate) fn random_csv(seed: u64, lines: u64) -> (String, Vec<Tx>) {
+    let mut rng = crate::support::Rng(seed);
     let mut content = String::new();
     let mut txs = Vec::new();
     let mut ts = 1_714_521_600_000u64;
-    for seq in 0..40_000u64 {
+    for seq in 0..lines {
         let account = match rng.below(3) {
             0 => format!("acct_{:06}", rng.below(300)),
             1 => rng.below(300).to_string(),
@@ -775,6 +770,19 @@ fn files_default_to_a_one_second_tick_which_changes_no_result() {
             cents % 100
         ));
     }
+    (content, txs)
+}
+
+/// A file's default tick (docs/semantics.md §2): 1 s. A sparse file (a transaction every
+/// 0–2.4 s over about a day, small and large amounts, accounts of several shapes) gives
+/// the reference's alerts at the default tick and at `--tick 100ms` alike, each run
+/// split over 2 workers. The tick is in the job's identity: a job id that committed at
+/// `--tick 100ms` is refused (exit 2, naming both ticks) when run again at the default,
+/// and finishes with nothing more to commit at `--tick 100ms`.
+#[test]
+fn files_default_to_a_one_second_tick_which_changes_no_result() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (content, txs) = random_csv(0x71c4, 40_000);
     std::fs::write(dir.path().join("tx.csv"), &content).expect("write input");
     let expected = reference::alerts(&txs);
     assert!(expected.len() > 100, "{} alerts: no check", expected.len());
