@@ -163,7 +163,7 @@ impl RecordFormat for CsvFormat {
             let ends = &self.ends[..state.nends];
             let field = |i: usize| &self.fields[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
             if ends.len() == 3 {
-                fields_outcome(line, [field(0), field(1), field(2)])
+                split_fields_outcome(line, [field(0), field(1), field(2)])
             } else {
                 wrong_field_count(ends.len())
             }
@@ -246,7 +246,7 @@ impl CsvFormat {
         let ends = &self.ends[..state.nends];
         let field = |i: usize| &self.fields[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
         match ends.len() {
-            3 => fields_outcome(not_first, [field(0), field(1), field(2)]),
+            3 => split_fields_outcome(not_first, [field(0), field(1), field(2)]),
             n => wrong_field_count(n),
         }
     }
@@ -254,13 +254,14 @@ impl CsvFormat {
 
 /// Parses a line without quotes.
 fn parse_plain(line: Line, raw: &[u8]) -> Outcome {
-    if let Err(e) = std::str::from_utf8(raw) {
-        return not_utf8(e);
-    }
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => text,
+        Err(e) => return not_utf8(e),
+    };
     let mut commas = memchr::memchr_iter(b',', raw);
     match (commas.next(), commas.next(), commas.next()) {
         (Some(a), Some(b), None) => {
-            fields_outcome(line, [&raw[..a], &raw[a + 1..b], &raw[b + 1..]])
+            fields_outcome(line, [&text[..a], &text[a + 1..b], &text[b + 1..]])
         }
         (a, b, _) => {
             let count = if b.is_some() {
@@ -274,7 +275,7 @@ fn parse_plain(line: Line, raw: &[u8]) -> Outcome {
 }
 
 /// The outcome of a record with three fields: a header, a transaction or a bad field.
-fn fields_outcome(line: Line, fields: [&[u8]; 3]) -> Outcome {
+fn fields_outcome(line: Line, fields: [&str; 3]) -> Outcome {
     if line.offset == 0 && is_header(fields) {
         return Outcome::Header;
     }
@@ -284,12 +285,21 @@ fn fields_outcome(line: Line, fields: [&[u8]; 3]) -> Outcome {
     }
 }
 
+/// The outcome of a record whose three fields csv-core split (quotes removed): each is
+/// valid UTF-8, as the record was checked to be.
+fn split_fields_outcome(line: Line, fields: [&[u8]; 3]) -> Outcome {
+    match fields.map(std::str::from_utf8) {
+        [Ok(a), Ok(b), Ok(c)] => fields_outcome(line, [a, b, c]),
+        [Err(e), ..] | [_, Err(e), _] | [.., Err(e)] => not_utf8(e),
+    }
+}
+
 /// True when the fields are the column names, case-insensitively, whitespace trimmed.
-fn is_header(fields: [&[u8]; 3]) -> bool {
+fn is_header(fields: [&str; 3]) -> bool {
     fields
         .iter()
         .zip(COLUMNS)
-        .all(|(field, name)| field.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+        .all(|(field, name)| field.trim_ascii().eq_ignore_ascii_case(name))
 }
 
 fn not_utf8(e: std::str::Utf8Error) -> Outcome {

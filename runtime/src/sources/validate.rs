@@ -48,10 +48,14 @@ pub fn account_id_text(text: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Parses an event time in ms: an integer in `0 ≤ ts < 253402300800000`, written as
-/// one (`1714521600000`) or in a number notation whose value is one (`1.7145216e12`).
-pub fn ts(bytes: &[u8]) -> Result<u64, Invalid> {
-    let text = field_text(bytes, "ts")?;
+/// Parses an event time in ms, whitespace trimmed: an integer in
+/// `0 ≤ ts < 253402300800000`, written as one (`1714521600000`) or in a number notation
+/// whose value is one (`1.7145216e12`).
+pub fn ts(text: &str) -> Result<u64, Invalid> {
+    let text = text.trim();
+    if let Some(value) = plain_digits(text.as_bytes()) {
+        return ts_in_range(i128::from(value));
+    }
     if let Ok(value) = text.parse::<i128>() {
         return ts_in_range(value);
     }
@@ -62,6 +66,17 @@ pub fn ts(bytes: &[u8]) -> Result<u64, Invalid> {
             format!("ts '{text}' is not an integer number of milliseconds"),
         )),
     }
+}
+
+/// The value of 1 to 18 decimal digits (which fit a u64), the usual event time, read
+/// without the general parsers; `None` for anything else.
+fn plain_digits(digits: &[u8]) -> Option<u64> {
+    if !(1..=18).contains(&digits.len()) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |value, &d| {
+        d.is_ascii_digit().then(|| value * 10 + u64::from(d - b'0'))
+    })
 }
 
 /// Checks an event time given as a floating-point number: it must be a whole number
@@ -93,9 +108,9 @@ pub fn ts_in_range(value: i128) -> Result<u64, Invalid> {
     Ok(value as u64)
 }
 
-/// Parses an amount: a finite number.
-pub fn amount(bytes: &[u8]) -> Result<f64, Invalid> {
-    let text = field_text(bytes, "amount")?;
+/// Parses an amount, whitespace trimmed: a finite number.
+pub fn amount(text: &str) -> Result<f64, Invalid> {
+    let text = text.trim();
     let value: f64 = text
         .parse()
         .map_err(|_| (Reason::Parse, format!("amount '{text}' is not a number")))?;
@@ -111,26 +126,20 @@ pub fn finite_amount(value: f64) -> Result<f64, Invalid> {
     }
 }
 
-/// Builds a transaction from the three raw fields, checking each.
+/// Builds a transaction from the three fields of a record, checking each.
 pub fn transaction(
-    account: &[u8],
-    ts_field: &[u8],
-    amount_field: &[u8],
+    account: &str,
+    ts_field: &str,
+    amount_field: &str,
 ) -> Result<Transaction, Invalid> {
-    let account_id = account_id(account)?;
+    account_id_text(account)?;
     let ts = ts(ts_field)?;
     let amount = amount(amount_field)?;
     Ok(Transaction {
-        account_id,
+        account_id: AccountId::from(account),
         ts,
         amount,
     })
-}
-
-fn field_text<'b>(bytes: &'b [u8], name: &str) -> Result<&'b str, Invalid> {
-    std::str::from_utf8(bytes)
-        .map(str::trim)
-        .map_err(|e| (Reason::Encoding, format!("{name} is not valid UTF-8 ({e})")))
 }
 
 #[cfg(test)]
@@ -146,13 +155,19 @@ mod tests {
         );
         assert!(account_id(&[b'a'; 128]).is_ok());
         assert_eq!(account_id(b"\xff").map_err(|e| e.0), Err(Reason::Encoding));
-        assert_eq!(ts(b" 42 "), Ok(42));
-        assert_eq!(ts(b"-1").map_err(|e| e.0), Err(Reason::Ts));
-        assert_eq!(ts(b"253402300800000").map_err(|e| e.0), Err(Reason::Ts));
-        assert_eq!(ts(b"1.5").map_err(|e| e.0), Err(Reason::Parse));
-        assert_eq!(amount(b"NaN").map_err(|e| e.0), Err(Reason::Amount));
-        assert_eq!(amount(b"inf").map_err(|e| e.0), Err(Reason::Amount));
-        assert_eq!(amount(b"12x").map_err(|e| e.0), Err(Reason::Parse));
-        assert_eq!(amount(b"0.5"), Ok(0.5));
+        assert_eq!(ts(" 42 "), Ok(42));
+        assert_eq!(ts("007"), Ok(7));
+        assert_eq!(ts("+7"), Ok(7));
+        assert_eq!(ts("1.7145216e12"), Ok(1_714_521_600_000));
+        assert_eq!(ts("999999999999999999").map_err(|e| e.0), Err(Reason::Ts));
+        assert_eq!(ts("99999999999999999999").map_err(|e| e.0), Err(Reason::Ts));
+        assert_eq!(ts("12a").map_err(|e| e.0), Err(Reason::Parse));
+        assert_eq!(ts("-1").map_err(|e| e.0), Err(Reason::Ts));
+        assert_eq!(ts("253402300800000").map_err(|e| e.0), Err(Reason::Ts));
+        assert_eq!(ts("1.5").map_err(|e| e.0), Err(Reason::Parse));
+        assert_eq!(amount("NaN").map_err(|e| e.0), Err(Reason::Amount));
+        assert_eq!(amount("inf").map_err(|e| e.0), Err(Reason::Amount));
+        assert_eq!(amount("12x").map_err(|e| e.0), Err(Reason::Parse));
+        assert_eq!(amount("0.5"), Ok(0.5));
     }
 }
