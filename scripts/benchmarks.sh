@@ -189,7 +189,7 @@ run on a busy machine shows it in p99.9 and max, and p99 too (see the load avera
 above). With a Delta sink the commit (Parquet encoding on the worker) adds to the tail.
 
 State per active account: each account's slot (its id 24 bytes, the flag and timer
-state 40, its set of timers 24: 88 bytes) in a vector without holes that doubles, a hash
+state 40, its set of timers 16: 80 bytes) in a vector without holes that doubles, a hash
 index into it (4 bytes and a control byte a bucket, at most 7/8 full), plus the timer
 queue (16 bytes an entry: the time and the key's hash). A cleared flag deletes its timer
 lazily: the entry stays queued until deleted entries outnumber the live ones by 4,096,

@@ -204,7 +204,7 @@ where
     fn timer_slot(&self, time: u64, hash: u64) -> Option<usize> {
         self.index.iter_hash(hash).map(|&i| i as usize).find(|&i| {
             let slot = &self.slots[i];
-            slot.timers.contains(&time) && slot.key.stable_hash() == hash
+            slot.timers.contains(time) && slot.key.stable_hash() == hash
         })
     }
 
@@ -221,9 +221,7 @@ where
         while let Some((time, hash)) = self.queue.pop_before(bound) {
             if let Some(index) = self.timer_slot(time, hash) {
                 let slot = &mut self.slots[index];
-                if let Some(i) = slot.timers.iter().position(|&t| t == time) {
-                    slot.timers.swap_remove(i);
-                }
+                slot.timers.remove(time);
                 self.queue.unregistered();
                 return Some((time, slot.key.clone()));
             }
@@ -236,7 +234,7 @@ where
     fn drop_deleted_timers(&mut self) {
         self.queue.replace(self.slots.iter().flat_map(|slot| {
             let hash = slot.key.stable_hash();
-            slot.timers.iter().map(move |&time| (time, hash))
+            slot.timers.as_slice().iter().map(move |&time| (time, hash))
         }));
     }
 

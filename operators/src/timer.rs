@@ -14,10 +14,92 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use smallvec::SmallVec;
+/// The times one key has registered timers for, in no particular order: none or one
+/// inline (the usual case), more in a boxed vector; 16 bytes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum KeyTimers {
+    /// No timer.
+    #[default]
+    None,
+    /// One timer.
+    One(u64),
+    /// Two or more timers.
+    Many(Box<Vec<u64>>),
+}
 
-/// The times one key has registered timers for (usually zero, one or two).
-pub type KeyTimers = SmallVec<[u64; 2]>;
+impl KeyTimers {
+    /// No timer.
+    pub fn new() -> Self {
+        KeyTimers::None
+    }
+
+    /// The registered times.
+    pub fn as_slice(&self) -> &[u64] {
+        match self {
+            KeyTimers::None => &[],
+            KeyTimers::One(time) => std::slice::from_ref(time),
+            KeyTimers::Many(times) => times,
+        }
+    }
+
+    /// How many times are registered.
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// True when no time is registered.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, KeyTimers::None)
+    }
+
+    /// True when `time` is registered.
+    pub fn contains(&self, time: u64) -> bool {
+        self.as_slice().contains(&time)
+    }
+
+    /// Adds `time` (the caller checks that it is not registered yet).
+    fn push(&mut self, time: u64) {
+        *self = match std::mem::take(self) {
+            KeyTimers::None => KeyTimers::One(time),
+            KeyTimers::One(first) => KeyTimers::Many(Box::new(vec![first, time])),
+            KeyTimers::Many(mut times) => {
+                times.push(time);
+                KeyTimers::Many(times)
+            }
+        };
+    }
+
+    /// Removes `time`; true if it was registered.
+    pub(crate) fn remove(&mut self, time: u64) -> bool {
+        let KeyTimers::Many(times) = self else {
+            let registered = *self == KeyTimers::One(time);
+            if registered {
+                *self = KeyTimers::None;
+            }
+            return registered;
+        };
+        let Some(i) = times.iter().position(|&t| t == time) else {
+            return false;
+        };
+        times.swap_remove(i);
+        if let [last] = times[..] {
+            *self = KeyTimers::One(last);
+        }
+        true
+    }
+}
+
+impl FromIterator<u64> for KeyTimers {
+    fn from_iter<I: IntoIterator<Item = u64>>(times: I) -> Self {
+        let mut timers = KeyTimers::None;
+        for time in times {
+            if !timers.contains(time) {
+                timers.push(time);
+            }
+        }
+        timers
+    }
+}
 
 /// Deleted entries the queue may hold beyond its live timers before it is compacted.
 const DELETED_SLACK: usize = 4096;
@@ -111,7 +193,7 @@ impl<'a> TimerService<'a> {
     /// that is already registered does nothing. A timer at `T` runs after every record
     /// with time `≤ T` and before any with time `> T`.
     pub fn register(&mut self, time: u64) {
-        if !self.registered.contains(&time) {
+        if !self.registered.contains(time) {
             self.registered.push(time);
             self.queue.push(time, self.hash);
         }
@@ -119,14 +201,30 @@ impl<'a> TimerService<'a> {
 
     /// Deletes the current key's timer at `time`, if registered.
     pub fn delete(&mut self, time: u64) {
-        if let Some(i) = self.registered.iter().position(|&t| t == time) {
-            self.registered.swap_remove(i);
+        if self.registered.remove(time) {
             self.queue.unregistered();
         }
     }
 
     /// The times the current key has timers registered for, in no particular order.
     pub fn registered(&self) -> &[u64] {
-        self.registered
+        self.registered.as_slice()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_timers_hold_one_time_inline_in_16_bytes() {
+        assert_eq!(std::mem::size_of::<KeyTimers>(), 16);
+        let mut timers: KeyTimers = [5, 3, 5, 9].into_iter().collect();
+        assert_eq!(timers.as_slice(), [5, 3, 9]);
+        assert!(timers.remove(3) && !timers.remove(3));
+        assert!(timers.remove(9));
+        assert_eq!(timers, KeyTimers::One(5));
+        assert!(!timers.remove(4) && timers.remove(5));
+        assert!(timers.is_empty() && timers.as_slice().is_empty());
     }
 }
