@@ -489,21 +489,32 @@ fn follow_args(job: &[String], outputs: Vec<String>) -> Vec<String> {
 
 /// Runs the unbounded job `args`, killing it per `kills` (while a producer writes), then
 /// once more with `--kafka-bounded`, to the end of the topic, once `producer` is done.
-/// Returns the runs' logs.
+/// The last killed run is killed no sooner than its first complete checkpoint, so the
+/// run after it restores one however slow the machine. Returns the runs' logs.
 fn follow_with_kills(
     dir: &Path,
     args: &[String],
     kills: &[Kill],
     producer: Running,
 ) -> Vec<String> {
+    let checkpointed = |line: &str| line.contains("checkpoint") && line.contains("complete at");
     let mut logs = Vec::new();
-    for kill in kills {
+    for (i, kill) in kills.iter().enumerate() {
         let Kill::After(delay, _) = kill else {
             unreachable!("kills at moments")
         };
         let mut running = Running::start(dir, args, &[]);
         let exited = running.watch(*delay, |_| false);
         assert!(exited.is_none(), "an unbounded run ended by itself");
+        if i + 1 == kills.len() && !running.seen.iter().any(|l| checkpointed(l)) {
+            let exited = running.watch(Duration::from_secs(60), checkpointed);
+            assert!(exited.is_none(), "an unbounded run ended by itself");
+            assert!(
+                running.seen.iter().any(|l| checkpointed(l)),
+                "no checkpoint in 60 s:\n{}",
+                running.seen.join("\n")
+            );
+        }
         signal(running.pid(), "KILL");
         let (status, log) = running.finish();
         assert!(!status.success(), "a killed run exited 0:\n{log}");
