@@ -45,32 +45,27 @@ impl<K: Ord + Clone + StableHash, S: KeyState> KeyEntry<'_, K, S> {
     /// its state is empty and it has no timer.
     #[inline]
     pub fn run<R>(self, f: impl FnOnce(&K, &mut S, TimerService<'_>) -> R) -> R {
-        let KeyEntry { store, hash, place } = self;
+        let KeyEntry {
+            store,
+            hash,
+            mut place,
+        } = self;
+        let slot = match &mut place {
+            Place::Occupied(index) => &mut store.slots[*index],
+            Place::Vacant(slot) => slot,
+        };
+        let result = f(
+            &slot.key,
+            &mut slot.state,
+            TimerService::new(hash, &mut slot.timers, &mut store.queue),
+        );
+        let empty = slot.is_empty();
         match place {
-            Place::Occupied(index) => {
-                let slot = &mut store.slots[index];
-                let result = f(
-                    &slot.key,
-                    &mut slot.state,
-                    TimerService::new(hash, &mut slot.timers, &mut store.queue),
-                );
-                if slot.is_empty() {
-                    store.remove(hash, index);
-                }
-                result
-            }
-            Place::Vacant(mut slot) => {
-                let result = f(
-                    &slot.key,
-                    &mut slot.state,
-                    TimerService::new(hash, &mut slot.timers, &mut store.queue),
-                );
-                if !slot.is_empty() {
-                    store.push(hash, slot);
-                }
-                result
-            }
+            Place::Occupied(index) if empty => store.remove(hash, index),
+            Place::Vacant(slot) if !empty => store.push(hash, slot),
+            _ => {}
         }
+        result
     }
 }
 
@@ -130,12 +125,19 @@ where
     #[inline]
     pub fn locate(&self, key: &K) -> Located {
         let hash = key.stable_hash();
+        Located {
+            hash,
+            slot: self.find(hash, key),
+        }
+    }
+
+    /// The index of `key`'s slot (its hash `hash`), if it has one.
+    #[inline]
+    fn find(&self, hash: u64, key: &K) -> Option<u32> {
         let slots = &self.slots;
-        let slot = self
-            .index
+        self.index
             .find(hash, |&i| slots[i as usize].key == *key)
-            .copied();
-        Located { hash, slot }
+            .copied()
     }
 
     /// The entry of `key`, as [`entry`](Self::entry), where `located` is what
@@ -147,20 +149,13 @@ where
             self.drop_deleted_timers();
         }
         let Located { hash, slot } = located;
-        let slot = match slot.map(|i| i as usize) {
-            Some(i) if self.slots.get(i).is_some_and(|slot| slot.key == *key) => Some(i),
-            _ => {
-                let slots = &self.slots;
-                let found = self.index.find(hash, |&i| slots[i as usize].key == *key);
-                found.map(|&i| i as usize)
-            }
-        };
-        let place = match slot {
-            Some(index) => Place::Occupied(index),
+        let still_there = |&i: &u32| self.slots.get(i as usize).is_some_and(|s| s.key == *key);
+        let place = match slot.filter(still_there).or_else(|| self.find(hash, key)) {
+            Some(index) => Place::Occupied(index as usize),
             None => Place::Vacant(Slot {
                 key: key.clone(),
                 state: S::default(),
-                timers: KeyTimers::new(),
+                timers: KeyTimers::default(),
             }),
         };
         KeyEntry {

@@ -28,11 +28,6 @@ pub enum KeyTimers {
 }
 
 impl KeyTimers {
-    /// No timer.
-    pub fn new() -> Self {
-        KeyTimers::None
-    }
-
     /// The registered times.
     pub fn as_slice(&self) -> &[u64] {
         match self {

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::python::Python;
-use crate::support::{assert_exit, describe, tidelake};
+use crate::support::{assert_exit, describe, read_json, tidelake};
 
 const EVENTS: u64 = 200_000;
 
@@ -322,9 +322,7 @@ fn the_csv_bench_runs_at_the_files_default_tick_and_raises_the_reference_alerts(
         ],
     );
     assert_exit(&output, 0);
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).expect("bench.json"))
-            .expect("JSON");
+    let report = read_json(&dir.path().join("bench.json"));
     assert_eq!(report["settings"]["source"], "csv", "{report:#}");
     assert_eq!(report["settings"]["tick"], "1000ms", "{report:#}");
     let t = &report["throughput"];

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::reference::{self, RefAlert, Tx};
 use crate::support::{
-    DeadLine, EnrichedLine, assert_exit, base64_decode, describe, read_alerts, read_lines, tidelake,
+    DeadLine, EnrichedLine, assert_exit, base64_decode, describe, read_alerts, read_json,
+    read_lines, tidelake,
 };
 
 /// What a line of the test file is.
@@ -673,7 +674,7 @@ fn the_default_split_balances_a_file_over_workers_and_is_part_of_the_job_identit
         args.extend(extra);
         tidelake(dir.path(), &args)
     };
-    let report = || report_json(dir.path());
+    let report = || read_json(&dir.path().join("report.json"));
     let output = run(&[]);
     assert_exit(&output, 0);
     let totals = &report()["totals"];
@@ -812,7 +813,7 @@ fn files_default_to_a_one_second_tick_which_changes_no_result() {
         args.extend(extra);
         tidelake(dir.path(), &args)
     };
-    let commits = || report_json(dir.path())["totals"]["commits"].as_u64();
+    let commits = || read_json(&dir.path().join("report.json"))["totals"]["commits"].as_u64();
     for (job_id, alerts, extra) in [
         ("default-tick", "default.jsonl", &[][..]),
         ("fine-tick", "fine.jsonl", &["--tick", "100ms"][..]),
@@ -838,10 +839,4 @@ fn files_default_to_a_one_second_tick_which_changes_no_result() {
     let output = run("fine-tick", "again.jsonl", &["--tick", "100ms"]);
     assert_exit(&output, 0);
     assert_eq!(commits(), Some(0), "{}", describe(&output));
-}
-
-/// The `report.json` a run in `dir` wrote with `--report-json report.json`.
-fn report_json(dir: &std::path::Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("report.json")).expect("report");
-    serde_json::from_str(&text).expect("report JSON")
 }

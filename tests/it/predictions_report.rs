@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::monitor::chromium;
 use crate::python::Python;
-use crate::support::{assert_exit, describe, tidelake};
+use crate::support::{assert_exit, describe, read_json, tidelake};
 
 /// The classifiers' confusion counts, as report.json and the fixture name them.
 const COUNTS: [&str; 4] = [
@@ -48,11 +48,6 @@ fn assert_scores(actual: &Value, expected: &Value, what: &str) {
             (a, e) => assert_eq!(a, e, "{what}: {share}"),
         }
     }
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&text).expect("report.json is JSON")
 }
 
 /// The element of `dom` that opens with `open` (e.g. `<tr id="model">`), up to `close`.

@@ -89,6 +89,12 @@ pub fn parse_lines<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Ve
         .collect()
 }
 
+/// The JSON document at `path` (a run's `--report-json`, a bench's `--json`).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
 /// Reads and parses the JSON lines file `path`.
 pub fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
     let text = std::fs::read_to_string(path)
