@@ -305,6 +305,9 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                     // A tick holds a few runs already in order (one per source partition
                     // and batch), which the stable sort merges instead of re-sorting.
                     events.sort_by_key(Event::order);
+                    // Sent containers leave the buffer without capacity: most rules emit
+                    // a record for each they read.
+                    main_buf.reserve(events.len());
                     let mut out = Collector {
                         main: &mut main_buf,
                         side: &mut side_buf,

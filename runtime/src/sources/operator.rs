@@ -413,15 +413,15 @@ pub(crate) fn read_source<'s, R: SourceRecord>(
             }
             if !batch.events.is_empty() {
                 let mut out = events_out.activate();
-                for (t, mut run) in runs_by_tick(&mut batch.events, tick) {
+                give_by_tick(&mut batch.events, tick, |t, run| {
                     let count = run.len() as u64;
-                    out.session(&held[0].delayed(&t)).give_container(&mut run);
+                    out.session(&held[0].delayed(&t)).give_container(run);
                     match in_flight.back_mut() {
                         Some((back, n)) if *back == t => *n += count,
                         _ => in_flight.push_back((t, count)),
                     }
                     in_flight_total += count;
-                }
+                });
                 in_flight.make_contiguous().sort_unstable();
                 counters
                     .in_flight
@@ -546,30 +546,49 @@ fn partition_states<R>(parts: &mut [Partition<R>], lo: u64) -> Vec<PartitionStat
         .collect()
 }
 
-/// `events` grouped into runs of one tick each, in tick order, leaving `events` empty.
-/// A batch is usually in tick order already (one partition, or partitions in step): then
-/// the runs are split off without moving records; otherwise each record moves once into
-/// its tick's run, which is cheaper than sorting the batch.
-fn runs_by_tick<R>(events: &mut Vec<Event<R>>, tick: u64) -> Vec<(u64, Vec<Event<R>>)> {
-    let mut runs = Vec::new();
+/// Calls `give` with the run of `events` at each tick, in tick order, leaving `events`
+/// empty (its capacity kept). A batch is usually in tick order already (one partition,
+/// or partitions in step): then the first tick's run is `events` itself and each later
+/// run is split off, each of its records moved once; otherwise each record moves once
+/// into its tick's run, which is cheaper than sorting the batch.
+fn give_by_tick<R>(
+    events: &mut Vec<Event<R>>,
+    tick: u64,
+    mut give: impl FnMut(u64, &mut Vec<Event<R>>),
+) {
     if events.is_sorted_by_key(|e| tick_of(e.time, tick)) {
+        let mut later = Vec::new();
         while let Some(last) = events.last() {
             let t = tick_of(last.time, tick);
             let start = events.partition_point(|e| tick_of(e.time, tick) < t);
-            runs.push((t, events.split_off(start)));
+            if start == 0 {
+                give(t, events);
+                break;
+            }
+            later.push((t, events.split_off(start)));
         }
-        runs.reverse();
+        for (t, mut run) in later.into_iter().rev() {
+            give(t, &mut run);
+        }
     } else {
-        let mut by_tick: BTreeMap<u64, Vec<Event<R>>> = BTreeMap::new();
-        for event in events.drain(..) {
-            by_tick
-                .entry(tick_of(event.time, tick))
-                .or_default()
-                .push(event);
+        // Counted first, so that each run is allocated once.
+        let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+        for event in events.iter() {
+            *counts.entry(tick_of(event.time, tick)).or_default() += 1;
         }
-        runs.extend(by_tick);
+        let mut by_tick: BTreeMap<u64, Vec<Event<R>>> = (counts.into_iter())
+            .map(|(t, count)| (t, Vec::with_capacity(count)))
+            .collect();
+        for event in events.drain(..) {
+            if let Some(run) = by_tick.get_mut(&tick_of(event.time, tick)) {
+                run.push(event);
+            }
+        }
+        for (t, mut run) in by_tick {
+            give(t, &mut run);
+        }
     }
-    runs
+    events.clear();
 }
 
 #[cfg(test)]
@@ -637,5 +656,37 @@ mod tests {
 
         p.done = true;
         assert_eq!(p.hold(false, timeout), None);
+    }
+
+    /// The runs `give_by_tick` hands out for `times` (one event each, tick 10).
+    fn given(times: &[u64]) -> Vec<(u64, Vec<u64>)> {
+        let mut events: Vec<Event<u64>> = (times.iter().enumerate())
+            .map(|(seq, &t)| Event::new(t, 0, seq as u64, t))
+            .collect();
+        let capacity = events.capacity();
+        let mut runs = Vec::new();
+        give_by_tick(&mut events, 10, |t, run| {
+            runs.push((t, run.iter().map(|e| e.seq).collect()));
+            run.clear();
+        });
+        assert!(events.is_empty());
+        assert_eq!(events.capacity(), capacity, "the batch keeps its buffer");
+        runs
+    }
+
+    #[test]
+    fn a_batch_is_given_tick_by_tick_in_tick_order() {
+        // In tick order: the first run is the batch itself.
+        assert_eq!(
+            given(&[1, 5, 12, 19, 19, 40]),
+            vec![(0, vec![0, 1]), (10, vec![2, 3, 4]), (40, vec![5])]
+        );
+        // Out of tick order: each run keeps the batch's order.
+        assert_eq!(
+            given(&[12, 1, 40, 5, 19]),
+            vec![(0, vec![1, 3]), (10, vec![0, 4]), (40, vec![2])]
+        );
+        assert_eq!(given(&[7]), vec![(0, vec![0])]);
+        assert_eq!(given(&[]), Vec::<(u64, Vec<u64>)>::new());
     }
 }
