@@ -1,5 +1,6 @@
 //! The `tidelake` command: flags → validated job config → the runtime.
 
+mod allocator;
 mod bench;
 mod checkpoints_cmd;
 mod cli;
@@ -31,6 +32,7 @@ use tidelake_runtime::sources::SourceRecord;
 use tidelake_runtime::{Job, JobConfig, JobError};
 
 fn main() -> ExitCode {
+    allocator::fix_mmap_threshold();
     tidelake_runtime::panic::abort_on_any_panic();
     let args: Vec<String> = std::env::args().collect();
     let cli = match parse(&args) {
