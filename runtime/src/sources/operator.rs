@@ -580,9 +580,11 @@ fn give_by_tick<R>(
             .map(|(t, count)| (t, Vec::with_capacity(count)))
             .collect();
         for event in events.drain(..) {
-            if let Some(run) = by_tick.get_mut(&tick_of(event.time, tick)) {
-                run.push(event);
-            }
+            // Every tick has its run (with its capacity) already.
+            by_tick
+                .entry(tick_of(event.time, tick))
+                .or_default()
+                .push(event);
         }
         for (t, mut run) in by_tick {
             give(t, &mut run);
