@@ -244,7 +244,13 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                     if halted {
                         return;
                     }
-                    for container in data {
+                    // timely groups a stamp's containers with an unstable sort, so they
+                    // come in no set order. Put back in order within each source
+                    // partition, the runs of one partition (its batches) append into one
+                    // run, and the sort below merges one run per partition.
+                    let mut containers: Vec<&mut Vec<Event<R>>> = data.collect();
+                    containers.sort_by_key(|c| c.first().map(|e| (e.partition, e.order())));
+                    for container in containers {
                         // Sources send each event at its own tick; anyone else may send
                         // it earlier, and it still runs at its own tick.
                         if container.iter().all(|e| tick_of(e.time, tick) <= t) {
