@@ -52,13 +52,11 @@ pub fn account_id_text(text: &str) -> Result<(), Invalid> {
 /// `0 ≤ ts < 253402300800000`, written as one (`1714521600000`) or in a number notation
 /// whose value is one (`1.7145216e12`).
 pub fn ts(text: &str) -> Result<u64, Invalid> {
-    if let Some(value) = plain_digits(text.as_bytes()) {
+    // The usual event time: plain digits, read as they are.
+    if let Ok(value) = lexical_core::parse::<u64>(text.as_bytes()) {
         return ts_in_range(i128::from(value));
     }
     let text = text.trim();
-    if let Some(value) = plain_digits(text.as_bytes()) {
-        return ts_in_range(i128::from(value));
-    }
     if let Ok(value) = text.parse::<i128>() {
         return ts_in_range(value);
     }
@@ -69,42 +67,6 @@ pub fn ts(text: &str) -> Result<u64, Invalid> {
             format!("ts '{text}' is not an integer number of milliseconds"),
         )),
     }
-}
-
-/// The value of 1 to 18 decimal digits (which fit a u64), the usual event time, read
-/// without the general parsers; `None` for anything else.
-fn plain_digits(digits: &[u8]) -> Option<u64> {
-    if !(1..=18).contains(&digits.len()) {
-        return None;
-    }
-    let mut value = 0;
-    let mut rest = digits;
-    while let Some((eight, tail)) = rest.split_first_chunk::<8>() {
-        value = value * 100_000_000 + eight_digits(u64::from_le_bytes(*eight))?;
-        rest = tail;
-    }
-    rest.iter().try_fold(value, |value, &d| {
-        d.is_ascii_digit().then(|| value * 10 + u64::from(d - b'0'))
-    })
-}
-
-/// The value of eight ASCII digits read as one little-endian word (the first digit in
-/// the lowest byte), `None` if a byte is not a digit: the word-at-a-time method of the
-/// standard library's float parser (`core::num::dec2flt`), three multiplications for
-/// eight digits.
-fn eight_digits(word: u64) -> Option<u64> {
-    let digits = word.wrapping_sub(0x3030_3030_3030_3030);
-    // A byte below '0' borrows into its top bit; one above '9' carries into it.
-    if (digits | word.wrapping_add(0x4646_4646_4646_4646)) & 0x8080_8080_8080_8080 != 0 {
-        return None;
-    }
-    const MASK: u64 = 0x0000_00FF_0000_00FF;
-    const MUL1: u64 = 0x000F_4240_0000_0064; // 100 + (1_000_000 << 32)
-    const MUL2: u64 = 0x0000_2710_0000_0001; // 1 + (10_000 << 32)
-    let pairs = digits * 10 + (digits >> 8);
-    let low = (pairs & MASK).wrapping_mul(MUL1);
-    let high = ((pairs >> 16) & MASK).wrapping_mul(MUL2);
-    Some(u64::from((low.wrapping_add(high) >> 32) as u32))
 }
 
 /// Checks an event time given as a floating-point number: it must be a whole number
@@ -136,51 +98,19 @@ pub fn ts_in_range(value: i128) -> Result<u64, Invalid> {
     Ok(value as u64)
 }
 
-/// Parses an amount, whitespace trimmed: a finite number.
+/// Parses an amount, whitespace trimmed: a finite number. `lexical_core` (arrow's number
+/// parser) reads the same syntax as `str::parse`, to the same correctly rounded value,
+/// and faster; text with spaces around it takes `str::parse` after trimming.
 pub fn amount(text: &str) -> Result<f64, Invalid> {
-    if let Some(value) = plain_amount(text.as_bytes()) {
-        return Ok(value);
-    }
-    let text = text.trim();
-    let value: f64 = text
-        .parse()
-        .map_err(|_| (Reason::Parse, format!("amount '{text}' is not a number")))?;
+    let value = match lexical_core::parse::<f64>(text.as_bytes()) {
+        Ok(value) => value,
+        Err(_) => {
+            let text = text.trim();
+            text.parse()
+                .map_err(|_| (Reason::Parse, format!("amount '{text}' is not a number")))?
+        }
+    };
     finite_amount(value)
-}
-
-/// The most digits [`plain_amount`] reads: their value stays below 2^53, so it is exact
-/// in a double.
-const PLAIN_AMOUNT_DIGITS: usize = 15;
-
-/// Powers of ten up to 10^15, each exact in a double.
-const POWERS_OF_TEN: [f64; PLAIN_AMOUNT_DIGITS + 1] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-];
-
-/// The value of an amount written plainly, the usual case: an optional `-`, digits, and
-/// optionally `.` and more digits, 15 digits at most (`-12.34`); `None` for anything
-/// else. The digits' integer and the power of ten are both exact in a double, so their
-/// quotient is the correctly rounded value, the one `str::parse` gives (Clinger's fast
-/// path, which the standard library takes for such input too, after a general scan).
-fn plain_amount(text: &[u8]) -> Option<f64> {
-    let (negative, unsigned) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
-    };
-    let (whole, fraction) = match memchr::memchr(b'.', unsigned) {
-        Some(at) => (&unsigned[..at], &unsigned[at + 1..]),
-        None => (unsigned, &[][..]),
-    };
-    if whole.len() + fraction.len() > PLAIN_AMOUNT_DIGITS || whole.is_empty() {
-        return None;
-    }
-    let mut digits = plain_digits(whole)?;
-    if whole.len() < unsigned.len() {
-        // A `.`: one or more digits follow it.
-        digits = digits * 10u64.pow(fraction.len() as u32) + plain_digits(fraction)?;
-    }
-    let value = digits as f64 / POWERS_OF_TEN[fraction.len()];
-    Some(if negative { -value } else { value })
 }
 
 /// Checks that an amount is finite.
@@ -245,12 +175,14 @@ mod tests {
         assert!(amount("-0").is_ok_and(|v| v == 0.0 && v.is_sign_negative()));
     }
 
-    /// Digits, signs, dots and other bytes around them, as a text.
+    /// Digits, signs, dots, exponents and other bytes around them, as a text.
     fn number_like() -> impl Strategy<Value = String> {
         let byte = prop_oneof![
             8 => b'0'..=b'9',
             1 => Just(b'.'),
             1 => Just(b'-'),
+            1 => Just(b'+'),
+            1 => Just(b'e'),
             1 => any::<u8>(),
         ];
         proptest::collection::vec(byte, 0..24)
@@ -258,13 +190,13 @@ mod tests {
     }
 
     proptest! {
-        /// The fast paths give what the standard parsers give, for any text.
+        /// `lexical_core` gives what the standard parsers give, for any text.
         #[test]
         fn plain_numbers_read_as_the_standard_parsers_read_them(text in number_like()) {
             let parsed = text.trim().parse::<f64>().ok().filter(|v| v.is_finite());
             let got = amount(&text).ok();
             prop_assert_eq!(got.map(f64::to_bits), parsed.map(f64::to_bits), "{:?}", text);
-            if let Some(value) = plain_digits(text.as_bytes()) {
+            if let Ok(value) = lexical_core::parse::<u64>(text.as_bytes()) {
                 prop_assert_eq!(Ok(value), text.parse::<u64>(), "{:?}", text);
             }
         }
