@@ -16,7 +16,7 @@ use arrow::record_batch::RecordBatch;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use object_store::memory::InMemory;
 use tidelake_operators::event::Event;
-use tidelake_operators::fraud::FraudState;
+use tidelake_operators::fraud::{FraudState, SmallTransaction};
 use tidelake_operators::store::KeyedStore;
 use tidelake_operators::{AccountId, EnrichedTransaction, StableHash, Transaction};
 use tidelake_runtime::sources::csv::CsvSource;
@@ -361,10 +361,15 @@ fn keyed_store(c: &mut Criterion) {
     let mut store = KeyedStore::<AccountId, FraudState>::default();
     let small = |store: &mut KeyedStore<AccountId, FraudState>, key: &AccountId, time: u64| {
         store.entry(key).run(|_, state, mut timers| {
-            if let Some(&old) = state.timer.value() {
-                timers.delete(old);
+            if state.take_flag().is_some() {
+                while let Some(&old) = timers.registered().first() {
+                    timers.delete(old);
+                }
             }
-            state.timer.update(time + WINDOW);
+            state.set_flag(SmallTransaction {
+                ts: time,
+                amount: 0.5,
+            });
             timers.register(time + WINDOW);
         })
     };
@@ -381,7 +386,7 @@ fn keyed_store(c: &mut Criterion) {
             let key = &keys[(next() % KEYS) as usize];
             small(&mut store, key, time / 1_000);
             while let Some((_, due)) = store.pop_timer_before(time / 1_000) {
-                store.entry(&due).run(|_, state, _| state.timer.clear());
+                due.run(|_, state, _| state.take_flag());
             }
         })
     });

@@ -188,14 +188,16 @@ the same moments as the operator (tens to hundreds of ms on a shared 2-core VM),
 run on a busy machine shows it in p99.9 and max, and p99 too (see the load average
 above). With a Delta sink the commit (Parquet encoding on the worker) adds to the tail.
 
-State per active account: each account's slot (its id 24 bytes, the flag and timer
-state 40, its set of timers 16: 80 bytes) in a vector without holes that doubles, a hash
-index into it (4 bytes and a control byte a bucket, at most 7/8 full), plus the timer
-queue (16 bytes an entry: the time and the key's hash). A cleared flag deletes its timer
-lazily: the entry stays queued until deleted entries outnumber the live ones by 4,096,
-then the queue is rebuilt from the slots, so it holds at most about two entries per live
-timer. With few live accounts (the default mix) that slack of 4,096 entries is most of
-it; with 1 M accounts holding state the slots are.
+State per active account: each account's slot (its id 16 bytes, inline up to 15 bytes;
+the flag 16, a small transaction's time and amount; its timer 8: 40 bytes) in a vector
+without holes that doubles, a hash index into it (4 bytes and a control byte a bucket, at
+most 7/8 full), plus the timer queue: a timer more than about a second ahead costs 4
+bytes (its key's 32-bit hash, kept by bucket of 1,024 ms), the open buckets' 16 (time and
+hash). A cleared flag deletes its timer lazily: the entry stays queued until deleted
+entries outnumber the live ones by 4,096, then the queue is rebuilt from the slots, so it
+holds at most about two entries per live timer. With few live accounts (the default mix)
+that slack of 4,096 entries is most of it; with 1 M accounts holding state the slots are
+(operators/src/store.rs).
 
 ## End to end (release build, whole process)
 

@@ -4,7 +4,8 @@
 //! transaction `S` immediately before it has `S.amount < 1.00`, and `L.ts − S.ts ≤ 60 s`.
 //! State machine: a small transaction sets a flag and a timer at `S.time + 60 000`; any
 //! transaction that finds the flag set cleans up (flag and timer); the timer clears the
-//! flag. Because a timer at `T` runs after every record with time `≤ T`, a large
+//! flag. Flink's walkthrough keeps the timer's time in a second state to delete it; here
+//! the key's timer service says which timer it registered, so the state is the flag alone. Because a timer at `T` runs after every record with time `≤ T`, a large
 //! transaction exactly 60 000 ms after the small one alerts and one at 60 001 does not.
 //!
 //! ```
@@ -68,7 +69,7 @@ impl Serialize for Alert {
 }
 
 /// The small transaction an account is waiting on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SmallTransaction {
     /// Event time (ms).
     pub ts: u64,
@@ -76,18 +77,91 @@ pub struct SmallTransaction {
     pub amount: f64,
 }
 
-/// The fraud detector's state per account: Flink's flag state and timer state.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// The fraud detector's state per account, Flink's flag state: the small transaction a
+/// large one would pair with, if any. 16 bytes: no flag is a NaN amount, which no flag
+/// holds (its amount is below [`SMALL`]).
+///
+/// It serialises as format 1 of checkpoints wrote it (docs/checkpoints.md §4): the flag,
+/// and the clean-up timer's time, which format 2 writes empty and no reader uses (the
+/// key's timers are in the snapshot beside its state).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(from = "StoredFraudState", into = "StoredFraudState")]
 pub struct FraudState {
-    /// Set by a small transaction: the one a large transaction would pair with.
-    pub flag: ValueState<SmallTransaction>,
-    /// The rule time of the clean-up timer registered with the flag.
-    pub timer: ValueState<u64>,
+    small_ts: u64,
+    small_amount: f64,
+}
+
+impl FraudState {
+    /// The flag: the small transaction waited on.
+    pub fn flag(&self) -> Option<SmallTransaction> {
+        (!self.small_amount.is_nan()).then_some(SmallTransaction {
+            ts: self.small_ts,
+            amount: self.small_amount,
+        })
+    }
+
+    /// Removes and returns the flag.
+    pub fn take_flag(&mut self) -> Option<SmallTransaction> {
+        let flag = self.flag();
+        *self = FraudState::default();
+        flag
+    }
+
+    /// Sets the flag to `small`, whose amount is below [`SMALL`] (a NaN amount clears it).
+    pub fn set_flag(&mut self, small: SmallTransaction) {
+        self.small_ts = small.ts;
+        self.small_amount = small.amount;
+    }
+}
+
+impl Default for FraudState {
+    fn default() -> Self {
+        FraudState {
+            small_ts: 0,
+            small_amount: f64::NAN,
+        }
+    }
+}
+
+impl PartialEq for FraudState {
+    fn eq(&self, other: &Self) -> bool {
+        self.flag() == other.flag()
+    }
 }
 
 impl KeyState for FraudState {
     fn is_empty(&self) -> bool {
-        self.flag.is_empty() && self.timer.is_empty()
+        self.small_amount.is_nan()
+    }
+}
+
+/// [`FraudState`] as snapshots hold it.
+#[derive(Serialize, Deserialize)]
+struct StoredFraudState {
+    flag: ValueState<SmallTransaction>,
+    timer: ValueState<u64>,
+}
+
+impl From<StoredFraudState> for FraudState {
+    fn from(stored: StoredFraudState) -> Self {
+        let mut state = FraudState::default();
+        if let Some(small) = stored.flag.value() {
+            state.set_flag(*small);
+        }
+        state
+    }
+}
+
+impl From<FraudState> for StoredFraudState {
+    fn from(state: FraudState) -> Self {
+        let mut flag = ValueState::default();
+        if let Some(small) = state.flag() {
+            flag.update(small);
+        }
+        StoredFraudState {
+            flag,
+            timer: ValueState::default(),
+        }
     }
 }
 
@@ -188,7 +262,7 @@ impl<T: Payment> KeyedProcessFunction for FraudDetector<T> {
     ) {
         let mut alert = false;
         let amount = tx.amount();
-        if let Some(small) = ctx.state().flag.take() {
+        if let Some(small) = ctx.state().take_flag() {
             if amount > LARGE {
                 alert = true;
                 out.emit_side(Alert {
@@ -199,17 +273,16 @@ impl<T: Payment> KeyedProcessFunction for FraudDetector<T> {
                     large_amount: amount,
                 });
             }
-            if let Some(time) = ctx.state().timer.take() {
+            while let Some(&time) = ctx.timers().registered().first() {
                 ctx.timers().delete(time);
             }
         }
         if amount < SMALL {
             let time = ctx.timestamp() + WINDOW;
-            ctx.state().flag.update(SmallTransaction {
+            ctx.state().set_flag(SmallTransaction {
                 ts: tx.ts(),
                 amount,
             });
-            ctx.state().timer.update(time);
             ctx.timers().register(time);
         }
         out.emit(tx.with_verdict(alert));
@@ -221,14 +294,51 @@ impl<T: Payment> KeyedProcessFunction for FraudDetector<T> {
         _time: u64,
         _out: &mut Collector<'_, T::Verdict, Alert>,
     ) {
-        ctx.state().flag.clear();
-        ctx.state().timer.clear();
+        ctx.state().take_flag();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_is_the_flag_in_16_bytes_and_keeps_format_1() {
+        assert_eq!(std::mem::size_of::<FraudState>(), 16);
+        let mut state = FraudState::default();
+        assert!(state.is_empty() && state.flag().is_none());
+        let small = SmallTransaction {
+            ts: 1_546_308_720_000,
+            amount: 0.0,
+        };
+        state.set_flag(small);
+        assert!(!state.is_empty());
+        assert_eq!(state.flag(), Some(small));
+        // Format 1 wrote the flag and the timer's time; format 2 writes the timer empty
+        // and reads a format 1 state whatever its timer.
+        let old = StoredFraudState {
+            flag: ValueState::default(),
+            timer: ValueState::default(),
+        };
+        let mut old_set = StoredFraudState {
+            flag: ValueState::default(),
+            timer: ValueState::default(),
+        };
+        old_set.flag.update(small);
+        old_set.timer.update(small.ts + WINDOW);
+        let bytes = |s: &StoredFraudState| bincode::serialize(s).expect("serialises");
+        let back = |b: &[u8]| bincode::deserialize::<FraudState>(b).expect("deserialises");
+        assert_eq!(back(&bytes(&old_set)), state);
+        assert_eq!(back(&bytes(&old)), FraudState::default());
+        old_set.timer.clear();
+        assert_eq!(
+            bincode::serialize(&state).expect("serialises"),
+            bytes(&old_set)
+        );
+        assert_eq!(state.take_flag(), Some(small));
+        assert!(state.is_empty());
+        assert_eq!(bincode::serialize(&state).expect("serialises"), bytes(&old));
+    }
 
     #[test]
     fn alert_json_line_is_the_spec_form() {

@@ -14,6 +14,8 @@
 //! So the tick changes batching and latency, never results. Outputs are emitted at the
 //! tick being processed.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -33,6 +35,7 @@ use crate::key::StableHash;
 use crate::snapshot::{KeyedOptions, Snapshots, holds_boundary, key_group};
 use crate::state::KeyState;
 use crate::store::{KeyedStore, Located, StoreSize};
+use crate::stored_key::{KeyRef, StoreKey};
 use crate::time::tick_of;
 use crate::timer::TimerService;
 
@@ -43,7 +46,7 @@ use crate::timer::TimerService;
 /// `on_timer` for each due timer, in the order described in the [module docs](self).
 pub trait KeyedProcessFunction: 'static {
     /// The key records are partitioned and their state kept by.
-    type Key: Ord + Clone + StableHash + ExchangeData;
+    type Key: StoreKey + ExchangeData;
     /// The records the rule consumes.
     type Input: ExchangeData + Clone;
     /// The state kept per key.
@@ -74,8 +77,10 @@ pub trait KeyedProcessFunction: 'static {
 }
 
 /// What a rule sees of the current key: its state, its timers, and the current time.
-pub struct Context<'a, K: Ord, S> {
-    key: &'a K,
+pub struct Context<'a, K: StoreKey, S> {
+    /// The key, or the form the store keeps, loaded from there when the rule asks.
+    key: KeyRef<'a, K>,
+    loaded: OnceCell<Cow<'a, K>>,
     state: &'a mut S,
     timers: TimerService<'a>,
     timestamp: u64,
@@ -83,10 +88,10 @@ pub struct Context<'a, K: Ord, S> {
     watermark: u64,
 }
 
-impl<'a, K: Ord + Clone, S> Context<'a, K, S> {
+impl<'a, K: StoreKey, S> Context<'a, K, S> {
     /// The current key.
     pub fn key(&self) -> &K {
-        self.key
+        self.loaded.get_or_init(|| self.key.load())
     }
 
     /// The current key's state.
@@ -332,6 +337,7 @@ impl<'s, R: ExchangeData + Clone> KeyedProcess<'s, R> for Stream<'s, u64, Vec<Ev
                             |key, state, timers| {
                                 let mut ctx = Context {
                                     key,
+                                    loaded: OnceCell::new(),
                                     state,
                                     timers,
                                     timestamp: event.time,
@@ -410,7 +416,7 @@ impl SnapshotState {
     /// Loads the restored state, if any, into `store`.
     fn start<K, S>(mut config: Snapshots, key_groups: u32, store: &mut KeyedStore<K, S>) -> Self
     where
-        K: Ord + Clone + StableHash + Serialize + DeserializeOwned,
+        K: StoreKey + Serialize + DeserializeOwned,
         S: KeyState,
     {
         let mut valid_from = 0;
@@ -433,7 +439,7 @@ impl SnapshotState {
     /// Deposits the state for the boundaries up to `hi` not deposited yet.
     fn deposit_up_to<K, S>(&mut self, hi: u64, store: &KeyedStore<K, S>)
     where
-        K: Ord + Clone + StableHash + Serialize + DeserializeOwned,
+        K: StoreKey + Serialize + DeserializeOwned,
         S: KeyState,
     {
         let lo = self.deposited_to.max(self.valid_from);
@@ -455,7 +461,7 @@ impl SnapshotState {
     /// from here on, and nothing more comes.
     fn finish<K, S>(&mut self, store: &KeyedStore<K, S>)
     where
-        K: Ord + Clone + StableHash + Serialize + DeserializeOwned,
+        K: StoreKey + Serialize + DeserializeOwned,
         S: KeyState,
     {
         if !self.finished {
@@ -494,10 +500,11 @@ fn fire_timers_before<F: KeyedProcessFunction>(
     watermark: u64,
     out: &mut Collector<'_, F::Output, F::SideOutput>,
 ) {
-    while let Some((time, key)) = store.pop_timer_before(bound) {
-        store.entry(&key).run(|key, state, timers| {
+    while let Some((time, entry)) = store.pop_timer_before(bound) {
+        entry.run(|key, state, timers| {
             let mut ctx = Context {
                 key,
+                loaded: OnceCell::new(),
                 state,
                 timers,
                 timestamp: time,

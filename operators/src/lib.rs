@@ -9,7 +9,7 @@
 //! - [`state`]: per-key [`ValueState`] and [`MapState`], composed by a rule into one
 //!   serde-serialisable state type per key.
 //! - [`timer`] and [`store`]: the per-key timer service and the store of keyed state
-//!   and pending timers one worker holds.
+//!   and pending timers one worker holds; [`stored_key`]: the smaller form it keeps keys in.
 //! - [`keyed_process`]: the [`KeyedProcessFunction`] trait and the timely operator that
 //!   runs it: exchange by key, buffer by tick, and at the frontier merge records and
 //!   timers in exact-millisecond order.
@@ -54,6 +54,7 @@ pub mod rich_transaction;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod stored_key;
 pub mod time;
 pub mod timer;
 pub mod transaction;

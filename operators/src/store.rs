@@ -2,68 +2,118 @@
 //! queue of pending timers.
 //!
 //! The slots (key, state, timers) lie in one vector without holes: a removed slot's
-//! place takes the last one. A hash table maps each key's [`StableHash`] to its slot's
-//! index (4 bytes an entry), and keys are compared in full, so a hash collision never
-//! merges two keys. The timer queue holds `(time, key hash)`; a timer that comes up fires
-//! for the key of that hash that registered the time. A key's slot is dropped as soon as
-//! its state is empty and it has no timer. The store serialises (serde) as a list of
-//! `(key, state, timers)`, which is what a state snapshot holds.
+//! place takes the last one. A hash table maps each key's hash (32 bits of its
+//! [`StableHash`]) to its slot's index (4 bytes an entry), and keys are compared in full,
+//! so a hash collision never merges two keys. The timer queue holds `(time, key hash)`
+//! ([`crate::timer`]); a timer that comes up fires for the key of that hash that
+//! registered the time (the least such key, if several did). A key's slot is dropped as
+//! soon as its state is empty and it has no timer. The store serialises (serde) as a list
+//! of `(key, state, timers)`, which is what a state snapshot holds.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use hashbrown::HashTable;
+use hashbrown::hash_map::{Entry, OccupiedEntry};
+use hashbrown::{HashMap, HashTable};
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 use crate::key::StableHash;
 use crate::snapshot::{GroupSnapshot, key_group};
 use crate::state::KeyState;
-use crate::timer::{KeyTimers, TimerQueue, TimerService};
+use crate::stored_key::{KeyRef, StoreKey};
+use crate::timer::{self, KeyTimers, PackedTimers, TimerQueue, TimerService};
+
+/// A key's hash in the store and the timer queue: 32 bits of its stable hash.
+#[inline]
+fn short_hash<K: StableHash>(key: &K) -> u32 {
+    key.stable_hash() as u32
+}
+
+/// The hash the index files a short hash under: hashbrown places an entry by the low bits
+/// and tags it with the top 7.
+#[inline]
+fn table_hash(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
+}
 
 struct Slot<K, S> {
     key: K,
     state: S,
-    timers: KeyTimers,
+    timers: PackedTimers,
 }
 
 /// One key's entry in a [`KeyedStore`].
-pub struct KeyEntry<'a, K: Ord, S> {
+pub struct KeyEntry<'a, K: StoreKey, S> {
     store: &'a mut KeyedStore<K, S>,
-    hash: u64,
-    place: Place<K, S>,
+    hash: u32,
+    place: Place<K>,
 }
 
-/// Where a [`KeyEntry`] is: a slot in the store, or a new slot that goes in only if it
-/// holds something after the rule ran (a key that leaves nothing is never added).
-enum Place<K, S> {
+/// Where a [`KeyEntry`] is: a slot in the store, or a new key that gets a slot only if
+/// it holds something after the rule ran (a key that leaves nothing is never added).
+enum Place<K> {
     Occupied(usize),
-    Vacant(Slot<K, S>),
+    Vacant(K),
 }
 
-impl<K: Ord + Clone + StableHash, S: KeyState> KeyEntry<'_, K, S> {
-    /// Runs `f` on the key, its state and its timer service, then drops the entry if
-    /// its state is empty and it has no timer.
+impl<K: StoreKey, S: KeyState> KeyEntry<'_, K, S> {
+    /// Runs `f` on the key, its state and its timer service, then drops the entry if its
+    /// state is empty and it has no timer.
     #[inline]
-    pub fn run<R>(self, f: impl FnOnce(&K, &mut S, TimerService<'_>) -> R) -> R {
-        let KeyEntry {
-            store,
-            hash,
-            mut place,
-        } = self;
-        let slot = match &mut place {
-            Place::Occupied(index) => &mut store.slots[*index],
-            Place::Vacant(slot) => slot,
+    pub fn run<R>(self, f: impl FnOnce(KeyRef<'_, K>, &mut S, TimerService<'_>) -> R) -> R {
+        let KeyEntry { store, hash, place } = self;
+        // One call of `f`, so that the compiler inlines the rule here.
+        let mut new_state = S::default();
+        let (key, state, packed, lent) = match &place {
+            Place::Occupied(index) => {
+                let slot = &mut store.slots[*index];
+                let lent = if slot.timers.is_apart() {
+                    store.apart.lend(*index)
+                } else {
+                    None
+                };
+                (
+                    KeyRef::Stored(&slot.key),
+                    &mut slot.state,
+                    slot.timers,
+                    lent,
+                )
+            }
+            Place::Vacant(key) => (KeyRef::Key(key), &mut new_state, PackedTimers::EMPTY, None),
         };
+        let (apart, lent) = lent.unzip();
+        let mut timers = KeyTimers::unpack(packed, apart);
         let result = f(
-            &slot.key,
-            &mut slot.state,
-            TimerService::new(hash, &mut slot.timers, &mut store.queue),
+            key,
+            state,
+            TimerService::new(hash, &mut timers, &mut store.queue),
         );
-        let empty = slot.is_empty();
+        let (packed, apart) = timers.pack();
         match place {
-            Place::Occupied(index) if empty => store.remove(hash, index),
-            Place::Vacant(slot) if !empty => store.push(hash, slot),
-            _ => {}
+            Place::Occupied(index) => {
+                match lent {
+                    Some(lent) => lent.give_back(apart),
+                    None => store.apart.put(index, apart),
+                }
+                let slot = &mut store.slots[index];
+                slot.timers = packed;
+                if slot.is_empty() {
+                    store.remove(hash, index);
+                }
+            }
+            Place::Vacant(key) => {
+                if !(new_state.is_empty() && packed.is_empty()) {
+                    let index = store.slots.len();
+                    let slot = Slot {
+                        key: key.to_stored(),
+                        state: new_state,
+                        timers: packed,
+                    };
+                    store.push(hash, slot);
+                    store.apart.put(index, apart);
+                }
+            }
         }
         result
     }
@@ -79,24 +129,107 @@ impl<K, S: KeyState> Slot<K, S> {
 /// Where [`KeyedStore::locate`] found a key: its hash and its slot, if it had one.
 #[derive(Clone, Copy, Debug)]
 pub struct Located {
-    hash: u64,
+    hash: u32,
     slot: Option<u32>,
 }
 
+/// The registered times of the keys whose slots mark them apart ([`PackedTimers`]), by
+/// slot index.
+#[derive(Default)]
+struct Apart {
+    times: HashMap<u32, Vec<u64>>,
+    /// The vectors' capacity, in times.
+    capacity: usize,
+}
+
+impl Apart {
+    /// Removes and returns the times of the slot at `index`.
+    fn take(&mut self, index: usize) -> Option<Vec<u64>> {
+        let times = self.times.remove(&(index as u32))?;
+        self.capacity -= times.capacity();
+        Some(times)
+    }
+
+    /// Keeps `times` (if any) as those of the slot at `index`.
+    fn put(&mut self, index: usize, times: Option<Vec<u64>>) {
+        if let Some(times) = times {
+            self.capacity += times.capacity();
+            self.times.insert(index as u32, times);
+        }
+    }
+
+    /// Lends the times of the slot at `index` (one lookup), their place kept for
+    /// [`Lent::give_back`].
+    fn lend(&mut self, index: usize) -> Option<(Vec<u64>, Lent<'_>)> {
+        let Entry::Occupied(mut entry) = self.times.entry(index as u32) else {
+            return None;
+        };
+        let times = std::mem::take(entry.get_mut());
+        self.capacity -= times.capacity();
+        Some((
+            times,
+            Lent {
+                entry,
+                capacity: &mut self.capacity,
+            },
+        ))
+    }
+
+    /// Bytes allocated: the map's buckets and the vectors.
+    fn allocation_size(&self) -> usize {
+        self.times.capacity() * (std::mem::size_of::<(u32, Vec<u64>)>() + 1)
+            + self.capacity * std::mem::size_of::<u64>()
+    }
+}
+
+/// The place of times [`Apart::lend`] lent.
+struct Lent<'a> {
+    entry: OccupiedEntry<'a, u32, Vec<u64>>,
+    capacity: &'a mut usize,
+}
+
+impl Lent<'_> {
+    /// Puts the slot's times back, or drops their place if the slot keeps none apart.
+    fn give_back(mut self, times: Option<Vec<u64>>) {
+        match times {
+            Some(times) => {
+                *self.capacity += times.capacity();
+                *self.entry.get_mut() = times;
+            }
+            None => {
+                self.entry.remove();
+            }
+        }
+    }
+}
+
+/// The registered times of the slot at `index`, in time order.
+fn times_of<'s, T, S>(slots: &'s [Slot<T, S>], apart: &'s Apart, index: usize) -> &'s [u64] {
+    let timers = &slots[index].timers;
+    if timers.is_apart() {
+        apart.times.get(&(index as u32)).map_or(&[], Vec::as_slice)
+    } else {
+        timers.inline()
+    }
+}
+
 /// Per-key state and timers of one worker.
-pub struct KeyedStore<K: Ord, S> {
-    /// The index of each key's slot, by the key's stable hash.
+pub struct KeyedStore<K: StoreKey, S> {
+    /// The index of each key's slot, by the key's hash.
     index: HashTable<u32>,
     /// The keys' slots, without holes.
-    slots: Vec<Slot<K, S>>,
+    slots: Vec<Slot<K::Stored, S>>,
+    /// The times of keys with more than one timer.
+    apart: Apart,
     queue: TimerQueue,
 }
 
-impl<K: Ord, S> Default for KeyedStore<K, S> {
+impl<K: StoreKey, S> Default for KeyedStore<K, S> {
     fn default() -> Self {
         KeyedStore {
             index: HashTable::new(),
             slots: Vec::new(),
+            apart: Apart::default(),
             queue: TimerQueue::default(),
         }
     }
@@ -104,7 +237,7 @@ impl<K: Ord, S> Default for KeyedStore<K, S> {
 
 impl<K, S> KeyedStore<K, S>
 where
-    K: Ord + Clone + StableHash,
+    K: StoreKey,
     S: KeyState,
 {
     /// The entry of `key`, created with empty state if absent. Run the rule on it with
@@ -112,7 +245,7 @@ where
     #[inline]
     pub fn entry(&mut self, key: &K) -> KeyEntry<'_, K, S> {
         let located = Located {
-            hash: key.stable_hash(),
+            hash: short_hash(key),
             slot: None,
         };
         self.entry_located(key, located)
@@ -124,7 +257,7 @@ where
     /// rule run depends on the one before.
     #[inline]
     pub fn locate(&self, key: &K) -> Located {
-        let hash = key.stable_hash();
+        let hash = short_hash(key);
         Located {
             hash,
             slot: self.find(hash, key),
@@ -132,11 +265,13 @@ where
     }
 
     /// The index of `key`'s slot (its hash `hash`), if it has one.
-    #[inline]
-    fn find(&self, hash: u64, key: &K) -> Option<u32> {
+    #[inline(always)]
+    fn find(&self, hash: u32, key: &K) -> Option<u32> {
         let slots = &self.slots;
         self.index
-            .find(hash, |&i| slots[i as usize].key == *key)
+            .find(table_hash(hash), |&i| {
+                key.is_stored_as(&slots[i as usize].key)
+            })
             .copied()
     }
 
@@ -149,14 +284,11 @@ where
             self.drop_deleted_timers();
         }
         let Located { hash, slot } = located;
-        let still_there = |&i: &u32| self.slots.get(i as usize).is_some_and(|s| s.key == *key);
+        let still_there =
+            |&i: &u32| (self.slots.get(i as usize)).is_some_and(|s| key.is_stored_as(&s.key));
         let place = match slot.filter(still_there).or_else(|| self.find(hash, key)) {
             Some(index) => Place::Occupied(index as usize),
-            None => Place::Vacant(Slot {
-                key: key.clone(),
-                state: S::default(),
-                timers: KeyTimers::default(),
-            }),
+            None => Place::Vacant(key.clone()),
         };
         KeyEntry {
             store: self,
@@ -166,87 +298,188 @@ where
     }
 
     /// Adds `slot` (its key absent) under `hash`.
-    fn push(&mut self, hash: u64, slot: Slot<K, S>) {
+    fn push(&mut self, hash: u32, slot: Slot<K::Stored, S>) {
         let index = self.slots.len();
         let Ok(entry) = u32::try_from(index) else {
             panic!("a worker's keyed store holds at most {} keys", u32::MAX)
         };
         self.slots.push(slot);
         let slots = &self.slots;
-        self.index
-            .insert_unique(hash, entry, |&i| slots[i as usize].key.stable_hash());
+        self.index.insert_unique(table_hash(hash), entry, |&i| {
+            table_hash(short_hash(&slots[i as usize].key))
+        });
     }
 
     /// Removes the slot at `index` (its key's hash `hash`); the last slot takes its place.
-    fn remove(&mut self, hash: u64, index: usize) {
-        if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == index) {
+    fn remove(&mut self, hash: u32, index: usize) {
+        let found = self
+            .index
+            .find_entry(table_hash(hash), |&i| i as usize == index);
+        if let Ok(entry) = found {
             entry.remove();
         }
         self.slots.swap_remove(index);
         if let Some(moved) = self.slots.get(index) {
             let last = self.slots.len();
+            if moved.timers.is_apart() {
+                let times = self.apart.take(last);
+                self.apart.put(index, times);
+            }
             if let Some(i) = self
                 .index
-                .find_mut(moved.key.stable_hash(), |&i| i as usize == last)
+                .find_mut(table_hash(short_hash(&moved.key)), |&i| i as usize == last)
             {
                 *i = index as u32;
             }
         }
     }
 
-    /// The index of the slot of the key whose hash is `hash` and which registered a timer
-    /// at `time`, if any.
-    fn timer_slot(&self, time: u64, hash: u64) -> Option<usize> {
-        self.index.iter_hash(hash).map(|&i| i as usize).find(|&i| {
-            let slot = &self.slots[i];
-            slot.timers.contains(time) && slot.key.stable_hash() == hash
-        })
+    /// The index of the slot of the least key whose hash is `hash` and which registered
+    /// a timer at `time`, if any.
+    fn timer_slot(&self, time: u64, hash: u32) -> Option<usize> {
+        self.index
+            .iter_hash(table_hash(hash))
+            .map(|&i| i as usize)
+            .filter(|&i| {
+                times_of(&self.slots, &self.apart, i)
+                    .binary_search(&time)
+                    .is_ok()
+                    && short_hash(&self.slots[i].key) == hash
+            })
+            .min_by(|&i, &j| K::load(&self.slots[i].key).cmp(&K::load(&self.slots[j].key)))
     }
 
     /// The time of the earliest pending timer (possibly a deleted one, which is skipped
     /// when it comes up, or dropped with the others once they outnumber the live ones).
-    pub fn next_timer(&self) -> Option<u64> {
-        self.queue.peek_time()
+    /// Opens the queue's next bucket if none is open.
+    #[inline]
+    pub fn next_timer(&mut self) -> Option<u64> {
+        match self.queue.peek_near() {
+            Some(time) => Some(time),
+            None => self.open_next_bucket(),
+        }
+    }
+
+    /// Opens the queue's next bucket that holds a registered timer, and returns the
+    /// earliest time in the open buckets, if there is one.
+    #[inline(never)]
+    fn open_next_bucket(&mut self) -> Option<u64> {
+        loop {
+            if let Some(time) = self.queue.peek_near() {
+                return Some(time);
+            }
+            // A key's hash is in a bucket once for its times in it, unless a time was
+            // deleted and another registered; a time read twice is queued twice, and the
+            // second comes up unregistered and is skipped.
+            let (bucket, hashes) = self.queue.open_next()?;
+            for hash in hashes {
+                for &i in self.index.iter_hash(table_hash(hash)) {
+                    if short_hash(&self.slots[i as usize].key) != hash {
+                        continue;
+                    }
+                    // A key's times are in order: read those in the bucket.
+                    let times = times_of(&self.slots, &self.apart, i as usize);
+                    let first = times.partition_point(|&t| timer::bucket(t) < bucket);
+                    for &time in &times[first..] {
+                        if timer::bucket(time) > bucket {
+                            break;
+                        }
+                        self.queue.push_opened(time, hash);
+                    }
+                }
+            }
+        }
     }
 
     /// Pops the earliest registered timer with time below `bound` and returns its time and
-    /// key; deleted timers are discarded on the way. The timer is unregistered, so the
-    /// caller fires it (through [`entry`](Self::entry)) exactly once.
-    pub fn pop_timer_before(&mut self, bound: u64) -> Option<(u64, K)> {
-        while let Some((time, hash)) = self.queue.pop_before(bound) {
+    /// its key's entry; deleted timers are discarded on the way. The timer is
+    /// unregistered, so the caller runs it (with [`KeyEntry::run`]) exactly once.
+    #[inline]
+    pub fn pop_timer_before(&mut self, bound: u64) -> Option<(u64, KeyEntry<'_, K, S>)> {
+        if self.next_timer()? >= bound {
+            return None;
+        }
+        let (time, hash, index) = self.pop_due_timer(bound)?;
+        let entry = KeyEntry {
+            store: self,
+            hash,
+            place: Place::Occupied(index),
+        };
+        Some((time, entry))
+    }
+
+    /// [`pop_timer_before`](Self::pop_timer_before) once a timer below `bound` is queued:
+    /// the timer's time, its key's hash and the key's slot.
+    #[inline(never)]
+    fn pop_due_timer(&mut self, bound: u64) -> Option<(u64, u32, usize)> {
+        while self.next_timer()? < bound {
+            let (time, hash) = self.queue.pop_near()?;
             if let Some(index) = self.timer_slot(time, hash) {
-                let slot = &mut self.slots[index];
-                slot.timers.remove(time);
+                self.unregister(index, time);
                 self.queue.unregistered();
-                return Some((time, slot.key.clone()));
+                return Some((time, hash, index));
             }
         }
         None
     }
 
+    /// Removes `time` from the timers the slot at `index` registered.
+    fn unregister(&mut self, index: usize, time: u64) {
+        let slot = &mut self.slots[index];
+        // Times apart that stay apart change in place.
+        if slot.timers.is_apart()
+            && let Some(times) = self.apart.times.get_mut(&(index as u32))
+            && times.len() > 2
+            && let Ok(i) = times.binary_search(&time)
+        {
+            times.remove(i);
+            return;
+        }
+        let lent = if slot.timers.is_apart() {
+            self.apart.lend(index)
+        } else {
+            None
+        };
+        let (apart, lent) = lent.unzip();
+        let mut timers = KeyTimers::unpack(slot.timers, apart);
+        timers.remove(time);
+        let (packed, apart) = timers.pack();
+        slot.timers = packed;
+        match lent {
+            Some(lent) => lent.give_back(apart),
+            None => self.apart.put(index, apart),
+        }
+    }
+
     /// Drops the queue's entries of deleted timers: the queue is rebuilt from the
     /// timers the keys registered, read in one pass over the slots.
     fn drop_deleted_timers(&mut self) {
-        self.queue.replace(self.slots.iter().flat_map(|slot| {
-            let hash = slot.key.stable_hash();
-            slot.timers.as_slice().iter().map(move |&time| (time, hash))
+        let (slots, apart) = (&self.slots, &self.apart);
+        self.queue.replace((0..slots.len()).flat_map(|i| {
+            let hash = short_hash(&slots[i].key);
+            times_of(slots, apart, i)
+                .iter()
+                .map(move |&time| (time, hash))
         }));
     }
 
     /// Inserts `key` with `state` and `timers` (the key must be absent).
     fn insert(&mut self, key: K, state: S, timers: Vec<u64>) {
-        let hash = key.stable_hash();
+        let hash = short_hash(&key);
         for &time in &timers {
-            self.queue.push(time, hash);
+            self.queue.push(time, hash, false);
         }
+        let (packed, apart) = timers.into_iter().collect::<KeyTimers>().pack();
+        let index = self.slots.len();
         self.push(
             hash,
             Slot {
-                key,
+                key: key.to_stored(),
                 state,
-                timers: timers.into_iter().collect(),
+                timers: packed,
             },
         );
+        self.apart.put(index, apart);
     }
 
     /// The number of keys holding state or timers.
@@ -272,8 +505,9 @@ where
     pub fn size(&self) -> StoreSize {
         StoreSize {
             keys: self.slots.len(),
-            bytes: self.slots.capacity() * std::mem::size_of::<Slot<K, S>>()
+            bytes: self.slots.capacity() * std::mem::size_of::<Slot<K::Stored, S>>()
                 + self.index.allocation_size()
+                + self.apart.allocation_size()
                 + self.queue.allocation_size(),
         }
     }
@@ -281,29 +515,29 @@ where
 
 impl<K, S> KeyedStore<K, S>
 where
-    K: Ord + Clone + StableHash + Serialize + DeserializeOwned,
+    K: StoreKey + Serialize + DeserializeOwned,
     S: KeyState,
 {
     /// The store's entries by key group (`crate::snapshot`), each group's
     /// `(key, state, timer times)` encoded with bincode 1, in group order; empty groups
     /// are left out.
     pub fn snapshot(&self, key_groups: u32) -> Vec<GroupSnapshot> {
-        let mut groups: BTreeMap<u32, Vec<&Slot<K, S>>> = BTreeMap::new();
-        for slot in &self.slots {
+        let mut groups: BTreeMap<u32, Vec<SnapshotEntry<'_, K, S>>> = BTreeMap::new();
+        for (i, slot) in self.slots.iter().enumerate() {
             let group = key_group(slot.key.stable_hash(), key_groups);
-            groups.entry(group).or_default().push(slot);
+            let times = times_of(&self.slots, &self.apart, i);
+            groups
+                .entry(group)
+                .or_default()
+                .push((K::load(&slot.key), &slot.state, times));
         }
         groups
             .into_iter()
-            .map(|(group, slots)| {
-                let entries: Vec<(&K, &S, &[u64])> = slots
-                    .iter()
-                    .map(|slot| (&slot.key, &slot.state, slot.timers.as_slice()))
-                    .collect();
+            .map(|(group, entries)| {
                 GroupSnapshot {
                     group,
-                    keys: slots.len() as u64,
-                    timers: slots.iter().map(|s| s.timers.len() as u64).sum(),
+                    keys: entries.len() as u64,
+                    timers: entries.iter().map(|e| e.2.len() as u64).sum(),
                     // Plain data into memory: bincode cannot fail on it.
                     entries: bincode::serialize(&entries).unwrap_or_default(),
                 }
@@ -325,6 +559,9 @@ where
     }
 }
 
+/// A key's entry in a snapshot: the key, its state and its timers' times.
+type SnapshotEntry<'s, K, S> = (Cow<'s, K>, &'s S, &'s [u64]);
+
 /// The size of a [`KeyedStore`] at one moment: see [`KeyedStore::size`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreSize {
@@ -334,11 +571,12 @@ pub struct StoreSize {
     pub bytes: usize,
 }
 
-impl<K: Ord + Serialize, S: Serialize> Serialize for KeyedStore<K, S> {
+impl<K: StoreKey + Serialize, S: Serialize> Serialize for KeyedStore<K, S> {
     fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
         let mut seq = serializer.serialize_seq(Some(self.slots.len()))?;
-        for slot in &self.slots {
-            seq.serialize_element(&(&slot.key, &slot.state, slot.timers.as_slice()))?;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let times = times_of(&self.slots, &self.apart, i);
+            seq.serialize_element(&(K::load(&slot.key), &slot.state, times))?;
         }
         seq.end()
     }
@@ -346,7 +584,7 @@ impl<K: Ord + Serialize, S: Serialize> Serialize for KeyedStore<K, S> {
 
 impl<'de, K, S> Deserialize<'de> for KeyedStore<K, S>
 where
-    K: Ord + Clone + StableHash + Deserialize<'de>,
+    K: StoreKey + Deserialize<'de>,
     S: KeyState,
 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -367,6 +605,12 @@ mod tests {
 
     type Store = KeyedStore<CompactString, ValueState<u32>>;
 
+    /// Pops the next timer below `bound` and runs nothing on it: its time and key.
+    fn pop<K: StoreKey, S: KeyState>(store: &mut KeyedStore<K, S>, bound: u64) -> Option<(u64, K)> {
+        let (time, entry) = store.pop_timer_before(bound)?;
+        Some((time, entry.run(|key, _, _| key.load().into_owned())))
+    }
+
     /// A key whose stable hash is the same for every value: every key collides.
     #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
     struct Colliding(u64);
@@ -377,13 +621,29 @@ mod tests {
         }
     }
 
+    impl StoreKey for Colliding {
+        type Stored = Colliding;
+
+        fn to_stored(&self) -> Colliding {
+            self.clone()
+        }
+
+        fn load(stored: &Colliding) -> Cow<'_, Colliding> {
+            Cow::Borrowed(stored)
+        }
+
+        fn is_stored_as(&self, stored: &Colliding) -> bool {
+            self == stored
+        }
+    }
+
     /// Random updates, clears, timer registrations and deletions, and timers fired, on
     /// `keys` keys made by `key`, against a plain model (a map of each key's value and
     /// set of timer times): the same values, the same timers fired (time order; keys
     /// apart at equal times), and the store holds exactly the keys with a value or a timer.
     fn matches_a_plain_model<K>(keys: u64, key: impl Fn(u64) -> K)
     where
-        K: Ord + Clone + StableHash + std::fmt::Debug,
+        K: StoreKey + std::fmt::Debug,
     {
         use std::collections::BTreeSet;
         let mut store: KeyedStore<K, ValueState<u64>> = KeyedStore::default();
@@ -398,7 +658,9 @@ mod tests {
         let mut now = 0;
         for step in 0..20_000u64 {
             let k = key(next(keys));
-            let (op, time) = (next(6), now + 1 + next(50));
+            // Times over a few of the queue's buckets (1,024 ms), so buckets open while
+            // keys register in them and in later ones.
+            let (op, time) = (next(6), now + 1 + next(3_000));
             let (before, registered) = store.entry(&k).run(|_, state, mut timers| {
                 let before = state.value().copied();
                 match op {
@@ -434,8 +696,7 @@ mod tests {
             if step % 97 == 0 {
                 now += 20;
                 let mut fired = Vec::new();
-                while let Some((t, k)) = store.pop_timer_before(now) {
-                    store.entry(&k).run(|_, _, _| ());
+                while let Some((t, k)) = pop(&mut store, now) {
                     fired.push((t, k));
                 }
                 let mut want = Vec::new();
@@ -458,6 +719,14 @@ mod tests {
     #[test]
     fn store_matches_a_plain_model() {
         matches_a_plain_model(300, |i| CompactString::from(format!("acct_{i:06}")));
+    }
+
+    #[test]
+    fn store_of_long_keys_matches_a_plain_model() {
+        // Longer than 15 bytes: kept boxed (crate::stored_key).
+        matches_a_plain_model(300, |i| {
+            CompactString::from(format!("customer-account-{i:08}"))
+        });
     }
 
     #[test]
@@ -493,11 +762,11 @@ mod tests {
         });
         store.entry(&a).run(|_, _, mut t| t.delete(30));
         let mut fired = Vec::new();
-        while let Some((time, key)) = store.pop_timer_before(u64::MAX) {
+        while let Some((time, key)) = pop(&mut store, u64::MAX) {
             fired.push((time, key.to_string()));
         }
         assert_eq!(fired, vec![(10, "a".to_string()), (20, "b".to_string())]);
-        assert_eq!(store.pop_timer_before(u64::MAX), None);
+        assert_eq!(pop(&mut store, u64::MAX), None);
     }
 
     #[test]
@@ -524,7 +793,7 @@ mod tests {
         }
         // Exactly the live timers fire, in order.
         let mut fired = Vec::new();
-        while let Some((time, key)) = store.pop_timer_before(u64::MAX) {
+        while let Some((time, key)) = pop(&mut store, u64::MAX) {
             fired.push((time, key.to_string()));
             store.entry(&key).run(|_, _, _| ());
         }
@@ -587,7 +856,7 @@ mod tests {
         }
         let mut fired = Vec::new();
         for half in &mut halves {
-            while let Some((time, _)) = half.pop_timer_before(u64::MAX) {
+            while let Some((time, _)) = pop(half, u64::MAX) {
                 fired.push(time);
             }
         }
@@ -619,6 +888,6 @@ mod tests {
             back.entry(&a).run(|_, state, _| state.value().copied()),
             Some(7)
         );
-        assert_eq!(back.pop_timer_before(100), Some((99, a)));
+        assert_eq!(pop(&mut back, 100), Some((99, a)));
     }
 }

@@ -38,15 +38,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use timely::ExchangeData;
 
-use crate::key::StableHash;
 use crate::keyed_process::{Collector, Context, KeyedProcessFunction};
 use crate::state::{KeyState, MapState};
+use crate::stored_key::StoreKey;
 use crate::transaction::{AccountId, Transaction};
 
 /// A record windows can group: its key and its event time.
 pub trait WindowInput: ExchangeData + Clone {
     /// The key windows are kept per.
-    type Key: Ord + Clone + StableHash + ExchangeData;
+    type Key: StoreKey + ExchangeData;
     /// The record's key.
     fn key(&self) -> &Self::Key;
     /// The record's event time (ms).

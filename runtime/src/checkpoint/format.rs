@@ -18,8 +18,10 @@ use serde::de::DeserializeOwned;
 
 use super::{CheckpointError, Manifest, Part};
 
-/// The format version this tidelake writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this tidelake writes and the newest it reads. Format 2 is
+/// format 1 whose fraud states leave the clean-up timer's time empty (the key's timers
+/// hold it): this tidelake reads both, one that reads only format 1 refuses it.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The magic number of a worker's part.
 pub const PART_MAGIC: &[u8; 8] = b"TLCKPART";

@@ -668,8 +668,9 @@ mod tests {
             "{}",
             reasons[1]
         );
+        let future = format!("format version {}", FORMAT_VERSION + 1);
         assert!(
-            reasons[2].contains("chk-0000000003.tlck") && reasons[2].contains("format version 2"),
+            reasons[2].contains("chk-0000000003.tlck") && reasons[2].contains(&future),
             "{}",
             reasons[2]
         );
