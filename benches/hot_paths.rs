@@ -362,9 +362,7 @@ fn keyed_store(c: &mut Criterion) {
     let small = |store: &mut KeyedStore<AccountId, FraudState>, key: &AccountId, time: u64| {
         store.entry(key).run(|_, state, mut timers| {
             if state.take_flag().is_some() {
-                while let Some(&old) = timers.registered().first() {
-                    timers.delete(old);
-                }
+                timers.delete_all();
             }
             state.set_flag(SmallTransaction {
                 ts: time,

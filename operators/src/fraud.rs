@@ -5,7 +5,8 @@
 //! State machine: a small transaction sets a flag and a timer at `S.time + 60 000`; any
 //! transaction that finds the flag set cleans up (flag and timer); the timer clears the
 //! flag. Flink's walkthrough keeps the timer's time in a second state to delete it; here
-//! the key's timer service says which timer it registered, so the state is the flag alone. Because a timer at `T` runs after every record with time `≤ T`, a large
+//! the key's timer service knows which timer it registered, so the state is the flag
+//! alone. Because a timer at `T` runs after every record with time `≤ T`, a large
 //! transaction exactly 60 000 ms after the small one alerts and one at 60 001 does not.
 //!
 //! ```
@@ -273,9 +274,7 @@ impl<T: Payment> KeyedProcessFunction for FraudDetector<T> {
                     large_amount: amount,
                 });
             }
-            while let Some(&time) = ctx.timers().registered().first() {
-                ctx.timers().delete(time);
-            }
+            ctx.timers().delete_all();
         }
         if amount < SMALL {
             let time = ctx.timestamp() + WINDOW;

@@ -44,10 +44,14 @@ struct Slot<K, S> {
 }
 
 /// One key's entry in a [`KeyedStore`].
+#[must_use = "an entry does nothing until it runs"]
 pub struct KeyEntry<'a, K: StoreKey, S> {
     store: &'a mut KeyedStore<K, S>,
     hash: u32,
     place: Place<K>,
+    /// The time of the timer that came up for it ([`KeyedStore::pop_timer_before`]):
+    /// unregistered as the entry runs.
+    fired: Option<u64>,
 }
 
 /// Where a [`KeyEntry`] is: a slot in the store, or a new key that gets a slot only if
@@ -62,7 +66,12 @@ impl<K: StoreKey, S: KeyState> KeyEntry<'_, K, S> {
     /// state is empty and it has no timer.
     #[inline]
     pub fn run<R>(self, f: impl FnOnce(KeyRef<'_, K>, &mut S, TimerService<'_>) -> R) -> R {
-        let KeyEntry { store, hash, place } = self;
+        let KeyEntry {
+            store,
+            hash,
+            place,
+            fired,
+        } = self;
         // One call of `f`, so that the compiler inlines the rule here.
         let mut new_state = S::default();
         let (key, state, packed, lent) = match &place {
@@ -84,6 +93,9 @@ impl<K: StoreKey, S: KeyState> KeyEntry<'_, K, S> {
         };
         let (apart, lent) = lent.unzip();
         let mut timers = KeyTimers::unpack(packed, apart);
+        if let Some(time) = fired {
+            timers.remove(time);
+        }
         let result = f(
             key,
             state,
@@ -203,6 +215,18 @@ impl Lent<'_> {
     }
 }
 
+/// The slots of the keys whose hash is `hash`.
+fn slots_with_hash<'s, T: StableHash, S>(
+    index: &'s HashTable<u32>,
+    slots: &'s [Slot<T, S>],
+    hash: u32,
+) -> impl Iterator<Item = usize> + 's {
+    index
+        .iter_hash(table_hash(hash))
+        .map(|&i| i as usize)
+        .filter(move |&i| short_hash(&slots[i].key) == hash)
+}
+
 /// The registered times of the slot at `index`, in time order.
 fn times_of<'s, T, S>(slots: &'s [Slot<T, S>], apart: &'s Apart, index: usize) -> &'s [u64] {
     let timers = &slots[index].timers;
@@ -294,6 +318,7 @@ where
             store: self,
             hash,
             place,
+            fired: None,
         }
     }
 
@@ -337,14 +362,11 @@ where
     /// The index of the slot of the least key whose hash is `hash` and which registered
     /// a timer at `time`, if any.
     fn timer_slot(&self, time: u64, hash: u32) -> Option<usize> {
-        self.index
-            .iter_hash(table_hash(hash))
-            .map(|&i| i as usize)
+        slots_with_hash(&self.index, &self.slots, hash)
             .filter(|&i| {
                 times_of(&self.slots, &self.apart, i)
                     .binary_search(&time)
                     .is_ok()
-                    && short_hash(&self.slots[i].key) == hash
             })
             .min_by(|&i, &j| K::load(&self.slots[i].key).cmp(&K::load(&self.slots[j].key)))
     }
@@ -373,12 +395,9 @@ where
             // second comes up unregistered and is skipped.
             let (bucket, hashes) = self.queue.open_next()?;
             for hash in hashes {
-                for &i in self.index.iter_hash(table_hash(hash)) {
-                    if short_hash(&self.slots[i as usize].key) != hash {
-                        continue;
-                    }
+                for i in slots_with_hash(&self.index, &self.slots, hash) {
                     // A key's times are in order: read those in the bucket.
-                    let times = times_of(&self.slots, &self.apart, i as usize);
+                    let times = times_of(&self.slots, &self.apart, i);
                     let first = times.partition_point(|&t| timer::bucket(t) < bucket);
                     for &time in &times[first..] {
                         if timer::bucket(time) > bucket {
@@ -392,8 +411,8 @@ where
     }
 
     /// Pops the earliest registered timer with time below `bound` and returns its time and
-    /// its key's entry; deleted timers are discarded on the way. The timer is
-    /// unregistered, so the caller runs it (with [`KeyEntry::run`]) exactly once.
+    /// its key's entry; deleted timers are discarded on the way. Running the entry (with
+    /// [`KeyEntry::run`]) unregisters the timer, so it runs exactly once.
     #[inline]
     pub fn pop_timer_before(&mut self, bound: u64) -> Option<(u64, KeyEntry<'_, K, S>)> {
         if self.next_timer()? >= bound {
@@ -404,6 +423,7 @@ where
             store: self,
             hash,
             place: Place::Occupied(index),
+            fired: Some(time),
         };
         Some((time, entry))
     }
@@ -415,40 +435,11 @@ where
         while self.next_timer()? < bound {
             let (time, hash) = self.queue.pop_near()?;
             if let Some(index) = self.timer_slot(time, hash) {
-                self.unregister(index, time);
                 self.queue.unregistered();
                 return Some((time, hash, index));
             }
         }
         None
-    }
-
-    /// Removes `time` from the timers the slot at `index` registered.
-    fn unregister(&mut self, index: usize, time: u64) {
-        let slot = &mut self.slots[index];
-        // Times apart that stay apart change in place.
-        if slot.timers.is_apart()
-            && let Some(times) = self.apart.times.get_mut(&(index as u32))
-            && times.len() > 2
-            && let Ok(i) = times.binary_search(&time)
-        {
-            times.remove(i);
-            return;
-        }
-        let lent = if slot.timers.is_apart() {
-            self.apart.lend(index)
-        } else {
-            None
-        };
-        let (apart, lent) = lent.unzip();
-        let mut timers = KeyTimers::unpack(slot.timers, apart);
-        timers.remove(time);
-        let (packed, apart) = timers.pack();
-        slot.timers = packed;
-        match lent {
-            Some(lent) => lent.give_back(apart),
-            None => self.apart.put(index, apart),
-        }
     }
 
     /// Drops the queue's entries of deleted timers: the queue is rebuilt from the
@@ -499,9 +490,10 @@ where
 
     /// How many keys the store holds and the bytes it has allocated for them: the slots
     /// (their capacity × the slot of key, state and timers), the index (its capacity ×
-    /// 4 bytes, plus control bytes) and the timer queue's capacity. Heap memory a key or
-    /// state owns itself is not counted: the fraud rule has none (account ids up to 24
-    /// bytes are inline in a `CompactString`, and its state is two inline values).
+    /// 4 bytes, plus control bytes), the times of keys with several timers, and the timer
+    /// queue's capacity. Heap memory a key or state owns itself is not counted: the fraud
+    /// rule has none for account ids up to 15 bytes (kept inline, `crate::stored_key`),
+    /// and its state is one inline value.
     pub fn size(&self) -> StoreSize {
         StoreSize {
             keys: self.slots.len(),
@@ -621,21 +613,7 @@ mod tests {
         }
     }
 
-    impl StoreKey for Colliding {
-        type Stored = Colliding;
-
-        fn to_stored(&self) -> Colliding {
-            self.clone()
-        }
-
-        fn load(stored: &Colliding) -> Cow<'_, Colliding> {
-            Cow::Borrowed(stored)
-        }
-
-        fn is_stored_as(&self, stored: &Colliding) -> bool {
-            self == stored
-        }
-    }
+    crate::stored_key::kept_as_they_are!(Colliding);
 
     /// Random updates, clears, timer registrations and deletions, and timers fired, on
     /// `keys` keys made by `key`, against a plain model (a map of each key's value and
@@ -660,7 +638,7 @@ mod tests {
             let k = key(next(keys));
             // Times over a few of the queue's buckets (1,024 ms), so buckets open while
             // keys register in them and in later ones.
-            let (op, time) = (next(6), now + 1 + next(3_000));
+            let (op, time) = (next(7), now + 1 + next(3_000));
             let (before, registered) = store.entry(&k).run(|_, state, mut timers| {
                 let before = state.value().copied();
                 match op {
@@ -672,6 +650,7 @@ mod tests {
                             timers.delete(t);
                         }
                     }
+                    5 => timers.delete_all(),
                     _ => {}
                 }
                 let registered: BTreeSet<u64> = timers.registered().iter().copied().collect();
@@ -688,6 +667,7 @@ mod tests {
                 4 => {
                     timers.pop_first();
                 }
+                5 => timers.clear(),
                 _ => {}
             }
             assert_eq!(registered, *timers, "step {step}: timers of {k:?}");

@@ -71,6 +71,9 @@ macro_rules! kept_as_they_are {
     )*};
 }
 
+#[cfg(test)]
+pub(crate) use kept_as_they_are;
+
 kept_as_they_are!(String, u64);
 
 impl StoreKey for CompactString {

@@ -4,10 +4,10 @@
 //! timers by `(time, key hash)`, where the key hash is 32 bits of the key's stable hash
 //! (the store finds the key by it and checks that the key registered the time, so keys
 //! whose hashes are equal stay apart, ordered by key). Timers in the later buckets of
-//! about a second of rule time cost the queue 4 bytes a key and bucket ([`TimerQueue`]). Deleting a
-//! timer only removes it from the key's set; the queue entry is skipped when it comes up
-//! (lazy deletion), so register, delete and re-register are all cheap and a timer fires at
-//! most once per registration. The queue counts its live timers, and once deleted entries
+//! about a second of rule time cost the queue 4 bytes a key and bucket ([`TimerQueue`]).
+//! Deleting a timer only removes it from the key's set; the queue entry is skipped when it
+//! comes up (lazy deletion), so register, delete and re-register are all cheap and a
+//! timer fires at most once per registration. The queue counts its live timers, and once deleted entries
 //! outnumber them the store drops the deleted ones at once
 //! ([`TimerQueue::needs_compaction`]): a rule that deletes most of its timers (the fraud
 //! rule clears its flag's timer on the next transaction) would otherwise keep them queued
@@ -81,7 +81,7 @@ impl KeyTimers {
             return false;
         };
         let i = times.partition_point(|&t| t < time);
-        let near = |t: Option<&u64>| t.is_some_and(|&t| t != time && bucket(t) == bucket(time));
+        let near = |t: Option<&u64>| t.is_some_and(|&t| bucket(t) == bucket(time));
         near(i.checked_sub(1).and_then(|j| times.get(j))) || near(times.get(i + 1))
     }
 
@@ -338,6 +338,14 @@ impl<'a> TimerService<'a> {
         if self.registered.remove(time) {
             self.queue.unregistered();
         }
+    }
+
+    /// Deletes all of the current key's timers.
+    pub fn delete_all(&mut self) {
+        for _ in self.registered.as_slice() {
+            self.queue.unregistered();
+        }
+        *self.registered = KeyTimers::None;
     }
 
     /// The times the current key has timers registered for, in time order.
