@@ -13,8 +13,10 @@
 //! - [`options`]: target size, codec and batch size.
 //!
 //! The files follow `shared/notes/delta-writer.md` §5: data page V1, zstd by default
-//! (snappy on request), dictionary encoding (parquet's default, for every column),
-//! timestamps as the Arrow schema gives them (`Timestamp(Microsecond, "UTC")` becomes
+//! (snappy on request), dictionary encoding (parquet's default) for every column but
+//! timestamps, which are delta-encoded (`DELTA_BINARY_PACKED`: event times rise almost
+//! in order, so their differences take a few bits each) and stored as the Arrow schema
+//! gives them (`Timestamp(Microsecond, "UTC")` becomes
 //! INT64 `TIMESTAMP(MICROS, isAdjustedToUTC=true)`), partition columns left out.
 
 pub mod batch_writer;
