@@ -16,17 +16,21 @@
 //! reports them all, and the operator asks it to [`flush`](EpochWriter::flush) when its
 //! [`wake_at`](EpochWriter::wake_at) time comes and once the input has ended.
 //!
-//! A bounded queue of batches stands between the worker and its I/O thread: when the
+//! The operator gathers an epoch's containers and hands them over together once they
+//! hold `SEND_ROWS` rows, or when the epoch is sealed: the I/O thread then wakes once
+//! per many containers rather than once per container (a thread switch each). When the
 //! store or the Parquet encoding falls behind, the worker waits rather than buffer
-//! without limit. If the writer fails, the error goes to the `on_error` callback, the
+//! without limit: it hands over at most `MAX_ROWS_IN_FLIGHT` rows the thread has not
+//! written yet. Seals never wait, so a worker whose sink is behind on commits still
+//! runs the rest of its dataflow (its checkpoint parts among it). If the writer fails, the error goes to the `on_error` callback, the
 //! operator drops its capabilities and discards later records, so the dataflow can end;
 //! nothing more is committed.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -196,14 +200,20 @@ pub trait WriteEpochs<'s, R> {
     ) -> StreamVec<'s, u64, EpochReport>;
 }
 
-/// Requests (mostly batches of rows) queued for the I/O thread before the worker waits
-/// for it: the sink's memory bound when the store or Parquet encoding is slower than
-/// the dataflow. The I/O thread never waits for the worker, so waiting cannot deadlock.
-const MAX_QUEUED_REQUESTS: usize = 256;
+/// Rows of an epoch the operator gathers before handing them to the I/O thread (an
+/// epoch's last rows go when it is sealed).
+pub(crate) const SEND_ROWS: usize = 8192;
+
+/// Rows handed to the I/O thread and not yet written before the worker waits for it:
+/// with the rows gathered in open epochs, the sink's memory bound when the store or
+/// Parquet encoding is slower than the dataflow. The I/O thread never waits for the
+/// worker, so waiting cannot deadlock.
+const MAX_ROWS_IN_FLIGHT: usize = 8 * SEND_ROWS;
 
 /// A request to the I/O thread.
 enum Request<R> {
-    Write(u64, Vec<R>),
+    /// Rows of an epoch, in the containers they came in.
+    Write(u64, Vec<Vec<R>>),
     Seal(u64),
     /// Every epoch with rows has been sealed: complete those held back.
     End,
@@ -220,11 +230,23 @@ enum Reply {
 }
 
 /// An epoch with rows that is not sealed yet.
-struct Pending {
+struct Pending<R> {
     /// At the earliest time of the epoch's records.
     cap: Capability<u64>,
     /// A seal has been requested.
     sealing: bool,
+    /// Rows not yet handed to the I/O thread, and how many.
+    gathered: Vec<Vec<R>>,
+    gathered_rows: usize,
+}
+
+impl<R> Pending<R> {
+    /// The gathered rows as a request, leaving none.
+    fn take_rows(&mut self, epoch: u64) -> Option<Request<R>> {
+        self.gathered_rows = 0;
+        let rows = std::mem::take(&mut self.gathered);
+        (!rows.is_empty()).then_some(Request::Write(epoch, rows))
+    }
 }
 
 impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
@@ -249,7 +271,7 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
         builder.build(move |initial| {
             drop(initial);
             let mut io = Some(IoThread::start(&name, writer, activator));
-            let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+            let mut pending: BTreeMap<u64, Pending<R>> = BTreeMap::new();
             let mut ended = false;
             move |frontiers| {
                 let Some(thread) = io.as_mut() else {
@@ -266,12 +288,20 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
                     let entry = pending.entry(epoch).or_insert_with(|| Pending {
                         cap: icap.delayed(&time, 0),
                         sealing: false,
+                        gathered: Vec::new(),
+                        gathered_rows: 0,
                     });
                     if time < *entry.cap.time() {
                         entry.cap = icap.delayed(&time, 0);
                     }
                     for container in data {
-                        thread.send(Request::Write(epoch, std::mem::take(container)));
+                        entry.gathered_rows += container.len();
+                        entry.gathered.push(std::mem::take(container));
+                    }
+                    if entry.gathered_rows >= SEND_ROWS
+                        && let Some(rows) = entry.take_rows(epoch)
+                    {
+                        thread.send(rows);
                     }
                 });
 
@@ -282,6 +312,9 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
                         break;
                     }
                     state.sealing = true;
+                    if let Some(rows) = state.take_rows(epoch) {
+                        thread.send(rows);
+                    }
                     thread.send(Request::Seal(epoch));
                 }
 
@@ -330,19 +363,24 @@ impl<'s, R: Send + 'static> WriteEpochs<'s, R> for StreamVec<'s, u64, R> {
 /// The sink's I/O thread and the channels to it. Dropping it closes the requests and
 /// waits for the thread to finish what it was given.
 struct IoThread<R> {
-    requests: Option<mpsc::SyncSender<Request<R>>>,
+    requests: Option<mpsc::Sender<Request<R>>>,
+    in_flight: Arc<InFlight>,
     replies: mpsc::Receiver<Reply>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl<R: Send + 'static> IoThread<R> {
     fn start<W: EpochWriter<Row = R>>(name: &str, mut writer: W, activator: SyncActivator) -> Self {
-        let (requests, requests_rx) = mpsc::sync_channel::<Request<R>>(MAX_QUEUED_REQUESTS);
+        let (requests, requests_rx) = mpsc::channel::<Request<R>>();
+        let in_flight = Arc::new(InFlight::default());
+        let written = Arc::clone(&in_flight);
         let (replies_tx, replies) = mpsc::channel();
         let thread_name = format!("{name}-io");
         let handle = std::thread::Builder::new()
             .name(thread_name.clone())
             .spawn(move || {
+                // However the thread ends, the worker no longer waits for it.
+                let _closed = written.closer();
                 let reply = |reply: Reply| {
                     // The operator is gone if either fails: nothing is waiting.
                     let _ = replies_tx.send(reply);
@@ -375,8 +413,16 @@ impl<R: Send + 'static> IoThread<R> {
                         (!reports.is_empty()).then_some(Reply::Sealed(reports))
                     };
                     let result = match request {
-                        Some(Request::Write(epoch, rows)) => {
-                            runtime.block_on(writer.write(epoch, rows)).map(|()| None)
+                        Some(Request::Write(epoch, containers)) => {
+                            let rows = containers.iter().map(Vec::len).sum();
+                            let result = runtime.block_on(async {
+                                for rows in containers {
+                                    writer.write(epoch, rows).await?;
+                                }
+                                Ok(())
+                            });
+                            written.written(rows);
+                            result.map(|()| None)
                         }
                         Some(Request::Seal(epoch)) => {
                             runtime.block_on(writer.seal(epoch)).map(sealed)
@@ -403,6 +449,7 @@ impl<R: Send + 'static> IoThread<R> {
                 )));
                 return IoThread {
                     requests: None,
+                    in_flight,
                     replies: rx,
                     handle: None,
                 };
@@ -410,17 +457,77 @@ impl<R: Send + 'static> IoThread<R> {
         };
         IoThread {
             requests,
+            in_flight,
             replies,
             handle,
         }
     }
 
-    /// Queues `request`, waiting while the queue is full.
+    /// Queues `request`; rows wait while too many handed over are not written yet.
     fn send(&self, request: Request<R>) {
+        if let Request::Write(_, containers) = &request {
+            self.in_flight
+                .hand_over(containers.iter().map(Vec::len).sum());
+        }
         // A closed channel means the thread failed; its reply says why.
         if let Some(requests) = &self.requests {
             let _ = requests.send(request);
         }
+    }
+}
+
+/// The rows handed to an I/O thread and not yet written, shared by the worker (which
+/// waits while there are too many) and the thread (which counts them off).
+#[derive(Default)]
+struct InFlight {
+    state: Mutex<InFlightState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct InFlightState {
+    rows: usize,
+    /// The thread has ended.
+    ended: bool,
+}
+
+impl InFlight {
+    /// Counts `rows` in, first waiting while the rows in flight would pass
+    /// `MAX_ROWS_IN_FLIGHT` (unless none are: a batch larger than the bound still goes)
+    /// and the thread runs.
+    fn hand_over(&self, rows: usize) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        while state.rows > 0 && state.rows + rows > MAX_ROWS_IN_FLIGHT && !state.ended {
+            let Ok(next) = self.changed.wait(state) else {
+                return;
+            };
+            state = next;
+        }
+        state.rows += rows;
+    }
+
+    /// Counts `rows` off as written.
+    fn written(&self, rows: usize) {
+        if let Ok(mut state) = self.state.lock() {
+            state.rows = state.rows.saturating_sub(rows);
+        }
+        self.changed.notify_one();
+    }
+
+    /// A guard that, when dropped, marks the thread ended: nothing waits for it after.
+    fn closer(&self) -> impl Drop + '_ {
+        struct Closer<'a>(&'a InFlight);
+        impl Drop for Closer<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut state) = self.0.state.lock() {
+                    state.ended = true;
+                }
+                self.0.changed.notify_all();
+            }
+        }
+        Closer(self)
     }
 }
 

@@ -484,11 +484,14 @@ mod tests {
                 Arc::clone(&halt),
                 Arc::clone(&shared),
             );
-            // Epochs 0 and 1 in one batch; epoch 0 is sealed, then the job fails.
+            // Epochs 0 and 1 in one batch; epoch 0 is sealed, then the job fails. Epoch 1
+            // has enough rows for the operator to hand them to the writer unsealed.
             input.advance_to(DAY_MS);
             input.send(row(DAY_MS, "a"));
             input.advance_to(DAY_MS + INTERVAL);
-            input.send(row(DAY_MS + INTERVAL, "b"));
+            for _ in 0..crate::epochs::SEND_ROWS {
+                input.send(row(DAY_MS + INTERVAL, "b"));
+            }
             input.advance_to(DAY_MS + 2 * INTERVAL - 1);
             for _ in 0..100 {
                 worker.step();
