@@ -22,9 +22,9 @@
 //! store or the Parquet encoding falls behind, the worker waits rather than buffer
 //! without limit: it hands over at most `MAX_ROWS_IN_FLIGHT` rows the thread has not
 //! written yet. Seals never wait, so a worker whose sink is behind on commits still
-//! runs the rest of its dataflow (its checkpoint parts among it). If the writer fails, the error goes to the `on_error` callback, the
-//! operator drops its capabilities and discards later records, so the dataflow can end;
-//! nothing more is committed.
+//! runs the rest of its dataflow (its checkpoint parts among it). If the writer fails,
+//! the error goes to the `on_error` callback, the operator drops its capabilities and
+//! discards later records, so the dataflow can end; nothing more is committed.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -443,6 +443,7 @@ impl<R: Send + 'static> IoThread<R> {
             Ok(handle) => (Some(requests), Some(handle)),
             // No thread: report it as the writer's first error.
             Err(e) => {
+                in_flight.end();
                 let (tx, rx) = mpsc::channel();
                 let _ = tx.send(Reply::Failed(format!(
                     "cannot start the {name} I/O thread: {e}"
@@ -516,15 +517,20 @@ impl InFlight {
         self.changed.notify_one();
     }
 
-    /// A guard that, when dropped, marks the thread ended: nothing waits for it after.
+    /// Marks the thread ended (or never started): nothing waits for it after.
+    fn end(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.ended = true;
+        }
+        self.changed.notify_all();
+    }
+
+    /// A guard that [ends](Self::end) the thread when dropped.
     fn closer(&self) -> impl Drop + '_ {
         struct Closer<'a>(&'a InFlight);
         impl Drop for Closer<'_> {
             fn drop(&mut self) {
-                if let Ok(mut state) = self.0.state.lock() {
-                    state.ended = true;
-                }
-                self.0.changed.notify_all();
+                self.0.end();
             }
         }
         Closer(self)
@@ -537,5 +543,69 @@ impl<R> Drop for IoThread<R> {
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::{InFlight, MAX_ROWS_IN_FLIGHT};
+
+    /// Hands `rows` over on a thread of its own; the flag says when it got through.
+    fn hand_over(in_flight: &Arc<InFlight>, rows: usize) -> Arc<AtomicBool> {
+        let (in_flight, through) = (Arc::clone(in_flight), Arc::new(AtomicBool::new(false)));
+        let flag = Arc::clone(&through);
+        std::thread::spawn(move || {
+            in_flight.hand_over(rows);
+            flag.store(true, Ordering::Release);
+        });
+        through
+    }
+
+    fn waits_for(through: &AtomicBool) -> bool {
+        std::thread::sleep(Duration::from_millis(50));
+        !through.load(Ordering::Acquire)
+    }
+
+    fn gets_through(through: &AtomicBool) -> bool {
+        (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            through.load(Ordering::Acquire)
+        })
+    }
+
+    #[test]
+    fn rows_wait_while_too_many_are_in_flight_and_go_once_written() {
+        let in_flight = Arc::new(InFlight::default());
+        // More than the bound goes when nothing is in flight.
+        in_flight.hand_over(MAX_ROWS_IN_FLIGHT + 1);
+        let next = hand_over(&in_flight, 1);
+        assert!(waits_for(&next), "a row waits while the bound is passed");
+        in_flight.written(MAX_ROWS_IN_FLIGHT + 1);
+        assert!(gets_through(&next), "and goes once those are written");
+        in_flight.written(1);
+
+        in_flight.hand_over(MAX_ROWS_IN_FLIGHT - 1);
+        let next = hand_over(&in_flight, 1);
+        assert!(gets_through(&next), "up to the bound, rows go at once");
+        let last = hand_over(&in_flight, 1);
+        assert!(waits_for(&last), "past it, they wait");
+        in_flight.written(1);
+        assert!(gets_through(&last));
+    }
+
+    #[test]
+    fn nothing_waits_for_a_thread_that_ended() {
+        let in_flight = Arc::new(InFlight::default());
+        in_flight.hand_over(MAX_ROWS_IN_FLIGHT);
+        let waiting = hand_over(&in_flight, 1);
+        assert!(waits_for(&waiting));
+        drop(in_flight.closer());
+        assert!(gets_through(&waiting), "the waiting rows go");
+        let after = hand_over(&in_flight, MAX_ROWS_IN_FLIGHT);
+        assert!(gets_through(&after), "and so do later ones");
     }
 }
