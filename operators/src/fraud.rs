@@ -137,7 +137,7 @@ impl KeyState for FraudState {
 }
 
 /// [`FraudState`] as snapshots hold it.
-#[derive(Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize)]
 struct StoredFraudState {
     flag: ValueState<SmallTransaction>,
     timer: ValueState<u64>,
@@ -155,14 +155,11 @@ impl From<StoredFraudState> for FraudState {
 
 impl From<FraudState> for StoredFraudState {
     fn from(state: FraudState) -> Self {
-        let mut flag = ValueState::default();
+        let mut stored = StoredFraudState::default();
         if let Some(small) = state.flag() {
-            flag.update(small);
+            stored.flag.update(small);
         }
-        StoredFraudState {
-            flag,
-            timer: ValueState::default(),
-        }
+        stored
     }
 }
 
@@ -315,14 +312,8 @@ mod tests {
         assert_eq!(state.flag(), Some(small));
         // Format 1 wrote the flag and the timer's time; format 2 writes the timer empty
         // and reads a format 1 state whatever its timer.
-        let old = StoredFraudState {
-            flag: ValueState::default(),
-            timer: ValueState::default(),
-        };
-        let mut old_set = StoredFraudState {
-            flag: ValueState::default(),
-            timer: ValueState::default(),
-        };
+        let old = StoredFraudState::default();
+        let mut old_set = StoredFraudState::default();
         old_set.flag.update(small);
         old_set.timer.update(small.ts + WINDOW);
         let bytes = |s: &StoredFraudState| bincode::serialize(s).expect("serialises");

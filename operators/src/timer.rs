@@ -7,8 +7,8 @@
 //! about a second of rule time cost the queue 4 bytes a key and bucket ([`TimerQueue`]).
 //! Deleting a timer only removes it from the key's set; the queue entry is skipped when it
 //! comes up (lazy deletion), so register, delete and re-register are all cheap and a
-//! timer fires at most once per registration. The queue counts its live timers, and once deleted entries
-//! outnumber them the store drops the deleted ones at once
+//! timer fires at most once per registration. The queue counts its live timers, and once
+//! deleted entries outnumber them the store drops the deleted ones at once
 //! ([`TimerQueue::needs_compaction`]): a rule that deletes most of its timers (the fraud
 //! rule clears its flag's timer on the next transaction) would otherwise keep them queued
 //! for the rest of their time.

@@ -213,7 +213,12 @@ const MAX_ROWS_IN_FLIGHT: usize = 8 * SEND_ROWS;
 /// A request to the I/O thread.
 enum Request<R> {
     /// Rows of an epoch, in the containers they came in.
-    Write(u64, Vec<Vec<R>>),
+    Write {
+        epoch: u64,
+        containers: Vec<Vec<R>>,
+        /// The containers' rows.
+        rows: usize,
+    },
     Seal(u64),
     /// Every epoch with rows has been sealed: complete those held back.
     End,
@@ -243,9 +248,13 @@ struct Pending<R> {
 impl<R> Pending<R> {
     /// The gathered rows as a request, leaving none.
     fn take_rows(&mut self, epoch: u64) -> Option<Request<R>> {
-        self.gathered_rows = 0;
-        let rows = std::mem::take(&mut self.gathered);
-        (!rows.is_empty()).then_some(Request::Write(epoch, rows))
+        let rows = std::mem::take(&mut self.gathered_rows);
+        let containers = std::mem::take(&mut self.gathered);
+        (!containers.is_empty()).then_some(Request::Write {
+            epoch,
+            containers,
+            rows,
+        })
     }
 }
 
@@ -413,8 +422,11 @@ impl<R: Send + 'static> IoThread<R> {
                         (!reports.is_empty()).then_some(Reply::Sealed(reports))
                     };
                     let result = match request {
-                        Some(Request::Write(epoch, containers)) => {
-                            let rows = containers.iter().map(Vec::len).sum();
+                        Some(Request::Write {
+                            epoch,
+                            containers,
+                            rows,
+                        }) => {
                             let result = runtime.block_on(async {
                                 for rows in containers {
                                     writer.write(epoch, rows).await?;
@@ -466,9 +478,8 @@ impl<R: Send + 'static> IoThread<R> {
 
     /// Queues `request`; rows wait while too many handed over are not written yet.
     fn send(&self, request: Request<R>) {
-        if let Request::Write(_, containers) = &request {
-            self.in_flight
-                .hand_over(containers.iter().map(Vec::len).sum());
+        if let Request::Write { rows, .. } = request {
+            self.in_flight.hand_over(rows);
         }
         // A closed channel means the thread failed; its reply says why.
         if let Some(requests) = &self.requests {
